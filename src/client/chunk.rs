@@ -1,0 +1,258 @@
+//! What one OpenAI response object (a stream chunk or a whole non-streaming body) says, for
+//! timing purposes: how much generated content it carries, whether it finishes the choice, the
+//! usage it reports, or the error it carries. Pure; borrows from the input where it can.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// Token usage as the server reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+/// The parts of a chunk that matter for timing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Characters of generated content: answer text, reasoning text or tool-call arguments.
+    /// A chunk with none (role-only, empty content, usage-only) is not a token for TTFT.
+    pub content_chars: u64,
+    /// A choice finished (a `finish_reason` was set).
+    pub finished: bool,
+    pub usage: Option<Usage>,
+}
+
+/// A parsed stream event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamItem {
+    /// `[DONE]`: the stream is complete.
+    Done,
+    Chunk(ChunkInfo),
+    /// An `{"error": ...}` object: the server failed mid-stream.
+    Error(String),
+    /// Not JSON, or not shaped like an OpenAI chunk.
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<Choice<'a>>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    /// Chat streaming.
+    #[serde(default, borrow)]
+    delta: Option<Message<'a>>,
+    /// Chat, non-streaming.
+    #[serde(default, borrow)]
+    message: Option<Message<'a>>,
+    /// Completions (both modes).
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde_json::Value>,
+}
+
+fn chars(s: &Option<Cow<'_, str>>) -> u64 {
+    s.as_deref().map_or(0, |s| s.chars().count() as u64)
+}
+
+impl Message<'_> {
+    fn content_chars(&self) -> u64 {
+        let tools = match &self.tool_calls {
+            Some(serde_json::Value::Array(calls)) if !calls.is_empty() => {
+                // Tool-call deltas carry their generated text in function.arguments (or a name).
+                calls
+                    .iter()
+                    .map(|c| {
+                        let f = &c["function"];
+                        let n = f["arguments"].as_str().map_or(0, str::len)
+                            + f["name"].as_str().map_or(0, str::len);
+                        n.max(1) as u64
+                    })
+                    .sum()
+            }
+            _ => 0,
+        };
+        chars(&self.content) + chars(&self.reasoning_content) + chars(&self.reasoning) + tools
+    }
+}
+
+/// Interprets one SSE `data` payload.
+pub fn parse_stream_data(data: &[u8]) -> StreamItem {
+    let trimmed = data.trim_ascii();
+    if trimmed == b"[DONE]" {
+        return StreamItem::Done;
+    }
+    match parse_body(trimmed) {
+        Ok(info) => StreamItem::Chunk(info),
+        Err(BodyError::Error(msg)) => StreamItem::Error(msg),
+        Err(BodyError::Invalid(msg)) => StreamItem::Invalid(msg),
+    }
+}
+
+/// Why a body could not be read as a successful response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// The server sent an error object.
+    Error(String),
+    Invalid(String),
+}
+
+/// Interprets a whole JSON object: a stream chunk or a non-streaming response.
+pub fn parse_body(json: &[u8]) -> Result<ChunkInfo, BodyError> {
+    let body: Body<'_> = serde_json::from_slice(json)
+        .map_err(|e| BodyError::Invalid(format!("not an OpenAI response object: {e}")))?;
+    if let Some(err) = body.error.filter(|e| !e.is_null()) {
+        let msg = err
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+            .or_else(|| err.as_str().map(str::to_owned))
+            .unwrap_or_else(|| err.to_string());
+        return Err(BodyError::Error(truncate(&msg, 300)));
+    }
+    let Some(choices) = body.choices else {
+        if body.usage.is_some() {
+            return Ok(ChunkInfo {
+                usage: body.usage,
+                ..ChunkInfo::default()
+            });
+        }
+        return Err(BodyError::Invalid(
+            "response object has neither choices nor usage".into(),
+        ));
+    };
+    let mut info = ChunkInfo {
+        usage: body.usage,
+        ..ChunkInfo::default()
+    };
+    for choice in &choices {
+        let message = choice.delta.as_ref().or(choice.message.as_ref());
+        info.content_chars += message.map_or(0, Message::content_chars) + chars(&choice.text);
+        info.finished |= choice.finish_reason.is_some();
+    }
+    Ok(info)
+}
+
+/// Shortens `s` to at most `max` characters, marking the cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(json: &str) -> ChunkInfo {
+        match parse_stream_data(json.as_bytes()) {
+            StreamItem::Chunk(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn role_only_and_empty_chunks_carry_no_content() {
+        let role = chunk(
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+        );
+        assert_eq!(role.content_chars, 0);
+        let empty = chunk(r#"{"choices":[{"delta":{}}]}"#);
+        assert_eq!(empty.content_chars, 0);
+    }
+
+    #[test]
+    fn content_reasoning_text_and_tool_calls_count() {
+        assert_eq!(
+            chunk(r#"{"choices":[{"delta":{"content":"héllo"}}]}"#).content_chars,
+            5
+        );
+        assert_eq!(
+            chunk(r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#).content_chars,
+            3
+        );
+        assert_eq!(
+            chunk(r#"{"choices":[{"delta":{"reasoning":"ok"}}]}"#).content_chars,
+            2
+        );
+        assert_eq!(
+            chunk(r#"{"choices":[{"text":" a","finish_reason":null}]}"#).content_chars,
+            2
+        );
+        let tool = chunk(
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"x"}}]}}]}"#,
+        );
+        assert_eq!(tool.content_chars, 3);
+    }
+
+    #[test]
+    fn usage_chunk_and_finish_reason() {
+        let u = chunk(
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":50,"total_tokens":57}}"#,
+        );
+        assert_eq!(u.content_chars, 0);
+        assert_eq!(
+            u.usage,
+            Some(Usage {
+                prompt_tokens: Some(7),
+                completion_tokens: Some(50)
+            })
+        );
+        let f = chunk(r#"{"choices":[{"delta":{},"finish_reason":"length"}],"usage":null}"#);
+        assert!(f.finished);
+        assert_eq!(f.usage, None);
+    }
+
+    #[test]
+    fn done_errors_and_garbage() {
+        assert_eq!(parse_stream_data(b"[DONE]"), StreamItem::Done);
+        assert_eq!(parse_stream_data(b" [DONE] "), StreamItem::Done);
+        assert_eq!(
+            parse_stream_data(br#"{"error":{"message":"out of memory","code":500}}"#),
+            StreamItem::Error("out of memory".into())
+        );
+        assert!(matches!(
+            parse_stream_data(b"{oops"),
+            StreamItem::Invalid(_)
+        ));
+        assert!(matches!(parse_stream_data(b"{}"), StreamItem::Invalid(_)));
+    }
+
+    #[test]
+    fn non_streaming_bodies() {
+        let chat = parse_body(br#"{"choices":[{"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#).unwrap();
+        assert_eq!(chat.content_chars, 8);
+        assert!(chat.finished);
+        let comp = parse_body(br#"{"choices":[{"text":"abc","finish_reason":"length"}]}"#).unwrap();
+        assert_eq!(comp.content_chars, 3);
+    }
+
+    #[test]
+    fn truncate_marks_the_cut() {
+        assert_eq!(truncate("abcdef", 3), "abc…");
+        assert_eq!(truncate("abc", 3), "abc");
+    }
+}

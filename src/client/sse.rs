@@ -1,0 +1,203 @@
+//! A pure, incremental Server-Sent Events parser: bytes in, events out, in any split.
+//!
+//! Follows the SSE rules that matter to OpenAI-style streams: lines end in LF, CRLF or CR (even
+//! when a CRLF is split across reads); `data:` with or without the space; several `data:` lines
+//! join with a newline; lines starting with `:` are comments (keep-alives); a blank line ends an
+//! event. At the end of input, a pending event is still delivered (lenient: some servers close
+//! without the final blank line).
+
+/// One complete event. `data` borrows the parser's buffer until the callback returns.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SseEvent<'a> {
+    /// The `event:` field, if the server named one.
+    pub event: Option<&'a str>,
+    pub data: &'a [u8],
+}
+
+/// Incremental parser; feed it network reads as they arrive.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    line: Vec<u8>,
+    data: Vec<u8>,
+    has_data: bool,
+    event: Option<String>,
+    /// The last byte seen was CR: a following LF belongs to the same line end.
+    after_cr: bool,
+    /// Comment lines seen (keep-alives).
+    pub comments: u64,
+}
+
+impl SseParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses `bytes`, calling `on_event` for each event they complete.
+    pub fn feed(&mut self, mut bytes: &[u8], mut on_event: impl FnMut(SseEvent<'_>)) {
+        while !bytes.is_empty() {
+            if self.after_cr {
+                self.after_cr = false;
+                if bytes[0] == b'\n' {
+                    bytes = &bytes[1..];
+                    continue;
+                }
+            }
+            match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(end) => {
+                    self.line.extend_from_slice(&bytes[..end]);
+                    self.after_cr = bytes[end] == b'\r';
+                    bytes = &bytes[end + 1..];
+                    self.end_line(&mut on_event);
+                }
+                None => {
+                    self.line.extend_from_slice(bytes);
+                    bytes = &[];
+                }
+            }
+        }
+    }
+
+    /// Ends the input: a last line without its terminator, and a pending event, still count.
+    pub fn finish(&mut self, mut on_event: impl FnMut(SseEvent<'_>)) {
+        if !self.line.is_empty() {
+            self.end_line(&mut on_event);
+        }
+        self.dispatch(&mut on_event);
+    }
+
+    fn end_line(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+        let line = std::mem::take(&mut self.line);
+        if line.is_empty() {
+            self.dispatch(on_event);
+        } else if line[0] == b':' {
+            self.comments += 1;
+        } else {
+            let (field, value) = match line.iter().position(|&b| b == b':') {
+                Some(colon) => {
+                    let value = &line[colon + 1..];
+                    (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+                }
+                None => (&line[..], &b""[..]),
+            };
+            match field {
+                b"data" => {
+                    if self.has_data {
+                        self.data.push(b'\n');
+                    }
+                    self.data.extend_from_slice(value);
+                    self.has_data = true;
+                }
+                b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+                _ => {} // id, retry and unknown fields do not matter here
+            }
+        }
+        // Keep the line's allocation for the next line.
+        self.line = line;
+        self.line.clear();
+    }
+
+    fn dispatch(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+        if self.has_data {
+            on_event(SseEvent {
+                event: self.event.as_deref(),
+                data: &self.data,
+            });
+        }
+        self.data.clear();
+        self.has_data = false;
+        self.event = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in_pieces(input: &[u8], piece: usize) -> Vec<(Option<String>, String)> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        let mut push = |e: SseEvent<'_>| {
+            out.push((
+                e.event.map(str::to_owned),
+                String::from_utf8(e.data.to_vec()).unwrap(),
+            ))
+        };
+        for chunk in input.chunks(piece.max(1)) {
+            p.feed(chunk, &mut push);
+        }
+        p.finish(&mut push);
+        out
+    }
+
+    fn data(events: &[(Option<String>, String)]) -> Vec<&str> {
+        events.iter().map(|(_, d)| d.as_str()).collect()
+    }
+
+    #[test]
+    fn splits_events_on_blank_lines_in_any_read_size() {
+        let input = b"data: {\"a\":1}\n\ndata: {\"a\":2}\n\ndata: [DONE]\n\n";
+        for piece in 1..input.len() {
+            assert_eq!(
+                data(&parse_in_pieces(input, piece)),
+                vec!["{\"a\":1}", "{\"a\":2}", "[DONE]"],
+                "piece size {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn handles_crlf_and_cr_even_when_split() {
+        let input = b"data: one\r\n\r\ndata: two\r\rdata:three\n\n";
+        for piece in 1..input.len() {
+            assert_eq!(
+                data(&parse_in_pieces(input, piece)),
+                vec!["one", "two", "three"]
+            );
+        }
+    }
+
+    #[test]
+    fn data_without_space_comments_and_multiline() {
+        let input = b": keep-alive\n\ndata:x\ndata: y\n\n:ping\nevent: error\ndata: {}\n\n";
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        p.feed(input, |e| {
+            out.push((
+                e.event.map(str::to_owned),
+                String::from_utf8(e.data.to_vec()).unwrap(),
+            ))
+        });
+        assert_eq!(
+            out,
+            vec![
+                (None, "x\ny".to_string()),
+                (Some("error".into()), "{}".to_string())
+            ]
+        );
+        assert_eq!(p.comments, 2);
+    }
+
+    #[test]
+    fn a_pending_event_is_delivered_at_the_end() {
+        assert_eq!(data(&parse_in_pieces(b"data: last", 3)), vec!["last"]);
+        assert_eq!(parse_in_pieces(b"", 1), vec![]);
+        assert_eq!(parse_in_pieces(b"\n\n\n", 1), vec![]);
+    }
+
+    #[test]
+    fn never_panics_on_arbitrary_bytes() {
+        let mut seed = 0x2545F4914F6CDD1D_u64;
+        for _ in 0..2000 {
+            let len = (seed % 64) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    b"data: \r\n:x{}"[(seed % 12) as usize]
+                })
+                .collect();
+            parse_in_pieces(&bytes, (seed % 7) as usize + 1);
+        }
+    }
+}

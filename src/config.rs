@@ -1,0 +1,206 @@
+//! The original tool's YAML configs: `configs/targets.yaml` (name, base_url, api_key) and
+//! `configs/models.yaml` (name, full_name), parsed and validated. `${VAR}` in an api_key reads
+//! the environment, so keys need not be written into files. Errors name the file and line.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::plan::{ApiKey, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsFile {
+    targets: Vec<TargetEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetEntry {
+    name: String,
+    base_url: String,
+    #[serde(default)]
+    api_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelsFile {
+    models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelEntry {
+    name: String,
+    full_name: String,
+}
+
+/// The config folder (default `configs/`), read on demand.
+#[derive(Debug, Clone)]
+pub struct Configs {
+    dir: PathBuf,
+}
+
+impl Configs {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read<T: for<'de> Deserialize<'de>>(&self, file: &str) -> Result<T, ConfigError> {
+        let path = self.dir.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// The target called `name` in `targets.yaml`.
+    pub fn target(&self, name: &str) -> Result<Target, ConfigError> {
+        let file: TargetsFile = self.read("targets.yaml")?;
+        let path = self.dir.join("targets.yaml");
+        let names: Vec<&str> = file.targets.iter().map(|t| t.name.as_str()).collect();
+        let entry = file
+            .targets
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| ConfigError::Invalid {
+                path: path.clone(),
+                message: format!(
+                    "no target named {name:?}; the file defines: {}",
+                    names.join(", ")
+                ),
+            })?;
+        let api_key = match &entry.api_key {
+            None => None,
+            Some(raw) => Some(ApiKey::new(expand_env(raw).map_err(|var| {
+                ConfigError::Invalid {
+                    path: path.clone(),
+                    message: format!(
+                        "target {name:?}: api_key refers to ${{{var}}}, which is not set; export {var} or change the file"
+                    ),
+                }
+            })?)),
+        };
+        Ok(Target {
+            name: entry.name.clone(),
+            base_url: entry.base_url.clone(),
+            api_key,
+        })
+    }
+
+    /// The full model name for `name` from `models.yaml`; `name` itself when the file does not
+    /// exist or does not list it (a script may name a model directly).
+    pub fn model(&self, name: &str) -> Result<String, ConfigError> {
+        if !self.dir.join("models.yaml").exists() {
+            return Ok(name.to_owned());
+        }
+        let file: ModelsFile = self.read("models.yaml")?;
+        Ok(file
+            .models
+            .into_iter()
+            .find(|m| m.name == name)
+            .map_or_else(|| name.to_owned(), |m| m.full_name))
+    }
+}
+
+/// Replaces each `${VAR}` with the variable's value; `Err(VAR)` names the first unset one.
+pub fn expand_env(raw: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start + 2..].find('}') else {
+            break;
+        };
+        let var = &rest[start + 2..start + 2 + len];
+        out.push_str(&rest[..start]);
+        out.push_str(&std::env::var(var).map_err(|_| var.to_owned())?);
+        rest = &rest[start + 3 + len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(d.path().join(name), text).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn reads_the_original_tools_files() {
+        let d = dir_with(&[
+            (
+                "targets.yaml",
+                "targets:\n  - name: vllm-local\n    base_url: http://localhost:8000/v1\n    api_key: \"EMPTY\"\n",
+            ),
+            (
+                "models.yaml",
+                "models:\n  - name: llama-3.1-8b-instruct\n    full_name: meta-llama/Meta-Llama-3.1-8B-Instruct\n",
+            ),
+        ]);
+        let c = Configs::new(d.path());
+        let t = c.target("vllm-local").unwrap();
+        assert_eq!(t.base_url, "http://localhost:8000/v1");
+        assert_eq!(t.api_key.unwrap().expose(), "EMPTY");
+        assert_eq!(
+            c.model("llama-3.1-8b-instruct").unwrap(),
+            "meta-llama/Meta-Llama-3.1-8B-Instruct"
+        );
+        assert_eq!(c.model("other").unwrap(), "other");
+        let err = c.target("nope").unwrap_err().to_string();
+        assert!(
+            err.contains("vllm-local") && err.contains("targets.yaml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn api_keys_expand_env_vars() {
+        // SAFETY: this test alone uses this variable name.
+        unsafe { std::env::set_var("LLMBENCH_TEST_KEY_CFG", "sk-123") };
+        assert_eq!(
+            expand_env("pre-${LLMBENCH_TEST_KEY_CFG}").unwrap(),
+            "pre-sk-123"
+        );
+        assert_eq!(
+            expand_env("${LLMBENCH_SURELY_UNSET_VAR}").unwrap_err(),
+            "LLMBENCH_SURELY_UNSET_VAR"
+        );
+    }
+
+    #[test]
+    fn yaml_errors_name_file_and_line() {
+        let d = dir_with(&[("targets.yaml", "targets:\n  - name: a\n    base_url: [\n")]);
+        let err = Configs::new(d.path()).target("a").unwrap_err().to_string();
+        assert!(err.contains("targets.yaml"), "{err}");
+        assert!(err.contains("line") || err.contains(":3"), "{err}");
+    }
+}

@@ -1,0 +1,22 @@
+//! llmbench: load tests and benchmarks for LLM servers that speak the OpenAI API.
+//!
+//! Data flows one way (see DESIGN.md):
+//! script -> plan -> schedule -> client -> record -> stats -> report, wired together by `run`.
+//! `main.rs` only parses the command line and maps the result to an exit code.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod feed;
+pub mod mock;
+pub mod plan;
+pub mod progress;
+pub mod record;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod script;
+pub mod stats;
+pub mod timer;
+
+pub mod client;

@@ -1,0 +1,231 @@
+//! The plan: what a run will do, as plain data. A workload script evaluates into a `Plan` once;
+//! nothing after that point runs script code except prompt generators, which sit behind the
+//! `PromptGenerator` trait so this module stays free of Rhai.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Everything a run needs to know, fixed before the first request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Workload name (the script's file stem unless the script names it).
+    pub workload: String,
+    /// The server to load; `None` means the built-in mock server.
+    pub target: Option<Target>,
+    /// Model name sent in each request; `None` means the mock's default.
+    pub model: Option<String>,
+    /// Timing of the built-in mock server, used when no target is configured.
+    pub mock: MockSpec,
+    pub request: RequestSpec,
+    pub phases: Vec<Phase>,
+}
+
+impl Plan {
+    /// Largest concurrency any phase may reach (sizes the connection pool).
+    pub fn max_concurrency(&self) -> usize {
+        self.phases
+            .iter()
+            .map(|p| p.concurrency.unwrap_or(64) as usize)
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// Requests the plan is expected to send, where that can be known in advance.
+    pub fn expected_requests(&self) -> Option<u64> {
+        self.phases.iter().map(Phase::expected_requests).sum()
+    }
+}
+
+/// An OpenAI-compatible server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub name: String,
+    /// Base URL up to and including the API version, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    /// Bearer token; never serialized or printed.
+    #[serde(serialize_with = "ApiKey::serialize_redacted")]
+    pub api_key: Option<ApiKey>,
+}
+
+/// A secret API key. Its `Debug` and `Serialize` forms never contain the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, for the Authorization header and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn serialize_redacted<S: serde::Serializer>(
+        key: &Option<ApiKey>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match key {
+            Some(_) => s.serialize_str("[redacted]"),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+/// Timing the built-in mock server injects.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MockSpec {
+    pub ttft_ms: f64,
+    pub itl_ms: f64,
+    pub output_tokens: u32,
+}
+
+impl Default for MockSpec {
+    fn default() -> Self {
+        Self {
+            ttft_ms: 50.0,
+            itl_ms: 10.0,
+            output_tokens: 64,
+        }
+    }
+}
+
+/// Which OpenAI endpoint requests go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `POST {base_url}/chat/completions`
+    Chat,
+    /// `POST {base_url}/completions`
+    Completions,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat/completions",
+            Endpoint::Completions => "completions",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+        }
+    }
+}
+
+/// The shape of every request in the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestSpec {
+    pub endpoint: Endpoint,
+    /// `max_tokens` sent with each request (`None`: not sent, the server decides).
+    pub max_tokens: Option<u32>,
+    /// Stream the response (SSE). Latency per token needs streaming.
+    pub stream: bool,
+    pub prompt: Prompt,
+    /// Whole-request timeout, from send to the last byte.
+    #[serde(serialize_with = "serialize_secs")]
+    pub timeout: Duration,
+}
+
+fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Where each request's prompt comes from.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    /// The same text for every request.
+    Text(String),
+    /// A function of the request index, evaluated ahead of the scheduler.
+    #[serde(serialize_with = "serialize_generator")]
+    Generated(Arc<dyn PromptGenerator>),
+}
+
+fn serialize_generator<S: serde::Serializer>(
+    g: &Arc<dyn PromptGenerator>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&g.describe())
+}
+
+impl fmt::Debug for Prompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prompt::Text(t) => f.debug_tuple("Text").field(t).finish(),
+            Prompt::Generated(g) => f.debug_tuple("Generated").field(&g.describe()).finish(),
+        }
+    }
+}
+
+/// Produces the prompt for request `index` (0-based over the whole run, warmup included).
+pub trait PromptGenerator: Send + Sync {
+    fn generate(&self, index: u64) -> Result<String, String>;
+    /// A short description for run metadata, e.g. `script function at quickstart.rhai:4`.
+    fn describe(&self) -> String;
+}
+
+/// How arrivals are spaced in an open-loop phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    /// Evenly spaced at 1/rate.
+    Constant,
+    /// Exponential gaps with mean 1/rate (a Poisson process), from a seeded generator.
+    Poisson,
+}
+
+/// One stretch of load. Bounded by duration, by request count, or by both (whichever ends first).
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    #[serde(serialize_with = "serialize_opt_secs")]
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    /// Requests per second (open loop); `None` runs closed loop at `concurrency`.
+    pub rate: Option<f64>,
+    /// Most requests in flight at once; arrivals over it wait in a queue. `None`: no cap.
+    pub concurrency: Option<u32>,
+    pub arrival: Arrival,
+    pub seed: u64,
+    /// Runs, but stays out of the statistics.
+    pub warmup: bool,
+}
+
+fn serialize_opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Phase {
+    /// Open loop (arrivals at a rate) or closed loop (a fixed number of users).
+    pub fn is_open_loop(&self) -> bool {
+        self.rate.is_some()
+    }
+
+    /// Requests this phase is expected to send, where that can be known in advance.
+    pub fn expected_requests(&self) -> Option<u64> {
+        let by_duration = match (self.rate, self.duration) {
+            (Some(rate), Some(d)) => Some((rate * d.as_secs_f64()).ceil() as u64),
+            _ => None,
+        };
+        match (by_duration, self.requests) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

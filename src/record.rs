@@ -1,0 +1,347 @@
+//! The per-request record (the data contract of a run) and the JSONL file it lives in.
+//!
+//! One record per request, appended and flushed the moment the request ends, so an interrupted
+//! run keeps every request that completed. All stamps are microseconds since the run's clock
+//! origin (see `clock`). Raw records are the source of truth: statistics are recomputed from them.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How a request ended. Every request that was planned ends in exactly one class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The full response arrived.
+    Ok,
+    /// The server answered with a non-2xx status (see `status`).
+    HttpStatus,
+    /// The request ran past its timeout.
+    Timeout,
+    /// Connecting or sending failed, or the connection dropped before a response.
+    Connection,
+    /// The response started but the stream broke, or ended without `[DONE]` or a finish reason.
+    StreamBroken,
+    /// The response was not what the OpenAI API returns (bad JSON, an error object in the stream).
+    InvalidResponse,
+    /// Stopped by the user (Ctrl-C) before it finished; never sent if `sent_us` is absent.
+    Cancelled,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Ok,
+        Outcome::HttpStatus,
+        Outcome::Timeout,
+        Outcome::Connection,
+        Outcome::StreamBroken,
+        Outcome::InvalidResponse,
+        Outcome::Cancelled,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::HttpStatus => "http_status",
+            Outcome::Timeout => "timeout",
+            Outcome::Connection => "connection",
+            Outcome::StreamBroken => "stream_broken",
+            Outcome::InvalidResponse => "invalid_response",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where a record's output token count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// The server's `usage` object.
+    Usage,
+    /// Counted content chunks (one token per chunk), because the server sent no usage.
+    Chunks,
+}
+
+/// One request, from its intended start to its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// 0-based index over the whole run (warmup included); also the prompt index.
+    pub id: u64,
+    pub phase: String,
+    pub phase_index: usize,
+    /// Warmup requests are recorded but left out of the statistics.
+    pub warmup: bool,
+    pub outcome: Outcome,
+    /// HTTP status, when a response arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// What went wrong, when something did (never contains a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the response was streamed (TTFT, TPOT and ITL need streaming).
+    pub streamed: bool,
+
+    /// When the schedule meant the request to start.
+    pub intended_us: u64,
+    /// When the scheduler released it (later than intended if the scheduler fell behind).
+    pub dispatched_us: u64,
+    /// When it got a concurrency slot (`None`: cancelled while still queued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_us: Option<u64>,
+    /// When the request was handed to the HTTP client (`None`: never sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_us: Option<u64>,
+    /// When the response status and headers arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers_us: Option<u64>,
+    /// When the first chunk carrying generated content arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_us: Option<u64>,
+    /// When the last content chunk arrived (streaming) or the body was complete (non-streaming).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_token_us: Option<u64>,
+    /// When the request ended, whatever its outcome.
+    pub end_us: u64,
+    /// Arrival of every content chunk, in microseconds after `first_token_us`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunk_offsets_us: Vec<u64>,
+
+    /// Prompt tokens as the server counted them (usage), when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens (see `tokens_source`).
+    pub output_tokens: u64,
+    pub tokens_source: TokenSource,
+    /// Content chunks received.
+    pub content_chunks: u64,
+    /// Characters of generated content received.
+    pub output_chars: u64,
+}
+
+impl RequestRecord {
+    /// Microseconds between two optional stamps.
+    fn span(from: Option<u64>, to: Option<u64>) -> Option<u64> {
+        Some(to?.saturating_sub(from?))
+    }
+
+    /// TTFT from the actual send, µs (streamed, successful requests).
+    pub fn ttft_us(&self) -> Option<u64> {
+        self.timed()
+            .and_then(|_| Self::span(self.sent_us, self.first_token_us))
+    }
+
+    /// TTFT from the intended start (includes queueing and scheduler lateness), µs.
+    pub fn ttft_intended_us(&self) -> Option<u64> {
+        self.timed()
+            .and_then(|_| Self::span(Some(self.intended_us), self.first_token_us))
+    }
+
+    /// End-to-end latency from the actual send to the last content, µs (successful requests).
+    pub fn e2el_us(&self) -> Option<u64> {
+        self.succeeded()
+            .and_then(|_| Self::span(self.sent_us, self.last_token_us))
+    }
+
+    /// End-to-end latency from the intended start, µs.
+    pub fn e2el_intended_us(&self) -> Option<u64> {
+        self.succeeded()
+            .and_then(|_| Self::span(Some(self.intended_us), self.last_token_us))
+    }
+
+    /// Time spent waiting for a concurrency slot, µs.
+    pub fn queue_us(&self) -> Option<u64> {
+        Self::span(Some(self.dispatched_us), self.admitted_us)
+    }
+
+    /// Scheduler lateness: dispatched minus intended, µs.
+    pub fn lateness_us(&self) -> u64 {
+        self.dispatched_us.saturating_sub(self.intended_us)
+    }
+
+    /// TPOT: (E2EL - TTFT) / (output_tokens - 1), µs, for timed requests with 2+ tokens.
+    pub fn tpot_us(&self) -> Option<f64> {
+        self.timed()?;
+        if self.output_tokens < 2 {
+            return None;
+        }
+        let decode = Self::span(self.first_token_us, self.last_token_us)?;
+        Some(decode as f64 / (self.output_tokens - 1) as f64)
+    }
+
+    /// Gaps between consecutive content chunks, µs.
+    pub fn itl_us(&self) -> impl Iterator<Item = u64> + '_ {
+        let timed = self.timed().is_some();
+        self.chunk_offsets_us
+            .windows(2)
+            .filter(move |_| timed)
+            .map(|w| w[1].saturating_sub(w[0]))
+    }
+
+    /// Output tokens per second of end-to-end latency (successful requests).
+    pub fn output_tok_per_s(&self) -> Option<f64> {
+        let e2el = self.e2el_us()?;
+        (e2el > 0).then(|| self.output_tokens as f64 / (e2el as f64 / 1e6))
+    }
+
+    fn succeeded(&self) -> Option<()> {
+        (self.outcome == Outcome::Ok).then_some(())
+    }
+
+    /// Successful and streamed: the requests whose token timing means something.
+    fn timed(&self) -> Option<()> {
+        (self.outcome == Outcome::Ok && self.streamed).then_some(())
+    }
+}
+
+/// Appends records to a JSONL file, one line each, flushed as written.
+pub struct RecordWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    line: Vec<u8>,
+}
+
+impl RecordWriter {
+    /// Creates `path`, failing if it already exists (a run never overwrites another).
+    pub fn create_new(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            out: BufWriter::with_capacity(64 * 1024, file),
+            line: Vec::with_capacity(1024),
+        })
+    }
+
+    /// Writes one record and flushes it to the operating system.
+    pub fn append(&mut self, record: &RequestRecord) -> io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, record).map_err(io::Error::other)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.out.flush()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads every record of a JSONL file; a bad line is an error naming file and line.
+pub fn read_records(path: &Path) -> Result<Vec<RequestRecord>, RecordReadError> {
+    let file = File::open(path).map_err(|source| RecordReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut records = Vec::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| RecordReadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = serde_json::from_str(&line).map_err(|source| RecordReadError::Parse {
+            path: path.to_owned(),
+            line: n + 1,
+            source,
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordReadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}:{line}: not a llmbench request record: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> RequestRecord {
+        RequestRecord {
+            id: 3,
+            phase: "steady".into(),
+            phase_index: 0,
+            warmup: false,
+            outcome: Outcome::Ok,
+            status: Some(200),
+            error: None,
+            streamed: true,
+            intended_us: 1_000,
+            dispatched_us: 1_010,
+            admitted_us: Some(1_500),
+            sent_us: Some(1_520),
+            headers_us: Some(1_800),
+            first_token_us: Some(101_520),
+            last_token_us: Some(131_520),
+            end_us: 131_600,
+            chunk_offsets_us: vec![0, 10_000, 20_000, 30_000],
+            input_tokens: Some(12),
+            output_tokens: 4,
+            tokens_source: TokenSource::Usage,
+            content_chunks: 4,
+            output_chars: 20,
+        }
+    }
+
+    #[test]
+    fn derived_timings_follow_the_definitions() {
+        let r = sample();
+        assert_eq!(r.ttft_us(), Some(100_000));
+        assert_eq!(r.ttft_intended_us(), Some(100_520));
+        assert_eq!(r.e2el_us(), Some(130_000));
+        assert_eq!(r.tpot_us(), Some(10_000.0));
+        assert_eq!(r.itl_us().collect::<Vec<_>>(), vec![10_000; 3]);
+        assert_eq!(r.queue_us(), Some(490));
+        assert_eq!(r.lateness_us(), 10);
+        let tps = r.output_tok_per_s().unwrap();
+        assert!((tps - 4.0 / 0.13).abs() < 1e-9);
+    }
+
+    #[test]
+    fn failed_requests_have_no_latency() {
+        let mut r = sample();
+        r.outcome = Outcome::StreamBroken;
+        assert_eq!(r.ttft_us(), None);
+        assert_eq!(r.e2el_us(), None);
+        assert_eq!(r.tpot_us(), None);
+        assert_eq!(r.itl_us().count(), 0);
+    }
+
+    #[test]
+    fn records_round_trip_through_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut w = RecordWriter::create_new(&path).unwrap();
+        let a = sample();
+        let mut b = sample();
+        b.id = 4;
+        b.outcome = Outcome::Cancelled;
+        b.sent_us = None;
+        w.append(&a).unwrap();
+        w.append(&b).unwrap();
+        assert!(RecordWriter::create_new(&path).is_err(), "never overwrites");
+        assert_eq!(read_records(&path).unwrap(), vec![a, b]);
+    }
+
+    #[test]
+    fn a_bad_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.jsonl");
+        let good = serde_json::to_string(&sample()).unwrap();
+        std::fs::write(&path, format!("{good}\n{{oops\n")).unwrap();
+        let err = read_records(&path).unwrap_err().to_string();
+        assert!(err.contains("bad.jsonl:2"), "{err}");
+    }
+}

@@ -1,0 +1,309 @@
+//! Reports: a serialisable context built from the statistics, rendered by minijinja templates
+//! into Markdown, HTML, the summary CSV and the terminal summary. Templates load from a folder
+//! (`templates/` by default) and fall back to copies embedded in the binary. Undefined variables
+//! are errors, HTML is escaped by extension, and CSV fields go through a `csv` filter.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::record::Outcome;
+use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary};
+
+/// Templates the binary carries, by name.
+const EMBEDDED: [(&str, &str); 4] = [
+    ("report.md.j2", include_str!("../templates/report.md.j2")),
+    (
+        "report.html.j2",
+        include_str!("../templates/report.html.j2"),
+    ),
+    (
+        "summary.csv.j2",
+        include_str!("../templates/summary.csv.j2"),
+    ),
+    (
+        "summary.txt.j2",
+        include_str!("../templates/summary.txt.j2"),
+    ),
+];
+
+/// What a run was, for the report header and the run metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub id: String,
+    pub workload: String,
+    pub script: String,
+    pub target: String,
+    pub base_url: String,
+    pub model: String,
+    pub endpoint: String,
+    pub stream: bool,
+    /// The target was the built-in mock server.
+    pub mock: bool,
+    /// UTC, RFC 3339.
+    pub started_at: String,
+    pub wall_s: f64,
+    pub interrupted: bool,
+    pub llmbench_version: String,
+    pub host: String,
+    /// One line per phase, e.g. `steady: 5 req/s constant, concurrency 10, 300 s`.
+    pub phases: Vec<String>,
+}
+
+/// A phase's statistics plus its metrics by key (`p.m.ttft_ms.p50` in a template).
+#[derive(Debug, Serialize)]
+pub struct PhaseView<'a> {
+    #[serde(flatten)]
+    pub stats: &'a PhaseStats,
+    pub m: BTreeMap<&'static str, &'a Distribution>,
+}
+
+impl<'a> PhaseView<'a> {
+    fn new(stats: &'a PhaseStats) -> Self {
+        Self {
+            stats,
+            m: stats.metrics.iter().map(|d| (d.key, d)).collect(),
+        }
+    }
+}
+
+/// Everything a template sees.
+#[derive(Debug, Serialize)]
+pub struct ReportContext<'a> {
+    pub run: &'a RunInfo,
+    /// Measured phases, in run order.
+    pub phases: Vec<PhaseView<'a>>,
+    /// All measured phases together.
+    pub all: PhaseView<'a>,
+    pub warmup_requests: u64,
+    pub warnings: &'a [String],
+    /// Summary CSV header and rows (phases, then `all`), already formatted.
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Outcome classes other than `ok`, in column order.
+    pub failure_classes: Vec<&'static str>,
+    /// Paths of the run's files, as shown to the user.
+    pub files: Files,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Files {
+    pub raw: String,
+    pub csv: String,
+    pub markdown: String,
+    pub html: String,
+    pub metadata: String,
+}
+
+impl<'a> ReportContext<'a> {
+    pub fn new(
+        run: &'a RunInfo,
+        summary: &'a Summary,
+        warnings: &'a [String],
+        files: Files,
+    ) -> Self {
+        Self {
+            run,
+            phases: summary.phases.iter().map(PhaseView::new).collect(),
+            all: PhaseView::new(&summary.all),
+            warmup_requests: summary.warmup_requests,
+            warnings,
+            columns: csv_columns(),
+            rows: summary.rows().map(csv_row).collect(),
+            failure_classes: failure_classes().collect(),
+            files,
+        }
+    }
+}
+
+fn failure_classes() -> impl Iterator<Item = &'static str> {
+    Outcome::ALL
+        .iter()
+        .filter(|o| **o != Outcome::Ok)
+        .map(|o| o.name())
+}
+
+/// Columns of the summary CSV, in order. README documents each.
+pub fn csv_columns() -> Vec<String> {
+    let mut cols: Vec<String> = [
+        "phase",
+        "requests",
+        "ok",
+        "failed",
+        "success_rate",
+        "duration_s",
+        "req_per_s",
+        "output_tok_per_s",
+        "total_tok_per_s",
+        "input_tokens",
+        "output_tokens",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    cols.extend(failure_classes().map(|c| format!("failed_{c}")));
+    for m in Metric::ALL {
+        for s in STAT_KEYS {
+            cols.push(format!("{}_{s}", m.key()));
+        }
+    }
+    cols
+}
+
+/// One CSV row; fixed decimals so files diff cleanly, empty where a value does not exist.
+fn csv_row(p: &PhaseStats) -> Vec<String> {
+    let f3 = |v: f64| format!("{v:.3}");
+    let mut row = vec![
+        p.name.clone(),
+        p.requests.to_string(),
+        p.ok.to_string(),
+        p.failed.to_string(),
+        f3(p.success_rate),
+        f3(p.duration_s),
+        f3(p.req_per_s),
+        f3(p.output_tok_per_s),
+        f3(p.total_tok_per_s),
+        p.input_tokens.to_string(),
+        p.output_tokens.to_string(),
+    ];
+    row.extend(failure_classes().map(|c| p.outcomes[c].to_string()));
+    for m in Metric::ALL {
+        for v in p.metric(m).values() {
+            row.push(v.map(f3).unwrap_or_default());
+        }
+    }
+    row
+}
+
+/// Why rendering failed; names the template and the whole error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {message}")]
+pub struct RenderError {
+    pub name: String,
+    pub message: String,
+}
+
+/// The template environment.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    /// Templates from `dir` where it has them, else the embedded ones.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.contains(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_loader(move |name| {
+            if let Some(dir) = &dir {
+                let path = dir.join(name);
+                if path.is_file() {
+                    return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                        minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    });
+                }
+            }
+            Ok(EMBEDDED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, src)| src.to_string()))
+        });
+        env.add_filter("csv", csv_field);
+        env.add_filter("num", num);
+        env.add_filter("pad", pad);
+        Self { env }
+    }
+
+    /// Renders template `name` with `ctx`.
+    pub fn render(&self, name: &str, ctx: &ReportContext<'_>) -> Result<String, RenderError> {
+        let fail = |e: minijinja::Error| {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            RenderError {
+                name: name.to_owned(),
+                message,
+            }
+        };
+        let tmpl = self.env.get_template(name).map_err(fail)?;
+        tmpl.render(Value::from(minijinja::value::Serde(ctx)))
+            .map_err(fail)
+    }
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+fn csv_field(v: String) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// Formats a number with `digits` decimals (default 2); none/undefined prints as `–`.
+fn num(v: Value, digits: Option<usize>) -> String {
+    if v.is_none() || v.is_undefined() {
+        return "–".into();
+    }
+    match f64::try_from(v.clone()) {
+        Ok(x) => format!("{x:.*}", digits.unwrap_or(2)),
+        Err(_) => v.to_string(),
+    }
+}
+
+/// Pads to `width` characters: right-aligned for a positive width, left-aligned for negative.
+fn pad(v: Value, width: i64) -> String {
+    let s = v.to_string();
+    let w = width.unsigned_abs() as usize;
+    if width >= 0 {
+        format!("{s:>w$}")
+    } else {
+        format!("{s:<w$}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_columns_are_unique_and_follow_the_naming_rule() {
+        let cols = csv_columns();
+        let mut sorted = cols.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), cols.len());
+        for needed in [
+            "ttft_ms_p95",
+            "e2el_ms_mean",
+            "tpot_ms_p99",
+            "itl_ms_p50",
+            "output_tok_s_p50",
+            "success_rate",
+            "total_tok_per_s",
+        ] {
+            assert!(cols.iter().any(|c| c == needed), "{needed}");
+        }
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("a".into()), "a");
+        assert_eq!(csv_field("a,b".into()), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\"".into()), "\"say \"\"hi\"\"\"");
+    }
+}

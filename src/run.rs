@@ -1,0 +1,558 @@
+//! The run pipeline: evaluates the script, applies command-line overrides, starts the mock when
+//! no target is configured, opens every output file before the first request, drives the
+//! scheduler and client, streams records to disk and statistics, handles Ctrl-C, renders the
+//! reports and maps the result to an exit code (0 ok, 1 nothing succeeded, 2 bad input, 130
+//! interrupted).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, MockArgs, RunArgs};
+use crate::client::{Client, ClientError, PhaseLabel};
+use crate::clock::Clock;
+use crate::config::{ConfigError, Configs};
+use crate::feed::Feed;
+use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
+use crate::plan::{ApiKey, Arrival, Phase, Plan, Target};
+use crate::progress::Progress;
+use crate::record::{RecordWriter, RequestRecord};
+use crate::report::{Files, RenderError, Renderer, ReportContext, RunInfo};
+use crate::schedule::Scheduler;
+use crate::script::{self, ScriptError};
+use crate::stats::{StatsBuilder, Summary};
+
+/// Exit codes.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Everything that stops a run before or while it starts; all are the user's to fix (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// How a finished run went.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub run_id: String,
+    pub files: RunFiles,
+    pub summary: Summary,
+    pub interrupted: bool,
+    /// The prompt generator failed mid-run (a script error).
+    pub feed_error: Option<String>,
+}
+
+impl Finished {
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            EXIT_INTERRUPTED
+        } else if self.feed_error.is_some() {
+            EXIT_USAGE
+        } else if self.summary.all.ok == 0 {
+            EXIT_FAILED
+        } else {
+            EXIT_OK
+        }
+    }
+}
+
+/// Where a run's outputs go.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    pub raw: PathBuf,
+    pub csv: PathBuf,
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub metadata: PathBuf,
+}
+
+impl RunFiles {
+    fn new(results: &Path, run_id: &str) -> Self {
+        Self {
+            raw: results.join("raw").join(format!("{run_id}.jsonl")),
+            csv: results.join("summary").join(format!("{run_id}.csv")),
+            markdown: results.join("reports").join(format!("{run_id}.md")),
+            html: results.join("reports").join(format!("{run_id}.html")),
+            metadata: results.join("runs").join(format!("{run_id}.json")),
+        }
+    }
+}
+
+/// The command line's entry point: runs the command and returns the exit code.
+pub fn main(cli: Cli) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("llmbench: cannot start the async runtime: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Mock(args)) => serve_mock(args).await,
+            None => match run_script(&cli.run).await {
+                Ok(finished) => {
+                    if let Some(e) = &finished.feed_error {
+                        eprintln!("llmbench: the prompt generator failed: {e}");
+                    }
+                    finished.exit_code()
+                }
+                Err(e) => {
+                    eprintln!("llmbench: {e}");
+                    EXIT_USAGE
+                }
+            },
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn serve_mock(args: MockArgs) -> u8 {
+    let config = MockConfig {
+        ttft: Duration::from_secs_f64(args.ttft_ms / 1000.0),
+        itl: Duration::from_secs_f64(args.itl_ms / 1000.0),
+        output_tokens: args.output_tokens,
+        model: args.model,
+    };
+    match crate::mock::serve_until_ctrl_c(config, SocketAddr::new(args.host, args.port)).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!(
+                "llmbench mock: cannot listen on {}:{}: {e}; pick another --port",
+                args.host, args.port
+            );
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Evaluates the script, applies the flags, and runs it.
+pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
+    let path = args
+        .script
+        .as_deref()
+        .ok_or_else(|| RunError::Usage("no script given: llmbench SCRIPT.rhai".into()))?;
+    let configs = Configs::new(&args.configs);
+    let mut plan = script::load(path, &configs)?;
+    if let Some(url) = &args.url {
+        plan.target = Some(Target {
+            name: url_host(url),
+            base_url: url.clone(),
+            api_key: plan.target.as_ref().and_then(|t| t.api_key.clone()),
+        });
+    }
+    if let Some(model) = &args.model {
+        plan.model = Some(model.clone());
+    }
+    if let Some(var) = &args.api_key_env {
+        let key = std::env::var(var).map_err(|_| {
+            RunError::Usage(format!(
+                "--api-key-env {var}: the variable is not set; export {var}=<key> first"
+            ))
+        })?;
+        let target = plan.target.as_mut().ok_or_else(|| {
+            RunError::Usage("--api-key-env needs a target: add --url or target(...)".into())
+        })?;
+        target.api_key = Some(ApiKey::new(key));
+    }
+    let options = Options {
+        script: path.to_owned(),
+        results: args.results.clone(),
+        templates: args
+            .templates
+            .clone()
+            .or_else(|| Some(PathBuf::from("templates")).filter(|p| p.is_dir())),
+        progress: !args.no_progress,
+        grace: Duration::from_secs_f64(args.grace),
+    };
+    execute(plan, &options).await
+}
+
+/// How to run a plan, beyond the plan itself.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub script: PathBuf,
+    pub results: PathBuf,
+    pub templates: Option<PathBuf>,
+    pub progress: bool,
+    /// How long in-flight requests may finish after Ctrl-C.
+    pub grace: Duration,
+}
+
+/// Runs a plan to the end (or to Ctrl-C) and writes every output.
+pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError> {
+    let mock = match &plan.target {
+        Some(_) => None,
+        None => Some(start_mock(&plan)?),
+    };
+    let target = match (&plan.target, &mock) {
+        (Some(t), _) => t.clone(),
+        (None, Some(m)) => Target {
+            name: "mock".into(),
+            base_url: m.base_url(),
+            api_key: None,
+        },
+        (None, None) => unreachable!("a mock starts when there is no target"),
+    };
+    let model = match (&plan.model, &mock) {
+        (Some(m), _) => m.clone(),
+        (None, Some(_)) => MOCK_MODEL.to_owned(),
+        (None, None) => {
+            return Err(RunError::Usage(
+                "no model: add model(\"NAME\") to the script or pass --model NAME".into(),
+            ));
+        }
+    };
+    if let Some(m) = &mock {
+        eprintln!(
+            "llmbench: no target configured; using the built-in mock server at {} (TTFT {} ms, ITL {} ms, {} tokens)",
+            m.base_url(),
+            plan.mock.ttft_ms,
+            plan.mock.itl_ms,
+            plan.mock.output_tokens
+        );
+    }
+
+    let clock = Clock::start();
+    let started = chrono::DateTime::<chrono::Utc>::from(clock.wall_start());
+    let client = Arc::new(Client::new(
+        &target,
+        &plan.request,
+        plan.max_concurrency(),
+        clock,
+    )?);
+    // Every output's folder exists and the raw file is open before the first request.
+    let (run_id, files, writer) = open_outputs(&options.results, &started, &target, &model, &plan)?;
+    let renderer = Renderer::new(options.templates.clone());
+
+    let (bodies, feed_status) = Feed::start(&plan.request, &model).split();
+    let (record_tx, record_rx) = mpsc::unbounded_channel::<RequestRecord>();
+    let mut progress = Progress::new(plan.expected_requests(), options.progress);
+    let sink = std::thread::Builder::new()
+        .name("llmbench-records".into())
+        .spawn(move || {
+            let mut writer = writer;
+            let mut stats = StatsBuilder::new();
+            let mut rx = record_rx;
+            let mut write_error = None;
+            while let Some(rec) = rx.blocking_recv() {
+                if write_error.is_none()
+                    && let Err(e) = writer.append(&rec)
+                {
+                    write_error = Some(format!("{}: {e}", writer.path().display()));
+                }
+                stats.add(&rec);
+                progress.record(&rec);
+            }
+            progress.finish();
+            (stats, write_error)
+        })
+        .map_err(|e| RunError::Usage(format!("cannot start the record writer: {e}")))?;
+
+    let stop = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let ctrl_c = tokio::spawn(watch_ctrl_c(stop.clone(), abort.clone(), options.grace));
+
+    let mut scheduler = Scheduler::new(clock, bodies, stop.clone());
+    for (index, phase) in plan.phases.iter().enumerate() {
+        let label = Arc::new(PhaseLabel {
+            name: phase.name.clone(),
+            warmup: phase.warmup,
+        });
+        let (client, tx, abort) = (client.clone(), record_tx.clone(), abort.clone());
+        let exec = move |dispatch, body: Bytes| {
+            let (client, label, tx, abort) =
+                (client.clone(), label.clone(), tx.clone(), abort.clone());
+            async move {
+                let record = client.execute(dispatch, &label, body, &abort).await;
+                let _ = tx.send(record);
+            }
+        };
+        let ran = scheduler.run_phase(index, phase, exec).await;
+        if stop.is_cancelled() || ran.feed_exhausted {
+            break;
+        }
+    }
+    ctrl_c.abort();
+    drop(scheduler);
+    drop(record_tx);
+    let feed_error = tokio::task::spawn_blocking(move || feed_status.failure())
+        .await
+        .unwrap_or(Some("the prompt generator panicked".into()));
+    let (stats, write_error) = tokio::task::spawn_blocking(move || sink.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| RunError::Usage("the record writer stopped unexpectedly".into()))?;
+    drop(mock);
+
+    let interrupted = stop.is_cancelled();
+    let summary = stats.finish();
+    let mut warnings = summary.warnings();
+    if let Some(e) = &write_error {
+        warnings.insert(0, format!("Writing raw records failed ({e}); the raw file is incomplete, but these statistics cover every request."));
+    }
+    if let Some(e) = &feed_error {
+        warnings.insert(
+            0,
+            format!("The prompt generator failed, so the run stopped early: {e}"),
+        );
+    }
+    let info = RunInfo {
+        id: run_id.clone(),
+        workload: plan.workload.clone(),
+        script: options.script.display().to_string(),
+        target: target.name.clone(),
+        base_url: target.base_url.clone(),
+        model: model.clone(),
+        endpoint: plan.request.endpoint.name().into(),
+        stream: plan.request.stream,
+        mock: plan.target.is_none(),
+        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        wall_s: clock.now_us() as f64 / 1e6,
+        interrupted,
+        llmbench_version: env!("CARGO_PKG_VERSION").into(),
+        host: host_description(),
+        phases: plan.phases.iter().map(describe_phase).collect(),
+    };
+    let shown = |p: &Path| p.display().to_string();
+    let ctx = ReportContext::new(
+        &info,
+        &summary,
+        &warnings,
+        Files {
+            raw: shown(&files.raw),
+            csv: shown(&files.csv),
+            markdown: shown(&files.markdown),
+            html: shown(&files.html),
+            metadata: shown(&files.metadata),
+        },
+    );
+    write_atomic(&files.csv, &renderer.render("summary.csv.j2", &ctx)?)?;
+    write_atomic(&files.markdown, &renderer.render("report.md.j2", &ctx)?)?;
+    write_atomic(&files.html, &renderer.render("report.html.j2", &ctx)?)?;
+    let metadata = serde_json::json!({
+        "run": &info,
+        "plan": &plan,
+        "target": &target,
+        "summary": &summary,
+        "warnings": &warnings,
+    });
+    write_atomic(
+        &files.metadata,
+        &serde_json::to_string_pretty(&metadata).expect("metadata serializes"),
+    )?;
+    println!("{}", renderer.render("summary.txt.j2", &ctx)?.trim_end());
+    println!(
+        "\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
+        files.raw.display(),
+        files.csv.display(),
+        files.markdown.display(),
+        files.html.display()
+    );
+    Ok(Finished {
+        run_id,
+        files,
+        summary,
+        interrupted,
+        feed_error,
+    })
+}
+
+fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
+    let config = MockConfig {
+        ttft: Duration::from_secs_f64(plan.mock.ttft_ms / 1000.0),
+        itl: Duration::from_secs_f64(plan.mock.itl_ms / 1000.0),
+        output_tokens: plan.mock.output_tokens,
+        model: MOCK_MODEL.into(),
+    };
+    MockServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| {
+        RunError::Usage(format!(
+            "cannot start the built-in mock server on 127.0.0.1: {e}"
+        ))
+    })
+}
+
+/// First Ctrl-C: no new arrivals, in-flight requests get `grace` to finish, then are cancelled.
+/// Second Ctrl-C: exit now (every completed record is already on disk).
+async fn watch_ctrl_c(stop: CancellationToken, abort: CancellationToken, grace: Duration) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    stop.cancel();
+    eprintln!(
+        "\nllmbench: stopping; no new requests, in-flight ones get {:.0} s to finish (Ctrl-C again quits now)",
+        grace.as_secs_f64()
+    );
+    let timer = {
+        let abort = abort.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            abort.cancel();
+        })
+    };
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!("llmbench: quitting now; completed requests are in the raw records");
+        std::process::exit(EXIT_INTERRUPTED as i32);
+    }
+    timer.abort();
+}
+
+/// Makes the run id, creates the output folders and opens the raw file (never overwriting).
+fn open_outputs(
+    results: &Path,
+    started: &chrono::DateTime<chrono::Utc>,
+    target: &Target,
+    model: &str,
+    plan: &Plan,
+) -> Result<(String, RunFiles, RecordWriter), RunError> {
+    for sub in ["raw", "summary", "reports", "runs"] {
+        let dir = results.join(sub);
+        std::fs::create_dir_all(&dir).map_err(|source| RunError::Io {
+            what: "cannot create the results folder (pass --results DIR to use another)",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let base = format!(
+        "bench_{}_{}_{}_{}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        sanitize(&target.name),
+        sanitize(model),
+        sanitize(&plan.workload)
+    );
+    for n in 1.. {
+        let run_id = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let files = RunFiles::new(results, &run_id);
+        match RecordWriter::create_new(&files.raw) {
+            Ok(w) => return Ok((run_id, files, w)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                return Err(RunError::Io {
+                    what: "cannot create the raw records file (pass --results DIR to use another folder)",
+                    path: files.raw,
+                    source,
+                });
+            }
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
+/// Keeps letters, digits, `.`, `_` and `-`; anything else becomes `-`.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Writes `text` to a temporary file beside `path`, then renames it into place.
+fn write_atomic(path: &Path, text: &str) -> Result<(), RunError> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| RunError::Io {
+            what: "cannot write",
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn url_host(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|h| !h.is_empty())
+        .unwrap_or(url)
+        .to_owned()
+}
+
+fn host_description() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown host".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{name} ({cores} cores, {} {})",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+/// One line per phase, e.g. `steady: 5 req/s poisson, concurrency 10, 300 s`.
+pub fn describe_phase(p: &Phase) -> String {
+    let load = match p.rate {
+        Some(r) => format!(
+            "{r} req/s {}, {}",
+            match p.arrival {
+                Arrival::Constant => "constant",
+                Arrival::Poisson => "poisson",
+            },
+            p.concurrency
+                .map_or("no concurrency cap".into(), |c| format!(
+                    "concurrency cap {c}"
+                ))
+        ),
+        None => format!("closed loop, {} concurrent", p.concurrency.unwrap_or(1)),
+    };
+    let bound = match (p.duration, p.requests) {
+        (Some(d), Some(n)) => format!("{} s or {n} requests", d.as_secs_f64()),
+        (Some(d), None) => format!("{} s", d.as_secs_f64()),
+        (None, Some(n)) => format!("{n} requests"),
+        (None, None) => "unbounded".into(),
+    };
+    let warm = if p.warmup { " (warmup)" } else { "" };
+    format!("{}: {load}, {bound}{warm}", p.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_file_safe() {
+        assert_eq!(sanitize("meta-llama/Llama 3.1"), "meta-llama-Llama-3.1");
+        assert_eq!(url_host("http://127.0.0.1:8000/v1"), "127.0.0.1:8000");
+    }
+}

@@ -1,0 +1,389 @@
+//! The scheduler: turns a phase into dispatches at their intended times.
+//!
+//! Open loop (a rate): arrival times come from a pure, seeded process (`arrival_offsets`); each
+//! arrival is released at its absolute deadline (through the precise `timer`),
+//! then waits in a FIFO queue for a concurrency slot if a cap is set. Nothing is dropped: a late
+//! scheduler shows up as lateness, a full cap as queue time, both recorded per request.
+//! Closed loop (no rate): `concurrency` lanes each send their next request as soon as the last ends.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Exp};
+use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, Instant};
+use crate::plan::{Arrival, Phase};
+
+/// One request released by the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dispatch {
+    /// Run-wide request index.
+    pub id: u64,
+    pub phase_index: usize,
+    /// When the schedule meant it to start (µs on the run clock).
+    pub intended_us: u64,
+    /// When the scheduler actually released it.
+    pub dispatched_us: u64,
+    /// When it got a concurrency slot; `None` if the run stopped while it was queued.
+    pub admitted_us: Option<u64>,
+}
+
+/// Offsets from the phase start of each arrival of an open-loop phase. Pure and seeded.
+pub fn arrival_offsets(rate: f64, arrival: Arrival, seed: u64) -> impl Iterator<Item = Duration> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let exp = Exp::new(rate).expect("rate is validated positive");
+    let mut at = 0.0_f64;
+    let mut n: u64 = 0;
+    std::iter::from_fn(move || {
+        let this = match arrival {
+            Arrival::Constant => n as f64 / rate,
+            Arrival::Poisson => {
+                // The first arrival comes at the start; each next one an exponential gap later.
+                if n > 0 {
+                    at += exp.sample(&mut rng);
+                }
+                at
+            }
+        };
+        n += 1;
+        Some(Duration::from_secs_f64(this))
+    })
+}
+
+/// What the scheduler shares with the rest of the run.
+pub struct Scheduler<T> {
+    pub clock: Clock,
+    /// Next run-wide request id.
+    next_id: u64,
+    /// Ready-made payloads in request-id order (prompt generation runs ahead of the scheduler).
+    feed: Arc<Mutex<mpsc::Receiver<T>>>,
+    /// Cancelled on the first Ctrl-C: no new arrivals, queued ones are released as cancelled.
+    stop: CancellationToken,
+}
+
+/// What happened in one phase, as the scheduler saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseRun {
+    pub started_us: u64,
+    pub dispatched: u64,
+    pub ended_us: u64,
+    /// The feed ran dry (a prompt generator ended or failed) before the phase's bound.
+    pub feed_exhausted: bool,
+}
+
+impl<T: Send + 'static> Scheduler<T> {
+    pub fn new(clock: Clock, feed: mpsc::Receiver<T>, stop: CancellationToken) -> Self {
+        Self {
+            clock,
+            next_id: 0,
+            feed: Arc::new(Mutex::new(feed)),
+            stop,
+        }
+    }
+
+    /// Runs one phase to its bound, then waits for all of its requests to finish.
+    /// `exec` performs one request; it is called once per dispatch, queued or not.
+    pub async fn run_phase<F, Fut>(
+        &mut self,
+        phase_index: usize,
+        phase: &Phase,
+        exec: F,
+    ) -> PhaseRun
+    where
+        F: Fn(Dispatch, T) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let started_us = self.clock.now_us();
+        let deadline = phase
+            .duration
+            .map(|d| self.clock.instant_at(started_us) + d);
+        let mut run = match phase.rate {
+            Some(rate) => {
+                self.open_loop(phase_index, phase, rate, started_us, exec)
+                    .await
+            }
+            None => self.closed_loop(phase_index, phase, deadline, exec).await,
+        };
+        run.started_us = started_us;
+        run.ended_us = self.clock.now_us();
+        run
+    }
+
+    async fn open_loop<F, Fut>(
+        &mut self,
+        phase_index: usize,
+        phase: &Phase,
+        rate: f64,
+        started_us: u64,
+        exec: F,
+    ) -> PhaseRun
+    where
+        F: Fn(Dispatch, T) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let slots = phase
+            .concurrency
+            .map(|c| Arc::new(Semaphore::new(c as usize)));
+        let mut in_flight = JoinSet::new();
+        let mut run = PhaseRun::default();
+        let start = self.clock.instant_at(started_us);
+        for offset in arrival_offsets(rate, phase.arrival, phase.seed) {
+            if phase.duration.is_some_and(|d| offset >= d)
+                || phase.requests.is_some_and(|n| run.dispatched >= n)
+                || self.stop.is_cancelled()
+            {
+                break;
+            }
+            // Take the payload before waiting, so a slow generator shows up as lateness.
+            let Some(payload) = self.feed.lock().await.recv().await else {
+                run.feed_exhausted = true;
+                break;
+            };
+            let intended = start + offset;
+            tokio::select! {
+                _ = crate::timer::sleep_until(intended) => {}
+                _ = self.stop.cancelled() => break,
+            }
+            let dispatch = Dispatch {
+                id: self.next_id,
+                phase_index,
+                intended_us: self.clock.us_at(intended),
+                dispatched_us: self.clock.now_us(),
+                admitted_us: None,
+            };
+            self.next_id += 1;
+            run.dispatched += 1;
+            let (exec, slots, stop, clock) =
+                (exec.clone(), slots.clone(), self.stop.clone(), self.clock);
+            in_flight.spawn(async move {
+                let mut dispatch = dispatch;
+                let _permit = match &slots {
+                    None => None,
+                    Some(slots) => tokio::select! {
+                        // FIFO: tokio's semaphore serves waiters in order.
+                        permit = slots.acquire() => Some(permit.expect("semaphore never closed")),
+                        _ = stop.cancelled() => return exec(dispatch, payload).await,
+                    },
+                };
+                dispatch.admitted_us = Some(clock.now_us());
+                exec(dispatch, payload).await
+            });
+            while in_flight.try_join_next().is_some() {}
+        }
+        while in_flight.join_next().await.is_some() {}
+        run
+    }
+
+    async fn closed_loop<F, Fut>(
+        &mut self,
+        phase_index: usize,
+        phase: &Phase,
+        deadline: Option<Instant>,
+        exec: F,
+    ) -> PhaseRun
+    where
+        F: Fn(Dispatch, T) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let lanes = phase.concurrency.unwrap_or(1).max(1);
+        // Shared by the lanes: the next id and how many were sent, taken together with the payload.
+        let counter = Arc::new(Mutex::new((self.next_id, 0_u64, false)));
+        let mut set = JoinSet::new();
+        for _ in 0..lanes {
+            let (exec, feed, stop, clock, counter) = (
+                exec.clone(),
+                self.feed.clone(),
+                self.stop.clone(),
+                self.clock,
+                counter.clone(),
+            );
+            let limit = phase.requests;
+            set.spawn(async move {
+                loop {
+                    if stop.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                    let (dispatch, payload) = {
+                        let mut c = counter.lock().await;
+                        if limit.is_some_and(|n| c.1 >= n) {
+                            break;
+                        }
+                        let Some(payload) = feed.lock().await.recv().await else {
+                            c.2 = true;
+                            break;
+                        };
+                        let now = clock.now_us();
+                        let d = Dispatch {
+                            id: c.0,
+                            phase_index,
+                            intended_us: now,
+                            dispatched_us: now,
+                            admitted_us: Some(now),
+                        };
+                        c.0 += 1;
+                        c.1 += 1;
+                        (d, payload)
+                    };
+                    exec(dispatch, payload).await;
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+        let (next_id, dispatched, feed_exhausted) = *counter.lock().await;
+        self.next_id = next_id;
+        PhaseRun {
+            dispatched,
+            feed_exhausted,
+            ..PhaseRun::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    fn phase(rate: Option<f64>, duration_ms: Option<u64>, requests: Option<u64>) -> Phase {
+        Phase {
+            name: "p".into(),
+            duration: duration_ms.map(Duration::from_millis),
+            requests,
+            rate,
+            concurrency: None,
+            arrival: Arrival::Constant,
+            seed: 7,
+            warmup: false,
+        }
+    }
+
+    #[test]
+    fn constant_arrivals_are_evenly_spaced() {
+        let offs: Vec<_> = arrival_offsets(4.0, Arrival::Constant, 1).take(5).collect();
+        let ms: Vec<u128> = offs.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, vec![0, 250, 500, 750, 1000]);
+    }
+
+    #[test]
+    fn poisson_arrivals_are_seeded_and_have_the_right_mean_rate() {
+        let a: Vec<_> = arrival_offsets(50.0, Arrival::Poisson, 42)
+            .take(1000)
+            .collect();
+        let b: Vec<_> = arrival_offsets(50.0, Arrival::Poisson, 42)
+            .take(1000)
+            .collect();
+        assert_eq!(a, b, "same seed, same arrivals");
+        let c: Vec<_> = arrival_offsets(50.0, Arrival::Poisson, 43)
+            .take(1000)
+            .collect();
+        assert_ne!(a, c);
+        let in_10s = arrival_offsets(50.0, Arrival::Poisson, 42)
+            .take_while(|d| d.as_secs_f64() < 10.0)
+            .count();
+        assert!((430..=570).contains(&in_10s), "{in_10s}");
+    }
+
+    async fn collect(phase: Phase, feed_len: usize) -> (PhaseRun, Vec<Dispatch>) {
+        let (tx, rx) = mpsc::channel(feed_len.max(1));
+        for i in 0..feed_len {
+            tx.send(i).await.unwrap();
+        }
+        drop(tx);
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let mut s = Scheduler::new(Clock::start(), rx, CancellationToken::new());
+        let sink = seen.clone();
+        let run = s
+            .run_phase(0, &phase, move |d, payload: usize| {
+                let sink = sink.clone();
+                async move {
+                    assert_eq!(d.id as usize, payload, "payloads follow request ids");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    sink.lock().unwrap().push(d);
+                }
+            })
+            .await;
+        let seen = seen.lock().unwrap().clone();
+        (run, seen)
+    }
+
+    #[tokio::test]
+    async fn open_loop_sends_rate_times_duration() {
+        let (run, seen) = collect(phase(Some(20.0), Some(1_000), None), 100).await;
+        assert_eq!(run.dispatched, 20);
+        assert_eq!(seen.len(), 20);
+        assert!(!run.feed_exhausted);
+    }
+
+    #[tokio::test]
+    async fn request_bound_and_feed_end_stop_a_phase() {
+        let (run, _) = collect(phase(Some(100.0), None, Some(7)), 100).await;
+        assert_eq!(run.dispatched, 7);
+        let (run, _) = collect(phase(Some(100.0), None, Some(50)), 5).await;
+        assert_eq!(run.dispatched, 5);
+        assert!(run.feed_exhausted);
+    }
+
+    #[tokio::test]
+    async fn a_concurrency_cap_queues_and_never_drops() {
+        let mut p = phase(Some(1000.0), None, Some(30));
+        p.concurrency = Some(2);
+        let (run, seen) = collect(p, 30).await;
+        assert_eq!(run.dispatched, 30);
+        assert_eq!(seen.len(), 30);
+        let max_queue = seen
+            .iter()
+            .map(|d| d.admitted_us.unwrap() - d.dispatched_us)
+            .max()
+            .unwrap();
+        assert!(
+            max_queue > 50_000,
+            "late arrivals waited for a slot: {max_queue}"
+        );
+    }
+
+    #[tokio::test]
+    async fn closed_loop_keeps_lanes_busy_until_the_bound() {
+        let mut p = phase(None, None, Some(12));
+        p.concurrency = Some(3);
+        let (run, seen) = collect(p, 100).await;
+        assert_eq!(run.dispatched, 12);
+        let mut ids: Vec<u64> = seen.iter().map(|d| d.id).collect();
+        ids.sort();
+        assert_eq!(ids, (0..12).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn stop_releases_queued_requests_unadmitted() {
+        let mut p = phase(Some(1000.0), None, Some(20));
+        p.concurrency = Some(1);
+        let (tx, rx) = mpsc::channel(20);
+        for i in 0..20 {
+            tx.send(i).await.unwrap();
+        }
+        let stop = CancellationToken::new();
+        let mut s = Scheduler::new(Clock::start(), rx, stop.clone());
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let sink = seen.clone();
+        let stopper = stop.clone();
+        s.run_phase(0, &p, move |d, _: usize| {
+            let (sink, stopper) = (sink.clone(), stopper.clone());
+            async move {
+                if d.admitted_us.is_some() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    stopper.cancel();
+                }
+                sink.lock().unwrap().push(d);
+            }
+        })
+        .await;
+        let seen = seen.lock().unwrap();
+        assert!(seen.iter().any(|d| d.admitted_us.is_none()));
+        assert!(seen.iter().filter(|d| d.admitted_us.is_some()).count() >= 1);
+    }
+}

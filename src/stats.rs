@@ -1,0 +1,601 @@
+//! Statistics: a pure pass over request records. Fed one record at a time (memory does not grow
+//! with the request count), it keeps an HDR histogram per metric per phase plus exact running
+//! sums, and yields a `Summary` of every measured phase and of all measured phases together.
+//! Warmup records are left out. Definitions are the ones in DESIGN.md and the README.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::record::{Outcome, RequestRecord, TokenSource};
+
+/// The latency and token metrics every phase reports, in CSV column order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Time to first token, from the actual send.
+    TtftMs,
+    /// Time to first token, from the intended start (includes queueing and lateness).
+    TtftIntendedMs,
+    /// Time per output token after the first.
+    TpotMs,
+    /// Gap between consecutive content chunks, pooled over requests.
+    ItlMs,
+    /// End-to-end latency, from the actual send to the last content.
+    E2elMs,
+    /// End-to-end latency from the intended start.
+    E2elIntendedMs,
+    /// Wait for a concurrency slot.
+    QueueMs,
+    /// Scheduler lateness: released minus intended.
+    LatenessMs,
+    /// Output tokens per second of a request's E2EL.
+    OutputTokS,
+    /// Prompt tokens per request (server usage).
+    InputTokens,
+    /// Output tokens per request.
+    OutputTokens,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 11] = [
+        Metric::TtftMs,
+        Metric::TtftIntendedMs,
+        Metric::TpotMs,
+        Metric::ItlMs,
+        Metric::E2elMs,
+        Metric::E2elIntendedMs,
+        Metric::QueueMs,
+        Metric::LatenessMs,
+        Metric::OutputTokS,
+        Metric::InputTokens,
+        Metric::OutputTokens,
+    ];
+
+    /// Column prefix, e.g. `ttft_ms` in `ttft_ms_p95`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::TtftMs => "ttft_ms",
+            Metric::TtftIntendedMs => "ttft_intended_ms",
+            Metric::TpotMs => "tpot_ms",
+            Metric::ItlMs => "itl_ms",
+            Metric::E2elMs => "e2el_ms",
+            Metric::E2elIntendedMs => "e2el_intended_ms",
+            Metric::QueueMs => "queue_ms",
+            Metric::LatenessMs => "lateness_ms",
+            Metric::OutputTokS => "output_tok_s",
+            Metric::InputTokens => "input_tokens",
+            Metric::OutputTokens => "output_tokens",
+        }
+    }
+
+    /// Human label for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::TtftMs => "TTFT (ms)",
+            Metric::TtftIntendedMs => "TTFT from intended start (ms)",
+            Metric::TpotMs => "TPOT (ms)",
+            Metric::ItlMs => "ITL (ms)",
+            Metric::E2elMs => "E2E latency (ms)",
+            Metric::E2elIntendedMs => "E2E latency from intended start (ms)",
+            Metric::QueueMs => "Queue time (ms)",
+            Metric::LatenessMs => "Scheduler lateness (ms)",
+            Metric::OutputTokS => "Output tokens/s per request",
+            Metric::InputTokens => "Input tokens per request",
+            Metric::OutputTokens => "Output tokens per request",
+        }
+    }
+
+    /// Histogram units per displayed unit: µs for milliseconds, thousandths for the rest.
+    fn scale(self) -> f64 {
+        match self {
+            Metric::InputTokens | Metric::OutputTokens => 1.0,
+            _ => 1000.0,
+        }
+    }
+}
+
+/// The statistics reported for every metric, in CSV column order (suffixes).
+pub const STAT_KEYS: [&str; 9] = [
+    "mean", "p50", "p90", "p95", "p99", "p999", "min", "max", "stddev",
+];
+
+/// Distribution of one metric in one phase. All values in the metric's display unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distribution {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub count: u64,
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub stddev: Option<f64>,
+}
+
+impl Distribution {
+    /// The statistics in `STAT_KEYS` order.
+    pub fn values(&self) -> [Option<f64>; 9] {
+        [
+            self.mean,
+            self.p50,
+            self.p90,
+            self.p95,
+            self.p99,
+            self.p999,
+            self.min,
+            self.max,
+            self.stddev,
+        ]
+    }
+}
+
+/// Everything measured in one phase (or in all measured phases: name `all`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseStats {
+    pub name: String,
+    /// Requests that ended in any way.
+    pub requests: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Count per outcome class (`ok`, `http_status`, `timeout`, ...), zero classes included.
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// Count per HTTP status among `http_status` failures.
+    pub http_statuses: BTreeMap<u16, u64>,
+    /// ok / requests, in percent.
+    pub success_rate: f64,
+    /// Measured window: first send to last completion, seconds.
+    pub duration_s: f64,
+    /// Successful requests per second of the window.
+    pub req_per_s: f64,
+    /// Output tokens of successful requests per second of the window.
+    pub output_tok_per_s: f64,
+    /// Input plus output tokens of successful requests per second of the window.
+    pub total_tok_per_s: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Successful requests whose output count came from usage / from counted chunks.
+    pub tokens_from_usage: u64,
+    pub tokens_from_chunks: u64,
+    pub metrics: Vec<Distribution>,
+}
+
+impl PhaseStats {
+    pub fn metric(&self, m: Metric) -> &Distribution {
+        &self.metrics[Metric::ALL
+            .iter()
+            .position(|x| *x == m)
+            .expect("all metrics kept")]
+    }
+}
+
+/// Statistics of a whole run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Measured (non-warmup) phases, in run order.
+    pub phases: Vec<PhaseStats>,
+    /// All measured phases together.
+    pub all: PhaseStats,
+    /// Warmup requests seen (not in the statistics).
+    pub warmup_requests: u64,
+}
+
+impl Summary {
+    /// `phases` then `all`: the rows of the summary CSV.
+    pub fn rows(&self) -> impl Iterator<Item = &PhaseStats> {
+        self.phases.iter().chain(std::iter::once(&self.all))
+    }
+}
+
+/// One metric's running state.
+struct Acc {
+    hist: Histogram<u64>,
+    n: u64,
+    sum: f64,
+    sum_sq: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Acc {
+    fn new() -> Self {
+        Self {
+            // 1 to 1e12 units: an hour in µs, or a billion tokens/s in thousandths.
+            hist: Histogram::new_with_bounds(1, 1_000_000_000_000, 3).expect("valid bounds"),
+            n: 0,
+            sum: 0.0,
+            sum_sq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Adds one value in histogram units.
+    fn add(&mut self, v: f64) {
+        self.hist.saturating_record(v.max(0.0).round() as u64);
+        self.n += 1;
+        self.sum += v;
+        self.sum_sq += v * v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    fn distribution(&self, m: Metric) -> Distribution {
+        let s = m.scale();
+        let some = |v: f64| (self.n > 0).then_some(v / s);
+        let q = |q: f64| some(self.hist.value_at_quantile(q) as f64);
+        let mean = self.sum / self.n.max(1) as f64;
+        let var = (self.sum_sq / self.n.max(1) as f64 - mean * mean).max(0.0);
+        Distribution {
+            key: m.key(),
+            label: m.label(),
+            count: self.n,
+            mean: some(mean),
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            // min and max are exact, not histogram buckets.
+            min: some(self.min),
+            max: some(self.max),
+            stddev: some(var.sqrt()),
+        }
+    }
+}
+
+/// One phase's running state.
+struct PhaseAcc {
+    name: String,
+    outcomes: BTreeMap<Outcome, u64>,
+    statuses: BTreeMap<u16, u64>,
+    first_sent_us: Option<u64>,
+    last_end_us: Option<u64>,
+    input_tokens: u64,
+    output_tokens: u64,
+    from_usage: u64,
+    from_chunks: u64,
+    metrics: Vec<Acc>,
+}
+
+impl PhaseAcc {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            outcomes: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            first_sent_us: None,
+            last_end_us: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            from_usage: 0,
+            from_chunks: 0,
+            metrics: Metric::ALL.iter().map(|_| Acc::new()).collect(),
+        }
+    }
+
+    fn add(&mut self, r: &RequestRecord) {
+        *self.outcomes.entry(r.outcome).or_default() += 1;
+        if let (Outcome::HttpStatus, Some(s)) = (r.outcome, r.status) {
+            *self.statuses.entry(s).or_default() += 1;
+        }
+        if let Some(sent) = r.sent_us {
+            self.first_sent_us = Some(self.first_sent_us.map_or(sent, |f| f.min(sent)));
+            self.last_end_us = Some(self.last_end_us.map_or(r.end_us, |l| l.max(r.end_us)));
+        }
+        let mut put = |m: Metric, v: Option<f64>| {
+            if let Some(v) = v {
+                let i = m as usize;
+                self.metrics[i].add(v * m.scale());
+            }
+        };
+        let ms = |us: Option<u64>| us.map(|v| v as f64 / 1000.0);
+        put(Metric::QueueMs, ms(r.queue_us()));
+        put(Metric::LatenessMs, ms(Some(r.lateness_us())));
+        if r.outcome != Outcome::Ok {
+            return;
+        }
+        self.input_tokens += r.input_tokens.unwrap_or(0);
+        self.output_tokens += r.output_tokens;
+        match r.tokens_source {
+            TokenSource::Usage => self.from_usage += 1,
+            TokenSource::Chunks => self.from_chunks += 1,
+        }
+        put(Metric::TtftMs, ms(r.ttft_us()));
+        put(Metric::TtftIntendedMs, ms(r.ttft_intended_us()));
+        put(Metric::TpotMs, r.tpot_us().map(|us| us / 1000.0));
+        put(Metric::E2elMs, ms(r.e2el_us()));
+        put(Metric::E2elIntendedMs, ms(r.e2el_intended_us()));
+        put(Metric::OutputTokS, r.output_tok_per_s());
+        put(Metric::InputTokens, r.input_tokens.map(|t| t as f64));
+        put(Metric::OutputTokens, Some(r.output_tokens as f64));
+        let itl = &mut self.metrics[Metric::ItlMs as usize];
+        for gap in r.itl_us() {
+            itl.add(gap as f64 * Metric::ItlMs.scale() / 1000.0);
+        }
+    }
+
+    fn merge(&mut self, other: &PhaseAcc) {
+        for (k, v) in &other.outcomes {
+            *self.outcomes.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.statuses {
+            *self.statuses.entry(*k).or_default() += v;
+        }
+        let min = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).min();
+        let max = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).max();
+        self.first_sent_us = min(self.first_sent_us, other.first_sent_us);
+        self.last_end_us = max(self.last_end_us, other.last_end_us);
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.from_usage += other.from_usage;
+        self.from_chunks += other.from_chunks;
+        for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
+            a.hist.add(&b.hist).expect("auto-resizing histograms merge");
+            a.n += b.n;
+            a.sum += b.sum;
+            a.sum_sq += b.sum_sq;
+            a.min = a.min.min(b.min);
+            a.max = a.max.max(b.max);
+        }
+    }
+
+    fn finish(&self) -> PhaseStats {
+        let requests: u64 = self.outcomes.values().sum();
+        let ok = self.outcomes.get(&Outcome::Ok).copied().unwrap_or(0);
+        let duration_s = match (self.first_sent_us, self.last_end_us) {
+            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e6,
+            _ => 0.0,
+        };
+        let per_s = |n: u64| {
+            if duration_s > 0.0 {
+                n as f64 / duration_s
+            } else {
+                0.0
+            }
+        };
+        PhaseStats {
+            name: self.name.clone(),
+            requests,
+            ok,
+            failed: requests - ok,
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| (o.name(), self.outcomes.get(o).copied().unwrap_or(0)))
+                .collect(),
+            http_statuses: self.statuses.clone(),
+            success_rate: if requests > 0 {
+                100.0 * ok as f64 / requests as f64
+            } else {
+                0.0
+            },
+            duration_s,
+            req_per_s: per_s(ok),
+            output_tok_per_s: per_s(self.output_tokens),
+            total_tok_per_s: per_s(self.input_tokens + self.output_tokens),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            tokens_from_usage: self.from_usage,
+            tokens_from_chunks: self.from_chunks,
+            metrics: Metric::ALL
+                .iter()
+                .zip(&self.metrics)
+                .map(|(m, acc)| acc.distribution(*m))
+                .collect(),
+        }
+    }
+}
+
+impl Summary {
+    /// What a reader must know before trusting these numbers, each saying what to do about it.
+    pub fn warnings(&self) -> Vec<String> {
+        let a = &self.all;
+        let mut w = Vec::new();
+        if a.failed > 0 {
+            let classes: Vec<String> = a
+                .outcomes
+                .iter()
+                .filter(|(k, n)| **k != "ok" && **n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            w.push(format!(
+                "{} of {} requests failed ({}); the `error` field of each raw record says why.",
+                a.failed,
+                a.requests,
+                classes.join(", ")
+            ));
+        }
+        let late_p99 = a.metric(Metric::LatenessMs).p99.unwrap_or(0.0);
+        let ttft_p50 = a.metric(Metric::TtftMs).p50.unwrap_or(0.0);
+        if late_p99 > 1.0 && late_p99 > 0.05 * ttft_p50 {
+            w.push(format!(
+                "The load generator fell behind its schedule (lateness p99 {late_p99:.2} ms against a TTFT p50 of {ttft_p50:.2} ms); latencies from the intended start include this. Lower the rate or run llmbench on a less busy machine."
+            ));
+        }
+        let queue_p99 = a.metric(Metric::QueueMs).p99.unwrap_or(0.0);
+        if queue_p99 > 1.0 {
+            w.push(format!(
+                "Arrivals waited for a concurrency slot (queue time p99 {queue_p99:.1} ms): the concurrency cap, not only the server, shaped this load. TTFT and E2EL from the intended start include the wait."
+            ));
+        }
+        if a.tokens_from_chunks > 0 {
+            w.push(format!(
+                "Output tokens of {} requests were counted from content chunks because the server sent no usage; a chunk can carry several tokens, so token rates may be low. Use a server that honours stream_options.include_usage.",
+                a.tokens_from_chunks
+            ));
+        }
+        if a.ok > 0 && a.ok < 100 {
+            w.push(format!(
+                "Only {} successful requests: p99 and p99.9 rest on very few samples. Run longer or at a higher rate for stable tails.",
+                a.ok
+            ));
+        }
+        w
+    }
+}
+
+/// Accumulates records into a `Summary`.
+pub struct StatsBuilder {
+    /// Indexed by phase index; `None` for phases not seen or warmup.
+    phases: Vec<Option<PhaseAcc>>,
+    warmup: u64,
+}
+
+impl Default for StatsBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StatsBuilder {
+    pub fn new() -> Self {
+        Self {
+            phases: Vec::new(),
+            warmup: 0,
+        }
+    }
+
+    pub fn add(&mut self, r: &RequestRecord) {
+        if r.warmup {
+            self.warmup += 1;
+            return;
+        }
+        if self.phases.len() <= r.phase_index {
+            self.phases.resize_with(r.phase_index + 1, || None);
+        }
+        self.phases[r.phase_index]
+            .get_or_insert_with(|| PhaseAcc::new(r.phase.clone()))
+            .add(r);
+    }
+
+    pub fn finish(&self) -> Summary {
+        let mut all = PhaseAcc::new("all".into());
+        let mut phases = Vec::new();
+        for p in self.phases.iter().flatten() {
+            all.merge(p);
+            phases.push(p.finish());
+        }
+        Summary {
+            phases,
+            all: all.finish(),
+            warmup_requests: self.warmup,
+        }
+    }
+}
+
+/// Statistics of a set of records in one pass.
+pub fn summarize<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Summary {
+    let mut b = StatsBuilder::new();
+    for r in records {
+        b.add(r);
+    }
+    b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A successful streamed record with exact timings (µs) and `n` evenly spaced tokens.
+    fn rec(id: u64, phase: usize, sent: u64, ttft: u64, itl: u64, n: u64) -> RequestRecord {
+        let first = sent + ttft;
+        let last = first + itl * (n - 1);
+        RequestRecord {
+            id,
+            phase: format!("p{phase}"),
+            phase_index: phase,
+            warmup: false,
+            outcome: Outcome::Ok,
+            status: Some(200),
+            error: None,
+            streamed: true,
+            intended_us: sent,
+            dispatched_us: sent,
+            admitted_us: Some(sent),
+            sent_us: Some(sent),
+            headers_us: Some(sent + 100),
+            first_token_us: Some(first),
+            last_token_us: Some(last),
+            end_us: last + 50,
+            chunk_offsets_us: (0..n).map(|k| k * itl).collect(),
+            input_tokens: Some(10),
+            output_tokens: n,
+            tokens_source: TokenSource::Usage,
+            content_chunks: n,
+            output_chars: n * 4,
+        }
+    }
+
+    #[test]
+    fn known_timings_give_exact_statistics() {
+        // 100 requests: TTFT 1..=100 ms, ITL 10 ms, 11 tokens, one every 100 ms.
+        let records: Vec<_> = (0..100)
+            .map(|i| rec(i, 0, i * 100_000, (i + 1) * 1000, 10_000, 11))
+            .collect();
+        let s = summarize(&records);
+        let p = &s.all;
+        assert_eq!((p.requests, p.ok, p.failed), (100, 100, 0));
+        assert_eq!(p.success_rate, 100.0);
+        let ttft = p.metric(Metric::TtftMs);
+        assert_eq!(ttft.count, 100);
+        assert!((ttft.mean.unwrap() - 50.5).abs() < 1e-9);
+        assert!((ttft.p50.unwrap() - 50.0).abs() < 0.05, "{:?}", ttft.p50);
+        assert!((ttft.p90.unwrap() - 90.0).abs() < 0.1);
+        assert!((ttft.p99.unwrap() - 99.0).abs() < 0.1);
+        assert_eq!(ttft.min, Some(1.0));
+        assert_eq!(ttft.max, Some(100.0));
+        let sd = (((1..=100).map(|x| (x as f64 - 50.5).powi(2)).sum::<f64>()) / 100.0).sqrt();
+        assert!((ttft.stddev.unwrap() - sd).abs() < 1e-6);
+        let tpot = p.metric(Metric::TpotMs);
+        assert!((tpot.p50.unwrap() - 10.0).abs() < 0.01);
+        let itl = p.metric(Metric::ItlMs);
+        assert_eq!(itl.count, 1000, "10 gaps per request, pooled");
+        assert!((itl.mean.unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(p.output_tokens, 1100);
+        // Window: first send at 0, last end at 9.9 s + 100 ms + 100 ms + 50 µs.
+        let window = (9_900_000 + 100_000 + 100_000 + 50) as f64 / 1e6;
+        assert!((p.duration_s - window).abs() < 1e-9);
+        assert!((p.req_per_s - 100.0 / window).abs() < 1e-9);
+        assert!((p.output_tok_per_s - 1100.0 / window).abs() < 1e-9);
+        assert!((p.total_tok_per_s - 2100.0 / window).abs() < 1e-9);
+    }
+
+    #[test]
+    fn failures_are_counted_by_class_and_warmup_is_left_out() {
+        let mut records = vec![rec(0, 0, 0, 1000, 1000, 3), rec(1, 1, 0, 1000, 1000, 3)];
+        let mut bad = rec(2, 1, 10, 1000, 1000, 3);
+        bad.outcome = Outcome::HttpStatus;
+        bad.status = Some(503);
+        records.push(bad);
+        let mut warm = rec(3, 0, 0, 5000, 1000, 3);
+        warm.warmup = true;
+        records.push(warm);
+        let s = summarize(&records);
+        assert_eq!(s.warmup_requests, 1);
+        assert_eq!(s.phases.len(), 2);
+        let p1 = &s.phases[1];
+        assert_eq!((p1.requests, p1.ok, p1.failed), (2, 1, 1));
+        assert_eq!(p1.outcomes["http_status"], 1);
+        assert_eq!(p1.http_statuses[&503], 1);
+        assert_eq!(p1.success_rate, 50.0);
+        assert_eq!(
+            p1.metric(Metric::TtftMs).count,
+            1,
+            "failed requests have no TTFT"
+        );
+        assert_eq!(s.all.requests, 3);
+        assert_eq!(s.rows().count(), 3);
+    }
+
+    #[test]
+    fn empty_input_has_no_values() {
+        let s = summarize(&[]);
+        assert_eq!(s.all.requests, 0);
+        assert_eq!(s.all.metric(Metric::TtftMs).p50, None);
+        assert_eq!(s.all.req_per_s, 0.0);
+    }
+}
