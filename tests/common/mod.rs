@@ -1,0 +1,73 @@
+//! Helpers shared by the integration tests: scripts in temp folders, runs against the mock.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use llmbench::config::Configs;
+use llmbench::mock::{MockConfig, MockServer};
+use llmbench::plan::{Plan, Target};
+use llmbench::record::{RequestRecord, read_records};
+use llmbench::run::{Finished, Options, execute};
+
+/// Evaluates `src` as a script saved in `dir`.
+pub fn plan(dir: &Path, src: &str) -> Plan {
+    let path = dir.join("test.rhai");
+    std::fs::write(&path, src).unwrap();
+    llmbench::script::load(&path, &Configs::new(dir.join("configs"))).unwrap()
+}
+
+/// Starts a mock on 127.0.0.1 with the given timing.
+pub fn mock(ttft_ms: u64, itl_ms: u64, tokens: u32) -> MockServer {
+    MockServer::start(
+        MockConfig {
+            ttft: Duration::from_millis(ttft_ms),
+            itl: Duration::from_millis(itl_ms),
+            output_tokens: tokens,
+            ..MockConfig::default()
+        },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .unwrap()
+}
+
+/// Points `plan` at `server`.
+pub fn target(plan: &mut Plan, server: &MockServer) {
+    plan.target = Some(Target {
+        name: "mock".into(),
+        base_url: server.base_url(),
+        api_key: None,
+    });
+    plan.model
+        .get_or_insert_with(|| llmbench::mock::MOCK_MODEL.into());
+}
+
+pub fn options(results: &Path) -> Options {
+    Options {
+        script: PathBuf::from("test.rhai"),
+        results: results.to_owned(),
+        templates: None,
+        progress: false,
+        grace: Duration::from_secs(5),
+    }
+}
+
+/// Runs `plan`, returning how it finished and its raw records.
+pub async fn run(plan: Plan, results: &Path) -> (Finished, Vec<RequestRecord>) {
+    let finished = execute(plan, &options(results)).await.unwrap();
+    let records = read_records(&finished.files.raw).unwrap();
+    (finished, records)
+}
+
+/// Median of a list of values.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    assert!(!v.is_empty());
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}

@@ -1,0 +1,113 @@
+//! The measured numbers against the mock's injected timing, on 127.0.0.1.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use llmbench::record::{Outcome, TokenSource};
+use llmbench::stats::Metric;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttft_tpot_and_tokens_match_the_injected_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::mock(100, 10, 50);
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ max_tokens: 50, prompt: |i| `question ${i}` });
+           phase("one", #{ requests: 12, concurrency: 1 });"#,
+    );
+    common::target(&mut plan, &server);
+    let (finished, records) = common::run(plan, dir.path()).await;
+
+    assert_eq!(records.len(), 12);
+    for r in &records {
+        assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+        assert_eq!(r.output_tokens, 50, "exactly the injected token count");
+        assert_eq!(r.tokens_source, TokenSource::Usage);
+        assert_eq!(r.content_chunks, 50);
+        assert_eq!(r.input_tokens, Some(2), "two words in the prompt");
+    }
+    let s = &finished.summary.all;
+    assert_eq!(s.success_rate, 100.0);
+    let ttft = s.metric(Metric::TtftMs).p50.unwrap();
+    let tpot = s.metric(Metric::TpotMs).p50.unwrap();
+    assert!((ttft - 100.0).abs() <= 3.0, "TTFT median {ttft} ms");
+    assert!((tpot - 10.0).abs() <= 1.0, "TPOT median {tpot} ms");
+    // The same from the raw records, independently of the histograms.
+    let raw_ttft = common::median(
+        records
+            .iter()
+            .map(|r| r.ttft_us().unwrap() as f64 / 1e3)
+            .collect(),
+    );
+    assert!((raw_ttft - 100.0).abs() <= 3.0, "{raw_ttft}");
+    let itl = s.metric(Metric::ItlMs).p50.unwrap();
+    assert!((itl - 10.0).abs() <= 1.0, "ITL median {itl} ms");
+    let e2el = s.metric(Metric::E2elMs).p50.unwrap();
+    assert!(
+        (e2el - 590.0).abs() <= 5.0,
+        "E2EL median {e2el} ms (100 + 49 × 10)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_streams_are_all_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::mock(200, 10, 20);
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ max_tokens: 20, prompt: |i| `q ${i}` });
+           phase("wide", #{ requests: 256, concurrency: 64 });"#,
+    );
+    common::target(&mut plan, &server);
+    let (finished, records) = common::run(plan, dir.path()).await;
+
+    assert_eq!(records.len(), 256, "one record per request");
+    let ids: BTreeSet<u64> = records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, (0..256).collect(), "every id once");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == Outcome::Ok && r.output_tokens == 20)
+    );
+    let seen_by_server = server.timings();
+    assert_eq!(seen_by_server.len(), 256, "the server saw every request");
+    assert!(ids.iter().all(|id| seen_by_server.contains_key(id)));
+    let ttft = finished.summary.all.metric(Metric::TtftMs).p50.unwrap();
+    assert!((ttft - 200.0).abs() <= 5.0, "TTFT median {ttft} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_non_streaming_requests_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::mock(20, 2, 8);
+    for (endpoint, stream) in [
+        ("completions", true),
+        ("completions", false),
+        ("chat", false),
+    ] {
+        let mut plan = common::plan(
+            dir.path(),
+            &format!(
+                r#"request(#{{ endpoint: "{endpoint}", stream: {stream}, max_tokens: 5, prompt: "a b c" }});
+                   phase("p", #{{ requests: 3, concurrency: 1 }});"#
+            ),
+        );
+        common::target(&mut plan, &server);
+        let (finished, records) = common::run(plan, dir.path()).await;
+        assert_eq!(finished.summary.all.ok, 3, "{endpoint} stream={stream}");
+        for r in &records {
+            assert_eq!(r.output_tokens, 5, "max_tokens caps the mock");
+            assert_eq!(r.input_tokens, Some(3));
+            assert_eq!(r.streamed, stream);
+            let e2el = r.e2el_us().unwrap() as f64 / 1e3;
+            assert!((e2el - 28.0).abs() < 3.0, "{e2el} ms = 20 + 4 × 2");
+            if stream {
+                let ttft = r.ttft_us().unwrap() as f64 / 1e3;
+                assert!((ttft - 20.0).abs() < 3.0, "{ttft}");
+            } else {
+                assert_eq!(r.ttft_us(), None, "no TTFT without streaming");
+            }
+        }
+    }
+}
