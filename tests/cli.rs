@@ -155,7 +155,7 @@ fn ctrl_c_writes_what_was_measured_and_exits_130() {
          phase(\"long\", #{ duration: 60, rps: 20, concurrency: 8 });\n",
     )
     .unwrap();
-    let mut child = llmbench()
+    let child = llmbench()
         .arg(&script)
         .args(["--no-progress", "--grace", "5", "--results"])
         .arg(dir.path())
