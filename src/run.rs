@@ -60,6 +60,8 @@ pub struct Finished {
     pub run_id: String,
     pub files: RunFiles,
     pub summary: Summary,
+    /// The run's clock: record stamps are microseconds since its origin.
+    pub clock: Clock,
     pub interrupted: bool,
     /// The prompt generator failed mid-run (a script error).
     pub feed_error: Option<String>,
@@ -381,6 +383,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         run_id,
         files,
         summary,
+        clock,
         interrupted,
         feed_error,
     })
