@@ -4,6 +4,7 @@
 //! but the Authorization header.
 
 pub mod chunk;
+pub mod response;
 pub mod sse;
 
 use std::time::Duration;
@@ -15,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::plan::{Endpoint, RequestSpec, Target};
-use crate::record::{Outcome, RequestRecord, TokenSource};
+use crate::record::{Outcome, RequestRecord};
 use crate::schedule::Dispatch;
-use chunk::{BodyError, StreamItem, Usage, parse_body, parse_stream_data, truncate};
-use sse::SseParser;
+use chunk::{BodyError, parse_body, truncate};
+use response::{Failure, Received};
 
 /// Header carrying the run-wide request id, so server logs (and the mock) can be matched up.
 pub const REQUEST_ID_HEADER: &str = "x-llmbench-request-id";
@@ -132,30 +133,16 @@ impl Client {
         body: Bytes,
         abort: &CancellationToken,
     ) -> RequestRecord {
-        let mut rec = RequestRecord {
-            id: dispatch.id,
-            phase: phase.name.clone(),
-            phase_index: dispatch.phase_index,
-            warmup: phase.warmup,
-            outcome: Outcome::Cancelled,
-            status: None,
-            error: None,
-            streamed: self.stream,
-            intended_us: dispatch.intended_us,
-            dispatched_us: dispatch.dispatched_us,
-            admitted_us: dispatch.admitted_us,
-            sent_us: None,
-            headers_us: None,
-            first_token_us: None,
-            last_token_us: None,
-            end_us: 0,
-            chunk_offsets_us: Vec::new(),
-            input_tokens: None,
-            output_tokens: 0,
-            tokens_source: TokenSource::Chunks,
-            content_chunks: 0,
-            output_chars: 0,
-        };
+        let mut rec = RequestRecord::unsent(
+            dispatch.id,
+            phase.name.as_str(),
+            dispatch.phase_index,
+            phase.warmup,
+            self.stream,
+            dispatch.intended_us,
+        );
+        rec.dispatched_us = dispatch.dispatched_us;
+        rec.admitted_us = dispatch.admitted_us;
         if dispatch.admitted_us.is_none() || abort.is_cancelled() {
             rec.error = Some("run stopped before this request was sent".into());
             rec.end_us = self.clock.now_us();
@@ -207,180 +194,27 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if self.stream && is_sse {
-            self.read_stream(&mut resp, st).await
+            loop {
+                let read = resp
+                    .chunk()
+                    .await
+                    .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e)))?;
+                let now = self.clock.now_us();
+                match read {
+                    Some(bytes) => st.feed_stream(&bytes, now),
+                    None => return st.finish_stream(now),
+                }
+                if st.complete() {
+                    return st.finish_stream(now);
+                }
+            }
         } else {
             // Asked for no stream, or the server ignored `stream: true`: one body.
-            st.streamed = false;
             let body = resp
                 .bytes()
                 .await
                 .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e)))?;
-            let now = self.clock.now_us();
-            match parse_body(&body) {
-                Ok(info) => {
-                    st.content(now, info.content_chars);
-                    st.usage = info.usage;
-                    st.finished = true;
-                    Ok(())
-                }
-                Err(BodyError::Error(msg)) => Err(Failure::new(Outcome::InvalidResponse, msg)),
-                Err(BodyError::Invalid(msg)) => Err(Failure::new(Outcome::InvalidResponse, msg)),
-            }
-        }
-    }
-
-    async fn read_stream(
-        &self,
-        resp: &mut reqwest::Response,
-        st: &mut Received,
-    ) -> Result<(), Failure> {
-        let mut parser = SseParser::new();
-        let mut failure = None;
-        loop {
-            let chunk = resp
-                .chunk()
-                .await
-                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e)))?;
-            let now = self.clock.now_us();
-            let mut on_event = |ev: sse::SseEvent<'_>| {
-                if failure.is_some() || st.done {
-                    return;
-                }
-                match parse_stream_data(ev.data) {
-                    StreamItem::Done => st.done = true,
-                    StreamItem::Chunk(info) => {
-                        if info.content_chars > 0 {
-                            st.content(now, info.content_chars);
-                        }
-                        st.finished |= info.finished;
-                        if info.usage.is_some() {
-                            st.usage = info.usage;
-                        }
-                    }
-                    StreamItem::Error(msg) => {
-                        failure = Some(Failure::new(
-                            Outcome::InvalidResponse,
-                            format!("error in stream: {msg}"),
-                        ))
-                    }
-                    StreamItem::Invalid(msg) => {
-                        failure = Some(Failure::new(Outcome::InvalidResponse, msg))
-                    }
-                }
-            };
-            match chunk {
-                Some(bytes) => parser.feed(&bytes, &mut on_event),
-                None => {
-                    parser.finish(&mut on_event);
-                    break;
-                }
-            }
-            if failure.is_some() || st.done {
-                break;
-            }
-        }
-        if let Some(f) = failure {
-            return Err(f);
-        }
-        if !st.done && !st.finished {
-            return Err(Failure::new(
-                Outcome::StreamBroken,
-                "stream ended without [DONE] or a finish_reason",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// What arrived for one request, filled in as it arrives.
-#[derive(Debug)]
-struct Received {
-    status: Option<u16>,
-    headers_us: Option<u64>,
-    first_token_us: Option<u64>,
-    last_token_us: Option<u64>,
-    offsets: Vec<u64>,
-    chunks: u64,
-    chars: u64,
-    usage: Option<Usage>,
-    streamed: bool,
-    done: bool,
-    finished: bool,
-}
-
-impl Default for Received {
-    fn default() -> Self {
-        Self {
-            status: None,
-            headers_us: None,
-            first_token_us: None,
-            last_token_us: None,
-            offsets: Vec::new(),
-            chunks: 0,
-            chars: 0,
-            usage: None,
-            streamed: true,
-            done: false,
-            finished: false,
-        }
-    }
-}
-
-impl Received {
-    fn content(&mut self, now: u64, chars: u64) {
-        let first = *self.first_token_us.get_or_insert(now);
-        self.offsets.push(now - first);
-        self.last_token_us = Some(now);
-        self.chunks += 1;
-        self.chars += chars;
-    }
-
-    fn into_record(self, rec: &mut RequestRecord, result: Result<(), Failure>) {
-        match result {
-            Ok(()) => rec.outcome = Outcome::Ok,
-            Err(f) => {
-                rec.outcome = f.outcome;
-                rec.error = Some(f.message);
-            }
-        }
-        rec.status = self.status;
-        rec.streamed = rec.streamed && self.streamed;
-        rec.headers_us = self.headers_us;
-        rec.first_token_us = self.first_token_us;
-        rec.last_token_us = self.last_token_us;
-        rec.chunk_offsets_us = if rec.streamed {
-            self.offsets
-        } else {
-            Vec::new()
-        };
-        rec.content_chunks = self.chunks;
-        rec.output_chars = self.chars;
-        rec.input_tokens = self.usage.and_then(|u| u.prompt_tokens);
-        match self.usage.and_then(|u| u.completion_tokens) {
-            Some(n) => {
-                rec.output_tokens = n;
-                rec.tokens_source = TokenSource::Usage;
-            }
-            None => {
-                rec.output_tokens = self.chunks;
-                rec.tokens_source = TokenSource::Chunks;
-            }
-        }
-    }
-}
-
-/// A failed request: its class and a message for the record.
-#[derive(Debug)]
-struct Failure {
-    outcome: Outcome,
-    message: String,
-}
-
-impl Failure {
-    fn new(outcome: Outcome, message: impl Into<String>) -> Self {
-        Self {
-            outcome,
-            message: message.into(),
+            st.whole_body(&body, self.clock.now_us())
         }
     }
 }

@@ -64,6 +64,23 @@ pub enum TokenSource {
     Chunks,
 }
 
+/// Timings a server reports about its own work on a request (llama.cpp's `timings` object).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerTimings {
+    /// Prompt tokens the server evaluated (not served from its cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_n: Option<u64>,
+    /// Time the server spent on the prompt, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_ms: Option<f64>,
+    /// Tokens the server generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_n: Option<u64>,
+    /// Time the server spent generating, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_ms: Option<f64>,
+}
+
 /// One request, from its intended start to its end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
@@ -99,6 +116,9 @@ pub struct RequestRecord {
     /// When the first chunk carrying generated content arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_token_us: Option<u64>,
+    /// When the first chunk carrying answer content (not reasoning) arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_answer_us: Option<u64>,
     /// When the last content chunk arrived (streaming) or the body was complete (non-streaming).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_token_us: Option<u64>,
@@ -118,9 +138,49 @@ pub struct RequestRecord {
     pub content_chunks: u64,
     /// Characters of generated content received.
     pub output_chars: u64,
+    /// What the server said about its own timing, when it says (llama.cpp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_timings: Option<ServerTimings>,
 }
 
 impl RequestRecord {
+    /// A record for a request not (yet) sent: outcome `cancelled`, no response stamps.
+    pub fn unsent(
+        id: u64,
+        phase: impl Into<String>,
+        phase_index: usize,
+        warmup: bool,
+        streamed: bool,
+        intended_us: u64,
+    ) -> Self {
+        Self {
+            id,
+            phase: phase.into(),
+            phase_index,
+            warmup,
+            outcome: Outcome::Cancelled,
+            status: None,
+            error: None,
+            streamed,
+            intended_us,
+            dispatched_us: intended_us,
+            admitted_us: None,
+            sent_us: None,
+            headers_us: None,
+            first_token_us: None,
+            first_answer_us: None,
+            last_token_us: None,
+            end_us: intended_us,
+            chunk_offsets_us: Vec::new(),
+            input_tokens: None,
+            output_tokens: 0,
+            tokens_source: TokenSource::Chunks,
+            content_chunks: 0,
+            output_chars: 0,
+            server_timings: None,
+        }
+    }
+
     /// Microseconds between two optional stamps.
     fn span(from: Option<u64>, to: Option<u64>) -> Option<u64> {
         Some(to?.saturating_sub(from?))
@@ -130,6 +190,12 @@ impl RequestRecord {
     pub fn ttft_us(&self) -> Option<u64> {
         self.timed()
             .and_then(|_| Self::span(self.sent_us, self.first_token_us))
+    }
+
+    /// Time to the first answer token (after any reasoning) from the actual send, µs.
+    pub fn ttft_answer_us(&self) -> Option<u64> {
+        self.timed()
+            .and_then(|_| Self::span(self.sent_us, self.first_answer_us))
     }
 
     /// TTFT from the intended start (includes queueing and scheduler lateness), µs.
@@ -284,6 +350,7 @@ mod tests {
             sent_us: Some(1_520),
             headers_us: Some(1_800),
             first_token_us: Some(101_520),
+            first_answer_us: Some(101_520),
             last_token_us: Some(131_520),
             end_us: 131_600,
             chunk_offsets_us: vec![0, 10_000, 20_000, 30_000],
@@ -292,6 +359,7 @@ mod tests {
             tokens_source: TokenSource::Usage,
             content_chunks: 4,
             output_chars: 20,
+            server_timings: None,
         }
     }
 

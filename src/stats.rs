@@ -15,6 +15,8 @@ use crate::record::{Outcome, RequestRecord, TokenSource};
 pub enum Metric {
     /// Time to first token, from the actual send.
     TtftMs,
+    /// Time to the first answer token (after any reasoning), from the actual send.
+    TtftAnswerMs,
     /// Time to first token, from the intended start (includes queueing and lateness).
     TtftIntendedMs,
     /// Time per output token after the first.
@@ -38,8 +40,9 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 12] = [
         Metric::TtftMs,
+        Metric::TtftAnswerMs,
         Metric::TtftIntendedMs,
         Metric::TpotMs,
         Metric::ItlMs,
@@ -56,6 +59,7 @@ impl Metric {
     pub fn key(self) -> &'static str {
         match self {
             Metric::TtftMs => "ttft_ms",
+            Metric::TtftAnswerMs => "ttft_answer_ms",
             Metric::TtftIntendedMs => "ttft_intended_ms",
             Metric::TpotMs => "tpot_ms",
             Metric::ItlMs => "itl_ms",
@@ -73,6 +77,7 @@ impl Metric {
     pub fn label(self) -> &'static str {
         match self {
             Metric::TtftMs => "TTFT (ms)",
+            Metric::TtftAnswerMs => "Time to first answer token (ms)",
             Metric::TtftIntendedMs => "TTFT from intended start (ms)",
             Metric::TpotMs => "TPOT (ms)",
             Metric::ItlMs => "ITL (ms)",
@@ -306,6 +311,7 @@ impl PhaseAcc {
             TokenSource::Chunks => self.from_chunks += 1,
         }
         put(Metric::TtftMs, ms(r.ttft_us()));
+        put(Metric::TtftAnswerMs, ms(r.ttft_answer_us()));
         put(Metric::TtftIntendedMs, ms(r.ttft_intended_us()));
         put(Metric::TpotMs, r.tpot_us().map(|us| us / 1000.0));
         put(Metric::E2elMs, ms(r.e2el_us()));
@@ -519,6 +525,7 @@ mod tests {
             sent_us: Some(sent),
             headers_us: Some(sent + 100),
             first_token_us: Some(first),
+            first_answer_us: Some(first),
             last_token_us: Some(last),
             end_us: last + 50,
             chunk_offsets_us: (0..n).map(|k| k * itl).collect(),
@@ -527,6 +534,7 @@ mod tests {
             tokens_source: TokenSource::Usage,
             content_chunks: n,
             output_chars: n * 4,
+            server_timings: None,
         }
     }
 

@@ -6,6 +6,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::record::ServerTimings;
+
 /// Token usage as the server reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
@@ -14,18 +16,22 @@ pub struct Usage {
 }
 
 /// The parts of a chunk that matter for timing.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct ChunkInfo {
     /// Characters of generated content: answer text, reasoning text or tool-call arguments.
     /// A chunk with none (role-only, empty content, usage-only) is not a token for TTFT.
     pub content_chars: u64,
+    /// Characters of answer content (text or tool calls), not reasoning: for time to first answer.
+    pub answer_chars: u64,
     /// A choice finished (a `finish_reason` was set).
     pub finished: bool,
     pub usage: Option<Usage>,
+    /// Timings the server reports about itself (llama.cpp's `timings`).
+    pub timings: Option<ServerTimings>,
 }
 
 /// A parsed stream event.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum StreamItem {
     /// `[DONE]`: the stream is complete.
     Done,
@@ -44,6 +50,8 @@ struct Body<'a> {
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+    #[serde(default)]
+    timings: Option<ServerTimings>,
 }
 
 #[derive(Deserialize)]
@@ -78,7 +86,11 @@ fn chars(s: &Option<Cow<'_, str>>) -> u64 {
 }
 
 impl Message<'_> {
-    fn content_chars(&self) -> u64 {
+    fn reasoning_chars(&self) -> u64 {
+        chars(&self.reasoning_content) + chars(&self.reasoning)
+    }
+
+    fn answer_chars(&self) -> u64 {
         let tools = match &self.tool_calls {
             Some(serde_json::Value::Array(calls)) if !calls.is_empty() => {
                 // Tool-call deltas carry their generated text in function.arguments (or a name).
@@ -94,7 +106,7 @@ impl Message<'_> {
             }
             _ => 0,
         };
-        chars(&self.content) + chars(&self.reasoning_content) + chars(&self.reasoning) + tools
+        chars(&self.content) + tools
     }
 }
 
@@ -133,9 +145,10 @@ pub fn parse_body(json: &[u8]) -> Result<ChunkInfo, BodyError> {
         return Err(BodyError::Error(truncate(&msg, 300)));
     }
     let Some(choices) = body.choices else {
-        if body.usage.is_some() {
+        if body.usage.is_some() || body.timings.is_some() {
             return Ok(ChunkInfo {
                 usage: body.usage,
+                timings: body.timings,
                 ..ChunkInfo::default()
             });
         }
@@ -145,11 +158,14 @@ pub fn parse_body(json: &[u8]) -> Result<ChunkInfo, BodyError> {
     };
     let mut info = ChunkInfo {
         usage: body.usage,
+        timings: body.timings,
         ..ChunkInfo::default()
     };
     for choice in &choices {
         let message = choice.delta.as_ref().or(choice.message.as_ref());
-        info.content_chars += message.map_or(0, Message::content_chars) + chars(&choice.text);
+        let answer = message.map_or(0, Message::answer_chars) + chars(&choice.text);
+        info.answer_chars += answer;
+        info.content_chars += answer + message.map_or(0, Message::reasoning_chars);
         info.finished |= choice.finish_reason.is_some();
     }
     Ok(info)

@@ -1,0 +1,209 @@
+//! Reading one response, without I/O: network reads go in (bytes plus the time they arrived),
+//! the request's outcome and timings come out. The client feeds it from the socket; fixture
+//! tests feed it captured bytes, so both exercise the very same logic.
+
+use crate::record::{Outcome, RequestRecord, ServerTimings, TokenSource};
+
+use super::chunk::{BodyError, ChunkInfo, StreamItem, Usage, parse_body, parse_stream_data};
+use super::sse::SseParser;
+
+/// A failed request: its class and a message for the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(outcome: Outcome, message: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            message: message.into(),
+        }
+    }
+}
+
+/// What has arrived for one request so far.
+#[derive(Debug)]
+pub struct Received {
+    pub status: Option<u16>,
+    pub headers_us: Option<u64>,
+    first_token_us: Option<u64>,
+    first_answer_us: Option<u64>,
+    last_token_us: Option<u64>,
+    offsets: Vec<u64>,
+    chunks: u64,
+    chars: u64,
+    usage: Option<Usage>,
+    timings: Option<ServerTimings>,
+    /// The response came as an SSE stream (false: one JSON body).
+    streamed: bool,
+    /// `[DONE]` arrived.
+    done: bool,
+    /// A choice reported a finish reason.
+    finished: bool,
+    parser: SseParser,
+    failure: Option<Failure>,
+}
+
+impl Default for Received {
+    fn default() -> Self {
+        Self {
+            status: None,
+            headers_us: None,
+            first_token_us: None,
+            first_answer_us: None,
+            last_token_us: None,
+            offsets: Vec::new(),
+            chunks: 0,
+            chars: 0,
+            usage: None,
+            timings: None,
+            streamed: true,
+            done: false,
+            finished: false,
+            parser: SseParser::new(),
+            failure: None,
+        }
+    }
+}
+
+impl Received {
+    /// Feeds one network read of an SSE body that arrived at `now_us`.
+    pub fn feed_stream(&mut self, bytes: &[u8], now_us: u64) {
+        let mut parser = std::mem::take(&mut self.parser);
+        parser.feed(bytes, |ev| self.event(ev.data, now_us));
+        self.parser = parser;
+    }
+
+    /// True once nothing more needs reading: `[DONE]` or a failure arrived.
+    pub fn complete(&self) -> bool {
+        self.done || self.failure.is_some()
+    }
+
+    /// Ends an SSE body (the connection closed) at `now_us`; says how the stream ended.
+    pub fn finish_stream(&mut self, now_us: u64) -> Result<(), Failure> {
+        let mut parser = std::mem::take(&mut self.parser);
+        parser.finish(|ev| self.event(ev.data, now_us));
+        if let Some(f) = self.failure.take() {
+            return Err(f);
+        }
+        if !self.done && !self.finished {
+            return Err(Failure::new(
+                Outcome::StreamBroken,
+                "stream ended without [DONE] or a finish_reason",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes a whole (non-streaming) JSON body that was complete at `now_us`.
+    pub fn whole_body(&mut self, body: &[u8], now_us: u64) -> Result<(), Failure> {
+        self.streamed = false;
+        match parse_body(body) {
+            Ok(info) => {
+                self.chunk(&info, now_us);
+                self.finished = true;
+                Ok(())
+            }
+            Err(BodyError::Error(msg)) => Err(Failure::new(Outcome::InvalidResponse, msg)),
+            Err(BodyError::Invalid(msg)) => Err(Failure::new(Outcome::InvalidResponse, msg)),
+        }
+    }
+
+    fn event(&mut self, data: &[u8], now_us: u64) {
+        if self.complete() {
+            return;
+        }
+        match parse_stream_data(data) {
+            StreamItem::Done => self.done = true,
+            StreamItem::Chunk(info) => self.chunk(&info, now_us),
+            StreamItem::Error(msg) => {
+                self.failure = Some(Failure::new(
+                    Outcome::InvalidResponse,
+                    format!("error in stream: {msg}"),
+                ))
+            }
+            StreamItem::Invalid(msg) => {
+                self.failure = Some(Failure::new(Outcome::InvalidResponse, msg))
+            }
+        }
+    }
+
+    fn chunk(&mut self, info: &ChunkInfo, now: u64) {
+        if info.content_chars > 0 {
+            let first = *self.first_token_us.get_or_insert(now);
+            if info.answer_chars > 0 {
+                self.first_answer_us.get_or_insert(now);
+            }
+            self.offsets.push(now - first);
+            self.last_token_us = Some(now);
+            self.chunks += 1;
+            self.chars += info.content_chars;
+        }
+        self.finished |= info.finished;
+        if info.usage.is_some() {
+            self.usage = info.usage;
+        }
+        if info.timings.is_some() {
+            self.timings = info.timings;
+        }
+    }
+
+    /// Writes what arrived, and how it ended, into `rec`.
+    pub fn into_record(self, rec: &mut RequestRecord, result: Result<(), Failure>) {
+        match result {
+            Ok(()) => rec.outcome = Outcome::Ok,
+            Err(f) => {
+                rec.outcome = f.outcome;
+                rec.error = Some(f.message);
+            }
+        }
+        rec.status = self.status;
+        rec.streamed = rec.streamed && self.streamed;
+        rec.headers_us = self.headers_us;
+        rec.first_token_us = self.first_token_us;
+        rec.first_answer_us = self.first_answer_us;
+        rec.last_token_us = self.last_token_us;
+        rec.chunk_offsets_us = if rec.streamed {
+            self.offsets
+        } else {
+            Vec::new()
+        };
+        rec.content_chunks = self.chunks;
+        rec.output_chars = self.chars;
+        rec.input_tokens = self.usage.and_then(|u| u.prompt_tokens);
+        rec.server_timings = self.timings;
+        match self.usage.and_then(|u| u.completion_tokens) {
+            Some(n) => {
+                rec.output_tokens = n;
+                rec.tokens_source = TokenSource::Usage;
+            }
+            None => {
+                rec.output_tokens = self.chunks;
+                rec.tokens_source = TokenSource::Chunks;
+            }
+        }
+    }
+}
+
+/// Replays captured SSE bytes, one `(bytes, arrival µs)` read at a time, through the reader the
+/// client uses, and returns the record it would write (sent at 0). For fixture tests and for
+/// checking how llmbench reads a server's stream.
+pub fn replay_stream<'a>(reads: impl IntoIterator<Item = (&'a [u8], u64)>) -> RequestRecord {
+    let mut rec = RequestRecord::unsent(0, "replay", 0, false, true, 0);
+    rec.sent_us = Some(0);
+    let mut st = Received::default();
+    let mut last = 0;
+    for (bytes, at) in reads {
+        last = at;
+        st.feed_stream(bytes, at);
+        if st.complete() {
+            break;
+        }
+    }
+    let result = st.finish_stream(last);
+    rec.end_us = last;
+    st.into_record(&mut rec, result);
+    rec
+}
