@@ -72,6 +72,10 @@ async fn measure(concurrency: u32, requests: u64) {
                 warmup: false,
             },
         ],
+        telemetry: llmbench::plan::TelemetrySpec {
+            nvml: false,
+            ..Default::default()
+        },
     };
     let results = tempfile::tempdir().expect("temp dir");
     let options = Options {

@@ -61,6 +61,19 @@ pub struct RunArgs {
     /// Do not show the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Scrape this Prometheus endpoint during the run (repeatable), e.g.
+    /// http://127.0.0.1:8000/metrics for vLLM or a DCGM exporter's /metrics.
+    #[arg(long, value_name = "URL")]
+    pub scrape: Vec<String>,
+    /// Telemetry sampling interval, milliseconds (NVML and scrapes).
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
+    pub telemetry_every_ms: u64,
+    /// Do not read local GPUs through NVML.
+    #[arg(long)]
+    pub no_nvml: bool,
+    /// GPU indices to read through NVML, e.g. 0,1 (default: all).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub gpus: Option<Vec<u32>>,
 }
 
 /// The mock server's settings.

@@ -17,6 +17,7 @@ pub mod run;
 pub mod schedule;
 pub mod script;
 pub mod stats;
+pub mod telemetry;
 pub mod timer;
 
 pub mod client;

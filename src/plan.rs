@@ -21,6 +21,36 @@ pub struct Plan {
     pub mock: MockSpec,
     pub request: RequestSpec,
     pub phases: Vec<Phase>,
+    /// What to sample beside the load.
+    pub telemetry: TelemetrySpec,
+}
+
+/// Telemetry to collect during a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TelemetrySpec {
+    /// Prometheus endpoints to scrape (full URLs, e.g. `http://127.0.0.1:8000/metrics`).
+    pub prometheus: Vec<String>,
+    /// Sampling interval for every source.
+    #[serde(serialize_with = "serialize_secs")]
+    pub every: Duration,
+    /// Read local GPUs through NVML (a notice, not an error, when there is no driver).
+    pub nvml: bool,
+    /// GPU indices to read (`None`: all).
+    pub gpus: Option<Vec<u32>>,
+    /// Extra scraped series to keep besides the known vLLM, SGLang, TGI, llama.cpp and DCGM ones.
+    pub series: Vec<String>,
+}
+
+impl Default for TelemetrySpec {
+    fn default() -> Self {
+        Self {
+            prometheus: Vec::new(),
+            every: Duration::from_millis(500),
+            nvml: true,
+            gpus: None,
+            series: Vec::new(),
+        }
+    }
 }
 
 impl Plan {

@@ -26,6 +26,9 @@ use crate::report::{Files, RenderError, Renderer, ReportContext, RunInfo};
 use crate::schedule::Scheduler;
 use crate::script::{self, ScriptError};
 use crate::stats::{StatsBuilder, Summary};
+use crate::telemetry::Reading;
+use crate::telemetry::Telemetry;
+use crate::telemetry::summary::{TelemetrySummary, Window, summarize};
 
 /// Exit codes.
 pub const EXIT_OK: u8 = 0;
@@ -60,6 +63,8 @@ pub struct Finished {
     pub run_id: String,
     pub files: RunFiles,
     pub summary: Summary,
+    /// Telemetry over the measured windows (empty when nothing was sampled).
+    pub telemetry: TelemetrySummary,
     /// The run's clock: record stamps are microseconds since its origin.
     pub clock: Clock,
     pub interrupted: bool,
@@ -89,6 +94,8 @@ pub struct RunFiles {
     pub markdown: PathBuf,
     pub html: PathBuf,
     pub metadata: PathBuf,
+    /// Telemetry readings, one JSON object per line.
+    pub telemetry: PathBuf,
 }
 
 impl RunFiles {
@@ -99,6 +106,9 @@ impl RunFiles {
             markdown: results.join("reports").join(format!("{run_id}.md")),
             html: results.join("reports").join(format!("{run_id}.html")),
             metadata: results.join("runs").join(format!("{run_id}.json")),
+            telemetry: results
+                .join("raw")
+                .join(format!("{run_id}.telemetry.jsonl")),
         }
     }
 }
@@ -172,6 +182,14 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
     }
     if let Some(model) = &args.model {
         plan.model = Some(model.clone());
+    }
+    plan.telemetry
+        .prometheus
+        .extend(args.scrape.iter().cloned());
+    plan.telemetry.every = Duration::from_millis(args.telemetry_every_ms);
+    plan.telemetry.nvml &= !args.no_nvml;
+    if let Some(gpus) = &args.gpus {
+        plan.telemetry.gpus = Some(gpus.clone());
     }
     if let Some(var) = &args.api_key_env {
         let key = std::env::var(var).map_err(|_| {
@@ -253,6 +271,14 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     // Every output's folder exists and the raw file is open before the first request.
     let (run_id, files, writer) = open_outputs(&options.results, &started, &target, &model, &plan)?;
     let renderer = Renderer::new(options.templates.clone());
+    let telemetry =
+        Telemetry::start(&plan.telemetry, clock, &files.telemetry).map_err(|source| {
+            RunError::Io {
+                what: "cannot create the telemetry file",
+                path: files.telemetry.clone(),
+                source,
+            }
+        })?;
 
     let (bodies, feed_status) = Feed::start(&plan.request, &model).split();
     let (record_tx, record_rx) = mpsc::unbounded_channel::<RequestRecord>();
@@ -303,6 +329,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         }
     }
     ctrl_c.abort();
+    let collected = telemetry.stop().await;
     drop(scheduler);
     drop(record_tx);
     let feed_error = tokio::task::spawn_blocking(move || feed_status.failure())
@@ -317,6 +344,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
 
     let interrupted = stop.is_cancelled();
     let summary = stats.finish();
+    let telemetry = telemetry_summary(&collected.readings, &summary);
     let mut warnings = summary.warnings();
     if let Some(e) = &write_error {
         warnings.insert(0, format!("Writing raw records failed ({e}); the raw file is incomplete, but these statistics cover every request."));
@@ -365,6 +393,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         "plan": &plan,
         "target": &target,
         "summary": &summary,
+        "telemetry": &telemetry,
         "warnings": &warnings,
     });
     write_atomic(
@@ -383,10 +412,28 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         run_id,
         files,
         summary,
+        telemetry,
         clock,
         interrupted,
         feed_error,
     })
+}
+
+/// Telemetry over each measured phase's window, and over all of them.
+fn telemetry_summary(readings: &[Reading], summary: &Summary) -> TelemetrySummary {
+    let windows: Vec<Window> = summary
+        .rows()
+        .filter_map(|p| {
+            let (start_us, end_us) = p.window_us?;
+            Some(Window {
+                name: p.name.clone(),
+                start_us,
+                end_us,
+                output_tokens: p.output_tokens,
+            })
+        })
+        .collect();
+    summarize(readings, &windows)
 }
 
 fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {

@@ -14,6 +14,7 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, FnPtr, Map, Position};
 use crate::config::Configs;
 use crate::plan::{
     ApiKey, Arrival, Endpoint, MockSpec, Phase, Plan, Prompt, PromptGenerator, RequestSpec, Target,
+    TelemetrySpec,
 };
 
 /// A script that could not be evaluated into a plan.
@@ -163,6 +164,7 @@ fn finish(path: &Path, d: Draft, engine: Arc<Engine>, ast: Arc<AST>) -> Result<P
             timeout: request.timeout,
         },
         phases: d.phases,
+        telemetry: TelemetrySpec::default(),
     })
 }
 

@@ -155,6 +155,8 @@ pub struct PhaseStats {
     pub success_rate: f64,
     /// Measured window: first send to last completion, seconds.
     pub duration_s: f64,
+    /// The window's start and end on the run clock (µs), when anything was sent.
+    pub window_us: Option<(u64, u64)>,
     /// Successful requests per second of the window.
     pub req_per_s: f64,
     /// Output tokens of successful requests per second of the window.
@@ -380,6 +382,7 @@ impl PhaseAcc {
                 0.0
             },
             duration_s,
+            window_us: self.first_sent_us.zip(self.last_end_us),
             req_per_s: per_s(ok),
             output_tok_per_s: per_s(self.output_tokens),
             total_tok_per_s: per_s(self.input_tokens + self.output_tokens),

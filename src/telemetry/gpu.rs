@@ -1,0 +1,186 @@
+//! GPU readings: power, energy, utilisation, memory, SM clock, temperature and throttle reasons,
+//! behind the `GpuSource` trait so the sampler is tested with recorded readings. `NvmlSource`
+//! reads NVIDIA's management library, loaded at run time (no driver: an ordinary error).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nvml_wrapper::Nvml;
+use nvml_wrapper::enum_wrappers::device::{Clock as NvmlClock, TemperatureSensor};
+
+use super::{Kind, Reading, SampleSink};
+use crate::clock::Clock;
+
+/// One GPU at one moment. A field the GPU does not support is `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuReading {
+    pub index: u32,
+    pub name: String,
+    pub power_w: Option<f64>,
+    /// Energy used since the driver loaded, joules (Volta and newer).
+    pub energy_j: Option<f64>,
+    pub gpu_util_pct: Option<f64>,
+    pub mem_util_pct: Option<f64>,
+    pub mem_used_bytes: Option<f64>,
+    pub mem_total_bytes: Option<f64>,
+    pub sm_clock_mhz: Option<f64>,
+    pub temperature_c: Option<f64>,
+    /// NVML's clock-throttle reason bits (0: not throttled).
+    pub throttle_reasons: Option<f64>,
+}
+
+impl GpuReading {
+    /// The reading as telemetry series (`gpu_power_w`, `gpu_energy_joules`, ...), labelled by GPU.
+    pub fn readings(&self, t_us: u64) -> Vec<Reading> {
+        let labels: BTreeMap<String, String> = [
+            ("gpu".to_owned(), self.index.to_string()),
+            ("name".to_owned(), self.name.clone()),
+        ]
+        .into();
+        [
+            ("gpu_power_w", Kind::Gauge, self.power_w),
+            ("gpu_energy_joules", Kind::Counter, self.energy_j),
+            ("gpu_utilization_pct", Kind::Gauge, self.gpu_util_pct),
+            ("gpu_memory_utilization_pct", Kind::Gauge, self.mem_util_pct),
+            ("gpu_memory_used_bytes", Kind::Gauge, self.mem_used_bytes),
+            ("gpu_memory_total_bytes", Kind::Gauge, self.mem_total_bytes),
+            ("gpu_sm_clock_mhz", Kind::Gauge, self.sm_clock_mhz),
+            ("gpu_temperature_c", Kind::Gauge, self.temperature_c),
+            ("gpu_throttle_reasons", Kind::Gauge, self.throttle_reasons),
+        ]
+        .into_iter()
+        .filter_map(|(name, kind, v)| {
+            Some(Reading {
+                t_us,
+                source: "nvml".into(),
+                name: name.into(),
+                labels: labels.clone(),
+                kind,
+                value: v?,
+            })
+        })
+        .collect()
+    }
+}
+
+/// Something that can read GPUs.
+pub trait GpuSource {
+    fn count(&self) -> Result<u32, String>;
+    fn read(&self, index: u32) -> Result<GpuReading, String>;
+}
+
+/// The NVIDIA driver's NVML.
+pub struct NvmlSource {
+    nvml: Nvml,
+}
+
+impl NvmlSource {
+    pub fn open() -> Result<Self, String> {
+        Nvml::init()
+            .map(|nvml| Self { nvml })
+            .map_err(|e| format!("NVML is not available ({e})"))
+    }
+}
+
+impl GpuSource for NvmlSource {
+    fn count(&self) -> Result<u32, String> {
+        self.nvml.device_count().map_err(|e| e.to_string())
+    }
+
+    fn read(&self, index: u32) -> Result<GpuReading, String> {
+        let d = self
+            .nvml
+            .device_by_index(index)
+            .map_err(|e| format!("GPU {index}: {e}"))?;
+        let util = d.utilization_rates().ok();
+        let mem = d.memory_info().ok();
+        Ok(GpuReading {
+            index,
+            name: d.name().unwrap_or_else(|_| format!("GPU {index}")),
+            power_w: d.power_usage().ok().map(|mw| mw as f64 / 1000.0),
+            energy_j: d
+                .total_energy_consumption()
+                .ok()
+                .map(|mj| mj as f64 / 1000.0),
+            gpu_util_pct: util.as_ref().map(|u| u.gpu as f64),
+            mem_util_pct: util.as_ref().map(|u| u.memory as f64),
+            mem_used_bytes: mem.as_ref().map(|m| m.used as f64),
+            mem_total_bytes: mem.as_ref().map(|m| m.total as f64),
+            sm_clock_mhz: d.clock_info(NvmlClock::SM).ok().map(f64::from),
+            temperature_c: d.temperature(TemperatureSensor::Gpu).ok().map(f64::from),
+            throttle_reasons: d.current_throttle_reasons().ok().map(|r| r.bits() as f64),
+        })
+    }
+}
+
+/// Reads the chosen GPUs (all when `gpus` is `None`) every `every` until the sink closes, then
+/// once more.
+pub fn sample_loop(
+    source: impl GpuSource,
+    gpus: Option<Vec<u32>>,
+    every: Duration,
+    clock: Clock,
+    sink: SampleSink,
+) {
+    let indices = match gpus {
+        Some(list) => list,
+        None => match source.count() {
+            Ok(n) => (0..n).collect(),
+            Err(e) => {
+                sink.notice(format!("no GPU telemetry: cannot count GPUs ({e})"));
+                return;
+            }
+        },
+    };
+    if indices.is_empty() {
+        sink.notice("no GPU telemetry: NVML sees no GPU".into());
+        return;
+    }
+    let mut next = std::time::Instant::now();
+    loop {
+        let last = sink.closed();
+        let t_us = clock.now_us();
+        let mut batch = Vec::new();
+        for &i in &indices {
+            match source.read(i) {
+                Ok(r) => batch.extend(r.readings(t_us)),
+                Err(e) => sink.notice(format!("GPU telemetry: {e}")),
+            }
+        }
+        if !sink.send_all(batch) || last {
+            return;
+        }
+        next += every;
+        // Sleep in short steps so stopping never waits a whole interval.
+        while !sink.closed() {
+            let now = std::time::Instant::now();
+            if now >= next {
+                break;
+            }
+            std::thread::sleep((next - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_becomes_labelled_series() {
+        let r = GpuReading {
+            index: 1,
+            name: "NVIDIA H100".into(),
+            power_w: Some(300.5),
+            energy_j: Some(1234.0),
+            gpu_util_pct: Some(97.0),
+            ..GpuReading::default()
+        };
+        let series = r.readings(42);
+        assert_eq!(series.len(), 3, "unsupported fields are left out");
+        assert_eq!(series[0].name, "gpu_power_w");
+        assert_eq!(series[0].labels["gpu"], "1");
+        assert_eq!(series[1].kind, Kind::Counter);
+        assert!(series.iter().all(|s| s.t_us == 42 && s.source == "nvml"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Telemetry against a fake `/metrics` endpoint on 127.0.0.1 whose values change over time in a
+//! known way (vLLM and DCGM exporter names), so scraped series, counter deltas, energy and
+//! joules per token can be checked against exact formulas.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use llmbench::clock::Instant;
+use llmbench::telemetry::{Kind, Reading};
+
+/// Serves, at time t seconds after it started: a token counter at 100 t, power 200 + 20 t W,
+/// and (if `energy`) an energy counter in mJ at 1000 (200 t + 10 t²), the integral of that power.
+async fn fake_metrics(energy: bool) -> (String, Instant) {
+    let t0 = Instant::now();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let app = Router::new().route(
+        "/metrics",
+        get(move || async move {
+            let t = t0.elapsed().as_secs_f64();
+            let mut text = format!(
+                "# HELP vllm:num_requests_running Running.\n# TYPE vllm:num_requests_running gauge\n\
+                 vllm:num_requests_running{{model_name=\"m\"}} 4\n\
+                 # TYPE vllm:generation_tokens counter\n\
+                 vllm:generation_tokens_total{{model_name=\"m\"}} {}\n\
+                 # TYPE DCGM_FI_DEV_POWER_USAGE gauge\n\
+                 DCGM_FI_DEV_POWER_USAGE{{gpu=\"0\",UUID=\"GPU-abc\"}} {}\n\
+                 process_cpu_seconds_total 12\n",
+                100.0 * t,
+                200.0 + 20.0 * t
+            );
+            if energy {
+                text.push_str(&format!(
+                    "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n\
+                     DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{{gpu=\"0\",UUID=\"GPU-abc\"}} {}\n",
+                    1000.0 * (200.0 * t + 10.0 * t * t)
+                ));
+            }
+            text
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, t0)
+}
+
+async fn run_with(url: &str) -> (llmbench::run::Finished, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::mock(20, 5, 20);
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ max_tokens: 20, prompt: |i| `p ${i}` });
+           phase("a", #{ duration: 1.5, rps: 10, concurrency: 4 });
+           phase("b", #{ duration: 1.0, rps: 20, concurrency: 8 });"#,
+    );
+    common::target(&mut plan, &server);
+    plan.telemetry.prometheus = vec![url.to_owned()];
+    plan.telemetry.every = Duration::from_millis(50);
+    plan.telemetry.nvml = false;
+    let (finished, _) = common::run(plan, dir.path()).await;
+    (finished, dir)
+}
+
+/// Seconds on the fake server's clock at run-clock time `us`.
+fn server_s(finished: &llmbench::run::Finished, t0: Instant, us: u64) -> f64 {
+    finished
+        .clock
+        .instant_at(us)
+        .duration_since(t0)
+        .as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scraped_counters_and_energy_match_the_known_curves() {
+    let (url, t0) = fake_metrics(true).await;
+    let (finished, _dir) = run_with(&url).await;
+    let t = &finished.telemetry;
+
+    // Known series kept, unknown ones (process_cpu_seconds_total) left out.
+    let names: Vec<&str> = t.series.iter().map(|s| s.name.as_str()).collect();
+    for n in [
+        "vllm:num_requests_running",
+        "vllm:generation_tokens_total",
+        "DCGM_FI_DEV_POWER_USAGE",
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    assert!(!names.contains(&"process_cpu_seconds_total"));
+    let running = t
+        .series
+        .iter()
+        .find(|s| s.name == "vllm:num_requests_running")
+        .unwrap();
+    assert_eq!(
+        (running.kind, running.mean, running.max),
+        (Kind::Gauge, 4.0, 4.0)
+    );
+    assert_eq!(running.labels["model_name"], "m");
+
+    // The counter rises 100 per second: its delta over the measured span is 100 × span.
+    let all = finished.summary.rows().last().unwrap();
+    let (start, end) = all.window_us.unwrap();
+    let span = (end - start) as f64 / 1e6;
+    let tokens = t
+        .series
+        .iter()
+        .find(|s| s.name == "vllm:generation_tokens_total")
+        .unwrap();
+    assert_eq!(tokens.kind, Kind::Counter);
+    let delta = tokens.delta.unwrap();
+    assert!(
+        (delta - 100.0 * span).abs() <= 0.01 * 100.0 * span,
+        "delta {delta} over {span} s"
+    );
+    assert!((tokens.rate_per_s.unwrap() - 100.0).abs() <= 1.0);
+
+    // Energy per phase from the energy counter: the integral of 200 + 20 t over the window.
+    assert_eq!(t.energy.len(), 3, "phases a, b and all");
+    for (e, p) in t.energy.iter().zip(finished.summary.rows()) {
+        let (ws, we) = p.window_us.unwrap();
+        let (a, b) = (server_s(&finished, t0, ws), server_s(&finished, t0, we));
+        let expected = 200.0 * (b - a) + 10.0 * (b * b - a * a);
+        assert_eq!(e.window, p.name);
+        assert!(e.method.contains("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"));
+        assert!(
+            (e.joules - expected).abs() <= 0.01 * expected,
+            "{}: {} J vs {expected}",
+            e.window,
+            e.joules
+        );
+        let per_token = e.joules_per_output_token.unwrap();
+        assert!((per_token - e.joules / p.output_tokens as f64).abs() < 1e-9);
+        assert!((e.output_tokens_per_joule.unwrap() * per_token - 1.0).abs() < 1e-9);
+    }
+
+    // Every reading is in the telemetry file, on the run clock.
+    let text = std::fs::read_to_string(&finished.files.telemetry).unwrap();
+    let readings: Vec<Reading> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        readings.len() >= 4 * 30,
+        "about 50 scrapes of 4 series: {}",
+        readings.len()
+    );
+    assert!(readings.iter().all(|r| r.source == url));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_energy_counter_power_is_integrated() {
+    let (url, t0) = fake_metrics(false).await;
+    let (finished, _dir) = run_with(&url).await;
+    for (e, p) in finished
+        .telemetry
+        .energy
+        .iter()
+        .zip(finished.summary.rows())
+    {
+        let (ws, we) = p.window_us.unwrap();
+        let (a, b) = (server_s(&finished, t0, ws), server_s(&finished, t0, we));
+        let expected = 200.0 * (b - a) + 10.0 * (b * b - a * a);
+        assert!(e.method.starts_with("power integration"));
+        assert!(
+            (e.joules - expected).abs() <= 0.01 * expected,
+            "{} J vs {expected}",
+            e.joules
+        );
+        let avg = expected / (b - a);
+        assert!((e.avg_power_w - avg).abs() <= 0.01 * avg);
+    }
+}
+
+#[test]
+fn without_a_gpu_the_run_says_so_once_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(
+        &script,
+        "mock(#{ ttft_ms: 5, itl_ms: 1, output_tokens: 4 });\nrequest(#{ prompt: \"hi\" });\nphase(\"p\", #{ requests: 5 });\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .arg(&script)
+        .args(["--no-progress", "--results"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        return; // a GPU machine: nothing to say
+    }
+    assert_eq!(stderr.matches("no GPU telemetry").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--no-nvml"),
+        "the notice says how to silence it: {stderr}"
+    );
+}
