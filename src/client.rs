@@ -165,15 +165,26 @@ impl Client {
 
     /// Sends the request and reads the whole response into `state`.
     async fn exchange(&self, id: u64, body: Bytes, st: &mut Received) -> Result<(), Failure> {
-        let mut resp = self
-            .http
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header(REQUEST_ID_HEADER, id)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Failure::new(classify(&e, false), error_chain(&e)))?;
+        let mut resp = loop {
+            let sent = self
+                .http
+                .post(self.url.clone())
+                .headers(self.headers.clone())
+                .header(REQUEST_ID_HEADER, id)
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(resp) => break resp,
+                // The server closed a kept-alive connection just as the request went out, before
+                // answering anything: the request was not processed, so it goes again on a new
+                // connection (recorded; the latency keeps the lost time).
+                Err(e) if st.reconnects < MAX_RECONNECTS && closed_before_response(&e) => {
+                    st.reconnects += 1;
+                }
+                Err(e) => return Err(Failure::new(classify(&e, false), error_chain(&e))),
+            }
+        };
         st.headers_us = Some(self.clock.now_us());
         let status = resp.status();
         st.status = Some(status.as_u16());
@@ -217,6 +228,22 @@ impl Client {
             st.whole_body(&body, self.clock.now_us())
         }
     }
+}
+
+/// How often a request is resent after its connection was closed before any response.
+const MAX_RECONNECTS: u32 = 2;
+
+/// The connection closed before any response byte arrived (hyper's "incomplete message"): what
+/// a server does when it drops an idle keep-alive connection as a request is written to it.
+fn closed_before_response(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn classify(e: &reqwest::Error, body_started: bool) -> Outcome {

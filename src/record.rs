@@ -138,6 +138,10 @@ pub struct RequestRecord {
     pub content_chunks: u64,
     /// Characters of generated content received.
     pub output_chars: u64,
+    /// Times the request was resent because the server closed its kept-alive connection before
+    /// answering (the latency includes the lost time).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reconnects: u32,
     /// What the server said about its own timing, when it says (llama.cpp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_timings: Option<ServerTimings>,
@@ -177,6 +181,7 @@ impl RequestRecord {
             tokens_source: TokenSource::Chunks,
             content_chunks: 0,
             output_chars: 0,
+            reconnects: 0,
             server_timings: None,
         }
     }
@@ -259,6 +264,10 @@ impl RequestRecord {
     fn timed(&self) -> Option<()> {
         (self.outcome == Outcome::Ok && self.streamed).then_some(())
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Appends records to a JSONL file, one line each, flushed as written.
@@ -359,6 +368,7 @@ mod tests {
             tokens_source: TokenSource::Usage,
             content_chunks: 4,
             output_chars: 20,
+            reconnects: 0,
             server_timings: None,
         }
     }

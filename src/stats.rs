@@ -168,6 +168,8 @@ pub struct PhaseStats {
     /// Successful requests whose output count came from usage / from counted chunks.
     pub tokens_from_usage: u64,
     pub tokens_from_chunks: u64,
+    /// Requests resent because the server closed their kept-alive connection before answering.
+    pub reconnects: u64,
     pub metrics: Vec<Distribution>,
 }
 
@@ -266,6 +268,7 @@ struct PhaseAcc {
     output_tokens: u64,
     from_usage: u64,
     from_chunks: u64,
+    reconnects: u64,
     metrics: Vec<Acc>,
 }
 
@@ -281,12 +284,14 @@ impl PhaseAcc {
             output_tokens: 0,
             from_usage: 0,
             from_chunks: 0,
+            reconnects: 0,
             metrics: Metric::ALL.iter().map(|_| Acc::new()).collect(),
         }
     }
 
     fn add(&mut self, r: &RequestRecord) {
         *self.outcomes.entry(r.outcome).or_default() += 1;
+        self.reconnects += u64::from(r.reconnects.min(1));
         if let (Outcome::HttpStatus, Some(s)) = (r.outcome, r.status) {
             *self.statuses.entry(s).or_default() += 1;
         }
@@ -342,6 +347,7 @@ impl PhaseAcc {
         self.output_tokens += other.output_tokens;
         self.from_usage += other.from_usage;
         self.from_chunks += other.from_chunks;
+        self.reconnects += other.reconnects;
         for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
             a.hist.add(&b.hist).expect("auto-resizing histograms merge");
             a.n += b.n;
@@ -390,6 +396,7 @@ impl PhaseAcc {
             output_tokens: self.output_tokens,
             tokens_from_usage: self.from_usage,
             tokens_from_chunks: self.from_chunks,
+            reconnects: self.reconnects,
             metrics: Metric::ALL
                 .iter()
                 .zip(&self.metrics)
@@ -435,6 +442,12 @@ impl Summary {
             w.push(format!(
                 "Output tokens of {} requests were counted from content chunks because the server sent no usage; a chunk can carry several tokens, so token rates may be low. Use a server that honours stream_options.include_usage.",
                 a.tokens_from_chunks
+            ));
+        }
+        if a.reconnects > 0 {
+            w.push(format!(
+                "{} requests were resent on a new connection because the server closed their kept-alive connection before answering; their latency includes the lost time. If this is frequent, check the server's keep-alive settings.",
+                a.reconnects
             ));
         }
         if a.ok > 0 && a.ok < 100 {
@@ -537,6 +550,7 @@ mod tests {
             tokens_source: TokenSource::Usage,
             content_chunks: n,
             output_chars: n * 4,
+            reconnects: 0,
             server_timings: None,
         }
     }

@@ -457,3 +457,83 @@ async fn an_error_status_keeps_the_servers_message() {
     assert_eq!(r.status, Some(404));
     assert!(r.error.unwrap().contains("model not loaded"));
 }
+
+/// A server that answers the first request on its first connection, then closes that connection
+/// as the next request arrives on it (what a server does when it drops an idle keep-alive
+/// connection); later connections are answered normally.
+async fn closes_reused_connections(body: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let body = body.clone();
+            let answers = if first { 1 } else { usize::MAX };
+            first = false;
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                for _ in 0..answers {
+                    if sock.read(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body).await;
+                }
+                let _ = sock.read(&mut buf).await; // the next request ...
+                // ... and the connection closes without an answer.
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_under_a_request_is_retried_on_a_new_one() {
+    let url = closes_reused_connections(fixture("llamacpp/chat_nonstream.json")).await;
+    let clock = Clock::start();
+    let spec = RequestSpec {
+        endpoint: Endpoint::Chat,
+        max_tokens: Some(16),
+        stream: false,
+        prompt: Prompt::Text("hi".into()),
+        timeout: Duration::from_secs(10),
+    };
+    let target = Target {
+        name: "closer".into(),
+        base_url: url,
+        api_key: None,
+    };
+    let client = Client::new(&target, &spec, 1, clock).unwrap();
+    let label = PhaseLabel {
+        name: "p".into(),
+        warmup: false,
+    };
+    let mut records = Vec::new();
+    for id in 0..2 {
+        let now = clock.now_us();
+        let dispatch = Dispatch {
+            id,
+            phase_index: 0,
+            intended_us: now,
+            dispatched_us: now,
+            admitted_us: Some(now),
+        };
+        let body = llmbench::client::build_body(&spec, "m", "hi");
+        records.push(
+            client
+                .execute(dispatch, &label, body, &CancellationToken::new())
+                .await,
+        );
+    }
+    assert_eq!(records[0].outcome, Outcome::Ok);
+    assert_eq!(records[0].reconnects, 0);
+    assert_eq!(records[1].outcome, Outcome::Ok, "{:?}", records[1].error);
+    assert_eq!(
+        records[1].reconnects, 1,
+        "resent once on a fresh connection"
+    );
+}

@@ -27,6 +27,8 @@ impl Failure {
 #[derive(Debug)]
 pub struct Received {
     pub status: Option<u16>,
+    /// Times the request was resent because its connection closed before any response.
+    pub reconnects: u32,
     pub headers_us: Option<u64>,
     first_token_us: Option<u64>,
     first_answer_us: Option<u64>,
@@ -50,6 +52,7 @@ impl Default for Received {
     fn default() -> Self {
         Self {
             status: None,
+            reconnects: 0,
             headers_us: None,
             first_token_us: None,
             first_answer_us: None,
@@ -160,6 +163,7 @@ impl Received {
             }
         }
         rec.status = self.status;
+        rec.reconnects = self.reconnects;
         rec.streamed = rec.streamed && self.streamed;
         rec.headers_us = self.headers_us;
         rec.first_token_us = self.first_token_us;
