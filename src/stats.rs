@@ -100,6 +100,28 @@ pub const STAT_KEYS: [&str; 9] = [
     "mean", "p50", "p90", "p95", "p99", "p999", "min", "max", "stddev",
 ];
 
+/// The shape of a distribution, for charts: the CDF at every percentile and a histogram.
+/// Values in the metric's display unit. Not part of the CSV or the metadata.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Shape {
+    /// `(value, fraction of samples at or below it)`, fraction rising from 0 to 1.
+    pub cdf: Vec<(f64, f64)>,
+    /// Equal-width bins from the minimum to the 99th percentile; the last bin also holds
+    /// everything above it (its `hi` is the maximum).
+    pub bins: Vec<Bin>,
+}
+
+/// One histogram bin: samples with `lo <= value < hi`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bin {
+    pub lo: f64,
+    pub hi: f64,
+    pub count: u64,
+}
+
+/// Bins in a `Shape`'s histogram.
+const SHAPE_BINS: usize = 30;
+
 /// Distribution of one metric in one phase. All values in the metric's display unit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Distribution {
@@ -115,6 +137,9 @@ pub struct Distribution {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub stddev: Option<f64>,
+    /// For charts only.
+    #[serde(skip)]
+    pub shape: Shape,
 }
 
 impl Distribution {
@@ -244,7 +269,45 @@ impl Acc {
             min: some(self.min),
             max: some(self.max),
             stddev: some(var.sqrt()),
+            shape: self.shape(s),
         }
+    }
+
+    /// CDF at each percentile (plus the exact extremes) and equal-width bins up to p99.
+    fn shape(&self, scale: f64) -> Shape {
+        if self.n == 0 {
+            return Shape::default();
+        }
+        let mut cdf = vec![(self.min / scale, 0.0)];
+        for i in 1..100 {
+            let q = i as f64 / 100.0;
+            cdf.push((self.hist.value_at_quantile(q) as f64 / scale, q));
+        }
+        cdf.push((self.hist.value_at_quantile(0.999) as f64 / scale, 0.999));
+        cdf.push((self.max / scale, 1.0));
+        for point in &mut cdf {
+            point.0 = point.0.clamp(self.min / scale, self.max / scale);
+        }
+        let lo = self.min / scale;
+        let top = (self.hist.value_at_quantile(0.99) as f64 / scale).max(lo);
+        let width = ((top - lo) / SHAPE_BINS as f64).max(f64::MIN_POSITIVE);
+        let n_bins = if top > lo { SHAPE_BINS } else { 1 };
+        let mut bins: Vec<Bin> = (0..n_bins)
+            .map(|i| Bin {
+                lo: lo + i as f64 * width,
+                hi: lo + (i + 1) as f64 * width,
+                count: 0,
+            })
+            .collect();
+        if let Some(last) = bins.last_mut() {
+            last.hi = last.hi.max(self.max / scale);
+        }
+        for v in self.hist.iter_recorded() {
+            let x = self.hist.median_equivalent(v.value_iterated_to()) as f64 / scale;
+            let i = (((x - lo) / width).floor().max(0.0) as usize).min(n_bins - 1);
+            bins[i].count += v.count_at_value();
+        }
+        Shape { cdf, bins }
     }
 }
 
@@ -390,9 +453,18 @@ impl PhaseAcc {
     }
 }
 
+/// What the plan asked of every request, for the warnings that compare it with what happened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requested {
+    /// `max_tokens` sent with each request.
+    pub max_tokens: Option<u32>,
+    /// Every request carried the same prompt text.
+    pub fixed_prompt: bool,
+}
+
 impl Summary {
     /// What a reader must know before trusting these numbers, each saying what to do about it.
-    pub fn warnings(&self) -> Vec<String> {
+    pub fn warnings(&self, requested: &Requested) -> Vec<String> {
         let a = &self.all;
         let mut w = Vec::new();
         if a.failed > 0 {
@@ -427,6 +499,20 @@ impl Summary {
                 "Output tokens of {} requests were counted from content chunks because the server sent no usage; a chunk can carry several tokens, so token rates may be low. Use a server that honours stream_options.include_usage.",
                 a.tokens_from_chunks
             ));
+        }
+        let out = a.metric(Metric::OutputTokens);
+        if let (Some(asked), Some(min), Some(max)) = (requested.max_tokens, out.min, out.max)
+            && (min != asked as f64 || max != asked as f64)
+        {
+            w.push(format!(
+                "Requests asked for max_tokens {asked} but the server counted {min:.0} to {max:.0} output tokens (mean {:.1}): it stopped early (end of sequence) or does not honour max_tokens, so runs with different output lengths do not compare. For fixed lengths ask the server to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
+                out.mean.unwrap_or(0.0)
+            ));
+        }
+        if requested.fixed_prompt && a.requests > 1 {
+            w.push(
+                "Every request sent the same prompt: a server's prefix cache may answer from cache and flatter TTFT. Make the prompt a function of the request index (prompt: |i| ...) to vary it.".into(),
+            );
         }
         if a.ok > 0 && a.ok < 100 {
             w.push(format!(
