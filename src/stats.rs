@@ -2,6 +2,10 @@
 //! with the request count), it keeps an HDR histogram per metric per phase plus exact running
 //! sums, and yields a `Summary` of every measured phase and of all measured phases together.
 //! Warmup records are left out. Definitions are the ones in DESIGN.md and the README.
+//! `warnings` turns a summary into what a reader must know before trusting it.
+
+mod warnings;
+pub use warnings::Requested;
 
 use std::collections::BTreeMap;
 
@@ -106,8 +110,8 @@ pub const STAT_KEYS: [&str; 9] = [
 pub struct Shape {
     /// `(value, fraction of samples at or below it)`, fraction rising from 0 to 1.
     pub cdf: Vec<(f64, f64)>,
-    /// Equal-width bins from the minimum to the 99th percentile; the last bin also holds
-    /// everything above it (its `hi` is the maximum).
+    /// Equal-width bins from the minimum to the 99th percentile; the last bin also counts
+    /// the samples above it (the slowest 1 %).
     pub bins: Vec<Bin>,
 }
 
@@ -290,8 +294,11 @@ impl Acc {
         }
         let lo = self.min / scale;
         let top = (self.hist.value_at_quantile(0.99) as f64 / scale).max(lo);
-        let width = ((top - lo) / SHAPE_BINS as f64).max(f64::MIN_POSITIVE);
-        let n_bins = if top > lo { SHAPE_BINS } else { 1 };
+        let (n_bins, width) = if top > lo {
+            (SHAPE_BINS, (top - lo) / SHAPE_BINS as f64)
+        } else {
+            (1, 1.0)
+        };
         let mut bins: Vec<Bin> = (0..n_bins)
             .map(|i| Bin {
                 lo: lo + i as f64 * width,
@@ -299,9 +306,6 @@ impl Acc {
                 count: 0,
             })
             .collect();
-        if let Some(last) = bins.last_mut() {
-            last.hi = last.hi.max(self.max / scale);
-        }
         for v in self.hist.iter_recorded() {
             let x = self.hist.median_equivalent(v.value_iterated_to()) as f64 / scale;
             let i = (((x - lo) / width).floor().max(0.0) as usize).min(n_bins - 1);
@@ -453,77 +457,6 @@ impl PhaseAcc {
     }
 }
 
-/// What the plan asked of every request, for the warnings that compare it with what happened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Requested {
-    /// `max_tokens` sent with each request.
-    pub max_tokens: Option<u32>,
-    /// Every request carried the same prompt text.
-    pub fixed_prompt: bool,
-}
-
-impl Summary {
-    /// What a reader must know before trusting these numbers, each saying what to do about it.
-    pub fn warnings(&self, requested: &Requested) -> Vec<String> {
-        let a = &self.all;
-        let mut w = Vec::new();
-        if a.failed > 0 {
-            let classes: Vec<String> = a
-                .outcomes
-                .iter()
-                .filter(|(k, n)| **k != "ok" && **n > 0)
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            w.push(format!(
-                "{} of {} requests failed ({}); the `error` field of each raw record says why.",
-                a.failed,
-                a.requests,
-                classes.join(", ")
-            ));
-        }
-        let late_p99 = a.metric(Metric::LatenessMs).p99.unwrap_or(0.0);
-        let ttft_p50 = a.metric(Metric::TtftMs).p50.unwrap_or(0.0);
-        if late_p99 > 1.0 && late_p99 > 0.05 * ttft_p50 {
-            w.push(format!(
-                "The load generator fell behind its schedule (lateness p99 {late_p99:.2} ms against a TTFT p50 of {ttft_p50:.2} ms); latencies from the intended start include this. Lower the rate or run llmbench on a less busy machine."
-            ));
-        }
-        let queue_p99 = a.metric(Metric::QueueMs).p99.unwrap_or(0.0);
-        if queue_p99 > 1.0 {
-            w.push(format!(
-                "Arrivals waited for a concurrency slot (queue time p99 {queue_p99:.1} ms): the concurrency cap, not only the server, shaped this load. TTFT and E2EL from the intended start include the wait."
-            ));
-        }
-        if a.tokens_from_chunks > 0 {
-            w.push(format!(
-                "Output tokens of {} requests were counted from content chunks because the server sent no usage; a chunk can carry several tokens, so token rates may be low. Use a server that honours stream_options.include_usage.",
-                a.tokens_from_chunks
-            ));
-        }
-        let out = a.metric(Metric::OutputTokens);
-        if let (Some(asked), Some(min), Some(max)) = (requested.max_tokens, out.min, out.max)
-            && (min != asked as f64 || max != asked as f64)
-        {
-            w.push(format!(
-                "Requests asked for max_tokens {asked} but the server counted {min:.0} to {max:.0} output tokens (mean {:.1}): it stopped early (end of sequence) or does not honour max_tokens, so runs with different output lengths do not compare. For fixed lengths ask the server to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
-                out.mean.unwrap_or(0.0)
-            ));
-        }
-        if requested.fixed_prompt && a.requests > 1 {
-            w.push(
-                "Every request sent the same prompt: a server's prefix cache may answer from cache and flatter TTFT. Make the prompt a function of the request index (prompt: |i| ...) to vary it.".into(),
-            );
-        }
-        if a.ok > 0 && a.ok < 100 {
-            w.push(format!(
-                "Only {} successful requests: p99 and p99.9 rest on very few samples. Run longer or at a higher rate for stable tails.",
-                a.ok
-            ));
-        }
-        w
-    }
-}
-
 /// Accumulates records into a `Summary`.
 pub struct StatsBuilder {
     /// Indexed by phase index; `None` for phases not seen or warmup.
@@ -587,7 +520,14 @@ mod tests {
     use super::*;
 
     /// A successful streamed record with exact timings (µs) and `n` evenly spaced tokens.
-    fn rec(id: u64, phase: usize, sent: u64, ttft: u64, itl: u64, n: u64) -> RequestRecord {
+    pub(crate) fn rec(
+        id: u64,
+        phase: usize,
+        sent: u64,
+        ttft: u64,
+        itl: u64,
+        n: u64,
+    ) -> RequestRecord {
         let first = sent + ttft;
         let last = first + itl * (n - 1);
         RequestRecord {
@@ -675,6 +615,31 @@ mod tests {
         );
         assert_eq!(s.all.requests, 3);
         assert_eq!(s.rows().count(), 3);
+    }
+
+    #[test]
+    fn shapes_describe_the_distribution() {
+        // TTFT 1..=100 ms.
+        let records: Vec<_> = (0..100)
+            .map(|i| rec(i, 0, i * 100_000, (i + 1) * 1000, 10_000, 11))
+            .collect();
+        let s = summarize(&records);
+        let shape = &s.all.metric(Metric::TtftMs).shape;
+        assert_eq!(shape.bins.len(), SHAPE_BINS);
+        assert_eq!(shape.bins.iter().map(|b| b.count).sum::<u64>(), 100);
+        assert_eq!(shape.bins[0].lo, 1.0);
+        assert!((shape.bins.last().unwrap().hi - 99.0).abs() < 0.1);
+        assert_eq!(shape.cdf.first(), Some(&(1.0, 0.0)));
+        assert_eq!(shape.cdf.last(), Some(&(100.0, 1.0)));
+        assert!(
+            shape
+                .cdf
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1)
+        );
+        let (v, q) = shape.cdf[50];
+        assert_eq!(q, 0.5);
+        assert!((v - 50.0).abs() < 0.1);
     }
 
     #[test]

@@ -215,14 +215,22 @@ pub fn line(
         let (a, z) = (px(b.x0), px(b.x1));
         let _ = write!(
             s,
-            r##"<rect class="phase" x="{a:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" fill="#5b6475" font-size="10">{}</text>"##,
+            r##"<rect class="phase" x="{a:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="{}"><title>{}</title></rect>"##,
             (z - a).max(0.5),
             H - BOTTOM - TOP,
-            if b.strong { "#eceff4" } else { "#f6f8fb" },
-            a + 3.0,
-            TOP + 11.0,
+            if b.strong { "#e6e9ef" } else { "#f6f8fb" },
             esc(&b.label)
         );
+        // Label a band only where it fits.
+        if z - a > 6.0 + 6.0 * b.label.chars().count() as f64 {
+            let _ = write!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" fill="#5b6475" font-size="10">{}</text>"##,
+                a + 3.0,
+                TOP + 11.0,
+                esc(&b.label)
+            );
+        }
         let _ = write!(
             s,
             r##"<line x1="{a:.1}" x2="{a:.1}" y1="{TOP}" y2="{:.1}" stroke="#c3c8d2" stroke-dasharray="3 3"/>"##,

@@ -90,7 +90,7 @@ pub struct Cell {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub id: String,
-    /// Short label for charts: workload / model / start time.
+    /// Short label for charts: workload · model · start time.
     pub label: String,
     pub target: String,
     pub model: String,
@@ -135,10 +135,10 @@ impl ComparisonContext {
             .map(|(i, r)| Row {
                 id: r.info.id.clone(),
                 label: format!(
-                    "{} / {} / {}",
+                    "{} · {} · {}",
                     r.info.workload,
                     r.info.model,
-                    r.info.started_at.chars().take(16).collect::<String>()
+                    short_time(&r.info.started_at)
                 ),
                 target: r.info.target.clone(),
                 model: r.info.model.clone(),
@@ -184,6 +184,14 @@ impl ComparisonContext {
             charts,
             workload_charts,
         }
+    }
+}
+
+/// `2026-11-27T23:04:53.790Z` → `11-27 23:04`.
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(5..10), rfc3339.get(11..16)) {
+        (Some(d), Some(t)) => format!("{d} {t}"),
+        _ => rfc3339.to_owned(),
     }
 }
 

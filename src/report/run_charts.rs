@@ -64,7 +64,7 @@ fn distributions(summary: &Summary) -> Vec<Chart> {
             })
             .collect();
         let id = format!("{name}-hist");
-        let title = format!("{label}: histogram, all measured phases");
+        let title = format!("{label}: histogram to p99 (last bar adds the slowest 1 %)");
         out.push(chart(
             &id,
             &title,
