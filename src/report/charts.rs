@@ -304,7 +304,7 @@ pub fn bars(id: &str, title: &str, unit: &str, series: &[&str], groups: &[BarGro
     let bar_h = 12.0;
     let group_h = per * bar_h + 10.0;
     let h = TOP + 10.0 + groups.len() as f64 * group_h + BOTTOM;
-    let label_w = 200.0;
+    let label_w = 250.0;
     let top = groups
         .iter()
         .flat_map(|g| g.values.iter().flatten())
@@ -337,7 +337,7 @@ pub fn bars(id: &str, title: &str, unit: &str, series: &[&str], groups: &[BarGro
             r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#1d2330">{}</text>"##,
             l - 6.0,
             gy + per * bar_h / 2.0 + 4.0,
-            esc(&truncate(&g.label, 34))
+            esc(&truncate(&g.label, 42))
         );
         for (si, v) in g.values.iter().enumerate() {
             let Some(v) = v else { continue };

@@ -96,6 +96,8 @@ pub struct Row {
     pub model: String,
     pub workload: String,
     pub started_at: String,
+    /// `started_at` to the second, for tables: `2026-01-01 00:00:00`.
+    pub time: String,
     pub requests: u64,
     pub is_baseline: bool,
     pub interrupted: bool,
@@ -144,6 +146,12 @@ impl ComparisonContext {
                 model: r.info.model.clone(),
                 workload: r.info.workload.clone(),
                 started_at: r.info.started_at.clone(),
+                time: r
+                    .info
+                    .started_at
+                    .get(..19)
+                    .unwrap_or(&r.info.started_at)
+                    .replace('T', " "),
                 requests: r.all.requests,
                 is_baseline: i == baseline,
                 interrupted: r.info.interrupted,
@@ -226,7 +234,7 @@ fn overview_charts(rows: &[Row]) -> Vec<Chart> {
                 .iter()
                 .map(|r| BarGroup {
                     label: if r.is_baseline {
-                        format!("{} (baseline)", r.label)
+                        format!("{} ◆", r.label)
                     } else {
                         r.label.clone()
                     },
