@@ -170,3 +170,43 @@ fn report_without_runs_says_where_it_looked() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no runs under"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_exports_json_with_its_schema_and_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let server = common::mock(10, 2, 8);
+    let mut plan = common::plan(dir.path(), SCRIPT);
+    common::target(&mut plan, &server);
+    let mut options = common::options(&results);
+    let json = dir.path().join("run.json");
+    options.export_json = Some(json.clone());
+    let finished = llmbench::run::execute(plan, &options).await.unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "llmbench.run/1");
+    assert_eq!(v["run"]["id"], finished.run_id.as_str());
+    assert_eq!(v["run"]["max_tokens"], 8);
+    assert_eq!(v["run"]["fixed_prompt"], false);
+    assert_eq!(v["warmup_requests"], 3);
+    assert_eq!(v["all"]["requests"], 44);
+    let phases: Vec<&str> = v["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["steady", "rated"]);
+    // The timeline covers every request, warmup included, and marks all three phases.
+    let seconds = v["timeline"]["seconds"].as_array().unwrap();
+    let sum = |k: &str| seconds.iter().map(|s| s[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("sent"), 47);
+    assert_eq!(sum("completed") + sum("errors"), 47);
+    let tokens: f64 = seconds
+        .iter()
+        .map(|s| s["output_tok_per_s"].as_f64().unwrap())
+        .sum();
+    assert!((tokens - 47.0 * 8.0).abs() < 1e-6, "{tokens}");
+    assert_eq!(v["timeline"]["phases"].as_array().unwrap().len(), 3);
+    assert_eq!(v["timeline"]["phases"][0]["warmup"], true);
+}
