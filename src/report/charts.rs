@@ -57,21 +57,32 @@ fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A compact number for tick labels: 1200 → `1200`, 0.25 → `0.25`, 1.5e6 → `1.5M`.
+/// A compact number for value labels: 1200 → `1200`, 0.25 → `0.25`, 2.5e6 → `2.5M`.
 fn short(v: f64) -> String {
     let a = v.abs();
-    let s = if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.0}k", v / 1e3)
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6).replace(".0M", "M")
     } else if a >= 100.0 || v == v.trunc() {
         format!("{v:.0}")
     } else if a >= 1.0 {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
-    };
-    s.replace(".0M", "M")
+    }
+}
+
+/// A tick label with as many decimals as the tick step needs, so ticks never repeat.
+fn tick_label(v: f64, step: f64) -> String {
+    if step >= 1e6 {
+        return short(v);
+    }
+    let decimals = (-step.log10().floor()).clamp(0.0, 6.0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// The spacing of `ticks(lo, hi)`.
+fn tick_step(t: &[f64]) -> f64 {
+    if t.len() > 1 { t[1] - t[0] } else { 1.0 }
 }
 
 /// Round tick values covering `[lo, hi]`, about five of them.
@@ -126,7 +137,9 @@ fn open(id: &str, title: &str, height: f64) -> String {
 /// Axes, grid and tick labels for the given ranges.
 fn axes(s: &mut String, x: (f64, f64), y: (f64, f64), x_label: &str, y_label: &str, h: f64) {
     let (px, py) = (scale(x, LEFT, W - RIGHT), scale(y, h - BOTTOM, TOP));
-    for t in ticks(y.0, y.1) {
+    let ty = ticks(y.0, y.1);
+    let step = tick_step(&ty);
+    for t in ty {
         let yy = py(t);
         let _ = write!(
             s,
@@ -134,10 +147,12 @@ fn axes(s: &mut String, x: (f64, f64), y: (f64, f64), x_label: &str, y_label: &s
             W - RIGHT,
             LEFT - 6.0,
             yy + 4.0,
-            short(t)
+            tick_label(t, step)
         );
     }
-    for t in ticks(x.0, x.1) {
+    let tx = ticks(x.0, x.1);
+    let step = tick_step(&tx);
+    for t in tx {
         let xx = px(t);
         let _ = write!(
             s,
@@ -145,7 +160,7 @@ fn axes(s: &mut String, x: (f64, f64), y: (f64, f64), x_label: &str, y_label: &s
             h - BOTTOM,
             h - BOTTOM + 4.0,
             h - BOTTOM + 16.0,
-            short(t)
+            tick_label(t, step)
         );
     }
     let _ = write!(
@@ -313,14 +328,16 @@ pub fn bars(id: &str, title: &str, unit: &str, series: &[&str], groups: &[BarGro
     let mut s = open(id, title, h);
     let (l, r) = (LEFT + label_w - 40.0, W - RIGHT - 50.0);
     let px = scale(x, l, r);
-    for t in ticks(x.0, x.1) {
+    let tx = ticks(x.0, x.1);
+    let step = tick_step(&tx);
+    for t in tx {
         let xx = px(t);
         let _ = write!(
             s,
             r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{TOP}" y2="{:.1}" stroke="#e3e6ec"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle" fill="#5b6475">{}</text>"##,
             h - BOTTOM,
             h - BOTTOM + 16.0,
-            short(t)
+            tick_label(t, step)
         );
     }
     let _ = write!(
@@ -409,7 +426,10 @@ mod tests {
     #[test]
     fn short_numbers() {
         assert_eq!(short(1200.0), "1200");
-        assert_eq!(short(25000.0), "25k");
+        assert_eq!(short(25000.0), "25000");
+        assert_eq!(tick_label(45.2, 0.2), "45.2");
+        assert_eq!(tick_label(140.25, 0.05), "140.25");
+        assert_eq!(tick_label(2000.0, 500.0), "2000");
         assert_eq!(short(0.25), "0.25");
         assert_eq!(short(2.5), "2.5");
         assert_eq!(short(2_000_000.0), "2M");
