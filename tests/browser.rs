@@ -173,3 +173,47 @@ fn the_console_check_catches_a_page_that_logs() {
     let (_, stderr) = browse(&chromium, &page, &["--dump-dom".to_string()]);
     assert_eq!(console_lines(&stderr).len(), 1, "{stderr}");
 }
+
+#[test]
+fn report_pdf_prints_the_comparison_with_chromium() {
+    let Some(chromium) = chromium() else { return };
+    let results = tempfile::tempdir().unwrap();
+    for sub in ["raw", "runs"] {
+        std::fs::create_dir_all(results.path().join(sub)).unwrap();
+    }
+    for run in report_fixture::runs() {
+        let raw = results.path().join(format!("raw/{}.jsonl", run.info.id));
+        let mut w = llmbench::record::RecordWriter::create_new(&raw).unwrap();
+        for r in report_fixture::records(0) {
+            w.append(&r).unwrap();
+        }
+        let meta = serde_json::json!({ "run": run.info });
+        std::fs::write(
+            results.path().join(format!("runs/{}.json", run.info.id)),
+            meta.to_string(),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .args([
+            "report",
+            "--pdf",
+            "--results",
+            results.path().to_str().unwrap(),
+        ])
+        .env("LLMBENCH_CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pdf = std::fs::read(results.path().join("reports/benchmark_report.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let md = std::fs::read_to_string(results.path().join("reports/benchmark_report.md")).unwrap();
+    assert!(
+        md.contains("| qwen-7b | medium-load |"),
+        "metadata read back: {md}"
+    );
+}
