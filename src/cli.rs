@@ -27,6 +27,50 @@ pub struct Cli {
 pub enum Command {
     /// Run the built-in mock OpenAI server with known timing.
     Mock(MockArgs),
+    /// Recompute the summary CSV of runs from their raw records.
+    Parse(ParseArgs),
+    /// Compare runs: writes results/reports/benchmark_report.md and .html.
+    Report(ReportArgs),
+}
+
+/// `llmbench parse`: raw records back to the summary CSV.
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// Raw record files of runs, e.g. results/raw/*.jsonl.
+    #[arg(required = true, value_name = "RAW.jsonl")]
+    pub raw: Vec<PathBuf>,
+    /// Write the CSV to this file instead of standard output (one raw file only).
+    #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
+    pub out: Option<PathBuf>,
+    /// Write one CSV per run, DIR/<run-id>.csv (needed for several raw files).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Folder of report templates overriding the built-in ones (default: ./templates if present).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+/// `llmbench report`: the comparison report across runs.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Runs to compare: run ids, or paths of raw record files (default: every run in --results).
+    #[arg(value_name = "RUN")]
+    pub runs: Vec<String>,
+    /// The run the others are compared against (an id or raw file; default: the earliest run).
+    #[arg(long, value_name = "RUN")]
+    pub baseline: Option<String>,
+    /// Folder holding raw/, runs/ and reports/.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Folder of report templates overriding the built-in ones (default: ./templates if present).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Also print the HTML report to PDF with headless Chromium.
+    #[arg(long)]
+    pub pdf: bool,
+    /// Also write the comparison as JSON (schema llmbench.comparison/1).
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
 }
 
 /// Running a workload script.
@@ -74,6 +118,9 @@ pub struct RunArgs {
     /// GPU indices to read through NVML, e.g. 0,1 (default: all).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub gpus: Option<Vec<u32>>,
+    /// Also write the run's results as JSON to FILE (schema llmbench.run/1, see README).
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
 }
 
 /// The mock server's settings.

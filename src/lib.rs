@@ -4,9 +4,12 @@
 //! script -> plan -> schedule -> client -> record -> stats -> report, wired together by `run`.
 //! `main.rs` only parses the command line and maps the result to an exit code.
 
+pub mod analysis;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
+pub mod export;
 pub mod feed;
 pub mod mock;
 pub mod plan;
@@ -18,6 +21,7 @@ pub mod schedule;
 pub mod script;
 pub mod stats;
 pub mod telemetry;
+pub mod timeline;
 pub mod timer;
 
 pub mod client;

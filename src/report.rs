@@ -2,18 +2,27 @@
 //! into Markdown, HTML, the summary CSV and the terminal summary. Templates load from a folder
 //! (`templates/` by default) and fall back to copies embedded in the binary. Undefined variables
 //! are errors, HTML is escaped by extension, and CSV fields go through a `csv` filter.
+//! `RunReport` is the one path from a run's analysis to its files: the run itself and
+//! `llmbench parse` both go through it, so the CSV they write is the same.
+
+mod charts;
+pub mod comparison;
+mod run_charts;
+
+pub use run_charts::{Chart, RunCharts};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::Outcome;
-use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary};
+use crate::stats::{Distribution, Metric, PhaseStats, Requested, STAT_KEYS, Summary};
+use crate::timeline::Timeline;
 
 /// Templates the binary carries, by name.
-const EMBEDDED: [(&str, &str); 4] = [
+const EMBEDDED: [(&str, &str); 7] = [
     ("report.md.j2", include_str!("../templates/report.md.j2")),
     (
         "report.html.j2",
@@ -27,10 +36,19 @@ const EMBEDDED: [(&str, &str); 4] = [
         "summary.txt.j2",
         include_str!("../templates/summary.txt.j2"),
     ),
+    ("style.html.j2", include_str!("../templates/style.html.j2")),
+    (
+        "comparison.md.j2",
+        include_str!("../templates/comparison.md.j2"),
+    ),
+    (
+        "comparison.html.j2",
+        include_str!("../templates/comparison.html.j2"),
+    ),
 ];
 
-/// What a run was, for the report header and the run metadata.
-#[derive(Debug, Clone, Serialize)]
+/// What a run was, for the report header and the run metadata (`results/runs/<id>.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     pub id: String,
     pub workload: String,
@@ -50,6 +68,22 @@ pub struct RunInfo {
     pub host: String,
     /// One line per phase, e.g. `steady: 5 req/s constant, concurrency 10, 300 s`.
     pub phases: Vec<String>,
+    /// `max_tokens` sent with every request.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Every request carried the same prompt text.
+    #[serde(default)]
+    pub fixed_prompt: bool,
+}
+
+impl RunInfo {
+    /// What the plan asked of each request, for the warnings.
+    pub fn requested(&self) -> Requested {
+        Requested {
+            max_tokens: self.max_tokens,
+            fixed_prompt: self.fixed_prompt,
+        }
+    }
 }
 
 /// A phase's statistics plus its metrics by key (`p.m.ttft_ms.p50` in a template).
@@ -86,9 +120,11 @@ pub struct ReportContext<'a> {
     pub failure_classes: Vec<&'static str>,
     /// Paths of the run's files, as shown to the user.
     pub files: Files,
+    /// Inline SVG charts of the HTML report.
+    pub charts: RunCharts,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Files {
     pub raw: String,
     pub csv: String,
@@ -101,6 +137,7 @@ impl<'a> ReportContext<'a> {
     pub fn new(
         run: &'a RunInfo,
         summary: &'a Summary,
+        timeline: &Timeline,
         warnings: &'a [String],
         files: Files,
     ) -> Self {
@@ -114,8 +151,20 @@ impl<'a> ReportContext<'a> {
             rows: summary.rows().map(csv_row).collect(),
             failure_classes: failure_classes().collect(),
             files,
+            charts: RunCharts::new(summary, timeline),
         }
     }
+}
+
+/// A run's rendered outputs.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// `results/summary/<run-id>.csv`
+    pub csv: String,
+    pub markdown: String,
+    pub html: String,
+    /// The summary table printed at the end of a run.
+    pub terminal: String,
 }
 
 fn failure_classes() -> impl Iterator<Item = &'static str> {
@@ -225,8 +274,23 @@ impl Renderer {
         Self { env }
     }
 
-    /// Renders template `name` with `ctx`.
-    pub fn render(&self, name: &str, ctx: &ReportContext<'_>) -> Result<String, RenderError> {
+    /// The summary CSV of a run: the one function the run and `llmbench parse` both use.
+    pub fn summary_csv(&self, ctx: &ReportContext<'_>) -> Result<String, RenderError> {
+        self.render("summary.csv.j2", ctx)
+    }
+
+    /// Every output of a run.
+    pub fn run_report(&self, ctx: &ReportContext<'_>) -> Result<RunReport, RenderError> {
+        Ok(RunReport {
+            csv: self.summary_csv(ctx)?,
+            markdown: self.render("report.md.j2", ctx)?,
+            html: self.render("report.html.j2", ctx)?,
+            terminal: self.render("summary.txt.j2", ctx)?,
+        })
+    }
+
+    /// Renders template `name` with any serialisable context.
+    pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, RenderError> {
         let fail = |e: minijinja::Error| {
             let mut message = e.to_string();
             let mut source = std::error::Error::source(&e);

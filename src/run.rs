@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::analysis::Analyzer;
 use crate::cli::{Cli, Command, MockArgs, RunArgs};
 use crate::client::{Client, ClientError, PhaseLabel};
 use crate::clock::Clock;
@@ -25,7 +26,7 @@ use crate::record::{RecordWriter, RequestRecord};
 use crate::report::{Files, RenderError, Renderer, ReportContext, RunInfo};
 use crate::schedule::Scheduler;
 use crate::script::{self, ScriptError};
-use crate::stats::{StatsBuilder, Summary};
+use crate::stats::Summary;
 use crate::telemetry::Reading;
 use crate::telemetry::Telemetry;
 use crate::telemetry::summary::{TelemetrySummary, Window, summarize};
@@ -128,6 +129,8 @@ pub fn main(cli: Cli) -> u8 {
     let code = runtime.block_on(async {
         match cli.command {
             Some(Command::Mock(args)) => serve_mock(args).await,
+            Some(Command::Parse(args)) => crate::commands::parse(&args),
+            Some(Command::Report(args)) => crate::commands::report(&args),
             None => match run_script(&cli.run).await {
                 Ok(finished) => {
                     if let Some(e) = &finished.feed_error {
@@ -202,6 +205,15 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
         })?;
         target.api_key = Some(ApiKey::new(key));
     }
+    if let Some(out) = &args.export_json {
+        let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            return Err(RunError::Usage(format!(
+                "--export-json {}: the folder does not exist; create it or pick another path",
+                out.display()
+            )));
+        }
+    }
     let options = Options {
         script: path.to_owned(),
         results: args.results.clone(),
@@ -211,6 +223,7 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
             .or_else(|| Some(PathBuf::from("templates")).filter(|p| p.is_dir())),
         progress: !args.no_progress,
         grace: Duration::from_secs_f64(args.grace),
+        export_json: args.export_json.clone(),
     };
     execute(plan, &options).await
 }
@@ -224,6 +237,8 @@ pub struct Options {
     pub progress: bool,
     /// How long in-flight requests may finish after Ctrl-C.
     pub grace: Duration,
+    /// Also write the run as JSON (`--export-json`, schema in `export`).
+    pub export_json: Option<PathBuf>,
 }
 
 /// Runs a plan to the end (or to Ctrl-C) and writes every output.
@@ -287,7 +302,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         .name("llmbench-records".into())
         .spawn(move || {
             let mut writer = writer;
-            let mut stats = StatsBuilder::new();
+            let mut stats = Analyzer::new();
             let mut rx = record_rx;
             let mut write_error = None;
             while let Some(rec) = rx.blocking_recv() {
@@ -343,9 +358,14 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     drop(mock);
 
     let interrupted = stop.is_cancelled();
-    let summary = stats.finish();
+    let analysis = stats.finish();
+    let summary = analysis.summary;
     let telemetry = telemetry_summary(&collected.readings, &summary);
-    let mut warnings = summary.warnings();
+    let requested = crate::stats::Requested {
+        max_tokens: plan.request.max_tokens,
+        fixed_prompt: matches!(plan.request.prompt, crate::plan::Prompt::Text(_)),
+    };
+    let mut warnings = summary.warnings(&requested);
     if let Some(e) = &write_error {
         warnings.insert(0, format!("Writing raw records failed ({e}); the raw file is incomplete, but these statistics cover every request."));
     }
@@ -371,11 +391,14 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         llmbench_version: env!("CARGO_PKG_VERSION").into(),
         host: host_description(),
         phases: plan.phases.iter().map(describe_phase).collect(),
+        max_tokens: requested.max_tokens,
+        fixed_prompt: requested.fixed_prompt,
     };
     let shown = |p: &Path| p.display().to_string();
     let ctx = ReportContext::new(
         &info,
         &summary,
+        &analysis.timeline,
         &warnings,
         Files {
             raw: shown(&files.raw),
@@ -385,9 +408,14 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
             metadata: shown(&files.metadata),
         },
     );
-    write_atomic(&files.csv, &renderer.render("summary.csv.j2", &ctx)?)?;
-    write_atomic(&files.markdown, &renderer.render("report.md.j2", &ctx)?)?;
-    write_atomic(&files.html, &renderer.render("report.html.j2", &ctx)?)?;
+    let report = renderer.run_report(&ctx)?;
+    write_atomic(&files.csv, &report.csv)?;
+    write_atomic(&files.markdown, &report.markdown)?;
+    write_atomic(&files.html, &report.html)?;
+    if let Some(path) = &options.export_json {
+        let export = crate::export::RunExport::new(&info, &summary, &analysis.timeline, &warnings);
+        write_atomic(path, &crate::export::to_json(&export))?;
+    }
     let metadata = serde_json::json!({
         "run": &info,
         "plan": &plan,
@@ -400,7 +428,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         &files.metadata,
         &serde_json::to_string_pretty(&metadata).expect("metadata serializes"),
     )?;
-    println!("{}", renderer.render("summary.txt.j2", &ctx)?.trim_end());
+    println!("{}", report.terminal.trim_end());
     println!(
         "\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
         files.raw.display(),
@@ -534,7 +562,7 @@ fn sanitize(s: &str) -> String {
 }
 
 /// Writes `text` to a temporary file beside `path`, then renames it into place.
-fn write_atomic(path: &Path, text: &str) -> Result<(), RunError> {
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), RunError> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")

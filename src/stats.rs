@@ -2,6 +2,12 @@
 //! with the request count), it keeps an HDR histogram per metric per phase plus exact running
 //! sums, and yields a `Summary` of every measured phase and of all measured phases together.
 //! Warmup records are left out. Definitions are the ones in DESIGN.md and the README.
+//! `warnings` turns a summary into what a reader must know before trusting it.
+
+mod shape;
+mod warnings;
+pub use shape::{Bin, Shape};
+pub use warnings::Requested;
 
 use std::collections::BTreeMap;
 
@@ -120,6 +126,9 @@ pub struct Distribution {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub stddev: Option<f64>,
+    /// For charts only.
+    #[serde(skip)]
+    pub shape: Shape,
 }
 
 impl Distribution {
@@ -253,6 +262,7 @@ impl Acc {
             min: some(self.min),
             max: some(self.max),
             stddev: some(var.sqrt()),
+            shape: self.shape(s),
         }
     }
 }
@@ -406,60 +416,6 @@ impl PhaseAcc {
     }
 }
 
-impl Summary {
-    /// What a reader must know before trusting these numbers, each saying what to do about it.
-    pub fn warnings(&self) -> Vec<String> {
-        let a = &self.all;
-        let mut w = Vec::new();
-        if a.failed > 0 {
-            let classes: Vec<String> = a
-                .outcomes
-                .iter()
-                .filter(|(k, n)| **k != "ok" && **n > 0)
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            w.push(format!(
-                "{} of {} requests failed ({}); the `error` field of each raw record says why.",
-                a.failed,
-                a.requests,
-                classes.join(", ")
-            ));
-        }
-        let late_p99 = a.metric(Metric::LatenessMs).p99.unwrap_or(0.0);
-        let ttft_p50 = a.metric(Metric::TtftMs).p50.unwrap_or(0.0);
-        if late_p99 > 1.0 && late_p99 > 0.05 * ttft_p50 {
-            w.push(format!(
-                "The load generator fell behind its schedule (lateness p99 {late_p99:.2} ms against a TTFT p50 of {ttft_p50:.2} ms); latencies from the intended start include this. Lower the rate or run llmbench on a less busy machine."
-            ));
-        }
-        let queue_p99 = a.metric(Metric::QueueMs).p99.unwrap_or(0.0);
-        if queue_p99 > 1.0 {
-            w.push(format!(
-                "Arrivals waited for a concurrency slot (queue time p99 {queue_p99:.1} ms): the concurrency cap, not only the server, shaped this load. TTFT and E2EL from the intended start include the wait."
-            ));
-        }
-        if a.tokens_from_chunks > 0 {
-            w.push(format!(
-                "Output tokens of {} requests were counted from content chunks because the server sent no usage; a chunk can carry several tokens, so token rates may be low. Use a server that honours stream_options.include_usage.",
-                a.tokens_from_chunks
-            ));
-        }
-        if a.reconnects > 0 {
-            w.push(format!(
-                "{} requests were resent on a new connection because the server closed their kept-alive connection before answering; their latency includes the lost time. If this is frequent, check the server's keep-alive settings.",
-                a.reconnects
-            ));
-        }
-        if a.ok > 0 && a.ok < 100 {
-            w.push(format!(
-                "Only {} successful requests: p99 and p99.9 rest on very few samples. Run longer or at a higher rate for stable tails.",
-                a.ok
-            ));
-        }
-        w
-    }
-}
-
 /// Accumulates records into a `Summary`.
 pub struct StatsBuilder {
     /// Indexed by phase index; `None` for phases not seen or warmup.
@@ -523,7 +479,14 @@ mod tests {
     use super::*;
 
     /// A successful streamed record with exact timings (µs) and `n` evenly spaced tokens.
-    fn rec(id: u64, phase: usize, sent: u64, ttft: u64, itl: u64, n: u64) -> RequestRecord {
+    pub(crate) fn rec(
+        id: u64,
+        phase: usize,
+        sent: u64,
+        ttft: u64,
+        itl: u64,
+        n: u64,
+    ) -> RequestRecord {
         let first = sent + ttft;
         let last = first + itl * (n - 1);
         RequestRecord {
@@ -614,6 +577,31 @@ mod tests {
         );
         assert_eq!(s.all.requests, 3);
         assert_eq!(s.rows().count(), 3);
+    }
+
+    #[test]
+    fn shapes_describe_the_distribution() {
+        // TTFT 1..=100 ms.
+        let records: Vec<_> = (0..100)
+            .map(|i| rec(i, 0, i * 100_000, (i + 1) * 1000, 10_000, 11))
+            .collect();
+        let s = summarize(&records);
+        let shape = &s.all.metric(Metric::TtftMs).shape;
+        assert_eq!(shape.bins.len(), shape::SHAPE_BINS);
+        assert_eq!(shape.bins.iter().map(|b| b.count).sum::<u64>(), 100);
+        assert_eq!(shape.bins[0].lo, 1.0);
+        assert!((shape.bins.last().unwrap().hi - 99.0).abs() < 0.1);
+        assert_eq!(shape.cdf.first(), Some(&(1.0, 0.0)));
+        assert_eq!(shape.cdf.last(), Some(&(100.0, 1.0)));
+        assert!(
+            shape
+                .cdf
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1)
+        );
+        let (v, q) = shape.cdf[50];
+        assert_eq!(q, 0.5);
+        assert!((v - 50.0).abs() < 0.1);
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub fn options(results: &Path) -> Options {
         templates: None,
         progress: false,
         grace: Duration::from_secs(5),
+        export_json: None,
     }
 }
 

@@ -1,0 +1,161 @@
+//! One pass over a run's records into everything its reports need (statistics and timeline),
+//! and reading a finished run back from disk: its raw records (the source of truth) and, when
+//! present, its metadata (`results/runs/<id>.json`) for the run's description. A run being
+//! measured and `llmbench parse` / `llmbench report` all go through `Analyzer`, so they agree.
+
+use std::path::{Path, PathBuf};
+
+use crate::record::{RecordReadError, RequestRecord, read_records};
+use crate::report::{Files, RunInfo};
+use crate::stats::{StatsBuilder, Summary};
+use crate::timeline::{Timeline, TimelineBuilder};
+
+/// Feeds every record to the statistics and the timeline.
+#[derive(Default)]
+pub struct Analyzer {
+    stats: StatsBuilder,
+    timeline: TimelineBuilder,
+}
+
+/// What a run's records say.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub summary: Summary,
+    pub timeline: Timeline,
+}
+
+impl Analyzer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, r: &RequestRecord) {
+        self.stats.add(r);
+        self.timeline.add(r);
+    }
+
+    pub fn finish(&self) -> Analysis {
+        Analysis {
+            summary: self.stats.finish(),
+            timeline: self.timeline.finish(),
+        }
+    }
+}
+
+/// Analysis of a set of records in one pass.
+pub fn analyze<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Analysis {
+    let mut a = Analyzer::new();
+    for r in records {
+        a.add(r);
+    }
+    a.finish()
+}
+
+/// A finished run, read back from its files.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub info: RunInfo,
+    pub analysis: Analysis,
+    /// Warnings recomputed from the records and the run's description.
+    pub warnings: Vec<String>,
+    pub files: Files,
+    /// Whether `results/runs/<id>.json` was found (otherwise `info` is a stand-in).
+    pub has_metadata: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Records(#[from] RecordReadError),
+    #[error(
+        "{}: not llmbench run metadata ({message}); move it aside or rerun the benchmark",
+        path.display()
+    )]
+    Metadata { path: PathBuf, message: String },
+}
+
+/// The paths of run `id` under a results folder (the layout `llmbench` writes).
+pub fn run_files(results: &Path, id: &str) -> Files {
+    let shown = |p: PathBuf| p.display().to_string();
+    Files {
+        raw: shown(results.join("raw").join(format!("{id}.jsonl"))),
+        csv: shown(results.join("summary").join(format!("{id}.csv"))),
+        markdown: shown(results.join("reports").join(format!("{id}.md"))),
+        html: shown(results.join("reports").join(format!("{id}.html"))),
+        metadata: shown(results.join("runs").join(format!("{id}.json"))),
+    }
+}
+
+/// Reads the run whose raw records are at `raw` (`<results>/raw/<id>.jsonl`).
+pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
+    let id = raw
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let results = raw
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_owned)
+        .unwrap_or_default();
+    let mut files = run_files(&results, &id);
+    files.raw = raw.display().to_string();
+    let records = read_records(raw)?;
+    let analysis = analyze(&records);
+    let meta_path = PathBuf::from(&files.metadata);
+    let (info, has_metadata) = match std::fs::read_to_string(&meta_path) {
+        Ok(text) => (parse_metadata(&text, &meta_path)?, true),
+        Err(_) => (stand_in_info(&id, &records), false),
+    };
+    let warnings = analysis.summary.warnings(&info.requested());
+    Ok(StoredRun {
+        info,
+        analysis,
+        warnings,
+        files,
+        has_metadata,
+    })
+}
+
+fn parse_metadata(text: &str, path: &Path) -> Result<RunInfo, LoadError> {
+    let fail = |message: String| LoadError::Metadata {
+        path: path.to_owned(),
+        message,
+    };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| fail(e.to_string()))?;
+    let run = value
+        .get("run")
+        .cloned()
+        .ok_or_else(|| fail("no \"run\" field".into()))?;
+    serde_json::from_value(run).map_err(|e| fail(e.to_string()))
+}
+
+/// A description for a run whose metadata file is missing: what the records can tell.
+fn stand_in_info(id: &str, records: &[RequestRecord]) -> RunInfo {
+    let mut phases: Vec<String> = Vec::new();
+    for r in records {
+        if phases.len() <= r.phase_index {
+            phases.resize(r.phase_index + 1, String::new());
+        }
+        phases[r.phase_index] = r.phase.clone();
+    }
+    let wall = records.iter().map(|r| r.end_us).max().unwrap_or(0) as f64 / 1e6;
+    RunInfo {
+        id: id.into(),
+        workload: "unknown".into(),
+        script: "unknown".into(),
+        target: "unknown".into(),
+        base_url: "unknown".into(),
+        model: "unknown".into(),
+        endpoint: "unknown".into(),
+        stream: records.iter().any(|r| r.streamed),
+        mock: false,
+        started_at: "unknown".into(),
+        wall_s: wall,
+        interrupted: false,
+        llmbench_version: env!("CARGO_PKG_VERSION").into(),
+        host: "unknown".into(),
+        phases: phases.into_iter().filter(|p| !p.is_empty()).collect(),
+        max_tokens: None,
+        fixed_prompt: false,
+    }
+}

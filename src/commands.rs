@@ -1,0 +1,341 @@
+//! The `parse` and `report` commands: read finished runs back from `results/` (raw records are
+//! the source of truth), recompute their statistics, and write the summary CSV (`parse`) or the
+//! comparison report across runs (`report`, optionally printed to PDF by headless Chromium).
+//! Everything is read and rendered before the first file is written, so a bad run or template
+//! leaves nothing half-written.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::analysis::{StoredRun, load_run};
+use crate::cli::{ParseArgs, ReportArgs};
+use crate::export::{ComparisonExport, RunExport, to_json};
+use crate::report::comparison::{ComparedRun, ComparisonContext};
+use crate::report::{Renderer, ReportContext};
+use crate::run::{EXIT_OK, EXIT_USAGE, write_atomic};
+
+/// File name of the comparison report (the original tool's), under `<results>/reports/`.
+pub const COMPARISON_NAME: &str = "benchmark_report";
+
+/// Prints the error the way every llmbench command does and returns exit code 2.
+fn usage(message: impl std::fmt::Display) -> u8 {
+    eprintln!("llmbench: {message}");
+    EXIT_USAGE
+}
+
+fn renderer(templates: &Option<PathBuf>) -> Renderer {
+    Renderer::new(
+        templates
+            .clone()
+            .or_else(|| Some(PathBuf::from("templates")).filter(|p| p.is_dir())),
+    )
+}
+
+/// `llmbench parse RAW.jsonl...`: the summary CSV of each run, recomputed from its records.
+pub fn parse(args: &ParseArgs) -> u8 {
+    if args.raw.len() > 1 && args.out_dir.is_none() {
+        return usage(format!(
+            "{} raw files given: pass --out-dir DIR to write DIR/<run-id>.csv for each (standard output and --out take one)",
+            args.raw.len()
+        ));
+    }
+    let renderer = renderer(&args.templates);
+    let mut outputs = Vec::new();
+    for raw in &args.raw {
+        let run = match load_run(raw) {
+            Ok(r) => r,
+            Err(e) => return usage(e),
+        };
+        let csv = match run_context(&run, |ctx| renderer.summary_csv(ctx)) {
+            Ok(c) => c,
+            Err(e) => return usage(e),
+        };
+        outputs.push((run.info.id.clone(), csv));
+    }
+    match (&args.out, &args.out_dir) {
+        (Some(path), _) => {
+            if let Err(e) = write_atomic(path, &outputs[0].1) {
+                return usage(e);
+            }
+        }
+        (None, Some(dir)) => {
+            if !dir.is_dir() {
+                return usage(format!(
+                    "--out-dir {}: not a folder; create it first",
+                    dir.display()
+                ));
+            }
+            for (id, csv) in &outputs {
+                if let Err(e) = write_atomic(&dir.join(format!("{id}.csv")), csv) {
+                    return usage(e);
+                }
+            }
+        }
+        (None, None) => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error.
+            let _ = out
+                .write_all(outputs[0].1.as_bytes())
+                .and_then(|()| out.flush());
+        }
+    }
+    EXIT_OK
+}
+
+/// Builds a run's report context and hands it to `f` (the context borrows the run).
+fn run_context<T>(run: &StoredRun, f: impl FnOnce(&ReportContext<'_>) -> T) -> T {
+    let ctx = ReportContext::new(
+        &run.info,
+        &run.analysis.summary,
+        &run.analysis.timeline,
+        &run.warnings,
+        run.files.clone(),
+    );
+    f(&ctx)
+}
+
+/// Finds run `spec`: a raw records file, or a run id under `<results>/raw/`.
+fn resolve_run(spec: &str, results: &Path) -> Result<PathBuf, String> {
+    let as_path = PathBuf::from(spec);
+    if as_path.is_file() {
+        return Ok(as_path);
+    }
+    let id = spec.strip_suffix(".jsonl").unwrap_or(spec);
+    let raw = results.join("raw").join(format!("{id}.jsonl"));
+    if raw.is_file() {
+        Ok(raw)
+    } else {
+        Err(format!(
+            "run {spec:?} not found: neither a file nor {}; list runs with `ls {}`",
+            raw.display(),
+            results.join("raw").display()
+        ))
+    }
+}
+
+/// Every raw records file under `<results>/raw/`, by name.
+fn all_runs(results: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(results.join("raw"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A Chromium (or Chrome) binary: `$LLMBENCH_CHROMIUM`, else the first found on `PATH`.
+pub fn find_chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LLMBENCH_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in [
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ] {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Flags for a headless Chromium that never reaches the network on its own.
+pub fn headless_args(profile: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
+}
+
+/// Prints `html` to `pdf` with headless Chromium.
+fn print_pdf(chromium: &Path, html: &Path, pdf: &Path) -> Result<(), String> {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let profile = tempfile_dir()?;
+    let out = Command::new(chromium)
+        .args(headless_args(&profile))
+        .arg("--no-pdf-header-footer")
+        .arg(format!("--print-to-pdf={}", abs(pdf).display()))
+        .arg(format!("file://{}", abs(html).display()))
+        .output();
+    let _ = std::fs::remove_dir_all(&profile);
+    let out = out.map_err(|e| format!("cannot start {}: {e}", chromium.display()))?;
+    if out.status.success() && pdf.is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} could not print {} to PDF ({}): {}",
+            chromium.display(),
+            html.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A fresh, private Chromium profile folder.
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "llmbench-chromium-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `llmbench report [RUNS...]`: the comparison report across runs.
+pub fn report(args: &ReportArgs) -> u8 {
+    let chromium = if args.pdf {
+        match find_chromium() {
+            Some(c) => Some(c),
+            None => {
+                return usage(
+                    "--pdf needs Chromium to print the HTML report: install Debian's `chromium` package (apt-get install chromium), or set LLMBENCH_CHROMIUM to a Chrome/Chromium binary, or drop --pdf",
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let raws = if args.runs.is_empty() {
+        let all = all_runs(&args.results);
+        if all.is_empty() {
+            return usage(format!(
+                "no runs under {}: run a benchmark first, or pass --results DIR",
+                args.results.join("raw").display()
+            ));
+        }
+        all
+    } else {
+        let mut v = Vec::new();
+        for spec in &args.runs {
+            match resolve_run(spec, &args.results) {
+                Ok(p) => v.push(p),
+                Err(e) => return usage(e),
+            }
+        }
+        v
+    };
+    let mut runs = Vec::new();
+    for raw in &raws {
+        match load_run(raw) {
+            Ok(r) => runs.push(r),
+            Err(e) => return usage(e),
+        }
+    }
+    runs.sort_by(|a, b| (&a.info.started_at, &a.info.id).cmp(&(&b.info.started_at, &b.info.id)));
+    runs.dedup_by(|a, b| a.info.id == b.info.id);
+    let baseline = match &args.baseline {
+        None => 0,
+        Some(spec) => {
+            let id = Path::new(spec)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| spec.clone());
+            match runs.iter().position(|r| r.info.id == id) {
+                Some(i) => i,
+                None => {
+                    return usage(format!(
+                        "--baseline {spec}: not among the runs compared; name one of: {}",
+                        runs.iter()
+                            .map(|r| r.info.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+        }
+    };
+    let reports = args.results.join("reports");
+    let (md, html) = match render_comparison(&runs, baseline, &renderer(&args.templates)) {
+        Ok(x) => x,
+        Err(e) => return usage(e),
+    };
+    if let Err(e) = std::fs::create_dir_all(&reports) {
+        return usage(format!("cannot create {}: {e}", reports.display()));
+    }
+    let md_path = reports.join(format!("{COMPARISON_NAME}.md"));
+    let html_path = reports.join(format!("{COMPARISON_NAME}.html"));
+    for (path, text) in [(&md_path, &md), (&html_path, &html)] {
+        if let Err(e) = write_atomic(path, text) {
+            return usage(e);
+        }
+    }
+    if let Some(path) = &args.export_json {
+        let export = ComparisonExport::new(
+            &runs[baseline].info.id,
+            runs.iter()
+                .map(|r| {
+                    RunExport::new(
+                        &r.info,
+                        &r.analysis.summary,
+                        &r.analysis.timeline,
+                        &r.warnings,
+                    )
+                })
+                .collect(),
+        );
+        if let Err(e) = write_atomic(path, &to_json(&export)) {
+            return usage(e);
+        }
+    }
+    println!(
+        "compared {} runs (baseline {})\nreports: {}\n         {}",
+        runs.len(),
+        runs[baseline].info.id,
+        md_path.display(),
+        html_path.display()
+    );
+    if let Some(chromium) = chromium {
+        let pdf = reports.join(format!("{COMPARISON_NAME}.pdf"));
+        if let Err(e) = print_pdf(&chromium, &html_path, &pdf) {
+            return usage(e);
+        }
+        println!("         {}", pdf.display());
+    }
+    EXIT_OK
+}
+
+/// The comparison report's Markdown and HTML; `runs` in report order.
+pub fn render_comparison(
+    runs: &[StoredRun],
+    baseline: usize,
+    renderer: &Renderer,
+) -> Result<(String, String), crate::report::RenderError> {
+    let compared: Vec<ComparedRun<'_>> = runs
+        .iter()
+        .map(|r| ComparedRun {
+            info: &r.info,
+            all: &r.analysis.summary.all,
+            warnings: &r.warnings,
+            report_link: format!("{}.html", r.info.id),
+        })
+        .collect();
+    let ctx = ComparisonContext::new(&compared, baseline);
+    Ok((
+        renderer.render("comparison.md.j2", &ctx)?,
+        renderer.render("comparison.html.j2", &ctx)?,
+    ))
+}

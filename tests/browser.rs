@@ -1,0 +1,219 @@
+//! A real-browser check of the HTML reports: a run report and a comparison report, rendered from
+//! fixed records, loaded by headless Chromium. The page must log nothing to the console, carry
+//! the expected SVG charts in the live DOM, reference nothing outside itself, and a screenshot
+//! must not be blank. Skipped (with a message) when Chromium is not installed, unless
+//! LLMBENCH_REQUIRE_CHROMIUM=1 (as .ci/run sets), which makes a missing Chromium a failure.
+
+mod report_fixture;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use llmbench::commands::{find_chromium, headless_args, render_comparison};
+use llmbench::report::{Renderer, ReportContext};
+
+fn chromium() -> Option<PathBuf> {
+    let found = find_chromium();
+    if found.is_none() {
+        if std::env::var("LLMBENCH_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!("LLMBENCH_REQUIRE_CHROMIUM=1 but no chromium on PATH: apt-get install chromium");
+        }
+        eprintln!(
+            "SKIPPED: the real-browser test needs Chromium (Debian: apt-get install chromium)"
+        );
+    }
+    found
+}
+
+/// Runs Chromium on `page` with `extra` flags; returns (stdout, stderr).
+fn browse(chromium: &Path, page: &Path, extra: &[String]) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args(headless_args(profile.path()))
+        .args(["--enable-logging=stderr", "--v=0", "--hide-scrollbars"])
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "chromium failed: {stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+/// Console messages the page produced (Chromium logs them as `...:CONSOLE...] "text"`).
+fn console_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains(":CONSOLE")).collect()
+}
+
+/// Loads `page`: no console output, each chart present as an SVG in the DOM, a screenshot
+/// with real content.
+fn check_page(chromium: &Path, page: &Path, charts: &[&str]) {
+    let html = std::fs::read_to_string(page).unwrap();
+    for banned in ["<script", "<link", "src=", "@import", "url(", "@font-face"] {
+        assert!(
+            !html.contains(banned),
+            "{}: {banned} makes the page load something",
+            page.display()
+        );
+    }
+    let (dom, stderr) = browse(chromium, page, &["--dump-dom".to_string()]);
+    assert!(
+        console_lines(&stderr).is_empty(),
+        "console output: {:?}",
+        console_lines(&stderr)
+    );
+    for id in charts {
+        let tag = format!("<svg id=\"{id}\"");
+        assert!(
+            dom.contains(&tag),
+            "{}: no {tag} in the DOM",
+            page.display()
+        );
+    }
+    assert!(
+        dom.matches("<path class=\"series\"").count() + dom.matches("<rect class=\"bar\"").count()
+            > 10
+    );
+
+    let shot = page.with_extension("png");
+    let (_, stderr) = browse(
+        chromium,
+        page,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2000".into(),
+        ],
+    );
+    assert!(console_lines(&stderr).is_empty());
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
+    assert_eq!((info.width, info.height), (1280, 2000));
+    let first = pixels[0];
+    let differing = pixels.iter().filter(|p| *p != &first).count();
+    let mut colours: Vec<&[u8]> = pixels.iter().step_by(7).copied().collect();
+    colours.sort();
+    colours.dedup();
+    assert!(
+        differing * 50 > pixels.len() && colours.len() > 20,
+        "{}: the screenshot is blank ({differing} of {} pixels differ from the first, {} colours)",
+        shot.display(),
+        pixels.len(),
+        colours.len()
+    );
+}
+
+#[test]
+fn reports_load_in_a_real_browser_with_their_charts() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let keep = std::env::var_os("LLMBENCH_KEEP_BROWSER_PAGES").map(PathBuf::from);
+    let out = keep.as_deref().unwrap_or(dir.path());
+    let renderer = Renderer::new(None);
+    let runs = report_fixture::runs();
+
+    let run = &runs[0];
+    let ctx = ReportContext::new(
+        &run.info,
+        &run.analysis.summary,
+        &run.analysis.timeline,
+        &run.warnings,
+        run.files.clone(),
+    );
+    let page = out.join("run.html");
+    std::fs::write(&page, renderer.run_report(&ctx).unwrap().html).unwrap();
+    check_page(
+        &chromium,
+        &page,
+        &[
+            "ttft-hist",
+            "ttft-cdf",
+            "e2el-hist",
+            "e2el-cdf",
+            "ttft-time",
+            "throughput-time",
+            "inflight-time",
+            "errors-time",
+            "phase-ttft",
+            "phase-e2el",
+            "phase-throughput",
+        ],
+    );
+
+    let (_, html) = render_comparison(&runs, 0, &renderer).unwrap();
+    let page = out.join("comparison.html");
+    std::fs::write(&page, html).unwrap();
+    check_page(
+        &chromium,
+        &page,
+        &[
+            "runs-req-per-s",
+            "runs-output-tok-per-s",
+            "runs-ttft-ms-p50",
+            "runs-ttft-ms-p99",
+            "runs-e2el-ms-p50",
+            "workloads-ttft-ms-p50",
+        ],
+    );
+}
+
+#[test]
+fn the_console_check_catches_a_page_that_logs() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("noisy.html");
+    std::fs::write(
+        &page,
+        "<html><body><script>console.error('boom')</script></body></html>",
+    )
+    .unwrap();
+    let (_, stderr) = browse(&chromium, &page, &["--dump-dom".to_string()]);
+    assert_eq!(console_lines(&stderr).len(), 1, "{stderr}");
+}
+
+#[test]
+fn report_pdf_prints_the_comparison_with_chromium() {
+    let Some(chromium) = chromium() else { return };
+    let results = tempfile::tempdir().unwrap();
+    for sub in ["raw", "runs"] {
+        std::fs::create_dir_all(results.path().join(sub)).unwrap();
+    }
+    for run in report_fixture::runs() {
+        let raw = results.path().join(format!("raw/{}.jsonl", run.info.id));
+        let mut w = llmbench::record::RecordWriter::create_new(&raw).unwrap();
+        for r in report_fixture::records(0) {
+            w.append(&r).unwrap();
+        }
+        let meta = serde_json::json!({ "run": run.info });
+        std::fs::write(
+            results.path().join(format!("runs/{}.json", run.info.id)),
+            meta.to_string(),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .args([
+            "report",
+            "--pdf",
+            "--results",
+            results.path().to_str().unwrap(),
+        ])
+        .env("LLMBENCH_CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pdf = std::fs::read(results.path().join("reports/benchmark_report.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let md = std::fs::read_to_string(results.path().join("reports/benchmark_report.md")).unwrap();
+    assert!(
+        md.contains("| qwen-7b | medium-load |"),
+        "metadata read back: {md}"
+    );
+}

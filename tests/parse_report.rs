@@ -1,0 +1,212 @@
+//! `llmbench parse` and `llmbench report` as a user runs them, on runs made against the mock on
+//! 127.0.0.1: parse reproduces a run's CSV byte for byte; report compares runs; both reject bad
+//! input with exit 2 and write nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use llmbench::record::read_records;
+
+fn llmbench(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LLMBENCH_CHROMIUM")
+        .output()
+        .unwrap()
+}
+
+const SCRIPT: &str = r#"
+request(#{ max_tokens: 8, prompt: |i| `request ${i}` });
+phase("warmup", #{ requests: 3, concurrency: 3, warmup: true });
+phase("steady", #{ requests: 24, concurrency: 4 });
+phase("rated", #{ requests: 20, rps: 100, concurrency: 8 });
+"#;
+
+/// Runs the script against a mock with the given TTFT into `results`.
+async fn one_run(dir: &Path, results: &Path, ttft_ms: u64) -> llmbench::run::Finished {
+    let server = common::mock(ttft_ms, 1, 8);
+    let mut plan = common::plan(dir, SCRIPT);
+    common::target(&mut plan, &server);
+    common::run(plan, results).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parse_reproduces_the_run_csv_and_report_compares_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let a = one_run(dir.path(), &results, 5).await;
+    let b = one_run(dir.path(), &results, 25).await;
+    let raw_a = a.files.raw.to_str().unwrap().to_owned();
+    let raw_b = b.files.raw.to_str().unwrap().to_owned();
+    assert_eq!(read_records(&a.files.raw).unwrap().len(), 47);
+
+    // stdout, --out, --out-dir: the same bytes as the run's own CSV.
+    let expected = std::fs::read(&a.files.csv).unwrap();
+    let out = llmbench(&["parse", &raw_a], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.stdout, expected,
+        "parse to stdout differs from the run's CSV"
+    );
+    let file = dir.path().join("a.csv");
+    let out = llmbench(
+        &["parse", &raw_a, "--out", file.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(&file).unwrap(), expected);
+    let many = dir.path().join("many");
+    std::fs::create_dir(&many).unwrap();
+    let out = llmbench(
+        &["parse", &raw_a, &raw_b, "--out-dir", many.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(many.join(format!("{}.csv", b.run_id))).unwrap(),
+        std::fs::read(&b.files.csv).unwrap()
+    );
+
+    // Several files need --out-dir; a bad line is named.
+    let out = llmbench(&["parse", &raw_a, &raw_b], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out-dir"));
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": 1}\n").unwrap();
+    let out = llmbench(&["parse", bad.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jsonl:1"));
+
+    // report: every run by default, baseline by id, export JSON.
+    let res = results.to_str().unwrap();
+    let json = dir.path().join("cmp.json");
+    let out = llmbench(
+        &[
+            "report",
+            "--results",
+            res,
+            "--baseline",
+            &b.run_id,
+            "--export-json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(results.join("reports/benchmark_report.md")).unwrap();
+    assert!(md.contains(&format!("`{}` (baseline)", b.run_id)), "{md}");
+    assert!(md.contains(&format!("`{}`", a.run_id)));
+    let html = std::fs::read_to_string(results.join("reports/benchmark_report.html")).unwrap();
+    assert!(html.contains("<svg id=\"runs-ttft-ms-p50\""));
+    let export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(export["schema"], "llmbench.comparison/1");
+    assert_eq!(export["baseline"], b.run_id.as_str());
+    assert_eq!(export["runs"].as_array().unwrap().len(), 2);
+    // Ground truth: the mock's TTFT of 5 ms vs 25 ms shows in the exported p50s.
+    let p50 = |i: usize| {
+        export["runs"][i]["all"]["metrics"][0]["p50"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(export["runs"][0]["all"]["metrics"][0]["key"], "ttft_ms");
+    assert!(p50(0) >= 5.0 && p50(0) < 15.0, "{}", p50(0));
+    assert!(p50(1) >= 25.0 && p50(1) < 35.0, "{}", p50(1));
+    assert!(p50(1) > p50(0) + 15.0);
+
+    // Bad input: unknown run, unknown baseline; nothing new written.
+    let before = std::fs::read_dir(results.join("reports")).unwrap().count();
+    let out = llmbench(&["report", "--results", res, "nope"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"nope\" not found"));
+    let out = llmbench(
+        &["report", "--results", res, "--baseline", "nope"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--baseline nope"));
+    assert_eq!(
+        std::fs::read_dir(results.join("reports")).unwrap().count(),
+        before
+    );
+}
+
+#[test]
+fn report_pdf_without_chromium_names_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .args(["report", "--pdf", "--results", dir.path().to_str().unwrap()])
+        .env("PATH", dir.path())
+        .env_remove("LLMBENCH_CHROMIUM")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apt-get install chromium"), "{err}");
+}
+
+#[test]
+fn report_without_runs_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = llmbench(
+        &["report", "--results", dir.path().to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no runs under"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_exports_json_with_its_schema_and_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let server = common::mock(10, 2, 8);
+    let mut plan = common::plan(dir.path(), SCRIPT);
+    common::target(&mut plan, &server);
+    let mut options = common::options(&results);
+    let json = dir.path().join("run.json");
+    options.export_json = Some(json.clone());
+    let finished = llmbench::run::execute(plan, &options).await.unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "llmbench.run/1");
+    assert_eq!(v["run"]["id"], finished.run_id.as_str());
+    assert_eq!(v["run"]["max_tokens"], 8);
+    assert_eq!(v["run"]["fixed_prompt"], false);
+    assert_eq!(v["warmup_requests"], 3);
+    assert_eq!(v["all"]["requests"], 44);
+    let phases: Vec<&str> = v["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["steady", "rated"]);
+    // The timeline covers every request, warmup included, and marks all three phases.
+    let seconds = v["timeline"]["seconds"].as_array().unwrap();
+    let sum = |k: &str| seconds.iter().map(|s| s[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("sent"), 47);
+    assert_eq!(sum("completed") + sum("errors"), 47);
+    let tokens: f64 = seconds
+        .iter()
+        .map(|s| s["output_tok_per_s"].as_f64().unwrap())
+        .sum();
+    assert!((tokens - 47.0 * 8.0).abs() < 1e-6, "{tokens}");
+    assert_eq!(v["timeline"]["phases"].as_array().unwrap().len(), 3);
+    assert_eq!(v["timeline"]["phases"][0]["warmup"], true);
+}
