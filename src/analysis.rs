@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::record::{RecordReadError, RequestRecord, read_records};
 use crate::report::{Files, RunInfo};
 use crate::stats::{StatsBuilder, Summary};
+use crate::telemetry::Reading;
+use crate::telemetry::summary::{TelemetrySummary, Window, summarize};
 use crate::timeline::{Timeline, TimelineBuilder};
 
 /// Feeds every record to the statistics and the timeline.
@@ -61,6 +63,9 @@ pub struct StoredRun {
     pub files: Files,
     /// Whether `results/runs/<id>.json` was found (otherwise `info` is a stand-in).
     pub has_metadata: bool,
+    /// Telemetry readings (`raw/<id>.telemetry.jsonl`, when the run sampled any).
+    pub readings: Vec<Reading>,
+    pub telemetry: TelemetrySummary,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +77,48 @@ pub enum LoadError {
         path.display()
     )]
     Metadata { path: PathBuf, message: String },
+    #[error("{}:{line}: not a telemetry reading ({message})", path.display())]
+    Telemetry {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Telemetry over each measured phase's window (and `all`): the phases' windows come from the
+/// records, so a run and `parse` of its files agree.
+pub fn telemetry_over(readings: &[Reading], summary: &Summary) -> TelemetrySummary {
+    let windows: Vec<Window> = summary
+        .rows()
+        .filter_map(|p| {
+            let (start_us, end_us) = p.window_us?;
+            Some(Window {
+                name: p.name.clone(),
+                start_us,
+                end_us,
+                output_tokens: p.output_tokens,
+            })
+        })
+        .collect();
+    summarize(readings, &windows)
+}
+
+/// The readings of `<results>/raw/<id>.telemetry.jsonl`; none when the file does not exist.
+fn read_telemetry(path: &Path) -> Result<Vec<Reading>, LoadError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(Vec::new());
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| LoadError::Telemetry {
+                path: path.to_owned(),
+                line: i + 1,
+                message: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The paths of run `id` under a results folder (the layout `llmbench` writes).
@@ -107,12 +154,16 @@ pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
         Err(_) => (stand_in_info(&id, &records), false),
     };
     let warnings = analysis.summary.warnings(&info.requested());
+    let readings = read_telemetry(&raw.with_file_name(format!("{id}.telemetry.jsonl")))?;
+    let telemetry = telemetry_over(&readings, &analysis.summary);
     Ok(StoredRun {
         info,
         analysis,
         warnings,
         files,
         has_metadata,
+        readings,
+        telemetry,
     })
 }
 

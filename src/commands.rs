@@ -91,6 +91,12 @@ fn run_context<T>(run: &StoredRun, f: impl FnOnce(&ReportContext<'_>) -> T) -> T
         &run.analysis.timeline,
         &run.warnings,
         run.files.clone(),
+    )
+    .with_telemetry(
+        &run.analysis.summary,
+        &run.analysis.timeline,
+        &run.telemetry,
+        &run.readings,
     );
     f(&ctx)
 }

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::Outcome;
 use crate::stats::{Distribution, Metric, PhaseStats, Requested, STAT_KEYS, Summary};
+use crate::telemetry::Reading;
+use crate::telemetry::summary::{Energy, TelemetrySummary};
 use crate::timeline::Timeline;
 
 /// Templates the binary carries, by name.
@@ -122,6 +124,8 @@ pub struct ReportContext<'a> {
     pub files: Files,
     /// Inline SVG charts of the HTML report.
     pub charts: RunCharts,
+    /// Telemetry series and energy, when any were sampled.
+    pub telemetry: Option<&'a TelemetrySummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,11 +152,30 @@ impl<'a> ReportContext<'a> {
             warmup_requests: summary.warmup_requests,
             warnings,
             columns: csv_columns(),
-            rows: summary.rows().map(csv_row).collect(),
+            rows: summary.rows().map(|p| csv_row(p, None)).collect(),
             failure_classes: failure_classes().collect(),
             files,
             charts: RunCharts::new(summary, timeline),
+            telemetry: None,
         }
+    }
+
+    /// Adds what telemetry measured: energy in the CSV rows, tables and charts in the reports.
+    pub fn with_telemetry(
+        mut self,
+        summary: &'a Summary,
+        timeline: &Timeline,
+        telemetry: &'a TelemetrySummary,
+        readings: &[Reading],
+    ) -> Self {
+        let energy = |name: &str| telemetry.energy.iter().find(|e| e.window == name);
+        self.rows = summary
+            .rows()
+            .map(|p| csv_row(p, energy(&p.name)))
+            .collect();
+        self.charts.add_telemetry(readings, timeline);
+        self.telemetry = Some(telemetry).filter(|t| !t.series.is_empty());
+        self
     }
 }
 
@@ -193,6 +216,7 @@ pub fn csv_columns() -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     cols.extend(failure_classes().map(|c| format!("failed_{c}")));
+    cols.extend(ENERGY_COLUMNS.iter().map(|c| c.to_string()));
     for m in Metric::ALL {
         for s in STAT_KEYS {
             cols.push(format!("{}_{s}", m.key()));
@@ -201,8 +225,16 @@ pub fn csv_columns() -> Vec<String> {
     cols
 }
 
+/// Energy columns, filled from telemetry (empty when the run had no power or energy series).
+const ENERGY_COLUMNS: [&str; 4] = [
+    "energy_j",
+    "avg_power_w",
+    "j_per_output_tok",
+    "output_tok_per_j",
+];
+
 /// One CSV row; fixed decimals so files diff cleanly, empty where a value does not exist.
-fn csv_row(p: &PhaseStats) -> Vec<String> {
+fn csv_row(p: &PhaseStats, energy: Option<&Energy>) -> Vec<String> {
     let f3 = |v: f64| format!("{v:.3}");
     let mut row = vec![
         p.name.clone(),
@@ -218,6 +250,11 @@ fn csv_row(p: &PhaseStats) -> Vec<String> {
         p.output_tokens.to_string(),
     ];
     row.extend(failure_classes().map(|c| p.outcomes[c].to_string()));
+    let e = |f: &dyn Fn(&Energy) -> Option<f64>| energy.and_then(f).map(f3).unwrap_or_default();
+    row.push(e(&|e| Some(e.joules)));
+    row.push(e(&|e| Some(e.avg_power_w)));
+    row.push(e(&|e| e.joules_per_output_token));
+    row.push(e(&|e| e.output_tokens_per_joule));
     for m in Metric::ALL {
         for v in p.metric(m).values() {
             row.push(v.map(f3).unwrap_or_default());

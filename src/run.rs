@@ -27,9 +27,8 @@ use crate::report::{Files, RenderError, Renderer, ReportContext, RunInfo};
 use crate::schedule::Scheduler;
 use crate::script::{self, ScriptError};
 use crate::stats::Summary;
-use crate::telemetry::Reading;
 use crate::telemetry::Telemetry;
-use crate::telemetry::summary::{TelemetrySummary, Window, summarize};
+use crate::telemetry::summary::TelemetrySummary;
 
 /// Exit codes.
 pub const EXIT_OK: u8 = 0;
@@ -360,7 +359,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     let interrupted = stop.is_cancelled();
     let analysis = stats.finish();
     let summary = analysis.summary;
-    let telemetry = telemetry_summary(&collected.readings, &summary);
+    let telemetry = crate::analysis::telemetry_over(&collected.readings, &summary);
     let requested = crate::stats::Requested {
         max_tokens: plan.request.max_tokens,
         fixed_prompt: matches!(plan.request.prompt, crate::plan::Prompt::Text(_)),
@@ -407,6 +406,12 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
             html: shown(&files.html),
             metadata: shown(&files.metadata),
         },
+    )
+    .with_telemetry(
+        &summary,
+        &analysis.timeline,
+        &telemetry,
+        &collected.readings,
     );
     let report = renderer.run_report(&ctx)?;
     write_atomic(&files.csv, &report.csv)?;
@@ -445,23 +450,6 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         interrupted,
         feed_error,
     })
-}
-
-/// Telemetry over each measured phase's window, and over all of them.
-fn telemetry_summary(readings: &[Reading], summary: &Summary) -> TelemetrySummary {
-    let windows: Vec<Window> = summary
-        .rows()
-        .filter_map(|p| {
-            let (start_us, end_us) = p.window_us?;
-            Some(Window {
-                name: p.name.clone(),
-                start_us,
-                end_us,
-                output_tokens: p.output_tokens,
-            })
-        })
-        .collect();
-    summarize(readings, &windows)
 }
 
 fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {

@@ -38,6 +38,18 @@ static SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Runs `phases` with a request of the given shape against the server.
 async fn run(endpoint: &str, stream: bool, phases: &str) -> Option<Vec<RequestRecord>> {
+    run_scraped(endpoint, stream, phases, false)
+        .await
+        .map(|(records, _)| records)
+}
+
+/// Like `run`, also scraping the server's `/metrics` when `scrape` is set.
+async fn run_scraped(
+    endpoint: &str,
+    stream: bool,
+    phases: &str,
+    scrape: bool,
+) -> Option<(Vec<RequestRecord>, llmbench::run::Finished)> {
     let (url, model) = server()?;
     let _alone = SERVER.lock().await;
     let dir = tempfile::tempdir().unwrap();
@@ -52,6 +64,12 @@ async fn run(endpoint: &str, stream: bool, phases: &str) -> Option<Vec<RequestRe
         ),
     );
     plan.workload = format!("llamacpp-{endpoint}-{stream}");
+    plan.telemetry.nvml = false;
+    if scrape {
+        let base = url.trim_end_matches('/').trim_end_matches("/v1");
+        plan.telemetry.prometheus = vec![format!("{base}/metrics")];
+        plan.telemetry.every = std::time::Duration::from_millis(100);
+    }
     let (finished, records) = common::run(plan, dir.path()).await;
     // The reports rendered.
     for f in [
@@ -62,7 +80,14 @@ async fn run(endpoint: &str, stream: bool, phases: &str) -> Option<Vec<RequestRe
         assert!(std::fs::metadata(f).unwrap().len() > 0, "{}", f.display());
     }
     assert_eq!(finished.summary.all.ok, finished.summary.all.requests);
-    Some(records)
+    if scrape {
+        let html = std::fs::read_to_string(&finished.files.html).unwrap();
+        assert!(
+            html.contains("id=\"telemetry-llamacpp-tokens-predicted-total\""),
+            "the server's series are charted"
+        );
+    }
+    Some((records, finished))
 }
 
 fn check_tokens(records: &[RequestRecord]) {
@@ -182,4 +207,30 @@ async fn completions_streaming_and_both_endpoints_without_streaming() {
         check_tokens(&records);
         assert!(records.iter().all(|r| r.streamed == stream));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_own_metrics_are_scraped_and_agree() {
+    let Some((records, finished)) = run_scraped(
+        "chat",
+        true,
+        r#"phase("scraped", #{ requests: 4, concurrency: 2 });"#,
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    let t = &finished.telemetry;
+    let series = |name: &str| t.series.iter().find(|s| s.name == name);
+    let predicted = series("llamacpp:tokens_predicted_total").expect("llama.cpp's token counter");
+    let generated: u64 = records.iter().map(|r| r.output_tokens).sum();
+    // Counters are interpolated linearly at the window's edges (exact for energy and other
+    // steadily rising counters): a token counter may lose a fraction of a token there.
+    let delta = predicted.delta.unwrap();
+    assert!(
+        (delta - generated as f64).abs() <= 1.0,
+        "the server's counter rose by {delta}, llmbench counted {generated} tokens"
+    );
+    assert!(series("llamacpp:requests_processing").is_some());
 }

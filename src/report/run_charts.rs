@@ -5,7 +5,10 @@
 use serde::Serialize;
 
 use super::charts::{self, Band, Bar, BarGroup, Series};
+use std::collections::BTreeMap;
+
 use crate::stats::{Metric, PhaseStats, Summary};
+use crate::telemetry::{Kind, Reading};
 use crate::timeline::Timeline;
 
 /// One chart: an id (also the SVG element's id), a title and the SVG itself.
@@ -43,6 +46,135 @@ impl RunCharts {
             telemetry: Vec::new(),
         }
     }
+
+    /// Adds a chart per telemetry series name (gauges as levels, counters as rates per second),
+    /// the best-known ones first, on the same time axis as the request charts.
+    pub fn add_telemetry(&mut self, readings: &[Reading], timeline: &Timeline) {
+        self.telemetry = telemetry(readings, timeline);
+    }
+}
+
+/// Series charted first, in this order, when present; the rest follow by name.
+const TELEMETRY_ORDER: [&str; 16] = [
+    "gpu_power_w",
+    "DCGM_FI_DEV_POWER_USAGE",
+    "gpu_utilization_pct",
+    "DCGM_FI_DEV_GPU_UTIL",
+    "gpu_memory_used_bytes",
+    "DCGM_FI_DEV_FB_USED",
+    "vllm:kv_cache_usage_perc",
+    "vllm:gpu_cache_usage_perc",
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "sglang:num_running_reqs",
+    "sglang:num_queue_reqs",
+    "llamacpp:requests_processing",
+    "llamacpp:requests_deferred",
+    "vllm:generation_tokens_total",
+    "llamacpp:tokens_predicted_total",
+];
+
+/// At most this many telemetry charts (a scrape can expose hundreds of series).
+const MAX_TELEMETRY_CHARTS: usize = 16;
+
+/// Labels left out of series names: long identifiers that say nothing on a chart.
+const QUIET_LABELS: [&str; 5] = [
+    "UUID",
+    "Hostname",
+    "pci_bus_id",
+    "DCGM_FI_DRIVER_VERSION",
+    "name",
+];
+
+fn telemetry(readings: &[Reading], t: &Timeline) -> Vec<Chart> {
+    let mut by_name: BTreeMap<&str, BTreeMap<String, (Kind, Vec<(f64, f64)>)>> = BTreeMap::new();
+    for r in readings.iter().filter(|r| r.value.is_finite()) {
+        let labels: Vec<String> = r
+            .labels
+            .iter()
+            .filter(|(k, _)| !QUIET_LABELS.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let key = if labels.is_empty() {
+            r.source.clone()
+        } else {
+            labels.join(", ")
+        };
+        by_name
+            .entry(&r.name)
+            .or_default()
+            .entry(key)
+            .or_insert((r.kind, Vec::new()))
+            .1
+            .push((r.t_us as f64 / 1e6, r.value));
+    }
+    let mut names: Vec<&str> = by_name.keys().copied().collect();
+    let rank = |n: &str| {
+        TELEMETRY_ORDER
+            .iter()
+            .position(|o| *o == n)
+            .unwrap_or(usize::MAX)
+    };
+    names.sort_by_key(|n| (rank(n), n.to_string()));
+    let bands = bands(t);
+    names
+        .into_iter()
+        .take(MAX_TELEMETRY_CHARTS)
+        .map(|name| {
+            let mut counter = false;
+            let series: Vec<Series> = by_name[name]
+                .iter()
+                .map(|(label, (kind, pts))| {
+                    counter = *kind == Kind::Counter;
+                    let mut pts = pts.clone();
+                    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let points = if counter {
+                        // A counter as its rate between samples; a reset leaves a gap.
+                        pts.windows(2)
+                            .map(|w| {
+                                let (dt, dv) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+                                let rate = if dt > 0.0 && dv >= 0.0 {
+                                    dv / dt
+                                } else {
+                                    f64::NAN
+                                };
+                                (w[1].0, rate)
+                            })
+                            .collect()
+                    } else {
+                        pts
+                    };
+                    Series {
+                        name: label.clone(),
+                        points,
+                    }
+                })
+                .collect();
+            let id = format!(
+                "telemetry-{}",
+                name.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect::<String>()
+            );
+            let (title, unit) = if counter {
+                (format!("{name} (rate)"), "per second")
+            } else {
+                (name.to_owned(), "value")
+            };
+            chart(
+                &id,
+                &title,
+                charts::line(
+                    &id,
+                    &title,
+                    "seconds since the run started",
+                    unit,
+                    &series,
+                    &bands,
+                ),
+            )
+        })
+        .collect()
 }
 
 fn distributions(summary: &Summary) -> Vec<Chart> {
@@ -103,12 +235,9 @@ fn distributions(summary: &Summary) -> Vec<Chart> {
     out
 }
 
-fn over_time(t: &Timeline) -> Vec<Chart> {
-    if t.seconds.is_empty() {
-        return Vec::new();
-    }
-    let bands: Vec<Band> = t
-        .phases
+/// The phases as shaded bands of a time axis.
+fn bands(t: &Timeline) -> Vec<Band> {
+    t.phases
         .iter()
         .map(|p| Band {
             x0: p.start_s,
@@ -120,7 +249,14 @@ fn over_time(t: &Timeline) -> Vec<Chart> {
             },
             strong: p.warmup,
         })
-        .collect();
+        .collect()
+}
+
+fn over_time(t: &Timeline) -> Vec<Chart> {
+    if t.seconds.is_empty() {
+        return Vec::new();
+    }
+    let bands = bands(t);
     let series = |name: &str, f: &dyn Fn(&crate::timeline::Second) -> Option<f64>| Series {
         name: name.into(),
         points: t

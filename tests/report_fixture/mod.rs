@@ -132,6 +132,8 @@ pub fn stored(info: RunInfo, records: &[RequestRecord]) -> StoredRun {
         warnings,
         files,
         has_metadata: true,
+        readings: Vec::new(),
+        telemetry: Default::default(),
     }
 }
 
