@@ -80,6 +80,8 @@ async fn measure(concurrency: u32, requests: u64) {
         templates: None,
         progress: false,
         grace: Duration::from_secs(1),
+        client: llmbench::client::ClientOptions::default(),
+        preflight: true,
     };
     let finished = execute(plan, &options).await.expect("run succeeds");
     let records = llmbench::record::read_records(&finished.files.raw).expect("records");

@@ -4,6 +4,8 @@
 //! but the Authorization header.
 
 pub mod chunk;
+pub mod options;
+pub mod preflight;
 pub mod sse;
 
 use std::time::Duration;
@@ -14,10 +16,11 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::plan::{Endpoint, RequestSpec, Target};
-use crate::record::{Outcome, RequestRecord, TokenSource};
+use crate::plan::{ApiKey, Endpoint, RequestSpec, Target};
+use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind, TokenSource};
 use crate::schedule::Dispatch;
 use chunk::{BodyError, StreamItem, Usage, parse_body, parse_stream_data, truncate};
+pub use options::ClientOptions;
 use sse::SseParser;
 
 /// Header carrying the run-wide request id, so server logs (and the mock) can be matched up.
@@ -56,6 +59,13 @@ pub enum ClientError {
     BadKey(String),
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
+    #[error("--ca-cert {}: {reason}; give a PEM file of CA certificates", path.display())]
+    CaCert {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("--proxy {proxy}: not a valid proxy URL; use e.g. http://HOST:PORT")]
+    BadProxy { proxy: String },
 }
 
 /// Which phase a request belongs to, as the record names it.
@@ -72,18 +82,35 @@ pub struct Client {
     headers: HeaderMap,
     stream: bool,
     timeout: Duration,
+    first_token_timeout: Option<Duration>,
+    retries: u32,
+    /// Kept only to scrub it from anything a server echoes back.
+    key: Option<ApiKey>,
     clock: Clock,
 }
 
+/// Longest wait before a retry, whatever `Retry-After` says.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
 impl Client {
-    /// A client with a keep-alive pool of `pool` connections.
+    /// A client with a keep-alive pool of `pool` connections and default options.
     pub fn new(
         target: &Target,
         spec: &RequestSpec,
         pool: usize,
         clock: Clock,
     ) -> Result<Self, ClientError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        Self::with_options(target, spec, pool, clock, &ClientOptions::default())
+    }
+
+    /// A client with a keep-alive pool of `pool` connections.
+    pub fn with_options(
+        target: &Target,
+        spec: &RequestSpec,
+        pool: usize,
+        clock: Clock,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         let base = target.base_url.trim_end_matches('/');
         let url = reqwest::Url::parse(&format!("{base}/{}", spec.endpoint.path()))
             .map_err(|e| e.to_string())
@@ -104,22 +131,28 @@ impl Client {
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(pool.max(1))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(10).min(spec.timeout))
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
+        let http = options.build_http(pool, spec.timeout)?;
         Ok(Self {
             http,
             url,
             headers,
             stream: spec.stream,
             timeout: spec.timeout,
+            first_token_timeout: options.first_token_timeout,
+            retries: options.retries,
+            key: target.api_key.clone(),
             clock,
         })
+    }
+
+    /// Replaces the API key wherever a server echoed it back.
+    fn scrub(&self, message: String) -> String {
+        match &self.key {
+            Some(k) if !k.expose().is_empty() && message.contains(k.expose()) => {
+                message.replace(k.expose(), "[redacted]")
+            }
+            _ => message,
+        }
     }
 
     /// Performs one request and returns its record. A dispatch that was never admitted (the run
@@ -140,6 +173,9 @@ impl Client {
             outcome: Outcome::Cancelled,
             status: None,
             error: None,
+            timeout: None,
+            attempts: 1,
+            failed_attempts: Vec::new(),
             streamed: self.stream,
             intended_us: dispatch.intended_us,
             dispatched_us: dispatch.dispatched_us,
@@ -157,40 +193,119 @@ impl Client {
             output_chars: 0,
         };
         if dispatch.admitted_us.is_none() || abort.is_cancelled() {
+            rec.attempts = 0;
             rec.error = Some("run stopped before this request was sent".into());
             rec.end_us = self.clock.now_us();
             return rec;
         }
-        let mut state = Received::default();
-        rec.sent_us = Some(self.clock.now_us());
-        let result = tokio::select! {
-            r = self.exchange(dispatch.id, body, &mut state) => r,
-            _ = tokio::time::sleep(self.timeout) => Err(Failure::new(
-                Outcome::Timeout,
+        loop {
+            let mut state = Received::default();
+            let sent_us = self.clock.now_us();
+            let result = self
+                .attempt(dispatch.id, body.clone(), &mut state, abort)
+                .await;
+            let end_us = self.clock.now_us();
+            let retry = match &result {
+                Err(f) if rec.attempts <= self.retries && !abort.is_cancelled() => {
+                    f.retryable(&state)
+                }
+                _ => false,
+            };
+            if retry {
+                let wait = state
+                    .retry_after
+                    .unwrap_or(Duration::from_millis(100) * 2u32.pow(rec.attempts.min(8) - 1))
+                    .min(MAX_RETRY_WAIT);
+                let waited = tokio::select! {
+                    _ = tokio::time::sleep(wait) => true,
+                    _ = abort.cancelled() => false,
+                };
+                if waited {
+                    let f = result.expect_err("only failures are retried");
+                    rec.failed_attempts.push(FailedAttempt {
+                        outcome: f.outcome,
+                        status: state.status,
+                        error: Some(self.scrub(f.message)),
+                        sent_us,
+                        end_us,
+                    });
+                    rec.attempts += 1;
+                    continue;
+                }
+            }
+            rec.sent_us = Some(sent_us);
+            rec.end_us = end_us;
+            state.into_record(&mut rec, result);
+            rec.error = rec.error.take().map(|m| self.scrub(m));
+            return rec;
+        }
+    }
+
+    /// One attempt, bounded by the whole-request timeout and by `abort`.
+    async fn attempt(
+        &self,
+        id: u64,
+        body: Bytes,
+        state: &mut Received,
+        abort: &CancellationToken,
+    ) -> Result<(), Failure> {
+        tokio::select! {
+            r = self.exchange(id, body, state) => r,
+            _ = tokio::time::sleep(self.timeout) => Err(Failure::timeout(
+                TimeoutKind::Total,
                 format!("no complete response within the {:.0} s request timeout", self.timeout.as_secs_f64()),
             )),
             _ = abort.cancelled() => Err(Failure::new(Outcome::Cancelled, "run stopped while this request was in flight")),
-        };
-        rec.end_us = self.clock.now_us();
-        state.into_record(&mut rec, result);
-        rec
+        }
+    }
+
+    /// Waits for `fut`, bounded by the first-token deadline while no content has arrived.
+    async fn before_first_token<F: std::future::Future>(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        fut: F,
+    ) -> Result<F::Output, Failure> {
+        match deadline {
+            None => Ok(fut.await),
+            Some(d) => tokio::time::timeout_at(d, fut).await.map_err(|_| {
+                Failure::timeout(
+                    TimeoutKind::FirstToken,
+                    format!(
+                        "no content within the {:.1} s first-token timeout",
+                        self.first_token_timeout.unwrap_or_default().as_secs_f64()
+                    ),
+                )
+            }),
+        }
     }
 
     /// Sends the request and reads the whole response into `state`.
     async fn exchange(&self, id: u64, body: Bytes, st: &mut Received) -> Result<(), Failure> {
-        let mut resp = self
+        let first_token_deadline = self
+            .first_token_timeout
+            .map(|d| tokio::time::Instant::now() + d);
+        let send = self
             .http
             .post(self.url.clone())
             .headers(self.headers.clone())
             .header(REQUEST_ID_HEADER, id)
             .body(body)
-            .send()
-            .await
-            .map_err(|e| Failure::new(classify(&e, false), error_chain(&e)))?;
+            .send();
+        let mut resp = self
+            .before_first_token(first_token_deadline, send)
+            .await?
+            .map_err(Failure::from_reqwest)?;
         st.headers_us = Some(self.clock.now_us());
         let status = resp.status();
         st.status = Some(status.as_u16());
         if !status.is_success() {
+            st.retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_WAIT.as_secs_f64())));
             let text = read_prefix(&mut resp, 2048).await;
             let detail = match parse_body(text.as_bytes()) {
                 Err(BodyError::Error(msg)) => msg,
@@ -207,14 +322,14 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if self.stream && is_sse {
-            self.read_stream(&mut resp, st).await
+            self.read_stream(&mut resp, st, first_token_deadline).await
         } else {
             // Asked for no stream, or the server ignored `stream: true`: one body.
             st.streamed = false;
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e)))?;
+            let body = self
+                .before_first_token(first_token_deadline, resp.bytes())
+                .await?
+                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
             let now = self.clock.now_us();
             match parse_body(&body) {
                 Ok(info) => {
@@ -233,14 +348,16 @@ impl Client {
         &self,
         resp: &mut reqwest::Response,
         st: &mut Received,
+        first_token_deadline: Option<tokio::time::Instant>,
     ) -> Result<(), Failure> {
         let mut parser = SseParser::new();
         let mut failure = None;
         loop {
-            let chunk = resp
-                .chunk()
-                .await
-                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e)))?;
+            let deadline = first_token_deadline.filter(|_| st.first_token_us.is_none());
+            let chunk = self
+                .before_first_token(deadline, resp.chunk())
+                .await?
+                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
             let now = self.clock.now_us();
             let mut on_event = |ev: sse::SseEvent<'_>| {
                 if failure.is_some() || st.done {
@@ -268,12 +385,15 @@ impl Client {
                     }
                 }
             };
-            match chunk {
+            let fed = match chunk {
                 Some(bytes) => parser.feed(&bytes, &mut on_event),
                 None => {
                     parser.finish(&mut on_event);
                     break;
                 }
+            };
+            if let Err(e) = fed {
+                failure.get_or_insert(Failure::new(Outcome::InvalidResponse, e.to_string()));
             }
             if failure.is_some() || st.done {
                 break;
@@ -306,6 +426,8 @@ struct Received {
     streamed: bool,
     done: bool,
     finished: bool,
+    /// The server's `Retry-After`, on a failed status.
+    retry_after: Option<Duration>,
 }
 
 impl Default for Received {
@@ -322,6 +444,7 @@ impl Default for Received {
             streamed: true,
             done: false,
             finished: false,
+            retry_after: None,
         }
     }
 }
@@ -340,6 +463,7 @@ impl Received {
             Ok(()) => rec.outcome = Outcome::Ok,
             Err(f) => {
                 rec.outcome = f.outcome;
+                rec.timeout = f.timeout;
                 rec.error = Some(f.message);
             }
         }
@@ -373,6 +497,7 @@ impl Received {
 #[derive(Debug)]
 struct Failure {
     outcome: Outcome,
+    timeout: Option<TimeoutKind>,
     message: String,
 }
 
@@ -380,18 +505,44 @@ impl Failure {
     fn new(outcome: Outcome, message: impl Into<String>) -> Self {
         Self {
             outcome,
+            timeout: None,
             message: message.into(),
         }
     }
-}
 
-fn classify(e: &reqwest::Error, body_started: bool) -> Outcome {
-    if e.is_timeout() {
-        Outcome::Timeout
-    } else if e.is_body() || e.is_decode() || body_started {
-        Outcome::StreamBroken
-    } else {
-        Outcome::Connection
+    fn timeout(kind: TimeoutKind, message: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Timeout,
+            timeout: Some(kind),
+            message: message.into(),
+        }
+    }
+
+    /// A failed send: a connect timeout, or a connection that could not be made or broke
+    /// before the response. The URL is left out of the message.
+    fn from_reqwest(e: reqwest::Error) -> Self {
+        let (timeout, body) = (e.is_timeout(), e.is_body() || e.is_decode());
+        let message = error_chain(&e.without_url());
+        if timeout {
+            Self::timeout(TimeoutKind::Connect, format!("connect timeout: {message}"))
+        } else if body {
+            Self::new(Outcome::StreamBroken, message)
+        } else {
+            Self::new(Outcome::Connection, message)
+        }
+    }
+
+    /// Worth another attempt: the server refused or failed before producing anything (a
+    /// connection failure, 429 or 5xx). Timeouts and broken streams are not retried.
+    fn retryable(&self, received: &Received) -> bool {
+        received.first_token_us.is_none()
+            && match self.outcome {
+                Outcome::Connection => true,
+                Outcome::HttpStatus => received
+                    .status
+                    .is_some_and(|s| s == 429 || (500..600).contains(&s)),
+                _ => false,
+            }
     }
 }
 

@@ -54,6 +54,31 @@ impl Outcome {
     }
 }
 
+/// Which limit a `timeout` outcome ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutKind {
+    /// Connecting took longer than `--connect-timeout`.
+    Connect,
+    /// No content arrived within `--first-token-timeout` of the send.
+    FirstToken,
+    /// The whole request took longer than its timeout (`--timeout` or the script's `timeout`).
+    Total,
+}
+
+/// An attempt that failed and was retried (`--retries`); the record's own fields describe the
+/// last attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub sent_us: u64,
+    pub end_us: u64,
+}
+
 /// Where a record's output token count came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +105,15 @@ pub struct RequestRecord {
     /// What went wrong, when something did (never contains a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For `timeout` outcomes: which limit was hit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<TimeoutKind>,
+    /// Attempts sent to the server: 0 if never sent, 1 without retries.
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Earlier attempts that failed and were retried, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_attempts: Vec<FailedAttempt>,
     /// Whether the response was streamed (TTFT, TPOT and ITL need streaming).
     pub streamed: bool,
 
@@ -118,6 +152,10 @@ pub struct RequestRecord {
     pub content_chunks: u64,
     /// Characters of generated content received.
     pub output_chars: u64,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl RequestRecord {
@@ -277,6 +315,9 @@ mod tests {
             outcome: Outcome::Ok,
             status: Some(200),
             error: None,
+            timeout: None,
+            attempts: 1,
+            failed_attempts: Vec::new(),
             streamed: true,
             intended_us: 1_000,
             dispatched_us: 1_010,

@@ -50,6 +50,8 @@ pub fn options(results: &Path) -> Options {
         templates: None,
         progress: false,
         grace: Duration::from_secs(5),
+        client: llmbench::client::ClientOptions::default(),
+        preflight: true,
     }
 }
 
