@@ -74,6 +74,8 @@ struct Shared {
     config: Arc<MockConfig>,
     log: Arc<Mutex<HashMap<u64, MockTiming>>>,
     stats: Arc<Mutex<MockStats>>,
+    /// Times each request id was seen (a retry is the same id again).
+    seen: Arc<Mutex<HashMap<u64, u32>>>,
 }
 
 /// A running mock server; stops when dropped.
@@ -102,6 +104,7 @@ impl MockServer {
             config: Arc::new(config),
             log: log.clone(),
             stats: stats.clone(),
+            seen: Arc::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -252,10 +255,12 @@ fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response 
         .and_then(|v| v.to_str().ok());
     if !s.config.faults.authorized(authorization) {
         tally.count(|c| c.unauthorized += 1);
+        // Like some real servers, echo what was given: the client must scrub it.
+        let given = authorization.unwrap_or("").trim_start_matches("Bearer ");
         return error(
             StatusCode::UNAUTHORIZED,
             "invalid_api_key",
-            "Incorrect API key provided",
+            &format!("Incorrect API key provided: {given}"),
         );
     }
     let req: Value = match serde_json::from_slice(body) {
@@ -269,7 +274,15 @@ fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response 
             );
         }
     };
-    let fault = id.map_or(Fault::None, |id| s.config.faults.fault_for(id));
+    let fault = id.map_or(Fault::None, |id| {
+        let attempt = {
+            let mut seen = s.seen.lock().expect("mock seen lock");
+            let n = seen.entry(id).or_default();
+            *n += 1;
+            *n - 1
+        };
+        s.config.faults.fault_for(id, attempt)
+    });
     match fault {
         Fault::Fail => {
             tally.count(|c| c.failed += 1);

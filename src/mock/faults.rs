@@ -63,12 +63,13 @@ impl FaultConfig {
         Ok(())
     }
 
-    /// The fault request `id` gets: one uniform draw from a hash of (seed, id), laid over the
-    /// rates in the order fail, rate limit, drop, garbage, stall.
-    pub fn fault_for(&self, id: u64) -> Fault {
-        let u = unit(splitmix64(
-            self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        ));
+    /// The fault attempt `attempt` (0 the first time the mock sees request `id`, 1 for its
+    /// first retry, ...) gets: one uniform draw from a hash of (seed, id, attempt), laid over
+    /// the rates in the order fail, rate limit, drop, garbage, stall.
+    pub fn fault_for(&self, id: u64, attempt: u32) -> Fault {
+        let key = id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ u64::from(attempt).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let u = unit(splitmix64(self.seed ^ key));
         let mut edge = 0.0;
         for (rate, fault) in [
             (self.fail_rate, Fault::Fail),
@@ -137,6 +138,20 @@ pub struct MockStats {
     pub unlabelled: u64,
 }
 
+impl MockStats {
+    /// Requests (with an id) whose end has been counted; equals `received` once all are over.
+    pub fn ended(&self) -> u64 {
+        self.unauthorized
+            + self.bad_request
+            + self.failed
+            + self.rate_limited
+            + self.dropped
+            + self.garbage
+            + self.completed
+            + self.client_gone
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,10 +165,10 @@ mod tests {
             drop_rate: 0.3,
             ..FaultConfig::default()
         };
-        let draw: Vec<Fault> = (0..10_000).map(|id| cfg.fault_for(id)).collect();
+        let draw: Vec<Fault> = (0..10_000).map(|id| cfg.fault_for(id, 0)).collect();
         assert_eq!(
             draw,
-            (0..10_000).map(|id| cfg.fault_for(id)).collect::<Vec<_>>()
+            (0..10_000).map(|id| cfg.fault_for(id, 0)).collect::<Vec<_>>()
         );
         let share = |f| draw.iter().filter(|&&x| x == f).count() as f64 / 10_000.0;
         assert!((share(Fault::Fail) - 0.1).abs() < 0.02);
@@ -167,10 +182,10 @@ mod tests {
         assert_ne!(
             draw,
             (0..10_000)
-                .map(|id| other.fault_for(id))
+                .map(|id| other.fault_for(id, 0))
                 .collect::<Vec<_>>()
         );
-        assert_eq!(FaultConfig::default().fault_for(3), Fault::None);
+        assert_eq!(FaultConfig::default().fault_for(3, 0), Fault::None);
     }
 
     #[test]
@@ -191,7 +206,7 @@ mod tests {
             ..FaultConfig::default()
         };
         assert!(all.validate().is_ok());
-        assert!((0..100).all(|id| all.fault_for(id) == Fault::Fail));
+        assert!((0..100).all(|id| all.fault_for(id, 1) == Fault::Fail));
     }
 
     #[test]
