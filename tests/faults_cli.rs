@@ -110,7 +110,15 @@ fn interrupted_run(
     std::fs::write(&script, script_src).unwrap();
     let child = llmbench()
         .arg(&script)
-        .args(["--no-progress", "--url", url, "--model", "m", "--grace", grace])
+        .args([
+            "--no-progress",
+            "--url",
+            url,
+            "--model",
+            "m",
+            "--grace",
+            grace,
+        ])
         .arg("--results")
         .arg(dir.join("results"))
         .stdout(Stdio::piped())
@@ -158,8 +166,18 @@ fn assert_both_sides_agree(records: &[RequestRecord], mock: &MockStats) {
 fn ctrl_c_keeps_every_request_the_mock_completed_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let mock = MockProcess::start(&[
-        "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "20", "--seed", "3",
-        "--fail-rate", "0.1", "--drop-rate", "0.1",
+        "--ttft-ms",
+        "20",
+        "--itl-ms",
+        "5",
+        "--output-tokens",
+        "20",
+        "--seed",
+        "3",
+        "--fail-rate",
+        "0.1",
+        "--drop-rate",
+        "0.1",
     ]);
     let (code, stdout, records) = interrupted_run(
         dir.path(),
@@ -173,8 +191,15 @@ fn ctrl_c_keeps_every_request_the_mock_completed_and_exits_130() {
     assert!(stdout.contains("INTERRUPTED"), "{stdout}");
     let stats = mock.stats();
     assert_both_sides_agree(&records, &stats);
-    assert_eq!(stats.client_gone, 0, "the grace period let every stream finish");
-    assert!(records.len() >= 20, "about 2.5 s at 20 req/s: {}", records.len());
+    assert_eq!(
+        stats.client_gone, 0,
+        "the grace period let every stream finish"
+    );
+    assert!(
+        records.len() >= 20,
+        "about 2.5 s at 20 req/s: {}",
+        records.len()
+    );
     assert!(stats.failed > 0 && stats.dropped > 0, "{stats:?}");
 }
 
@@ -215,7 +240,12 @@ fn run_with_planted_key(url: &str, extra: &[&str]) -> (Option<i32>, String, Vec<
     let out = llmbench()
         .arg(&script)
         .args(["--no-progress", "--url", url, "--model", "m"])
-        .args(["--api-key-env", "LLMBENCH_PLANTED_KEY", "--connect-timeout", "2"])
+        .args([
+            "--api-key-env",
+            "LLMBENCH_PLANTED_KEY",
+            "--connect-timeout",
+            "2",
+        ])
         .args(extra)
         .arg("--results")
         .arg(dir.path().join("results"))
@@ -235,7 +265,11 @@ fn run_with_planted_key(url: &str, extra: &[&str]) -> (Option<i32>, String, Vec<
             f.display()
         );
     }
-    (out.status.code(), stderr, files)
+    (
+        out.status.code(),
+        stderr,
+        all_files(&dir.path().join("results")),
+    )
 }
 
 #[test]
@@ -293,9 +327,20 @@ fn bad_flag_values_exit_2_naming_the_flag_and_the_fix() {
         &["x.rhai", "--first-token-timeout", "soon"],
         &["--first-token-timeout", "seconds"],
     );
-    exit_2_mentioning(&["mock", "--fail-rate", "1.5"], &["--fail-rate", "from 0 to 1"]);
     exit_2_mentioning(
-        &["mock", "--port", "0", "--fail-rate", "0.6", "--drop-rate", "0.6"],
+        &["mock", "--fail-rate", "1.5"],
+        &["--fail-rate", "from 0 to 1"],
+    );
+    exit_2_mentioning(
+        &[
+            "mock",
+            "--port",
+            "0",
+            "--fail-rate",
+            "0.6",
+            "--drop-rate",
+            "0.6",
+        ],
         &["add up", "1 or less"],
     );
 }

@@ -168,7 +168,9 @@ mod tests {
         let draw: Vec<Fault> = (0..10_000).map(|id| cfg.fault_for(id, 0)).collect();
         assert_eq!(
             draw,
-            (0..10_000).map(|id| cfg.fault_for(id, 0)).collect::<Vec<_>>()
+            (0..10_000)
+                .map(|id| cfg.fault_for(id, 0))
+                .collect::<Vec<_>>()
         );
         let share = |f| draw.iter().filter(|&&x| x == f).count() as f64 / 10_000.0;
         assert!((share(Fault::Fail) - 0.1).abs() < 0.02);

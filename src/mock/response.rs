@@ -198,6 +198,10 @@ pub(super) fn stream_response(
             };
             let mut prefix = None;
             if at_fault_point && generation.fault != Fault::None {
+                if let (Fault::Drop, Step::Token(k)) = (generation.fault, &step) {
+                    // Cut when the next token is due, so the ones before it are on the wire.
+                    crate::timer::sleep_until(generation.token_at(*k)).await;
+                }
                 match generation.strike(&mut ending).await {
                     Fault::Drop => return Some((Err(cut()), (generation, Step::End, ending))),
                     Fault::Garbage => prefix = Some(Bytes::from_static(GARBAGE)),
