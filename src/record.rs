@@ -5,7 +5,7 @@
 //! origin (see `clock`). Raw records are the source of truth: statistics are recomputed from them.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -265,24 +265,52 @@ impl RecordWriter {
     }
 }
 
+/// Longest line a record may take; a longer one is not a llmbench record (and is not held in
+/// memory whole).
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
 /// Reads every record of a JSONL file; a bad line is an error naming file and line.
 pub fn read_records(path: &Path) -> Result<Vec<RequestRecord>, RecordReadError> {
     let file = File::open(path).map_err(|source| RecordReadError::Io {
         path: path.to_owned(),
         source,
     })?;
+    parse_records(BufReader::new(file), path)
+}
+
+/// Reads every record from `reader` (`path` names it in errors). Never panics; memory is
+/// bounded by the records, not by the longest line.
+pub fn parse_records(
+    mut reader: impl BufRead,
+    path: &Path,
+) -> Result<Vec<RequestRecord>, RecordReadError> {
     let mut records = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| RecordReadError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_RECORD_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|source| RecordReadError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        if line.len() > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
+            return Err(RecordReadError::TooLong {
+                path: path.to_owned(),
+                line: n,
+            });
+        }
+        let text = line.trim_ascii();
+        if text.is_empty() {
             continue;
         }
-        let record = serde_json::from_str(&line).map_err(|source| RecordReadError::Parse {
+        let record = serde_json::from_slice(text).map_err(|source| RecordReadError::Parse {
             path: path.to_owned(),
-            line: n + 1,
+            line: n,
             source,
         })?;
         records.push(record);
@@ -300,6 +328,8 @@ pub enum RecordReadError {
         line: usize,
         source: serde_json::Error,
     },
+    #[error("{}:{line}: a line over {MAX_RECORD_BYTES} bytes is not a llmbench request record", path.display())]
+    TooLong { path: PathBuf, line: usize },
 }
 
 #[cfg(test)]
@@ -374,6 +404,35 @@ mod tests {
         w.append(&b).unwrap();
         assert!(RecordWriter::create_new(&path).is_err(), "never overwrites");
         assert_eq!(read_records(&path).unwrap(), vec![a, b]);
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_without_holding_it() {
+        let endless = std::io::repeat(b'x').take(MAX_RECORD_BYTES as u64 * 2);
+        let err = parse_records(BufReader::new(endless), Path::new("big.jsonl")).unwrap_err();
+        assert!(err.to_string().starts_with("big.jsonl:1:"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_records_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let _ = parse_records(&bytes[..], Path::new("fuzz.jsonl"));
+        }
+
+        #[test]
+        fn damaged_records_are_an_error_naming_the_line(cut in 0usize..400, flip in 0usize..400, byte in proptest::num::u8::ANY) {
+            let mut text = serde_json::to_vec(&sample()).unwrap();
+            text.push(b'\n');
+            let good = text.len();
+            text.extend_from_slice(&text.clone());
+            let i = flip % text.len();
+            text[i] = byte;
+            text.truncate(cut.max(1).min(text.len()) + good / 2);
+            match parse_records(&text[..], Path::new("r.jsonl")) {
+                Ok(records) => proptest::prop_assert!(records.len() <= 2),
+                Err(e) => proptest::prop_assert!(e.to_string().starts_with("r.jsonl:")),
+            }
+        }
     }
 
     #[test]

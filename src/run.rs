@@ -4,6 +4,7 @@
 //! reports and maps the result to an exit code (0 ok, 1 nothing succeeded, 2 bad input, 130
 //! interrupted).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -416,9 +417,12 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         &files.metadata,
         &serde_json::to_string_pretty(&metadata).expect("metadata serializes"),
     )?;
-    println!("{}", renderer.render("summary.txt.j2", &ctx)?.trim_end());
-    println!(
-        "\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
+    // A closed stdout (`| head`) is not an error: everything is already on disk.
+    let table = renderer.render("summary.txt.j2", &ctx)?;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}\n\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
+        table.trim_end(),
         files.raw.display(),
         files.csv.display(),
         files.markdown.display(),

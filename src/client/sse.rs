@@ -91,6 +91,11 @@ impl SseParser {
         }
     }
 
+    /// Bytes held for an unfinished line and event (bounded by the limits).
+    pub fn buffered(&self) -> usize {
+        self.line.len() + self.data.len() + self.event.as_ref().map_or(0, String::len)
+    }
+
     fn fail(&mut self, e: SseError) -> Result<(), SseError> {
         self.failed = Some(e);
         self.line = Vec::new();
@@ -251,6 +256,63 @@ mod tests {
                 })
                 .collect();
             parse_in_pieces(&bytes, (seed % 7) as usize + 1);
+        }
+    }
+
+    #[test]
+    fn an_endless_line_or_event_is_an_error_not_a_growing_buffer() {
+        let mut p = SseParser::new();
+        let block = vec![b'a'; 64 * 1024];
+        let mut result = Ok(());
+        for _ in 0..40 {
+            result = p.feed(&block, |_| {});
+            assert!(p.buffered() <= MAX_LINE_BYTES);
+        }
+        assert_eq!(result, Err(SseError::LineTooLong));
+        assert_eq!(p.buffered(), 0);
+
+        let mut p = SseParser::new();
+        let mut line = b"data: ".to_vec();
+        line.extend(vec![b'x'; 512 * 1024]);
+        line.push(b'\n');
+        let mut result = Ok(());
+        for _ in 0..12 {
+            result = p.feed(&line, |_| panic!("no event is complete"));
+            assert!(p.buffered() <= MAX_EVENT_BYTES + MAX_LINE_BYTES);
+        }
+        assert_eq!(result, Err(SseError::EventTooLarge));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_in_any_pieces_never_panic(
+            bytes in proptest::collection::vec(proptest::sample::select(b"data: \r\n:{}[]\"DONE event x".to_vec()), 0..512),
+            piece in 1usize..64,
+        ) {
+            let mut p = SseParser::new();
+            for chunk in bytes.chunks(piece) {
+                let _ = p.feed(chunk, |e| {
+                    let _ = crate::client::chunk::parse_stream_data(e.data);
+                });
+            }
+            p.finish(|e| {
+                let _ = crate::client::chunk::parse_stream_data(e.data);
+            });
+        }
+
+        #[test]
+        fn events_do_not_depend_on_how_the_input_is_split(
+            datas in proptest::collection::vec("[a-z{}\\[\\] ]{0,20}", 0..8),
+            piece in 1usize..32,
+            crlf in proptest::bool::ANY,
+        ) {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let input: String = datas.iter().map(|d| format!("data: {d}{nl}{nl}")).collect();
+            let whole = parse_in_pieces(input.as_bytes(), input.len().max(1));
+            let split = parse_in_pieces(input.as_bytes(), piece);
+            proptest::prop_assert_eq!(&whole, &split);
+            let want: Vec<&str> = datas.iter().map(String::as_str).collect();
+            proptest::prop_assert_eq!(data(&whole), want);
         }
     }
 }
