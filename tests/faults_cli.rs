@@ -225,6 +225,65 @@ fn ctrl_c_after_a_short_grace_cancels_the_rest_and_loses_nothing() {
     }
 }
 
+#[test]
+fn a_second_ctrl_c_exits_at_once_with_the_records_already_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "50", "--output-tokens", "40"]);
+    let script = dir.path().join("long.rhai");
+    std::fs::write(
+        &script,
+        "request(#{ max_tokens: 40, prompt: |i| `p ${i}` });\n\
+         phase(\"long\", #{ duration: 60, rps: 20, concurrency: 64 });\n",
+    )
+    .unwrap();
+    let mut child = llmbench()
+        .arg(&script)
+        .args([
+            "--no-progress",
+            "--url",
+            &mock.base_url,
+            "--model",
+            "m",
+            "--grace",
+            "30",
+        ])
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let int = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    std::thread::sleep(Duration::from_millis(3000));
+    int(child.id());
+    std::thread::sleep(Duration::from_millis(300));
+    let second = std::time::Instant::now();
+    int(child.id());
+    let status = child.wait().unwrap();
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "no wait for the 30 s grace"
+    );
+    assert_eq!(status.code(), Some(130));
+    // Every line on disk is a whole record, and the requests that finished before the first
+    // Ctrl-C are there.
+    let records = raw_records(&dir.path().join("results"));
+    let stats = mock.stats();
+    assert!(
+        count(&records, |r| r.outcome == Outcome::Ok) >= 10,
+        "{stats:?}"
+    );
+    assert!(count(&records, |r| r.outcome == Outcome::Ok) <= stats.completed);
+}
+
 const SECRET: &str = "sk-llmbench-planted-7f3a9c";
 
 /// Runs a 4-request script against `url` with the planted key; checks that the key is in no

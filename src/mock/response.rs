@@ -135,7 +135,7 @@ impl Generation {
             Fault::Stall => {
                 self.tally.count(|c| c.stalled += 1);
                 crate::timer::sleep_until(Instant::now() + self.stall).await;
-                self.first_at = self.first_at + self.stall;
+                self.first_at += self.stall;
             }
             Fault::Drop => ending.settle(|c| c.dropped += 1),
             Fault::Garbage => ending.settle(|c| c.garbage += 1),
