@@ -167,12 +167,14 @@ async fn dropped_connections_are_stream_broken_and_keep_their_tokens() {
     let mock = fault_mode(seeded(|c| c.drop_rate = 0.3), |fault, r| {
         if fault == Fault::Drop {
             assert_eq!(r.outcome, Outcome::StreamBroken, "{r:?}");
-            assert_eq!(
-                r.content_chunks,
-                u64::from(TOKENS / 2),
-                "tokens before the drop"
+            // The mock cuts when token 5 is due, after handing over tokens 0-4; a cut socket
+            // may lose what was still buffered, so the client keeps what reached it: 1 to 5.
+            assert!(
+                (1..=u64::from(TOKENS / 2)).contains(&r.content_chunks),
+                "tokens before the drop: {r:?}"
             );
-            assert_eq!(r.output_tokens, u64::from(TOKENS / 2));
+            assert_eq!(r.output_tokens, r.content_chunks, "counted from chunks");
+            assert_eq!(r.chunk_offsets_us.len() as u64, r.content_chunks);
             assert!(r.first_token_us.is_some());
         } else {
             assert_eq!(r.outcome, Outcome::Ok, "{r:?}");

@@ -199,8 +199,10 @@ pub(super) fn stream_response(
             let mut prefix = None;
             if at_fault_point && generation.fault != Fault::None {
                 if let (Fault::Drop, Step::Token(k)) = (generation.fault, &step) {
-                    // Cut when the next token is due, so the ones before it are on the wire.
+                    // Cut when the next token is due, after a real pause (the server flushes
+                    // while the stream waits), so the tokens before it are on the wire.
                     crate::timer::sleep_until(generation.token_at(*k)).await;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 match generation.strike(&mut ending).await {
                     Fault::Drop => return Some((Err(cut()), (generation, Step::End, ending))),
