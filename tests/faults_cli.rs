@@ -1,5 +1,6 @@
 //! The binary under faults, as a user runs it: Ctrl-C against `llmbench mock` running as its own
-//! process (both sides' counts compared), planted keys on error paths, bad flags and YAML.
+//! process (both sides' counts compared), planted keys on error paths, bad flags and YAML, and the
+//! proxy rule (HTTP_PROXY ignored, --proxy obeyed).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -433,4 +434,78 @@ fn malformed_yaml_exits_2_naming_file_and_line() {
     assert!(stderr.contains("targets.yaml"), "{stderr}");
     assert!(stderr.contains("line"), "{stderr}");
     assert!(!dir.path().join("results").exists(), "nothing written");
+}
+
+/// A server that answers every connection with an HTML page, counting connections.
+fn counting_web_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>",
+            );
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn requests_use_a_proxy_only_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(
+        &script,
+        "request(#{ prompt: \"hi\", max_tokens: 3 });\nphase(\"p\", #{ requests: 3 });\n",
+    )
+    .unwrap();
+    let (proxy, hits) = counting_web_server();
+    let server = llmbench::mock::MockServer::start(
+        llmbench::mock::MockConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        llmbench()
+            .arg(&script)
+            .args(["--no-progress", "--url", &server.base_url(), "--model", "m"])
+            .args(extra)
+            .arg("--results")
+            .arg(dir.path().join("results"))
+            .env("HTTP_PROXY", &proxy)
+            .env("http_proxy", &proxy)
+            .env("ALL_PROXY", &proxy)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(seen, 0, "HTTP_PROXY is ignored");
+    assert_eq!(server.stats().received, 3);
+
+    // With --proxy, the (HTML-serving) proxy gets the preflight and the run stops there.
+    let out = run(&["--proxy", &proxy]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not speak the OpenAI API"), "{stderr}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        server.stats().received,
+        3,
+        "nothing more reached the server"
+    );
 }
