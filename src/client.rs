@@ -1,11 +1,14 @@
 //! The OpenAI client: builds request bodies, sends them, reads the response (streamed or not),
 //! stamps every event on the run clock, and turns the result into one `RequestRecord` with a
 //! typed outcome. It never panics on what a server sends, and never puts the API key anywhere
-//! but the Authorization header.
+//! but the Authorization header (a server that echoes it back gets it scrubbed). It enforces the
+//! first-token and whole-request timeouts, and retries (off by default) only failures that came
+//! before any content, keeping each failed attempt in the record.
 
 pub mod chunk;
 pub mod options;
 pub mod preflight;
+mod received;
 pub mod sse;
 
 use std::time::Duration;
@@ -19,8 +22,9 @@ use crate::clock::Clock;
 use crate::plan::{ApiKey, Endpoint, RequestSpec, Target};
 use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind, TokenSource};
 use crate::schedule::Dispatch;
-use chunk::{BodyError, StreamItem, Usage, parse_body, parse_stream_data, truncate};
+use chunk::{BodyError, StreamItem, parse_body, parse_stream_data, truncate};
 pub use options::ClientOptions;
+use received::{Failure, Received, error_chain};
 use sse::SseParser;
 
 /// Header carrying the run-wide request id, so server logs (and the mock) can be matched up.
@@ -410,155 +414,6 @@ impl Client {
         }
         Ok(())
     }
-}
-
-/// What arrived for one request, filled in as it arrives.
-#[derive(Debug)]
-struct Received {
-    status: Option<u16>,
-    headers_us: Option<u64>,
-    first_token_us: Option<u64>,
-    last_token_us: Option<u64>,
-    offsets: Vec<u64>,
-    chunks: u64,
-    chars: u64,
-    usage: Option<Usage>,
-    streamed: bool,
-    done: bool,
-    finished: bool,
-    /// The server's `Retry-After`, on a failed status.
-    retry_after: Option<Duration>,
-}
-
-impl Default for Received {
-    fn default() -> Self {
-        Self {
-            status: None,
-            headers_us: None,
-            first_token_us: None,
-            last_token_us: None,
-            offsets: Vec::new(),
-            chunks: 0,
-            chars: 0,
-            usage: None,
-            streamed: true,
-            done: false,
-            finished: false,
-            retry_after: None,
-        }
-    }
-}
-
-impl Received {
-    fn content(&mut self, now: u64, chars: u64) {
-        let first = *self.first_token_us.get_or_insert(now);
-        self.offsets.push(now - first);
-        self.last_token_us = Some(now);
-        self.chunks += 1;
-        self.chars += chars;
-    }
-
-    fn into_record(self, rec: &mut RequestRecord, result: Result<(), Failure>) {
-        match result {
-            Ok(()) => rec.outcome = Outcome::Ok,
-            Err(f) => {
-                rec.outcome = f.outcome;
-                rec.timeout = f.timeout;
-                rec.error = Some(f.message);
-            }
-        }
-        rec.status = self.status;
-        rec.streamed = rec.streamed && self.streamed;
-        rec.headers_us = self.headers_us;
-        rec.first_token_us = self.first_token_us;
-        rec.last_token_us = self.last_token_us;
-        rec.chunk_offsets_us = if rec.streamed {
-            self.offsets
-        } else {
-            Vec::new()
-        };
-        rec.content_chunks = self.chunks;
-        rec.output_chars = self.chars;
-        rec.input_tokens = self.usage.and_then(|u| u.prompt_tokens);
-        match self.usage.and_then(|u| u.completion_tokens) {
-            Some(n) => {
-                rec.output_tokens = n;
-                rec.tokens_source = TokenSource::Usage;
-            }
-            None => {
-                rec.output_tokens = self.chunks;
-                rec.tokens_source = TokenSource::Chunks;
-            }
-        }
-    }
-}
-
-/// A failed request: its class and a message for the record.
-#[derive(Debug)]
-struct Failure {
-    outcome: Outcome,
-    timeout: Option<TimeoutKind>,
-    message: String,
-}
-
-impl Failure {
-    fn new(outcome: Outcome, message: impl Into<String>) -> Self {
-        Self {
-            outcome,
-            timeout: None,
-            message: message.into(),
-        }
-    }
-
-    fn timeout(kind: TimeoutKind, message: impl Into<String>) -> Self {
-        Self {
-            outcome: Outcome::Timeout,
-            timeout: Some(kind),
-            message: message.into(),
-        }
-    }
-
-    /// A failed send: a connect timeout, or a connection that could not be made or broke
-    /// before the response. The URL is left out of the message.
-    fn from_reqwest(e: reqwest::Error) -> Self {
-        let (timeout, body) = (e.is_timeout(), e.is_body() || e.is_decode());
-        let message = error_chain(&e.without_url());
-        if timeout {
-            Self::timeout(TimeoutKind::Connect, format!("connect timeout: {message}"))
-        } else if body {
-            Self::new(Outcome::StreamBroken, message)
-        } else {
-            Self::new(Outcome::Connection, message)
-        }
-    }
-
-    /// Worth another attempt: the server refused or failed before producing anything (a
-    /// connection failure, 429 or 5xx). Timeouts and broken streams are not retried.
-    fn retryable(&self, received: &Received) -> bool {
-        received.first_token_us.is_none()
-            && match self.outcome {
-                Outcome::Connection => true,
-                Outcome::HttpStatus => received
-                    .status
-                    .is_some_and(|s| s == 429 || (500..600).contains(&s)),
-                _ => false,
-            }
-    }
-}
-
-/// An error and its causes on one line ("a: b: c"), without repeating itself.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    truncate(&msg, 400)
 }
 
 /// Up to `limit` bytes of a body, as text (for error messages).
