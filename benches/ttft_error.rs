@@ -85,6 +85,8 @@ async fn measure(concurrency: u32, requests: u64) {
         progress: false,
         grace: Duration::from_secs(1),
         export_json: None,
+        client: llmbench::client::ClientOptions::default(),
+        preflight: true,
     };
     let finished = execute(plan, &options).await.expect("run succeeds");
     let records = llmbench::record::read_records(&finished.files.raw).expect("records");

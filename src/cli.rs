@@ -121,6 +121,38 @@ pub struct RunArgs {
     /// Also write the run's results as JSON to FILE (schema llmbench.run/1, see README).
     #[arg(long, value_name = "FILE")]
     pub export_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// How requests reach the server: timeouts, retries, TLS, proxy, the preflight check.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Whole-request timeout in seconds, send to last byte (overrides the script's `timeout`).
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub timeout: Option<f64>,
+    /// Seconds allowed to establish a connection (TCP and TLS) [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub connect_timeout: Option<f64>,
+    /// Seconds from the send to the first content (or the whole body when not streaming).
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub first_token_timeout: Option<f64>,
+    /// Retry a request up to N times after a connection failure, 429 or 5xx that came before
+    /// any content (off by default: a retry hides failures and distorts latency).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// PEM file of CA certificates to trust besides the system's (for https targets).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any TLS certificate (recorded in the run metadata).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Send requests through this proxy (HTTP(S)_PROXY is ignored otherwise).
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Skip the one-request check of the target before the run.
+    #[arg(long)]
+    pub no_preflight: bool,
 }
 
 /// The mock server's settings.
@@ -144,6 +176,53 @@ pub struct MockArgs {
     /// Model name the mock reports.
     #[arg(long, default_value = crate::mock::MOCK_MODEL)]
     pub model: String,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Faults the mock injects, decided per request from the seed and the request id.
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// Seed for choosing which requests get a fault.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Share of requests answered with HTTP 500 and an error body (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub fail_rate: f64,
+    /// Share of requests answered with HTTP 429 and Retry-After (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub rate_limit_rate: f64,
+    /// Share of responses whose connection is closed halfway through (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub drop_rate: f64,
+    /// Share of responses with a malformed SSE line halfway through (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub garbage_rate: f64,
+    /// Share of responses that pause for --stall-ms halfway through, then complete (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub stall_rate: f64,
+    /// Length of a stall, ms.
+    #[arg(long, default_value_t = 1000.0, value_parser = non_negative)]
+    pub stall_ms: f64,
+    /// Answer 401 to requests without `Authorization: Bearer KEY`.
+    #[arg(long, value_name = "KEY")]
+    pub require_key: Option<String>,
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("{s:?} is not a number of seconds above 0, e.g. 30")),
+    }
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "{s:?} is not a probability: give a number from 0 to 1, e.g. 0.05"
+        )),
+    }
 }
 
 fn non_negative(s: &str) -> Result<f64, String> {

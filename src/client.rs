@@ -1,9 +1,13 @@
 //! The OpenAI client: builds request bodies, sends them, reads the response (streamed or not),
 //! stamps every event on the run clock, and turns the result into one `RequestRecord` with a
 //! typed outcome. It never panics on what a server sends, and never puts the API key anywhere
-//! but the Authorization header.
+//! but the Authorization header (a server that echoes it back gets it scrubbed). It enforces the
+//! first-token and whole-request timeouts, and retries (off by default) only failures that came
+//! before any content, keeping each failed attempt in the record.
 
 pub mod chunk;
+pub mod options;
+pub mod preflight;
 pub mod response;
 pub mod sse;
 
@@ -15,11 +19,12 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::plan::{Endpoint, RequestSpec, Target};
-use crate::record::{Outcome, RequestRecord};
+use crate::plan::{ApiKey, Endpoint, RequestSpec, Target};
+use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind};
 use crate::schedule::Dispatch;
 use chunk::{BodyError, parse_body, truncate};
-use response::{Failure, Received};
+pub use options::ClientOptions;
+use response::{Failure, Received, error_chain};
 
 /// Header carrying the run-wide request id, so server logs (and the mock) can be matched up.
 pub const REQUEST_ID_HEADER: &str = "x-llmbench-request-id";
@@ -57,6 +62,13 @@ pub enum ClientError {
     BadKey(String),
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
+    #[error("--ca-cert {}: {reason}; give a PEM file of CA certificates", path.display())]
+    CaCert {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("--proxy {proxy}: not a valid proxy URL; use e.g. http://HOST:PORT")]
+    BadProxy { proxy: String },
 }
 
 /// Which phase a request belongs to, as the record names it.
@@ -73,18 +85,35 @@ pub struct Client {
     headers: HeaderMap,
     stream: bool,
     timeout: Duration,
+    first_token_timeout: Option<Duration>,
+    retries: u32,
+    /// Kept only to scrub it from anything a server echoes back.
+    key: Option<ApiKey>,
     clock: Clock,
 }
 
+/// Longest wait before a retry, whatever `Retry-After` says.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
 impl Client {
-    /// A client with a keep-alive pool of `pool` connections.
+    /// A client with a keep-alive pool of `pool` connections and default options.
     pub fn new(
         target: &Target,
         spec: &RequestSpec,
         pool: usize,
         clock: Clock,
     ) -> Result<Self, ClientError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        Self::with_options(target, spec, pool, clock, &ClientOptions::default())
+    }
+
+    /// A client with a keep-alive pool of `pool` connections.
+    pub fn with_options(
+        target: &Target,
+        spec: &RequestSpec,
+        pool: usize,
+        clock: Clock,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         let base = target.base_url.trim_end_matches('/');
         let url = reqwest::Url::parse(&format!("{base}/{}", spec.endpoint.path()))
             .map_err(|e| e.to_string())
@@ -105,22 +134,28 @@ impl Client {
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(pool.max(1))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(10).min(spec.timeout))
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
+        let http = options.build_http(pool, spec.timeout)?;
         Ok(Self {
             http,
             url,
             headers,
             stream: spec.stream,
             timeout: spec.timeout,
+            first_token_timeout: options.first_token_timeout,
+            retries: options.retries,
+            key: target.api_key.clone(),
             clock,
         })
+    }
+
+    /// Replaces the API key wherever a server echoed it back.
+    fn scrub(&self, message: String) -> String {
+        match &self.key {
+            Some(k) if !k.expose().is_empty() && message.contains(k.expose()) => {
+                message.replace(k.expose(), "[redacted]")
+            }
+            _ => message,
+        }
     }
 
     /// Performs one request and returns its record. A dispatch that was never admitted (the run
@@ -143,38 +178,108 @@ impl Client {
         );
         rec.dispatched_us = dispatch.dispatched_us;
         rec.admitted_us = dispatch.admitted_us;
+        rec.attempts = 1;
         if dispatch.admitted_us.is_none() || abort.is_cancelled() {
+            rec.attempts = 0;
             rec.error = Some("run stopped before this request was sent".into());
             rec.end_us = self.clock.now_us();
             return rec;
         }
-        let mut state = Received::default();
-        rec.sent_us = Some(self.clock.now_us());
-        let result = tokio::select! {
-            r = self.exchange(dispatch.id, body, &mut state) => r,
-            _ = tokio::time::sleep(self.timeout) => Err(Failure::new(
-                Outcome::Timeout,
+        loop {
+            let mut state = Received::default();
+            let sent_us = self.clock.now_us();
+            let result = self
+                .attempt(dispatch.id, body.clone(), &mut state, abort)
+                .await;
+            let end_us = self.clock.now_us();
+            let retry = match &result {
+                Err(f) if rec.attempts <= self.retries && !abort.is_cancelled() => {
+                    f.retryable(&state)
+                }
+                _ => false,
+            };
+            if retry {
+                let wait = state
+                    .retry_after
+                    .unwrap_or(Duration::from_millis(100) * 2u32.pow(rec.attempts.min(8) - 1))
+                    .min(MAX_RETRY_WAIT);
+                let waited = tokio::select! {
+                    _ = tokio::time::sleep(wait) => true,
+                    _ = abort.cancelled() => false,
+                };
+                if waited {
+                    let f = result.expect_err("only failures are retried");
+                    rec.failed_attempts.push(FailedAttempt {
+                        outcome: f.outcome,
+                        status: state.status,
+                        error: Some(self.scrub(f.message)),
+                        sent_us,
+                        end_us,
+                    });
+                    rec.attempts += 1;
+                    continue;
+                }
+            }
+            rec.sent_us = Some(sent_us);
+            rec.end_us = end_us;
+            state.into_record(&mut rec, result);
+            rec.error = rec.error.take().map(|m| self.scrub(m));
+            return rec;
+        }
+    }
+
+    /// One attempt, bounded by the whole-request timeout and by `abort`.
+    async fn attempt(
+        &self,
+        id: u64,
+        body: Bytes,
+        state: &mut Received,
+        abort: &CancellationToken,
+    ) -> Result<(), Failure> {
+        tokio::select! {
+            r = self.exchange(id, body, state) => r,
+            _ = tokio::time::sleep(self.timeout) => Err(Failure::timeout(
+                TimeoutKind::Total,
                 format!("no complete response within the {:.0} s request timeout", self.timeout.as_secs_f64()),
             )),
             _ = abort.cancelled() => Err(Failure::new(Outcome::Cancelled, "run stopped while this request was in flight")),
-        };
-        rec.end_us = self.clock.now_us();
-        state.into_record(&mut rec, result);
-        rec
+        }
+    }
+
+    /// Waits for `fut`, bounded by the first-token deadline while no content has arrived.
+    async fn before_first_token<F: std::future::Future>(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        fut: F,
+    ) -> Result<F::Output, Failure> {
+        match deadline {
+            None => Ok(fut.await),
+            Some(d) => tokio::time::timeout_at(d, fut).await.map_err(|_| {
+                Failure::timeout(
+                    TimeoutKind::FirstToken,
+                    format!(
+                        "no content within the {:.1} s first-token timeout",
+                        self.first_token_timeout.unwrap_or_default().as_secs_f64()
+                    ),
+                )
+            }),
+        }
     }
 
     /// Sends the request and reads the whole response into `state`.
     async fn exchange(&self, id: u64, body: Bytes, st: &mut Received) -> Result<(), Failure> {
+        let first_token_deadline = self
+            .first_token_timeout
+            .map(|d| tokio::time::Instant::now() + d);
         let mut resp = loop {
-            let sent = self
+            let send = self
                 .http
                 .post(self.url.clone())
                 .headers(self.headers.clone())
                 .header(REQUEST_ID_HEADER, id)
                 .body(body.clone())
-                .send()
-                .await;
-            match sent {
+                .send();
+            match self.before_first_token(first_token_deadline, send).await? {
                 Ok(resp) => break resp,
                 // The server closed a kept-alive connection just as the request went out, before
                 // answering anything: the request was not processed, so it goes again on a new
@@ -182,13 +287,20 @@ impl Client {
                 Err(e) if st.reconnects < MAX_RECONNECTS && closed_before_response(&e) => {
                     st.reconnects += 1;
                 }
-                Err(e) => return Err(Failure::new(classify(&e, false), error_chain(&e))),
+                Err(e) => return Err(Failure::from_reqwest(e)),
             }
         };
         st.headers_us = Some(self.clock.now_us());
         let status = resp.status();
         st.status = Some(status.as_u16());
         if !status.is_success() {
+            st.retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_WAIT.as_secs_f64())));
             let text = read_prefix(&mut resp, 2048).await;
             let detail = match parse_body(text.as_bytes()) {
                 Err(BodyError::Error(msg)) => msg,
@@ -205,27 +317,37 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if self.stream && is_sse {
-            loop {
-                let read = resp
-                    .chunk()
-                    .await
-                    .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e)))?;
-                let now = self.clock.now_us();
-                match read {
-                    Some(bytes) => st.feed_stream(&bytes, now),
-                    None => return st.finish_stream(now),
-                }
-                if st.complete() {
-                    return st.finish_stream(now);
-                }
-            }
+            self.read_stream(&mut resp, st, first_token_deadline).await
         } else {
             // Asked for no stream, or the server ignored `stream: true`: one body.
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e)))?;
+            let body = self
+                .before_first_token(first_token_deadline, resp.bytes())
+                .await?
+                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
             st.whole_body(&body, self.clock.now_us())
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        resp: &mut reqwest::Response,
+        st: &mut Received,
+        first_token_deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), Failure> {
+        loop {
+            let deadline = first_token_deadline.filter(|_| !st.has_content());
+            let read = self
+                .before_first_token(deadline, resp.chunk())
+                .await?
+                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
+            let now = self.clock.now_us();
+            match read {
+                Some(bytes) => st.feed_stream(&bytes, now),
+                None => return st.finish_stream(now),
+            }
+            if st.complete() {
+                return st.finish_stream(now);
+            }
         }
     }
 }
@@ -244,31 +366,6 @@ fn closed_before_response(e: &reqwest::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-fn classify(e: &reqwest::Error, body_started: bool) -> Outcome {
-    if e.is_timeout() {
-        Outcome::Timeout
-    } else if e.is_body() || e.is_decode() || body_started {
-        Outcome::StreamBroken
-    } else {
-        Outcome::Connection
-    }
-}
-
-/// An error and its causes on one line ("a: b: c"), without repeating itself.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    truncate(&msg, 400)
 }
 
 /// Up to `limit` bytes of a body, as text (for error messages).

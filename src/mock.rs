@@ -7,6 +7,11 @@
 //! `max_tokens`. A prompt token is a whitespace-separated word. The server runs on its own thread
 //! and runtime so a busy load generator in the same process does not disturb its timing, and it
 //! keeps a log of when it really wrote each first token, so callers can measure their own error.
+//! It can also break requests on purpose (see `faults`) and counts what it did (`stats()`, and
+//! `GET /mock/stats` for a mock running as its own process).
+
+pub mod faults;
+mod response;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +29,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::clock::Instant;
+pub use faults::{Fault, FaultConfig, MockStats};
+use response::{Generation, Tally, stream_response, whole_response};
 
 /// What the mock injects.
 #[derive(Debug, Clone)]
@@ -35,6 +41,8 @@ pub struct MockConfig {
     pub output_tokens: u32,
     /// Model name reported by `/v1/models` and in responses.
     pub model: String,
+    /// What to break, and how often.
+    pub faults: FaultConfig,
 }
 
 impl Default for MockConfig {
@@ -44,6 +52,7 @@ impl Default for MockConfig {
             itl: Duration::from_millis(10),
             output_tokens: 64,
             model: MOCK_MODEL.into(),
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -62,28 +71,40 @@ pub struct MockTiming {
 
 #[derive(Clone)]
 struct Shared {
-    config: MockConfig,
+    config: Arc<MockConfig>,
     log: Arc<Mutex<HashMap<u64, MockTiming>>>,
+    stats: Arc<Mutex<MockStats>>,
+    /// Times each request id was seen (a retry is the same id again).
+    seen: Arc<Mutex<HashMap<u64, u32>>>,
 }
 
 /// A running mock server; stops when dropped.
 pub struct MockServer {
     addr: SocketAddr,
     log: Arc<Mutex<HashMap<u64, MockTiming>>>,
+    stats: Arc<Mutex<MockStats>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MockServer {
     /// Binds `addr` (port 0 picks a free port) and serves on a thread of its own.
+    /// Fault rates that are not probabilities are an `InvalidInput` error.
     pub fn start(config: MockConfig, addr: SocketAddr) -> std::io::Result<Self> {
+        config
+            .faults
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(HashMap::new()));
+        let stats = Arc::new(Mutex::new(MockStats::default()));
         let shared = Shared {
-            config,
+            config: Arc::new(config),
             log: log.clone(),
+            stats: stats.clone(),
+            seen: Arc::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -119,6 +140,7 @@ impl MockServer {
         Ok(Self {
             addr,
             log,
+            stats,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -136,6 +158,11 @@ impl MockServer {
     /// When the mock really received each request and wrote its first token, by request id.
     pub fn timings(&self) -> HashMap<u64, MockTiming> {
         self.log.lock().expect("mock log lock").clone()
+    }
+
+    /// What the mock has done so far (also served as JSON at `GET /mock/stats`).
+    pub fn stats(&self) -> MockStats {
+        self.stats.lock().expect("mock stats lock").clone()
     }
 
     /// Stops serving; open streams are cut.
@@ -177,6 +204,7 @@ fn router(shared: Shared) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
         .route("/health", get(|| async { "ok" }))
+        .route("/mock/stats", get(mock_stats))
         .with_state(shared)
 }
 
@@ -188,6 +216,11 @@ async fn models(State(s): State<Shared>) -> Response {
     .into_response()
 }
 
+async fn mock_stats(State(s): State<Shared>) -> Response {
+    let stats = s.stats.lock().expect("mock stats lock").clone();
+    axum::Json(stats).into_response()
+}
+
 async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     respond(s, Kind::Chat, &headers, &body)
 }
@@ -197,31 +230,81 @@ async fn completions(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
 }
 
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Chat,
     Completions,
 }
 
-/// Words the mock "generates", one token each.
-const WORDS: [&str; 8] = [
-    " lorem",
-    " ipsum",
-    " dolor",
-    " sit",
-    " amet",
-    " consectetur",
-    " adipiscing",
-    " elit",
-];
-
 fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response {
     let received = Instant::now();
+    let id = headers
+        .get(crate::client::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let tally = Tally {
+        stats: s.stats.clone(),
+        labelled: id.is_some(),
+    };
+    if tally.labelled {
+        tally.count(|c| c.received += 1);
+    } else {
+        s.stats.lock().expect("mock stats lock").unlabelled += 1;
+    }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !s.config.faults.authorized(authorization) {
+        tally.count(|c| c.unauthorized += 1);
+        // Like some real servers, echo what was given: the client must scrub it.
+        let given = authorization.unwrap_or("").trim_start_matches("Bearer ");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            &format!("Incorrect API key provided: {given}"),
+        );
+    }
     let req: Value = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
-            return error(StatusCode::BAD_REQUEST, "request body is not a JSON object");
+            tally.count(|c| c.bad_request += 1);
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "request body is not a JSON object",
+            );
         }
     };
+    let fault = id.map_or(Fault::None, |id| {
+        let attempt = {
+            let mut seen = s.seen.lock().expect("mock seen lock");
+            let n = seen.entry(id).or_default();
+            *n += 1;
+            *n - 1
+        };
+        s.config.faults.fault_for(id, attempt)
+    });
+    match fault {
+        Fault::Fail => {
+            tally.count(|c| c.failed += 1);
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "mock: injected server error",
+            );
+        }
+        Fault::RateLimit => {
+            tally.count(|c| c.rate_limited += 1);
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "mock: injected rate limit",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return r;
+        }
+        Fault::None | Fault::Drop | Fault::Garbage | Fault::Stall => {}
+    }
     let prompt_tokens = match kind {
         Kind::Chat => req["messages"]
             .as_array()
@@ -238,10 +321,6 @@ fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response 
     let usage_in_stream = req["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    let id = headers
-        .get(crate::client::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if let Some(id) = id {
         s.log.lock().expect("mock log lock").insert(
             id,
@@ -261,6 +340,9 @@ fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response 
         tokens: n,
         first_at: received + s.config.ttft,
         itl: s.config.itl,
+        fault,
+        stall: s.config.faults.stall,
+        tally,
     };
     if stream {
         stream_response(generation, usage_in_stream, id, s.log)
@@ -278,197 +360,10 @@ fn words(v: &Value) -> u64 {
     }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     (
         status,
-        axum::Json(json!({"error": {"message": message, "type": "invalid_request_error"}})),
+        axum::Json(json!({"error": {"message": message, "type": kind}})),
     )
         .into_response()
-}
-
-/// One response being generated.
-struct Generation {
-    kind: Kind,
-    model: String,
-    created: u64,
-    prompt_tokens: u64,
-    tokens: u64,
-    first_at: Instant,
-    itl: Duration,
-}
-
-impl Generation {
-    fn token_at(&self, k: u64) -> Instant {
-        self.first_at + self.itl * k as u32
-    }
-
-    fn finish_reason(&self, k: u64) -> Value {
-        if k + 1 == self.tokens {
-            Value::from("length")
-        } else {
-            Value::Null
-        }
-    }
-
-    fn usage(&self) -> Value {
-        json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.tokens,
-            "total_tokens": self.prompt_tokens + self.tokens,
-        })
-    }
-
-    fn chunk(&self, choice: Value) -> Bytes {
-        let object = match self.kind {
-            Kind::Chat => "chat.completion.chunk",
-            Kind::Completions => "text_completion",
-        };
-        let v = json!({
-            "id": "cmpl-llmbench-mock",
-            "object": object,
-            "created": self.created,
-            "model": self.model,
-            "choices": [choice],
-        });
-        sse(&v)
-    }
-
-    fn token_chunk(&self, k: u64) -> Bytes {
-        let word = WORDS[(k % WORDS.len() as u64) as usize];
-        let choice = match self.kind {
-            Kind::Chat => {
-                json!({"index": 0, "delta": {"content": word}, "finish_reason": self.finish_reason(k)})
-            }
-            Kind::Completions => {
-                json!({"index": 0, "text": word, "finish_reason": self.finish_reason(k)})
-            }
-        };
-        self.chunk(choice)
-    }
-}
-
-fn sse(v: &Value) -> Bytes {
-    let mut out = b"data: ".to_vec();
-    serde_json::to_writer(&mut out, v).expect("JSON values serialize");
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
-}
-
-fn stream_response(
-    generation: Generation,
-    usage: bool,
-    id: Option<u64>,
-    log: Arc<Mutex<HashMap<u64, MockTiming>>>,
-) -> Response {
-    // Steps: role chunk (chat), tokens 0..n, usage chunk (if asked), [DONE].
-    enum Step {
-        Role,
-        Token(u64),
-        Usage,
-        Done,
-        End,
-    }
-    let first = match generation.kind {
-        Kind::Chat => Step::Role,
-        Kind::Completions if generation.tokens > 0 => Step::Token(0),
-        Kind::Completions => Step::Usage,
-    };
-    let stream = futures_util::stream::unfold((generation, first), move |(generation, step)| {
-        let log = log.clone();
-        async move {
-            let after_tokens = if usage { Step::Usage } else { Step::Done };
-            let next_after = |k: u64| {
-                if k + 1 < generation.tokens {
-                    Step::Token(k + 1)
-                } else if usage {
-                    Step::Usage
-                } else {
-                    Step::Done
-                }
-            };
-            let (bytes, next) = match step {
-                Step::Role => {
-                    let role = match generation.kind {
-                        Kind::Chat => {
-                            json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null})
-                        }
-                        Kind::Completions => unreachable!("completions have no role chunk"),
-                    };
-                    let next = if generation.tokens > 0 {
-                        Step::Token(0)
-                    } else {
-                        after_tokens
-                    };
-                    (generation.chunk(role), next)
-                }
-                Step::Token(k) => {
-                    crate::timer::sleep_until(generation.token_at(k)).await;
-                    if k == 0
-                        && let Some(id) = id
-                        && let Some(t) = log.lock().expect("mock log lock").get_mut(&id)
-                    {
-                        t.first_token = Some(Instant::now());
-                    }
-                    (generation.token_chunk(k), next_after(k))
-                }
-                Step::Usage => {
-                    let v = json!({
-                        "id": "cmpl-llmbench-mock",
-                        "object": "chat.completion.chunk",
-                        "created": generation.created,
-                        "model": generation.model,
-                        "choices": [],
-                        "usage": generation.usage(),
-                    });
-                    (sse(&v), Step::Done)
-                }
-                Step::Done => (Bytes::from_static(b"data: [DONE]\n\n"), Step::End),
-                Step::End => return None,
-            };
-            Some((Ok::<_, std::convert::Infallible>(bytes), (generation, next)))
-        }
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(stream))
-        .expect("static response parts are valid")
-}
-
-fn whole_response(generation: Generation) -> Response {
-    let body = async move {
-        if generation.tokens > 0 {
-            crate::timer::sleep_until(generation.token_at(generation.tokens - 1)).await;
-        }
-        let text: String = (0..generation.tokens)
-            .map(|k| WORDS[(k % WORDS.len() as u64) as usize])
-            .collect();
-        let choice = match generation.kind {
-            Kind::Chat => {
-                json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"})
-            }
-            Kind::Completions => json!({"index": 0, "text": text, "finish_reason": "length"}),
-        };
-        let object = match generation.kind {
-            Kind::Chat => "chat.completion",
-            Kind::Completions => "text_completion",
-        };
-        let v = json!({
-            "id": "cmpl-llmbench-mock",
-            "object": object,
-            "created": generation.created,
-            "model": generation.model,
-            "choices": [choice],
-            "usage": generation.usage(),
-        });
-        Ok::<_, std::convert::Infallible>(Bytes::from(
-            serde_json::to_vec(&v).expect("JSON values serialize"),
-        ))
-    };
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(futures_util::stream::once(body)))
-        .expect("static response parts are valid")
 }

@@ -5,7 +5,7 @@
 //! origin (see `clock`). Raw records are the source of truth: statistics are recomputed from them.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,31 @@ impl Outcome {
     }
 }
 
+/// Which limit a `timeout` outcome ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutKind {
+    /// Connecting took longer than `--connect-timeout`.
+    Connect,
+    /// No content arrived within `--first-token-timeout` of the send.
+    FirstToken,
+    /// The whole request took longer than its timeout (`--timeout` or the script's `timeout`).
+    Total,
+}
+
+/// An attempt that failed and was retried (`--retries`); the record's own fields describe the
+/// last attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub sent_us: u64,
+    pub end_us: u64,
+}
+
 /// Where a record's output token count came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,6 +122,15 @@ pub struct RequestRecord {
     /// What went wrong, when something did (never contains a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For `timeout` outcomes: which limit was hit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<TimeoutKind>,
+    /// Attempts sent to the server: 0 if never sent, 1 without retries.
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Earlier attempts that failed and were retried, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_attempts: Vec<FailedAttempt>,
     /// Whether the response was streamed (TTFT, TPOT and ITL need streaming).
     pub streamed: bool,
 
@@ -147,6 +181,10 @@ pub struct RequestRecord {
     pub server_timings: Option<ServerTimings>,
 }
 
+fn one() -> u32 {
+    1
+}
+
 impl RequestRecord {
     /// A record for a request not (yet) sent: outcome `cancelled`, no response stamps.
     pub fn unsent(
@@ -165,6 +203,9 @@ impl RequestRecord {
             outcome: Outcome::Cancelled,
             status: None,
             error: None,
+            timeout: None,
+            attempts: 0,
+            failed_attempts: Vec::new(),
             streamed,
             intended_us,
             dispatched_us: intended_us,
@@ -302,24 +343,52 @@ impl RecordWriter {
     }
 }
 
+/// Longest line a record may take; a longer one is not a llmbench record (and is not held in
+/// memory whole).
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
 /// Reads every record of a JSONL file; a bad line is an error naming file and line.
 pub fn read_records(path: &Path) -> Result<Vec<RequestRecord>, RecordReadError> {
     let file = File::open(path).map_err(|source| RecordReadError::Io {
         path: path.to_owned(),
         source,
     })?;
+    parse_records(BufReader::new(file), path)
+}
+
+/// Reads every record from `reader` (`path` names it in errors). Never panics; memory is
+/// bounded by the records, not by the longest line.
+pub fn parse_records(
+    mut reader: impl BufRead,
+    path: &Path,
+) -> Result<Vec<RequestRecord>, RecordReadError> {
     let mut records = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| RecordReadError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_RECORD_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|source| RecordReadError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        if line.len() > MAX_RECORD_BYTES && line.last() != Some(&b'\n') {
+            return Err(RecordReadError::TooLong {
+                path: path.to_owned(),
+                line: n,
+            });
+        }
+        let text = line.trim_ascii();
+        if text.is_empty() {
             continue;
         }
-        let record = serde_json::from_str(&line).map_err(|source| RecordReadError::Parse {
+        let record = serde_json::from_slice(text).map_err(|source| RecordReadError::Parse {
             path: path.to_owned(),
-            line: n + 1,
+            line: n,
             source,
         })?;
         records.push(record);
@@ -337,6 +406,8 @@ pub enum RecordReadError {
         line: usize,
         source: serde_json::Error,
     },
+    #[error("{}:{line}: a line over {MAX_RECORD_BYTES} bytes is not a llmbench request record", path.display())]
+    TooLong { path: PathBuf, line: usize },
 }
 
 #[cfg(test)]
@@ -352,6 +423,9 @@ mod tests {
             outcome: Outcome::Ok,
             status: Some(200),
             error: None,
+            timeout: None,
+            attempts: 1,
+            failed_attempts: Vec::new(),
             streamed: true,
             intended_us: 1_000,
             dispatched_us: 1_010,
@@ -411,6 +485,35 @@ mod tests {
         w.append(&b).unwrap();
         assert!(RecordWriter::create_new(&path).is_err(), "never overwrites");
         assert_eq!(read_records(&path).unwrap(), vec![a, b]);
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_without_holding_it() {
+        let endless = std::io::repeat(b'x').take(MAX_RECORD_BYTES as u64 * 2);
+        let err = parse_records(BufReader::new(endless), Path::new("big.jsonl")).unwrap_err();
+        assert!(err.to_string().starts_with("big.jsonl:1:"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_records_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let _ = parse_records(&bytes[..], Path::new("fuzz.jsonl"));
+        }
+
+        #[test]
+        fn damaged_records_are_an_error_naming_the_line(cut in 0usize..400, flip in 0usize..400, byte in proptest::num::u8::ANY) {
+            let mut text = serde_json::to_vec(&sample()).unwrap();
+            text.push(b'\n');
+            let good = text.len();
+            text.extend_from_slice(&text.clone());
+            let i = flip % text.len();
+            text[i] = byte;
+            text.truncate(cut.max(1).min(text.len()) + good / 2);
+            match parse_records(&text[..], Path::new("r.jsonl")) {
+                Ok(records) => proptest::prop_assert!(records.len() <= 2),
+                Err(e) => proptest::prop_assert!(e.to_string().starts_with("r.jsonl:")),
+            }
+        }
     }
 
     #[test]

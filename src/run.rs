@@ -4,6 +4,7 @@
 //! reports and maps the result to an exit code (0 ok, 1 nothing succeeded, 2 bad input, 130
 //! interrupted).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::analysis::Analyzer;
 use crate::cli::{Cli, Command, MockArgs, RunArgs};
-use crate::client::{Client, ClientError, PhaseLabel};
+use crate::client::preflight::{self, PreflightError};
+use crate::client::{Client, ClientError, ClientOptions, PhaseLabel};
 use crate::clock::Clock;
 use crate::config::{ConfigError, Configs};
 use crate::feed::Feed;
@@ -55,6 +57,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
 }
 
 /// How a finished run went.
@@ -154,7 +158,21 @@ async fn serve_mock(args: MockArgs) -> u8 {
         itl: Duration::from_secs_f64(args.itl_ms / 1000.0),
         output_tokens: args.output_tokens,
         model: args.model,
+        faults: crate::mock::FaultConfig {
+            seed: args.faults.seed,
+            fail_rate: args.faults.fail_rate,
+            rate_limit_rate: args.faults.rate_limit_rate,
+            drop_rate: args.faults.drop_rate,
+            garbage_rate: args.faults.garbage_rate,
+            stall_rate: args.faults.stall_rate,
+            stall: Duration::from_secs_f64(args.faults.stall_ms / 1000.0),
+            require_key: args.faults.require_key,
+        },
     };
+    if let Err(e) = config.faults.validate() {
+        eprintln!("llmbench mock: {e}");
+        return EXIT_USAGE;
+    }
     match crate::mock::serve_until_ctrl_c(config, SocketAddr::new(args.host, args.port)).await {
         Ok(()) => EXIT_OK,
         Err(e) => {
@@ -193,6 +211,10 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
     if let Some(gpus) = &args.gpus {
         plan.telemetry.gpus = Some(gpus.clone());
     }
+    let conn = &args.connection;
+    if let Some(t) = conn.timeout {
+        plan.request.timeout = Duration::from_secs_f64(t);
+    }
     if let Some(var) = &args.api_key_env {
         let key = std::env::var(var).map_err(|_| {
             RunError::Usage(format!(
@@ -223,6 +245,15 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
         progress: !args.no_progress,
         grace: Duration::from_secs_f64(args.grace),
         export_json: args.export_json.clone(),
+        client: ClientOptions {
+            connect_timeout: conn.connect_timeout.map(Duration::from_secs_f64),
+            first_token_timeout: conn.first_token_timeout.map(Duration::from_secs_f64),
+            retries: conn.retries,
+            ca_cert: conn.ca_cert.clone(),
+            insecure: conn.insecure,
+            proxy: conn.proxy.clone(),
+        },
+        preflight: !conn.no_preflight,
     };
     execute(plan, &options).await
 }
@@ -238,6 +269,10 @@ pub struct Options {
     pub grace: Duration,
     /// Also write the run as JSON (`--export-json`, schema in `export`).
     pub export_json: Option<PathBuf>,
+    /// Timeouts, retries, TLS and proxy.
+    pub client: ClientOptions,
+    /// Send one request before the run to check the target (see `client::preflight`).
+    pub preflight: bool,
 }
 
 /// Runs a plan to the end (or to Ctrl-C) and writes every output.
@@ -276,12 +311,22 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
 
     let clock = Clock::start();
     let started = chrono::DateTime::<chrono::Utc>::from(clock.wall_start());
-    let client = Arc::new(Client::new(
+    let client = Arc::new(Client::with_options(
         &target,
         &plan.request,
         plan.max_concurrency(),
         clock,
+        &options.client,
     )?);
+    // An unwritable results folder fails before any request, the preflight included.
+    check_results_writable(&options.results)?;
+    if options.preflight
+        && let Some(warning) = client
+            .preflight(preflight::body(&plan.request, &model))
+            .await?
+    {
+        eprintln!("llmbench: {warning}");
+    }
     // Every output's folder exists and the raw file is open before the first request.
     let (run_id, files, writer) = open_outputs(&options.results, &started, &target, &model, &plan)?;
     let renderer = Renderer::new(options.templates.clone());
@@ -425,6 +470,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         "run": &info,
         "plan": &plan,
         "target": &target,
+        "client": &options.client,
         "summary": &summary,
         "telemetry": &telemetry,
         "warnings": &warnings,
@@ -433,9 +479,11 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         &files.metadata,
         &serde_json::to_string_pretty(&metadata).expect("metadata serializes"),
     )?;
-    println!("{}", report.terminal.trim_end());
-    println!(
-        "\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
+    // A closed stdout (`| head`) is not an error: everything is already on disk.
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}\n\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
+        report.terminal.trim_end(),
         files.raw.display(),
         files.csv.display(),
         files.markdown.display(),
@@ -458,6 +506,7 @@ fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
         itl: Duration::from_secs_f64(plan.mock.itl_ms / 1000.0),
         output_tokens: plan.mock.output_tokens,
         model: MOCK_MODEL.into(),
+        faults: crate::mock::FaultConfig::default(),
     };
     MockServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| {
         RunError::Usage(format!(
@@ -489,6 +538,23 @@ async fn watch_ctrl_c(stop: CancellationToken, abort: CancellationToken, grace: 
         std::process::exit(EXIT_INTERRUPTED as i32);
     }
     timer.abort();
+}
+
+/// Creates the output folders and proves each is writable (a probe file, removed at once).
+fn check_results_writable(results: &Path) -> Result<(), RunError> {
+    for sub in ["raw", "summary", "reports", "runs"] {
+        let dir = results.join(sub);
+        let probe = dir.join(format!(".llmbench-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&probe, b""))
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|source| RunError::Io {
+                what: "cannot write into the results folder (pass --results DIR to use another)",
+                path: dir.clone(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// Makes the run id, creates the output folders and opens the raw file (never overwriting).

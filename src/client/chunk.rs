@@ -271,4 +271,40 @@ mod tests {
         assert_eq!(truncate("abcdef", 3), "abc…");
         assert_eq!(truncate("abc", 3), "abc");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_an_item_never_a_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = parse_stream_data(&bytes);
+            let _ = parse_body(&bytes);
+        }
+
+        #[test]
+        fn any_json_shape_is_an_item_never_a_panic(
+            content in proptest::option::of(".{0,16}"),
+            finish in proptest::option::of("[a-z]{0,8}"),
+            tools in 0usize..3,
+            usage in proptest::option::of((0u64..1000, 0u64..1000)),
+            error in proptest::bool::ANY,
+        ) {
+            let calls: Vec<serde_json::Value> = (0..tools)
+                .map(|i| serde_json::json!({"index": i, "function": {"arguments": "{}"}}))
+                .collect();
+            let mut v = serde_json::json!({
+                "choices": [{"delta": {"content": content, "tool_calls": calls}, "finish_reason": finish}],
+            });
+            if let Some((p, c)) = usage {
+                v["usage"] = serde_json::json!({"prompt_tokens": p, "completion_tokens": c});
+            }
+            if error {
+                v["error"] = serde_json::json!({"message": "boom"});
+            }
+            let item = parse_stream_data(v.to_string().as_bytes());
+            if error {
+                proptest::prop_assert_eq!(item, StreamItem::Error("boom".into()));
+            } else {
+                proptest::prop_assert!(matches!(item, StreamItem::Chunk(_)));
+            }
+        }
+    }
 }

@@ -2,15 +2,20 @@
 //! the request's outcome and timings come out. The client feeds it from the socket; fixture
 //! tests feed it captured bytes, so both exercise the very same logic.
 
-use crate::record::{Outcome, RequestRecord, ServerTimings, TokenSource};
+use std::time::Duration;
 
-use super::chunk::{BodyError, ChunkInfo, StreamItem, Usage, parse_body, parse_stream_data};
+use crate::record::{Outcome, RequestRecord, ServerTimings, TimeoutKind, TokenSource};
+
+use super::chunk::{
+    BodyError, ChunkInfo, StreamItem, Usage, parse_body, parse_stream_data, truncate,
+};
 use super::sse::SseParser;
 
-/// A failed request: its class and a message for the record.
+/// A failed attempt: its class, which timeout fired (if one did) and a message for the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub outcome: Outcome,
+    pub timeout: Option<TimeoutKind>,
     pub message: String,
 }
 
@@ -18,9 +23,60 @@ impl Failure {
     pub fn new(outcome: Outcome, message: impl Into<String>) -> Self {
         Self {
             outcome,
+            timeout: None,
             message: message.into(),
         }
     }
+
+    pub fn timeout(kind: TimeoutKind, message: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Timeout,
+            timeout: Some(kind),
+            message: message.into(),
+        }
+    }
+
+    /// A failed send: a connect timeout, or a connection that could not be made or broke
+    /// before the response. The URL is left out of the message.
+    pub fn from_reqwest(e: reqwest::Error) -> Self {
+        let (timeout, body) = (e.is_timeout(), e.is_body() || e.is_decode());
+        let message = error_chain(&e.without_url());
+        if timeout {
+            Self::timeout(TimeoutKind::Connect, format!("connect timeout: {message}"))
+        } else if body {
+            Self::new(Outcome::StreamBroken, message)
+        } else {
+            Self::new(Outcome::Connection, message)
+        }
+    }
+
+    /// Worth another attempt: the server refused or failed before producing anything (a
+    /// connection failure, 429 or 5xx). Timeouts and broken streams are not retried.
+    pub fn retryable(&self, received: &Received) -> bool {
+        received.first_token_us.is_none()
+            && match self.outcome {
+                Outcome::Connection => true,
+                Outcome::HttpStatus => received
+                    .status
+                    .is_some_and(|s| s == 429 || (500..600).contains(&s)),
+                _ => false,
+            }
+    }
+}
+
+/// An error and its causes on one line ("a: b: c"), without repeating itself.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    truncate(&msg, 400)
 }
 
 /// What has arrived for one request so far.
@@ -30,6 +86,8 @@ pub struct Received {
     /// Times the request was resent because its connection closed before any response.
     pub reconnects: u32,
     pub headers_us: Option<u64>,
+    /// The server's `Retry-After`, on a failed status.
+    pub retry_after: Option<Duration>,
     first_token_us: Option<u64>,
     first_answer_us: Option<u64>,
     last_token_us: Option<u64>,
@@ -54,6 +112,7 @@ impl Default for Received {
             status: None,
             reconnects: 0,
             headers_us: None,
+            retry_after: None,
             first_token_us: None,
             first_answer_us: None,
             last_token_us: None,
@@ -75,8 +134,17 @@ impl Received {
     /// Feeds one network read of an SSE body that arrived at `now_us`.
     pub fn feed_stream(&mut self, bytes: &[u8], now_us: u64) {
         let mut parser = std::mem::take(&mut self.parser);
-        parser.feed(bytes, |ev| self.event(ev.data, now_us));
+        let fed = parser.feed(bytes, |ev| self.event(ev.data, now_us));
         self.parser = parser;
+        if let Err(e) = fed {
+            self.failure
+                .get_or_insert(Failure::new(Outcome::InvalidResponse, e.to_string()));
+        }
+    }
+
+    /// Content has arrived (the first-token timeout no longer applies).
+    pub fn has_content(&self) -> bool {
+        self.first_token_us.is_some()
     }
 
     /// True once nothing more needs reading: `[DONE]` or a failure arrived.
@@ -159,6 +227,7 @@ impl Received {
             Ok(()) => rec.outcome = Outcome::Ok,
             Err(f) => {
                 rec.outcome = f.outcome;
+                rec.timeout = f.timeout;
                 rec.error = Some(f.message);
             }
         }

@@ -86,8 +86,11 @@ const QUIET_LABELS: [&str; 5] = [
     "name",
 ];
 
+/// One label set of a series: its kind and (seconds, value) points.
+type LabelledSeries = (Kind, Vec<(f64, f64)>);
+
 fn telemetry(readings: &[Reading], t: &Timeline) -> Vec<Chart> {
-    let mut by_name: BTreeMap<&str, BTreeMap<String, (Kind, Vec<(f64, f64)>)>> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, BTreeMap<String, LabelledSeries>> = BTreeMap::new();
     for r in readings.iter().filter(|r| r.value.is_finite()) {
         let labels: Vec<String> = r
             .labels

@@ -51,6 +51,8 @@ pub fn options(results: &Path) -> Options {
         progress: false,
         grace: Duration::from_secs(5),
         export_json: None,
+        client: llmbench::client::ClientOptions::default(),
+        preflight: true,
     }
 }
 

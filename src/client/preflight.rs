@@ -1,0 +1,169 @@
+//! The preflight check: one small real request before the run, so a target that is unreachable,
+//! refuses the key, or does not speak the OpenAI API gets one clear error instead of thousands
+//! of identical failed records. It carries no request id, so it is never part of a run's records.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::CONTENT_TYPE;
+
+use super::chunk::{BodyError, StreamItem, parse_body, parse_stream_data, truncate};
+use super::options::without_userinfo;
+use super::sse::SseParser;
+use super::{Client, build_body, error_chain};
+use crate::plan::RequestSpec;
+
+/// Why the target failed the preflight check (the run does not start).
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error(
+        "preflight: cannot reach {url}: {reason}. Check --url (or the target's base_url) and that the server is running; --no-preflight skips this check"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "preflight: {url} refused the API key (HTTP {status}: {detail}). Check --api-key-env or the target's api_key"
+    )]
+    Unauthorized {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error(
+        "preflight: {url} answered HTTP {status}: {detail}. Check the base URL (it usually ends in /v1) and --model; --no-preflight skips this check"
+    )]
+    Rejected {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error(
+        "preflight: {url} does not speak the OpenAI API: {detail}. Check that the base URL points at an OpenAI-compatible server (it usually ends in /v1); --no-preflight skips this check"
+    )]
+    NotOpenAi { url: String, detail: String },
+    #[error("preflight: no answer from {url} within {secs:.0} s; --no-preflight skips this check")]
+    Timeout { url: String, secs: f64 },
+}
+
+/// The preflight request body: the run's request shape, a one-word prompt, one token.
+pub fn body(spec: &RequestSpec, model: &str) -> Bytes {
+    let spec = RequestSpec {
+        max_tokens: Some(1),
+        ..spec.clone()
+    };
+    build_body(&spec, model, "ping")
+}
+
+/// Most bytes of the preflight response that are read.
+const READ_LIMIT: usize = 64 * 1024;
+
+impl Client {
+    /// Sends one request and checks the answer looks like the OpenAI API. `Ok(Some(warning))`
+    /// when the server answered 429 or 5xx: it may be busy, so the run goes on.
+    pub async fn preflight(&self, body: Bytes) -> Result<Option<String>, PreflightError> {
+        let limit = self.timeout.min(Duration::from_secs(60));
+        let url = without_userinfo(self.url.as_str());
+        match tokio::time::timeout(limit, self.preflight_exchange(body, &url)).await {
+            Ok(r) => r,
+            Err(_) => Err(PreflightError::Timeout {
+                url,
+                secs: limit.as_secs_f64(),
+            }),
+        }
+    }
+
+    async fn preflight_exchange(
+        &self,
+        body: Bytes,
+        url: &str,
+    ) -> Result<Option<String>, PreflightError> {
+        let url = url.to_owned();
+        let mut resp = self
+            .http
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| PreflightError::Unreachable {
+                url: url.clone(),
+                reason: self.scrub(error_chain(&e.without_url())),
+            })?;
+        let status = resp.status().as_u16();
+        let sse = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let mut buf = Vec::new();
+        while buf.len() < READ_LIMIT {
+            match resp.chunk().await {
+                Ok(Some(b)) => buf.extend_from_slice(&b),
+                _ => break,
+            }
+        }
+        buf.truncate(READ_LIMIT);
+        if !(200..300).contains(&status) {
+            let text = String::from_utf8_lossy(&buf);
+            let detail = self.scrub(match parse_body(text.trim().as_bytes()) {
+                Err(BodyError::Error(msg)) => msg,
+                _ => truncate(text.trim(), 200),
+            });
+            return match status {
+                401 | 403 => Err(PreflightError::Unauthorized {
+                    url,
+                    status,
+                    detail,
+                }),
+                429 | 500..=599 => Ok(Some(format!(
+                    "preflight: {url} answered HTTP {status} ({detail}); going on, it may be busy"
+                ))),
+                _ => Err(PreflightError::Rejected {
+                    url,
+                    status,
+                    detail,
+                }),
+            };
+        }
+        let verdict = if sse {
+            first_stream_item(&buf)
+        } else {
+            match parse_body(&buf) {
+                Ok(_) => Ok(()),
+                Err(BodyError::Error(msg)) => Err(format!("an error object: {msg}")),
+                Err(BodyError::Invalid(_)) => Err(format!(
+                    "the body is not an OpenAI response: {:?}",
+                    truncate(String::from_utf8_lossy(&buf).trim(), 120)
+                )),
+            }
+        };
+        verdict
+            .map(|()| None)
+            .map_err(|detail| PreflightError::NotOpenAi {
+                url,
+                detail: self.scrub(detail),
+            })
+    }
+}
+
+/// The first event of a stream must be an OpenAI chunk or `[DONE]`.
+fn first_stream_item(bytes: &[u8]) -> Result<(), String> {
+    let mut parser = SseParser::new();
+    let mut first = None;
+    let mut take = |ev: super::sse::SseEvent<'_>| {
+        if first.is_none() {
+            first = Some(parse_stream_data(ev.data));
+        }
+    };
+    if parser.feed(bytes, &mut take).is_ok() {
+        parser.finish(&mut take);
+    }
+    match first {
+        Some(StreamItem::Chunk(_)) | Some(StreamItem::Done) => Ok(()),
+        Some(StreamItem::Error(msg)) => Err(format!("an error in the stream: {msg}")),
+        Some(StreamItem::Invalid(msg)) => Err(format!("its first stream event is {msg}")),
+        None => Err(format!(
+            "the stream has no events: {:?}",
+            truncate(String::from_utf8_lossy(bytes).trim(), 120)
+        )),
+    }
+}
