@@ -48,6 +48,9 @@ async fn measure(concurrency: u32, requests: u64) {
             max_tokens: Some(32),
             stream: true,
             prompt: Prompt::Text("measure me".into()),
+            system: None,
+            body: Default::default(),
+            headers: Vec::new(),
             timeout: Duration::from_secs(60),
         },
         phases: vec![
@@ -72,6 +75,9 @@ async fn measure(concurrency: u32, requests: u64) {
                 warmup: false,
             },
         ],
+        slo: None,
+        assertions: Vec::new(),
+        params: Default::default(),
     };
     let results = tempfile::tempdir().expect("temp dir");
     let options = Options {

@@ -21,6 +21,53 @@ pub struct Plan {
     pub mock: MockSpec,
     pub request: RequestSpec,
     pub phases: Vec<Phase>,
+    /// Service-level objectives: a request that meets all of them is good (goodput).
+    pub slo: Option<Slo>,
+    /// Checks run against the statistics after the run; any failure makes the exit code 1.
+    pub assertions: Vec<Assertion>,
+    /// The script's `param(...)` values as used (after `--set`), by name.
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+/// Latency limits a good request stays within (each `None`: not limited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2el_ms: Option<f64>,
+}
+
+/// A named check of the run's statistics.
+#[derive(Clone, Serialize)]
+pub struct Assertion {
+    pub name: String,
+    #[serde(serialize_with = "serialize_check")]
+    pub check: Arc<dyn StatsCheck>,
+}
+
+impl fmt::Debug for Assertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Assertion({:?}, {})", self.name, self.check.describe())
+    }
+}
+
+fn serialize_check<S: serde::Serializer>(c: &Arc<dyn StatsCheck>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&c.describe())
+}
+
+/// What an assertion found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckOutcome {
+    pub passed: bool,
+    /// The measured value, as shown in the report (e.g. `412.3`, or `true`).
+    pub value: String,
+}
+
+/// Evaluates an assertion against the statistics, given as JSON (the shape scripts see).
+pub trait StatsCheck: Send + Sync {
+    fn check(&self, stats: &serde_json::Value) -> Result<CheckOutcome, String>;
+    /// A short description for run metadata and `llmbench check`.
+    fn describe(&self) -> String;
 }
 
 impl Plan {
@@ -134,9 +181,23 @@ pub struct RequestSpec {
     /// Stream the response (SSE). Latency per token needs streaming.
     pub stream: bool,
     pub prompt: Prompt,
+    /// A system message put before every chat prompt.
+    pub system: Option<String>,
+    /// Extra JSON body fields (temperature, top_p, seed, ignore_eos, ...), added to every request.
+    pub body: serde_json::Map<String, serde_json::Value>,
+    /// Extra HTTP headers; their values are never serialized (they may carry secrets).
+    #[serde(serialize_with = "serialize_header_names")]
+    pub headers: Vec<(String, String)>,
     /// Whole-request timeout, from send to the last byte.
     #[serde(serialize_with = "serialize_secs")]
     pub timeout: Duration,
+}
+
+fn serialize_header_names<S: serde::Serializer>(
+    h: &[(String, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(h.iter().map(|(name, _)| (name, "[redacted]")))
 }
 
 fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -149,6 +210,8 @@ fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::
 pub enum Prompt {
     /// The same text for every request.
     Text(String),
+    /// The same chat messages for every request.
+    Messages(Vec<Message>),
     /// A function of the request index, evaluated ahead of the scheduler.
     #[serde(serialize_with = "serialize_generator")]
     Generated(Arc<dyn PromptGenerator>),
@@ -165,14 +228,29 @@ impl fmt::Debug for Prompt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Prompt::Text(t) => f.debug_tuple("Text").field(t).finish(),
+            Prompt::Messages(m) => f.debug_tuple("Messages").field(m).finish(),
             Prompt::Generated(g) => f.debug_tuple("Generated").field(&g.describe()).finish(),
         }
     }
 }
 
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+/// What a prompt generator makes for one request: a text, or chat messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Text(String),
+    Messages(Vec<Message>),
+}
+
 /// Produces the prompt for request `index` (0-based over the whole run, warmup included).
 pub trait PromptGenerator: Send + Sync {
-    fn generate(&self, index: u64) -> Result<String, String>;
+    fn generate(&self, index: u64) -> Result<Content, String>;
     /// A short description for run metadata, e.g. `script function at quickstart.rhai:4`.
     fn describe(&self) -> String;
 }
