@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod feed;
 pub mod mock;
@@ -18,5 +19,6 @@ pub mod schedule;
 pub mod script;
 pub mod stats;
 pub mod timer;
+pub mod verdict;
 
 pub mod client;

@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use crate::plan::Slo;
 use crate::record::Outcome;
 use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary};
+use crate::verdict::Verdict;
 
 /// Templates the binary carries, by name.
 const EMBEDDED: [(&str, &str); 4] = [
@@ -86,6 +88,10 @@ pub struct ReportContext<'a> {
     pub failure_classes: Vec<&'static str>,
     /// Paths of the run's files, as shown to the user.
     pub files: Files,
+    /// The script's SLO (goodput is in each phase's `good*` fields), if it set one.
+    pub slo: Option<Slo>,
+    /// Every assertion with pass/fail and its value.
+    pub verdicts: &'a [Verdict],
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,7 +120,16 @@ impl<'a> ReportContext<'a> {
             rows: summary.rows().map(csv_row).collect(),
             failure_classes: failure_classes().collect(),
             files,
+            slo: None,
+            verdicts: &[],
         }
+    }
+
+    /// Adds the SLO and the assertions' verdicts.
+    pub fn with_verdicts(mut self, slo: Option<Slo>, verdicts: &'a [Verdict]) -> Self {
+        self.slo = slo;
+        self.verdicts = verdicts;
+        self
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Finished {
     pub interrupted: bool,
     /// The prompt generator failed mid-run (a script error).
     pub feed_error: Option<String>,
+    /// The script's assertions, evaluated against `summary`.
+    pub verdicts: Vec<crate::verdict::Verdict>,
 }
 
 impl Finished {
@@ -73,7 +75,7 @@ impl Finished {
             EXIT_INTERRUPTED
         } else if self.feed_error.is_some() {
             EXIT_USAGE
-        } else if self.summary.all.ok == 0 {
+        } else if self.summary.all.ok == 0 || self.verdicts.iter().any(|v| !v.passed) {
             EXIT_FAILED
         } else {
             EXIT_OK
@@ -118,22 +120,31 @@ pub fn main(cli: Cli) -> u8 {
     let code = runtime.block_on(async {
         match cli.command {
             Some(Command::Mock(args)) => serve_mock(args).await,
-            None => match run_script(&cli.run).await {
-                Ok(finished) => {
-                    if let Some(e) = &finished.feed_error {
-                        eprintln!("llmbench: the prompt generator failed: {e}");
-                    }
-                    finished.exit_code()
-                }
-                Err(e) => {
-                    eprintln!("llmbench: {e}");
-                    EXIT_USAGE
-                }
-            },
+            Some(Command::Check(args)) => crate::commands::check(&args),
+            Some(Command::Run(args)) => crate::commands::run_workload(&args).await,
+            Some(Command::Interactive(args)) => crate::commands::interactive(&args.output).await,
+            None if cli.run.script.is_none() => crate::commands::no_script(&cli.run).await,
+            None => exit_code_of(run_script(&cli.run).await),
         }
     });
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// Reports how a run ended and returns its exit code.
+pub fn exit_code_of(result: Result<Finished, RunError>) -> u8 {
+    match result {
+        Ok(finished) => {
+            if let Some(e) = &finished.feed_error {
+                eprintln!("llmbench: the prompt generator failed: {e}");
+            }
+            finished.exit_code()
+        }
+        Err(e) => {
+            eprintln!("llmbench: {e}");
+            EXIT_USAGE
+        }
+    }
 }
 
 async fn serve_mock(args: MockArgs) -> u8 {
@@ -162,7 +173,8 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
         .as_deref()
         .ok_or_else(|| RunError::Usage("no script given: llmbench SCRIPT.rhai".into()))?;
     let configs = Configs::new(&args.configs);
-    let mut plan = script::load(path, &configs)?;
+    let overrides = args.set.iter().cloned().collect();
+    let mut plan = script::load_with(path, &configs, &overrides)?;
     if let Some(url) = &args.url {
         plan.target = Some(Target {
             name: url_host(url),
@@ -257,11 +269,12 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     let (bodies, feed_status) = Feed::start(&plan.request, &model).split();
     let (record_tx, record_rx) = mpsc::unbounded_channel::<RequestRecord>();
     let mut progress = Progress::new(plan.expected_requests(), options.progress);
+    let slo = plan.slo;
     let sink = std::thread::Builder::new()
         .name("llmbench-records".into())
         .spawn(move || {
             let mut writer = writer;
-            let mut stats = StatsBuilder::new();
+            let mut stats = StatsBuilder::new().with_slo(slo);
             let mut rx = record_rx;
             let mut write_error = None;
             while let Some(rec) = rx.blocking_recv() {
@@ -317,6 +330,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
 
     let interrupted = stop.is_cancelled();
     let summary = stats.finish();
+    let verdicts = crate::verdict::evaluate(&plan.assertions, &summary);
     let mut warnings = summary.warnings();
     if let Some(e) = &write_error {
         warnings.insert(0, format!("Writing raw records failed ({e}); the raw file is incomplete, but these statistics cover every request."));
@@ -356,7 +370,8 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
             html: shown(&files.html),
             metadata: shown(&files.metadata),
         },
-    );
+    )
+    .with_verdicts(plan.slo, &verdicts);
     write_atomic(&files.csv, &renderer.render("summary.csv.j2", &ctx)?)?;
     write_atomic(&files.markdown, &renderer.render("report.md.j2", &ctx)?)?;
     write_atomic(&files.html, &renderer.render("report.html.j2", &ctx)?)?;
@@ -366,6 +381,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         "target": &target,
         "summary": &summary,
         "warnings": &warnings,
+        "assertions": &verdicts,
     });
     write_atomic(
         &files.metadata,
@@ -386,6 +402,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         clock,
         interrupted,
         feed_error,
+        verdicts,
     })
 }
 

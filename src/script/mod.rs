@@ -138,6 +138,17 @@ pub fn load_with(
             format!("cannot read the script: {e}; check the path (scripts live in scripts/)"),
         )
     })?;
+    load_source(path, &source, configs, overrides)
+}
+
+/// Evaluates `source` as if it were the script at `path` (imports resolve beside `path`).
+pub fn load_source(
+    path: &Path,
+    source: &str,
+    configs: &Configs,
+    overrides: &Overrides,
+) -> Result<Plan, ScriptError> {
+    let source = source.to_owned();
     let draft = Arc::new(Mutex::new(dsl::Draft::new(overrides.clone())));
     let loaded = library::Loaded::default();
     let mut engine = engine(path, configs.clone(), draft.clone(), loaded.clone());
