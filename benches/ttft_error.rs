@@ -63,6 +63,8 @@ async fn measure(concurrency: u32, requests: u64) {
                 arrival: Arrival::Constant,
                 seed: 0,
                 warmup: true,
+                ramp: Default::default(),
+                sweep: None,
             },
             Phase {
                 name: "measure".into(),
@@ -73,11 +75,14 @@ async fn measure(concurrency: u32, requests: u64) {
                 arrival: Arrival::Constant,
                 seed: 0,
                 warmup: false,
+                ramp: Default::default(),
+                sweep: None,
             },
         ],
         slo: None,
         assertions: Vec::new(),
         params: Default::default(),
+        attainment: None,
     };
     let results = tempfile::tempdir().expect("temp dir");
     let options = Options {

@@ -164,6 +164,10 @@ pub struct MockArgs {
     /// Model name the mock reports.
     #[arg(long, default_value = crate::mock::MOCK_MODEL)]
     pub model: String,
+    /// Batch limit: at most N requests generate at once, the rest queue (saturation is then
+    /// N / (TTFT + tokens × ITL) requests per second).
+    #[arg(long, value_name = "N")]
+    pub max_running: Option<u32>,
 }
 
 fn non_negative(s: &str) -> Result<f64, String> {

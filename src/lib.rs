@@ -18,6 +18,7 @@ pub mod run;
 pub mod schedule;
 pub mod script;
 pub mod stats;
+pub mod sweep;
 pub mod timer;
 pub mod verdict;
 

@@ -35,6 +35,10 @@ pub struct MockConfig {
     pub output_tokens: u32,
     /// Model name reported by `/v1/models` and in responses.
     pub model: String,
+    /// Batch limit: at most this many requests generate at once; the rest wait in a FIFO
+    /// queue. A request holds its slot for `ttft + tokens × itl` from admission, so saturation
+    /// is exactly `max_running / (ttft + tokens × itl)` requests per second. `None`: no limit.
+    pub max_running: Option<u32>,
 }
 
 impl Default for MockConfig {
@@ -44,6 +48,7 @@ impl Default for MockConfig {
             itl: Duration::from_millis(10),
             output_tokens: 64,
             model: MOCK_MODEL.into(),
+            max_running: None,
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct MockTiming {
 struct Shared {
     config: MockConfig,
     log: Arc<Mutex<HashMap<u64, MockTiming>>>,
+    /// Generation slots when `max_running` is set.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A running mock server; stops when dropped.
@@ -81,9 +88,13 @@ impl MockServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(HashMap::new()));
+        let slots = config
+            .max_running
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize)));
         let shared = Shared {
             config,
             log: log.clone(),
+            slots,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -189,11 +200,11 @@ async fn models(State(s): State<Shared>) -> Response {
 }
 
 async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(s, Kind::Chat, &headers, &body)
+    respond(s, Kind::Chat, &headers, &body).await
 }
 
 async fn completions(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(s, Kind::Completions, &headers, &body)
+    respond(s, Kind::Completions, &headers, &body).await
 }
 
 #[derive(Clone, Copy)]
@@ -214,7 +225,7 @@ const WORDS: [&str; 8] = [
     " elit",
 ];
 
-fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response {
     let received = Instant::now();
     let req: Value = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => v,
@@ -251,6 +262,24 @@ fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response 
             },
         );
     }
+    // With a batch limit, wait for a slot; generation starts at admission.
+    let admitted = match &s.slots {
+        None => received,
+        Some(slots) => {
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let at = Instant::now();
+            let busy_until = at + s.config.ttft + s.config.itl * n.min(u32::MAX as u64) as u32;
+            tokio::spawn(async move {
+                crate::timer::sleep_until(busy_until).await;
+                drop(permit);
+            });
+            at
+        }
+    };
     let generation = Generation {
         kind,
         model: s.config.model.clone(),
@@ -259,7 +288,7 @@ fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response 
             .map_or(0, |d| d.as_secs()),
         prompt_tokens,
         tokens: n,
-        first_at: received + s.config.ttft,
+        first_at: admitted + s.config.ttft,
         itl: s.config.itl,
     };
     if stream {

@@ -27,6 +27,8 @@ pub struct Plan {
     pub assertions: Vec<Assertion>,
     /// The script's `param(...)` values as used (after `--set`), by name.
     pub params: std::collections::BTreeMap<String, String>,
+    /// With a sweep: the share of good requests (0..=1) a step needs to meet the SLO.
+    pub attainment: Option<f64>,
 }
 
 /// Latency limits a good request stays within (each `None`: not limited).
@@ -134,6 +136,8 @@ pub struct MockSpec {
     pub ttft_ms: f64,
     pub itl_ms: f64,
     pub output_tokens: u32,
+    /// Batch limit (requests generating at once); `None`: unlimited.
+    pub max_running: Option<u32>,
 }
 
 impl Default for MockSpec {
@@ -142,6 +146,7 @@ impl Default for MockSpec {
             ttft_ms: 50.0,
             itl_ms: 10.0,
             output_tokens: 64,
+            max_running: None,
         }
     }
 }
@@ -280,6 +285,66 @@ pub struct Phase {
     pub seed: u64,
     /// Runs, but stays out of the statistics.
     pub warmup: bool,
+    /// How rate and concurrency change over the phase; with a rate shape, `rate` is its value at
+    /// the start, and `concurrency` is the largest value the concurrency shape reaches.
+    pub ramp: Ramp,
+    /// This phase is part of a capacity sweep (its rate is set from the measured saturation).
+    pub sweep: Option<SweepStep>,
+}
+
+/// Time-varying load of a phase (both `None`: constant).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Ramp {
+    pub rate: Option<Shape>,
+    pub concurrency: Option<Shape>,
+}
+
+/// A value over a phase's duration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// From `from` at the start to `to` at the end, linearly.
+    Linear { from: f64, to: f64 },
+    /// Equal-length steps, one value each.
+    Steps(Vec<f64>),
+}
+
+impl Shape {
+    /// The value `frac` (0..=1) of the way through the phase.
+    pub fn at(&self, frac: f64) -> f64 {
+        match self {
+            Shape::Linear { from, to } => from + (to - from) * frac.clamp(0.0, 1.0),
+            Shape::Steps(v) => {
+                let i = ((frac * v.len() as f64) as usize).min(v.len() - 1);
+                v[i]
+            }
+        }
+    }
+
+    pub fn max(&self) -> f64 {
+        match self {
+            Shape::Linear { from, to } => from.max(*to),
+            Shape::Steps(v) => v.iter().copied().fold(f64::MIN, f64::max),
+        }
+    }
+
+    /// The integral over a phase of `secs` seconds (expected arrivals for a rate shape).
+    pub fn integral(&self, secs: f64) -> f64 {
+        match self {
+            Shape::Linear { from, to } => (from + to) / 2.0 * secs,
+            Shape::Steps(v) => v.iter().sum::<f64>() * secs / v.len() as f64,
+        }
+    }
+}
+
+/// A phase's role in a capacity sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepStep {
+    /// Closed loop at high concurrency: its throughput is the saturation rate.
+    Saturation,
+    /// Open loop at this fraction of the measured saturation rate.
+    Fraction(f64),
 }
 
 fn serialize_opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -297,8 +362,9 @@ impl Phase {
 
     /// Requests this phase is expected to send, where that can be known in advance.
     pub fn expected_requests(&self) -> Option<u64> {
-        let by_duration = match (self.rate, self.duration) {
-            (Some(rate), Some(d)) => Some((rate * d.as_secs_f64()).ceil() as u64),
+        let by_duration = match (&self.ramp.rate, self.rate, self.duration) {
+            (Some(shape), _, Some(d)) => Some(shape.integral(d.as_secs_f64()).ceil() as u64),
+            (None, Some(rate), Some(d)) => Some((rate * d.as_secs_f64()).ceil() as u64),
             _ => None,
         };
         match (by_duration, self.requests) {

@@ -67,6 +67,8 @@ pub struct Finished {
     pub feed_error: Option<String>,
     /// The script's assertions, evaluated against `summary`.
     pub verdicts: Vec<crate::verdict::Verdict>,
+    /// What a capacity sweep found, if the plan held one.
+    pub sweep: Option<crate::sweep::SweepOutcome>,
 }
 
 impl Finished {
@@ -153,6 +155,7 @@ async fn serve_mock(args: MockArgs) -> u8 {
         itl: Duration::from_secs_f64(args.itl_ms / 1000.0),
         output_tokens: args.output_tokens,
         model: args.model,
+        max_running: args.max_running,
     };
     match crate::mock::serve_until_ctrl_c(config, SocketAddr::new(args.host, args.port)).await {
         Ok(()) => EXIT_OK,
@@ -296,7 +299,12 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     let ctrl_c = tokio::spawn(watch_ctrl_c(stop.clone(), abort.clone(), options.grace));
 
     let mut scheduler = Scheduler::new(clock, bodies, stop.clone());
+    // Phases as they ran (a sweep step's rate is set from the measured saturation).
+    let mut ran_phases = Vec::new();
+    let mut saturation = None;
     for (index, phase) in plan.phases.iter().enumerate() {
+        let phase = &crate::sweep::resolve(phase, saturation);
+        ran_phases.push(phase.clone());
         let label = Arc::new(PhaseLabel {
             name: phase.name.clone(),
             warmup: phase.warmup,
@@ -311,6 +319,9 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
             }
         };
         let ran = scheduler.run_phase(index, phase, exec).await;
+        if phase.sweep == Some(crate::plan::SweepStep::Saturation) {
+            saturation = crate::sweep::saturation_rps(&ran);
+        }
         if stop.is_cancelled() || ran.feed_exhausted {
             break;
         }
@@ -331,6 +342,13 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     let interrupted = stop.is_cancelled();
     let summary = stats.finish();
     let verdicts = crate::verdict::evaluate(&plan.assertions, &summary);
+    let sweep = crate::sweep::outcome(
+        &ran_phases,
+        saturation,
+        &summary,
+        plan.slo.as_ref(),
+        plan.attainment.unwrap_or(crate::sweep::DEFAULT_ATTAINMENT),
+    );
     let mut warnings = summary.warnings();
     if let Some(e) = &write_error {
         warnings.insert(0, format!("Writing raw records failed ({e}); the raw file is incomplete, but these statistics cover every request."));
@@ -356,7 +374,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         interrupted,
         llmbench_version: env!("CARGO_PKG_VERSION").into(),
         host: host_description(),
-        phases: plan.phases.iter().map(describe_phase).collect(),
+        phases: ran_phases.iter().map(describe_phase).collect(),
     };
     let shown = |p: &Path| p.display().to_string();
     let ctx = ReportContext::new(
@@ -382,12 +400,16 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         "summary": &summary,
         "warnings": &warnings,
         "assertions": &verdicts,
+        "sweep": &sweep,
     });
     write_atomic(
         &files.metadata,
         &serde_json::to_string_pretty(&metadata).expect("metadata serializes"),
     )?;
     println!("{}", renderer.render("summary.txt.j2", &ctx)?.trim_end());
+    if let Some(s) = &sweep {
+        println!("{}", crate::sweep::describe(s));
+    }
     println!(
         "\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
         files.raw.display(),
@@ -403,6 +425,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         interrupted,
         feed_error,
         verdicts,
+        sweep,
     })
 }
 
@@ -412,6 +435,7 @@ fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
         itl: Duration::from_secs_f64(plan.mock.itl_ms / 1000.0),
         output_tokens: plan.mock.output_tokens,
         model: MOCK_MODEL.into(),
+        max_running: plan.mock.max_running,
     };
     MockServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| {
         RunError::Usage(format!(
@@ -542,17 +566,34 @@ fn host_description() -> String {
 
 /// One line per phase, e.g. `steady: 5 req/s poisson, concurrency 10, 300 s`.
 pub fn describe_phase(p: &Phase) -> String {
-    let load = match p.rate {
+    let rate = match (&p.ramp.rate, p.sweep, p.rate) {
+        (Some(crate::plan::Shape::Linear { from, to }), _, _) => Some(format!("ramp {from}→{to}")),
+        (Some(crate::plan::Shape::Steps(v)), _, _) => Some(format!("steps {v:?}")),
+        (None, Some(crate::plan::SweepStep::Fraction(f)), Some(r)) if r == f => {
+            Some(format!("{f:.2} × saturation"))
+        }
+        (None, _, Some(r)) => Some(
+            format!("{r:.4}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_owned(),
+        ),
+        (None, _, None) => None,
+    };
+    let load = match rate {
         Some(r) => format!(
             "{r} req/s {}, {}",
             match p.arrival {
                 Arrival::Constant => "constant",
                 Arrival::Poisson => "poisson",
             },
-            p.concurrency
-                .map_or("no concurrency cap".into(), |c| format!(
-                    "concurrency cap {c}"
-                ))
+            match (&p.ramp.concurrency, p.concurrency) {
+                (Some(crate::plan::Shape::Linear { from, to }), _) =>
+                    format!("concurrency cap ramp {from}→{to}"),
+                (Some(crate::plan::Shape::Steps(v)), _) => format!("concurrency cap steps {v:?}"),
+                (None, Some(c)) => format!("concurrency cap {c}"),
+                (None, None) => "no concurrency cap".into(),
+            }
         ),
         None => format!("closed loop, {} concurrent", p.concurrency.unwrap_or(1)),
     };

@@ -284,3 +284,57 @@ fn an_error_in_a_library_script_names_its_file_line_and_column() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_finds_the_mocks_saturation_within_10_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 slots, each busy 20 + 10 × 2 = 40 ms: saturation is 4 / 0.040 s = 100 req/s.
+    let plan = common::plan(
+        dir.path(),
+        r#"mock(#{ ttft_ms: 20, itl_ms: 2, output_tokens: 10, max_running: 4 });
+        request(#{ prompt: |i| `q ${i}`, max_tokens: 10 });
+        slo(#{ ttft_ms: 35 });
+        sweep(#{ concurrency: 16, probe: 2, steps: 2, low: 0.3, high: 1.5, duration: 1 });"#,
+    );
+    let finished = llmbench::run::execute(plan, &common::options(dir.path()))
+        .await
+        .unwrap();
+    let sweep = finished.sweep.expect("a sweep outcome");
+    let analytic = 100.0;
+    assert!(
+        (sweep.saturation_rps - analytic).abs() / analytic < 0.10,
+        "saturation {} req/s, analytic {analytic}",
+        sweep.saturation_rps
+    );
+    assert_eq!(sweep.steps.len(), 2);
+    let (low, high) = (&sweep.steps[0], &sweep.steps[1]);
+    assert!((low.rate / sweep.saturation_rps - 0.3).abs() < 1e-9);
+    assert!((high.rate / sweep.saturation_rps - 1.5).abs() < 1e-9);
+    // Below saturation nearly every request meets the TTFT SLO; far above it the queue grows
+    // and most do not, so the highest rate within the SLO is the low step.
+    assert!(low.good_rate.unwrap() >= 90.0, "{low:?}");
+    assert!(high.good_rate.unwrap() < 90.0, "{high:?}");
+    assert_eq!(sweep.best_rate_within_slo, Some(low.rate));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_ramp_sends_arrivals_at_the_rising_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::mock(5, 1, 2);
+    // 0 -> 40 req/s over 2 s: 40 arrivals, 10 of them in the first second (Λ(t) = 10 t²).
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ prompt: |i| `q ${i}`, max_tokens: 2 });
+        phase("up", #{ duration: 2, rps: ramp(0, 40), concurrency: ramp(2, 8) });"#,
+    );
+    assert_eq!(plan.expected_requests(), Some(40));
+    common::target(&mut plan, &server);
+    let (finished, records) = common::run(plan, dir.path()).await;
+    assert_eq!(finished.summary.all.ok, 40);
+    let start = records.iter().map(|r| r.intended_us).min().unwrap();
+    let first_second = records
+        .iter()
+        .filter(|r| r.intended_us - start < 1_000_000)
+        .count();
+    assert_eq!(first_second, 10);
+}

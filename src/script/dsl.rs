@@ -14,8 +14,8 @@ use super::prompts::content_of;
 use super::{Overrides, RhaiResult, ScriptError};
 use crate::config::Configs;
 use crate::plan::{
-    ApiKey, Arrival, Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Slo,
-    Target,
+    ApiKey, Arrival, Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, Ramp,
+    RequestSpec, Shape, Slo, SweepStep, Target,
 };
 
 /// What the script's DSL calls have said so far.
@@ -31,6 +31,7 @@ pub struct Draft {
     assertions: Vec<(String, AssertDraft)>,
     overrides: Overrides,
     params: BTreeMap<String, String>,
+    attainment: Option<f64>,
 }
 
 pub type Shared = Arc<Mutex<Draft>>;
@@ -157,6 +158,7 @@ impl Draft {
             slo: self.slo,
             assertions,
             params: self.params,
+            attainment: self.attainment,
         })
     }
 }
@@ -208,7 +210,11 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared) {
 
     let d = draft.clone();
     engine.register_fn("mock", move |map: Map| -> RhaiResult<()> {
-        let mut o = Opts::new("mock", map, &["ttft_ms", "itl_ms", "output_tokens"])?;
+        let mut o = Opts::new(
+            "mock",
+            map,
+            &["ttft_ms", "itl_ms", "output_tokens", "max_running"],
+        )?;
         let def = MockSpec::default();
         let spec = MockSpec {
             ttft_ms: o.non_negative("ttft_ms")?.unwrap_or(def.ttft_ms),
@@ -216,6 +222,10 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared) {
             output_tokens: o
                 .count("output_tokens")?
                 .map_or(def.output_tokens, |n| n as u32),
+            max_running: match o.count("max_running")? {
+                Some(0) => return Err("mock: max_running must be at least 1".into()),
+                n => n.map(|n| n.min(u32::MAX as u64) as u32),
+            },
         };
         lock(&d).mock = Some(spec);
         Ok(())
@@ -252,6 +262,41 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared) {
             Ok(value)
         },
     );
+
+    engine.register_type_with_name::<Shape>("Shape");
+    engine.register_fn("ramp", |from: Dynamic, to: Dynamic| -> RhaiResult<Shape> {
+        Ok(Shape::Linear {
+            from: number(&from, "ramp: from")?,
+            to: number(&to, "ramp: to")?,
+        })
+    });
+    engine.register_fn("steps", |values: rhai::Array| -> RhaiResult<Shape> {
+        if values.is_empty() {
+            return Err("steps([]): give at least one value, e.g. steps([5, 10, 20])".into());
+        }
+        let v = values
+            .iter()
+            .map(|x| number(x, "steps: each value"))
+            .collect::<RhaiResult<Vec<f64>>>()?;
+        Ok(Shape::Steps(v))
+    });
+    let d = draft.clone();
+    engine.register_fn("sweep", move |map: Map| -> RhaiResult<()> {
+        let mut draft = lock(&d);
+        if draft.phases.iter().any(|p| p.sweep.is_some()) {
+            return Err("sweep: a script can hold one sweep".into());
+        }
+        let (phases, attainment) = sweep_phases(map, draft.phases.len())?;
+        if let Some(p) = phases
+            .iter()
+            .find(|p| draft.phases.iter().any(|q| q.name == p.name))
+        {
+            return Err(format!("sweep: a phase named {:?} already exists", p.name).into());
+        }
+        draft.phases.extend(phases);
+        draft.attainment = Some(attainment);
+        Ok(())
+    });
 
     let d = draft.clone();
     engine.register_fn("slo", move |map: Map| -> RhaiResult<()> {
@@ -408,6 +453,8 @@ fn phase_options(name: &str, map: Map, index: usize) -> RhaiResult<Phase> {
             "warmup",
         ],
     )?;
+    let rate_shape = take_shape(&mut o, &what, "rps", 0.0)?;
+    let conc_shape = take_shape(&mut o, &what, "concurrency", 1.0)?;
     let duration = o.positive("duration")?.map(Duration::from_secs_f64);
     let requests = o.count("requests")?;
     if duration.is_none() && requests.is_none() {
@@ -419,10 +466,27 @@ fn phase_options(name: &str, map: Map, index: usize) -> RhaiResult<Phase> {
     if requests == Some(0) {
         return Err(format!("{what}: requests must be at least 1").into());
     }
-    let rate = o.positive("rps")?;
-    let concurrency = o.count("concurrency")?;
+    if (rate_shape.is_some() || conc_shape.is_some()) && duration.is_none() {
+        return Err(
+            format!("{what}: ramp(...) and steps(...) need a duration to spread over").into(),
+        );
+    }
+    let rate = match &rate_shape {
+        Some(shape) => Some(shape.at(0.0)),
+        None => o.positive("rps")?,
+    };
+    let concurrency = match &conc_shape {
+        Some(shape) => Some(shape.max().floor() as u64),
+        None => o.count("concurrency")?,
+    };
     if concurrency == Some(0) {
         return Err(format!("{what}: concurrency must be at least 1").into());
+    }
+    if conc_shape.is_some() && rate.is_none() {
+        return Err(format!(
+            "{what}: a concurrency ramp needs rps (open loop); for closed loop use one phase per level, e.g. ramps::users([1, 8, 32], 30)"
+        )
+        .into());
     }
     let arrival = match o.string("arrival")?.as_deref() {
         None | Some("constant") => Arrival::Constant,
@@ -446,7 +510,126 @@ fn phase_options(name: &str, map: Map, index: usize) -> RhaiResult<Phase> {
         arrival,
         seed: o.count("seed")?.unwrap_or(index as u64),
         warmup: o.bool("warmup")?.unwrap_or(false),
+        ramp: Ramp {
+            rate: rate_shape,
+            concurrency: conc_shape,
+        },
+        sweep: None,
     })
+}
+
+/// A `ramp(...)`/`steps(...)` value for `key`, checked: every value at least `min`, some above 0.
+fn take_shape(o: &mut Opts, what: &str, key: &str, min: f64) -> RhaiResult<Option<Shape>> {
+    let Some(v) = o.peek(key) else {
+        return Ok(None);
+    };
+    let Some(shape) = v.clone().try_cast::<Shape>() else {
+        return Ok(None);
+    };
+    o.take(key);
+    let values = match &shape {
+        Shape::Linear { from, to } => vec![*from, *to],
+        Shape::Steps(v) => v.clone(),
+    };
+    if values.iter().any(|x| !(x.is_finite() && *x >= min)) || values.iter().all(|x| *x == 0.0) {
+        return Err(format!(
+            "{what}: {key} values must be {} (got {values:?})",
+            if min > 0.0 {
+                "at least 1"
+            } else {
+                "0 or more, and not all 0"
+            }
+        )
+        .into());
+    }
+    Ok(Some(shape))
+}
+
+fn number(v: &Dynamic, what: &str) -> RhaiResult<f64> {
+    v.as_float()
+        .or_else(|_| v.as_int().map(|i| i as f64))
+        .map_err(|t| format!("{what} must be a number, not {t}").into())
+}
+
+/// `sweep(#{ ... })`: a saturation phase, then `steps` open-loop phases from `low` to `high`
+/// times the measured saturation rate.
+fn sweep_phases(map: Map, first_index: usize) -> RhaiResult<(Vec<Phase>, f64)> {
+    let mut o = Opts::new(
+        "sweep",
+        map,
+        &[
+            "concurrency",
+            "probe",
+            "steps",
+            "low",
+            "high",
+            "duration",
+            "attainment",
+            "arrival",
+        ],
+    )?;
+    let concurrency = o.count("concurrency")?.unwrap_or(64);
+    if concurrency == 0 {
+        return Err("sweep: concurrency must be at least 1".into());
+    }
+    let probe = o.positive("probe")?.unwrap_or(20.0);
+    let steps = o.count("steps")?.unwrap_or(5);
+    if steps == 0 {
+        return Err("sweep: steps must be at least 1".into());
+    }
+    let low = o.positive("low")?.unwrap_or(0.1);
+    let high = o.positive("high")?.unwrap_or(1.0);
+    if low > high {
+        return Err(format!("sweep: low ({low}) must not be above high ({high})").into());
+    }
+    let duration = o.positive("duration")?.unwrap_or(30.0);
+    let attainment = o
+        .positive("attainment")?
+        .unwrap_or(crate::sweep::DEFAULT_ATTAINMENT);
+    if attainment > 1.0 {
+        return Err("sweep: attainment is a share of requests, at most 1 (e.g. 0.9)".into());
+    }
+    let arrival = match o.string("arrival")?.as_deref() {
+        None | Some("constant") => Arrival::Constant,
+        Some("poisson") => Arrival::Poisson,
+        Some(other) => {
+            return Err(format!(
+                "sweep: arrival {other:?} is not known; use \"constant\" or \"poisson\""
+            )
+            .into());
+        }
+    };
+    let base = |name: String, i: usize| Phase {
+        name,
+        duration: Some(Duration::from_secs_f64(duration)),
+        requests: None,
+        rate: None,
+        concurrency: None,
+        arrival,
+        seed: (first_index + i) as u64,
+        warmup: false,
+        ramp: Ramp::default(),
+        sweep: None,
+    };
+    let mut phases = vec![Phase {
+        duration: Some(Duration::from_secs_f64(probe)),
+        concurrency: Some(concurrency.min(u32::MAX as u64) as u32),
+        sweep: Some(SweepStep::Saturation),
+        ..base("saturation".into(), 0)
+    }];
+    for k in 0..steps {
+        let f = if steps == 1 {
+            high
+        } else {
+            low + (high - low) * k as f64 / (steps - 1) as f64
+        };
+        phases.push(Phase {
+            rate: Some(f),
+            sweep: Some(SweepStep::Fraction(f)),
+            ..base(format!("sweep-{}", k + 1), k as usize + 1)
+        });
+    }
+    Ok((phases, attainment))
 }
 
 /// Parses a `--set` value as the same type as the param's default.

@@ -35,6 +35,11 @@ impl Opts {
         self.given.iter().any(|k| k == key)
     }
 
+    /// The value under `key`, left in place.
+    pub fn peek(&self, key: &str) -> Option<&Dynamic> {
+        self.map.get(key).filter(|v| !v.is_unit())
+    }
+
     pub fn take(&mut self, key: &str) -> Option<Dynamic> {
         self.map.remove(key).filter(|v| !v.is_unit())
     }

@@ -490,3 +490,85 @@ fn runaway_scripts_stop_with_a_clear_error() {
         assert!(err.to_lowercase().contains(needle), "{src}\n  => {err}");
     }
 }
+
+#[test]
+fn ramps_steps_and_sweeps_become_phases() {
+    use crate::plan::{Shape, SweepStep};
+    let plan = load_src(&format!(
+        r#"request(#{{ prompt: "x" }});
+        phase("up", #{{ duration: 10, rps: ramp(1, 21), concurrency: ramp(1, 8.5) }});
+        phase("stairs", #{{ duration: 9, rps: steps([1, 2, 3]), concurrency: 4 }});
+        sweep(#{{ concurrency: 32, probe: 5, steps: 3, low: 0.2, high: 1.0, duration: 10, attainment: 0.95 }});"#
+    ))
+    .unwrap();
+    let up = &plan.phases[0];
+    assert_eq!(
+        up.ramp.rate,
+        Some(Shape::Linear {
+            from: 1.0,
+            to: 21.0
+        })
+    );
+    assert_eq!((up.rate, up.concurrency), (Some(1.0), Some(8)));
+    assert_eq!(up.expected_requests(), Some(110));
+    assert_eq!(plan.phases[1].expected_requests(), Some(18));
+    let names: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "up",
+            "stairs",
+            "saturation",
+            "sweep-1",
+            "sweep-2",
+            "sweep-3"
+        ]
+    );
+    assert_eq!(plan.phases[2].sweep, Some(SweepStep::Saturation));
+    assert_eq!(plan.phases[2].concurrency, Some(32));
+    assert!(plan.phases[2].rate.is_none());
+    assert!(
+        matches!(plan.phases[4].sweep, Some(SweepStep::Fraction(f)) if (f - 0.6).abs() < 1e-12)
+    );
+    assert_eq!(plan.attainment, Some(0.95));
+    for (src, needle) in [
+        (
+            "phase(\"a\", #{ requests: 5, rps: ramp(1, 2) });",
+            "need a duration",
+        ),
+        (
+            "phase(\"a\", #{ duration: 5, rps: ramp(0, 0) });",
+            "not all 0",
+        ),
+        (
+            "phase(\"a\", #{ duration: 5, rps: ramp(-1, 2) });",
+            "0 or more",
+        ),
+        (
+            "phase(\"a\", #{ duration: 5, rps: 2, concurrency: ramp(0, 2) });",
+            "at least 1",
+        ),
+        (
+            "phase(\"a\", #{ duration: 5, concurrency: ramp(1, 4) });",
+            "needs rps",
+        ),
+        (
+            "phase(\"a\", #{ duration: 5, rps: steps([]) });",
+            "at least one value",
+        ),
+        (
+            "phase(\"a\", #{ duration: 5, rps: ramp(\"a\", 2) });",
+            "must be a number",
+        ),
+        ("sweep(#{ stpes: 3 });", "unknown option \"stpes\""),
+        ("sweep(#{ low: 2, high: 1 });", "must not be above"),
+        ("sweep(#{ attainment: 90 });", "at most 1"),
+        ("sweep(#{}); sweep(#{});", "one sweep"),
+        ("mock(#{ max_running: 0 });", "at least 1"),
+    ] {
+        let err = load_src(&format!("request(#{{ prompt: \"x\" }}); {src}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{src}\n  => {err}");
+    }
+}
