@@ -120,7 +120,7 @@ pub fn describe(plan: &Plan) -> String {
     for p in &plan.phases {
         let expected = p
             .expected_requests()
-            .map_or("unknown".into(), |n| n.to_string());
+            .map_or("request count unknown".into(), |n| format!("~{n} requests"));
         let span = match p.duration {
             Some(d) => {
                 let s = format!("t={at:.0}–{:.0} s", at + d.as_secs_f64());
@@ -129,11 +129,7 @@ pub fn describe(plan: &Plan) -> String {
             }
             None => format!("from t={at:.0} s"),
         };
-        let _ = writeln!(
-            w,
-            "  {}  [{span}, ~{expected} requests]",
-            run::describe_phase(p)
-        );
+        let _ = writeln!(w, "  {}  [{span}, {expected}]", run::describe_phase(p));
     }
     let total = plan.expected_requests().map_or(
         "unknown (closed-loop phases run as fast as the server answers)".into(),

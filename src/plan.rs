@@ -362,6 +362,10 @@ impl Phase {
 
     /// Requests this phase is expected to send, where that can be known in advance.
     pub fn expected_requests(&self) -> Option<u64> {
+        if matches!(self.sweep, Some(SweepStep::Fraction(_))) {
+            // The rate is known only once the saturation phase has run.
+            return self.requests;
+        }
         let by_duration = match (&self.ramp.rate, self.rate, self.duration) {
             (Some(shape), _, Some(d)) => Some(shape.integral(d.as_secs_f64()).ceil() as u64),
             (None, Some(rate), Some(d)) => Some((rate * d.as_secs_f64()).ceil() as u64),

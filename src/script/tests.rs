@@ -390,18 +390,17 @@ fn standard_workloads_send_exact_token_prompts() {
 #[test]
 fn params_take_set_overrides_of_the_same_type() {
     let d = tempfile::tempdir().unwrap();
-    let src = format!(
+    let src =
         "let rps = param(\"rps\", 5); let d = param(\"duration\", 2.5); let label = param(\"label\", \"x\"); let on = param(\"on\", false);
-         workload(label); request(#{{ prompt: \"x\", stream: on }}); phase(\"a\", #{{ duration: d, rps: rps }});"
-    );
-    let plan = load_in(d.path(), &src, &[]).unwrap();
+         workload(label); request(#{ prompt: \"x\", stream: on }); phase(\"a\", #{ duration: d, rps: rps });";
+    let plan = load_in(d.path(), src, &[]).unwrap();
     assert_eq!(
         (plan.phases[0].rate, plan.workload.as_str()),
         (Some(5.0), "x")
     );
     let plan = load_in(
         d.path(),
-        &src,
+        src,
         &[
             ("rps", "20"),
             ("duration", "60"),
@@ -419,7 +418,7 @@ fn params_take_set_overrides_of_the_same_type() {
         (("on", "1"), "true or false"),
         (("rsp", "3"), "no param(\"rsp\""),
     ] {
-        let err = load_in(d.path(), &src, &[set]).unwrap_err().to_string();
+        let err = load_in(d.path(), src, &[set]).unwrap_err().to_string();
         assert!(err.contains(needle), "{set:?} => {err}");
     }
 }
@@ -494,12 +493,12 @@ fn runaway_scripts_stop_with_a_clear_error() {
 #[test]
 fn ramps_steps_and_sweeps_become_phases() {
     use crate::plan::{Shape, SweepStep};
-    let plan = load_src(&format!(
-        r#"request(#{{ prompt: "x" }});
-        phase("up", #{{ duration: 10, rps: ramp(1, 21), concurrency: ramp(1, 8.5) }});
-        phase("stairs", #{{ duration: 9, rps: steps([1, 2, 3]), concurrency: 4 }});
-        sweep(#{{ concurrency: 32, probe: 5, steps: 3, low: 0.2, high: 1.0, duration: 10, attainment: 0.95 }});"#
-    ))
+    let plan = load_src(
+        r#"request(#{ prompt: "x" });
+        phase("up", #{ duration: 10, rps: ramp(1, 21), concurrency: ramp(1, 8.5) });
+        phase("stairs", #{ duration: 9, rps: steps([1, 2, 3]), concurrency: 4 });
+        sweep(#{ concurrency: 32, probe: 5, steps: 3, low: 0.2, high: 1.0, duration: 10, attainment: 0.95 });"#,
+    )
     .unwrap();
     let up = &plan.phases[0];
     assert_eq!(
