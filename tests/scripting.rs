@@ -338,3 +338,17 @@ async fn a_rate_ramp_sends_arrivals_at_the_rising_rate() {
         .count();
     assert_eq!(first_second, 10);
 }
+
+#[test]
+fn no_script_without_a_terminal_is_a_usage_error() {
+    let out = llmbench()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no script given") && stderr.contains("interactive"),
+        "{stderr}"
+    );
+}

@@ -11,6 +11,7 @@ mod callbacks;
 mod dsl;
 mod library;
 mod opts;
+mod phases;
 pub mod prompts;
 
 use std::collections::BTreeMap;

@@ -571,3 +571,55 @@ fn ramps_steps_and_sweeps_become_phases() {
         assert!(err.contains(needle), "{src}\n  => {err}");
     }
 }
+
+#[test]
+fn every_library_function_evaluates() {
+    let d = tempfile::tempdir().unwrap();
+    let plan = load_in(
+        d.path(),
+        r#"import "lib/prompts" as prompts;
+        import "lib/ramps" as ramps;
+        import "lib/slo" as slo;
+        request(#{ prompt: |i, rng| switch i % 6 {
+            0 => prompts::exact(rng, 12),
+            1 => prompts::question(rng, 5),
+            2 => prompts::summarize(rng, 5),
+            3 => prompts::with_shared_prefix(rng, 8, 4),
+            4 => prompts::chat("sys", "hello"),
+            _ => prompts::conversation(rng, 2, 3),
+        } });
+        ramps::warmup(2, 1);
+        ramps::staircase([1, 2], 5, 4);
+        ramps::users([1, 3], 5);
+        ramps::linear("climb", 1, 9, 10, 8);
+        slo::batch(9000);
+        slo::relaxed();
+        slo::interactive();
+        slo::gate(400);"#,
+        &[],
+    )
+    .unwrap();
+    let names: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["warmup", "1rps", "2rps", "1users", "3users", "climb"]
+    );
+    assert_eq!(plan.phases[5].expected_requests(), Some(50));
+    assert_eq!(
+        plan.slo.unwrap().ttft_ms,
+        Some(500.0),
+        "the last SLO call wins"
+    );
+    assert_eq!(plan.assertions.len(), 2);
+    let g = generated(&plan);
+    let bpe = prompts::encoding("cl100k_base").unwrap();
+    assert_eq!(bpe.encode_ordinary(&text(g.generate(0).unwrap())).len(), 12);
+    assert!(text(g.generate(2).unwrap()).starts_with("Summarize"));
+    let p3 = text(g.generate(3).unwrap());
+    assert!(
+        p3.starts_with(&text(g.generate(9).unwrap())[..20]),
+        "shared prefix"
+    );
+    assert!(matches!(g.generate(4).unwrap(), Content::Messages(m) if m[0].role == "system"));
+    assert!(matches!(g.generate(5).unwrap(), Content::Messages(m) if m.len() == 5));
+}
