@@ -141,6 +141,16 @@ impl rhai::ModuleResolver for Library {
         if let Some(m) = self.cache.lock().expect("library cache").get(path) {
             return Ok(m.clone());
         }
+        let relative = Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !relative {
+            return Err(EvalAltResult::ErrorRuntime(
+                format!("import {path:?}: give a relative path without \"..\", e.g. \"lib/prompts\"; add folders with {SCRIPT_PATH_VAR}").into(),
+                pos,
+            )
+            .into());
+        }
         let Some((name, file, text)) = self.find(path) else {
             return Err(EvalAltResult::ErrorRuntime(
                 format!(

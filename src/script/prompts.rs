@@ -154,6 +154,33 @@ fn content_to_dynamic(c: &Content) -> Dynamic {
     }
 }
 
+/// Environment variable with extra folders `dataset(...)` may read from.
+pub const DATA_PATH_VAR: &str = "LLMBENCH_DATA_PATH";
+
+/// Where `dataset(path)` reads: a relative path without `..`, in the script's folder or else in
+/// a folder of `LLMBENCH_DATA_PATH`. A script cannot name arbitrary files (keys, configs).
+fn locate_dataset(base: &Path, path: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let rel = Path::new(path);
+    if !rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "dataset({path:?}): give a path relative to the script's folder, without \"..\"; for files elsewhere add their folder to {DATA_PATH_VAR}"
+        ));
+    }
+    let mut dirs = vec![base.to_owned()];
+    if let Some(extra) = std::env::var_os(DATA_PATH_VAR) {
+        dirs.extend(std::env::split_paths(&extra));
+    }
+    Ok(dirs
+        .iter()
+        .map(|d| d.join(rel))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| base.join(rel)))
+}
+
 /// Reads a JSONL file (one prompt per line: a string, or an object with `prompt`, `text`,
 /// `messages` or ShareGPT `conversations`) or a JSON array of such items (ShareGPT files).
 pub fn read_dataset(path: &Path) -> Result<Vec<Content>, String> {
@@ -294,7 +321,7 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
     engine.register_type_with_name::<Dataset>("Dataset");
     let files: Arc<Mutex<HashMap<PathBuf, Dataset>>> = Arc::default();
     engine.register_fn("dataset", move |path: &str| -> RhaiResult<Dataset> {
-        let full = base.join(path);
+        let full = locate_dataset(&base, path)?;
         let mut cache = files.lock().expect("dataset cache");
         if let Some(d) = cache.get(&full) {
             return Ok(d.clone());

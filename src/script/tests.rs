@@ -258,6 +258,11 @@ fn prompt_built_in_errors() {
         ("words(-1);", "0 or more"),
         ("tokens(5, \"gpt9\");", "cl100k_base"),
         ("dataset(\"missing.jsonl\");", "cannot read"),
+        (
+            "dataset(\"/etc/hostname\");",
+            "relative to the script's folder",
+        ),
+        ("dataset(\"../secrets.jsonl\");", "without \"..\""),
     ] {
         let err = load_src(&format!("{src} request(#{{ prompt: \"x\" }}); {PHASE}"))
             .unwrap_err()
