@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::plan::Slo;
 use crate::record::Outcome;
 use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary};
+use crate::sweep::SweepOutcome;
 use crate::verdict::Verdict;
 
 /// Templates the binary carries, by name.
@@ -92,6 +93,8 @@ pub struct ReportContext<'a> {
     pub slo: Option<Slo>,
     /// Every assertion with pass/fail and its value.
     pub verdicts: &'a [Verdict],
+    /// What a capacity sweep found, if the run held one.
+    pub sweep: Option<&'a SweepOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,7 +125,14 @@ impl<'a> ReportContext<'a> {
             files,
             slo: None,
             verdicts: &[],
+            sweep: None,
         }
+    }
+
+    /// Adds a capacity sweep's outcome.
+    pub fn with_sweep(mut self, sweep: Option<&'a SweepOutcome>) -> Self {
+        self.sweep = sweep;
+        self
     }
 
     /// Adds the SLO and the assertions' verdicts.

@@ -389,7 +389,8 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
             metadata: shown(&files.metadata),
         },
     )
-    .with_verdicts(plan.slo, &verdicts);
+    .with_verdicts(plan.slo, &verdicts)
+    .with_sweep(sweep.as_ref());
     write_atomic(&files.csv, &renderer.render("summary.csv.j2", &ctx)?)?;
     write_atomic(&files.markdown, &renderer.render("report.md.j2", &ctx)?)?;
     write_atomic(&files.html, &renderer.render("report.html.j2", &ctx)?)?;

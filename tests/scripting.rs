@@ -315,6 +315,13 @@ async fn a_sweep_finds_the_mocks_saturation_within_10_percent() {
     assert!(low.good_rate.unwrap() >= 90.0, "{low:?}");
     assert!(high.good_rate.unwrap() < 90.0, "{high:?}");
     assert_eq!(sweep.best_rate_within_slo, Some(low.rate));
+    let md = std::fs::read_to_string(&finished.files.markdown).unwrap();
+    assert!(
+        md.contains("## Capacity sweep") && md.contains("| sweep-2 |"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(&finished.files.html).unwrap();
+    assert!(html.contains("<h2>Capacity sweep</h2>"), "{html}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
