@@ -628,3 +628,52 @@ fn every_library_function_evaluates() {
     assert!(matches!(g.generate(4).unwrap(), Content::Messages(m) if m[0].role == "system"));
     assert!(matches!(g.generate(5).unwrap(), Content::Messages(m) if m.len() == 5));
 }
+
+#[test]
+fn targets_and_models_from_configs_name_the_file_on_error() {
+    let d = tempfile::tempdir().unwrap();
+    let configs = d.path().join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    std::fs::write(
+        configs.join("targets.yaml"),
+        "targets:\n  - name: local\n    base_url: http://127.0.0.1:9/v1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        configs.join("models.yaml"),
+        "models:\n  - name: m\n    full_name: org/M\n",
+    )
+    .unwrap();
+    let plan = load_in(
+        d.path(),
+        &format!("target(\"local\"); model(\"m\"); workload(\"w1\"); request(#{{ prompt: \"x\" }}); {PHASE}"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(plan.target.unwrap().base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(
+        (plan.model.as_deref(), plan.workload.as_str()),
+        (Some("org/M"), "w1")
+    );
+    let err = load_in(d.path(), "target(\"remote\");", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("targets.yaml") && err.contains("local") && err.contains("w.rhai:1:1"),
+        "{err}"
+    );
+    std::fs::write(configs.join("models.yaml"), "models: [").unwrap();
+    let err = load_in(d.path(), "model(\"m\");", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("models.yaml"), "{err}");
+    let err = load_in(d.path(), "let ds = dataset(\"d.jsonl\");", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot read"), "{err}");
+    std::fs::write(d.path().join("d.jsonl"), "\"a\"\n").unwrap();
+    let err = load_in(d.path(), "dataset(\"d.jsonl\").get(-1);", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("0 or more"), "{err}");
+}
