@@ -13,6 +13,7 @@ mod library;
 mod opts;
 mod phases;
 pub mod prompts;
+pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::path::Path;

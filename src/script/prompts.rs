@@ -12,9 +12,9 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rhai::{Array, Dynamic, Engine, Map};
 use serde_json::Value;
-use tiktoken_rs::CoreBPE;
 
 use super::RhaiResult;
+use super::tokens::{TokenizerSet, exact_tokens};
 use crate::plan::{Content, Message};
 
 /// A seeded random generator scripts can hold. Request `i` gets `Rng::for_request(seed, i)`, so a
@@ -46,13 +46,13 @@ impl Rng {
         self.0.random::<f64>()
     }
 
-    fn index(&mut self, len: usize) -> usize {
+    pub(super) fn index(&mut self, len: usize) -> usize {
         self.0.random_range(0..len)
     }
 }
 
 /// Words `words(n)` draws from.
-const VOCABULARY: &[&str] = &[
+pub(super) const VOCABULARY: &[&str] = &[
     "the", "river", "mountain", "engine", "quiet", "lantern", "harbor", "signal", "garden",
     "winter", "copper", "market", "silver", "window", "forest", "paper", "thunder", "valley",
     "orange", "pilot", "candle", "bridge", "castle", "meadow", "rocket", "island", "marble",
@@ -70,7 +70,7 @@ const VOCABULARY: &[&str] = &[
     "wonder", "write", "always", "before", "during", "often", "seldom", "today", "under", "within",
 ];
 
-fn words_from(rng: &mut Rng, n: usize) -> String {
+pub(super) fn words_from(rng: &mut Rng, n: usize) -> String {
     let mut out = String::with_capacity(n * 7);
     for k in 0..n {
         if k > 0 {
@@ -79,49 +79,6 @@ fn words_from(rng: &mut Rng, n: usize) -> String {
         out.push_str(VOCABULARY[rng.index(VOCABULARY.len())]);
     }
     out
-}
-
-/// The tiktoken encodings compiled in.
-const ENCODINGS: &str = "cl100k_base, o200k_base, p50k_base, r50k_base";
-
-/// The tokenizer for an encoding name.
-pub fn encoding(name: &str) -> Result<&'static CoreBPE, String> {
-    Ok(match name {
-        "cl100k_base" => tiktoken_rs::cl100k_base_singleton(),
-        "o200k_base" => tiktoken_rs::o200k_base_singleton(),
-        "p50k_base" => tiktoken_rs::p50k_base_singleton(),
-        "r50k_base" => tiktoken_rs::r50k_base_singleton(),
-        other => {
-            return Err(format!(
-                "tokens: encoding {other:?} is not known; use one of {ENCODINGS}"
-            ));
-        }
-    })
-}
-
-/// Random words cut to exactly `n` tokens under `bpe` (re-encoding the text gives `n` tokens).
-pub fn exact_tokens(bpe: &CoreBPE, rng: &mut Rng, n: usize) -> Result<String, String> {
-    if n == 0 {
-        return Ok(String::new());
-    }
-    let mut text = words_from(rng, n + 8);
-    for _ in 0..16 {
-        let toks = bpe.encode_ordinary(&text);
-        if toks.len() == n {
-            return Ok(text);
-        }
-        if toks.len() < n {
-            text.push(' ');
-            text.push_str(&words_from(rng, n - toks.len() + 2));
-            continue;
-        }
-        text = bpe
-            .decode(&toks[..n])
-            .map_err(|e| format!("tokens: cannot decode: {e}"))?;
-    }
-    Err(format!(
-        "tokens: could not build a prompt of exactly {n} tokens"
-    ))
 }
 
 /// Prompts read from a data file.
@@ -159,7 +116,7 @@ pub const DATA_PATH_VAR: &str = "LLMBENCH_DATA_PATH";
 
 /// Where `dataset(path)` reads: a relative path without `..`, in the script's folder or else in
 /// a folder of `LLMBENCH_DATA_PATH`. A script cannot name arbitrary files (keys, configs).
-fn locate_dataset(base: &Path, path: &str) -> Result<PathBuf, String> {
+pub(super) fn locate_dataset(base: &Path, path: &str) -> Result<PathBuf, String> {
     use std::path::Component;
     let rel = Path::new(path);
     if !rel
@@ -167,7 +124,7 @@ fn locate_dataset(base: &Path, path: &str) -> Result<PathBuf, String> {
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
     {
         return Err(format!(
-            "dataset({path:?}): give a path relative to the script's folder, without \"..\"; for files elsewhere add their folder to {DATA_PATH_VAR}"
+            "{path:?}: give a path relative to the script's folder, without \"..\"; for files elsewhere add their folder to {DATA_PATH_VAR}"
         ));
     }
     let mut dirs = vec![base.to_owned()];
@@ -283,24 +240,30 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
             count("words", n)?,
         ))
     });
+    let set = Arc::new(TokenizerSet::new(base.clone()));
+    let t = set.clone();
     engine.register_fn(
         "tokens",
-        |rng: &mut Rng, n: i64, enc: &str| -> RhaiResult<String> {
-            Ok(exact_tokens(encoding(enc)?, rng, count("tokens", n)?)?)
+        move |rng: &mut Rng, n: i64, enc: &str| -> RhaiResult<String> {
+            Ok(exact_tokens(&*t.get(enc)?, rng, count("tokens", n)?)?)
         },
     );
-    let d = default_rng;
+    let (d, t) = (default_rng, set.clone());
     engine.register_fn("tokens", move |n: i64, enc: &str| -> RhaiResult<String> {
-        let bpe = encoding(enc)?;
+        let tok = t.get(enc)?;
         Ok(exact_tokens(
-            bpe,
+            &*tok,
             &mut d.lock().expect("rng lock"),
             count("tokens", n)?,
         )?)
     });
-    engine.register_fn("count_tokens", |text: &str, enc: &str| -> RhaiResult<i64> {
-        Ok(encoding(enc)?.encode_ordinary(text).len() as i64)
-    });
+    let t = set.clone();
+    engine.register_fn(
+        "count_tokens",
+        move |text: &str, enc: &str| -> RhaiResult<i64> {
+            Ok(t.get(enc)?.encode(text).len() as i64)
+        },
+    );
 
     let prefixes: Arc<Mutex<HashMap<(usize, String), String>>> = Arc::default();
     let shared = move |n: i64, enc: &str| -> RhaiResult<String> {
@@ -310,7 +273,7 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let p = exact_tokens(encoding(enc)?, &mut Rng::seeded(0x5EED_F1C5), n)?;
+        let p = exact_tokens(&*set.get(enc)?, &mut Rng::seeded(0x5EED_F1C5), n)?;
         cache.insert(key, p.clone());
         Ok(p)
     };
@@ -321,7 +284,7 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
     engine.register_type_with_name::<Dataset>("Dataset");
     let files: Arc<Mutex<HashMap<PathBuf, Dataset>>> = Arc::default();
     engine.register_fn("dataset", move |path: &str| -> RhaiResult<Dataset> {
-        let full = locate_dataset(&base, path)?;
+        let full = locate_dataset(&base, path).map_err(|e| format!("dataset {e}"))?;
         let mut cache = files.lock().expect("dataset cache");
         if let Some(d) = cache.get(&full) {
             return Ok(d.clone());
@@ -393,19 +356,6 @@ pub fn content_of(v: Dynamic) -> Result<Content, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exact_token_counts_hold_for_every_encoding() {
-        for enc in ["cl100k_base", "o200k_base", "p50k_base", "r50k_base"] {
-            let bpe = encoding(enc).unwrap();
-            let mut rng = Rng::seeded(3);
-            for n in [1, 2, 7, 64, 500, 2048] {
-                let text = exact_tokens(bpe, &mut rng, n).unwrap();
-                assert_eq!(bpe.encode_ordinary(&text).len(), n, "{enc} {n}");
-            }
-        }
-        assert!(encoding("gpt9").err().unwrap().contains("cl100k_base"));
-    }
 
     #[test]
     fn request_generators_depend_only_on_seed_and_index() {

@@ -387,7 +387,7 @@ fn standard_workloads_send_exact_token_prompts() {
     assert_eq!((p.rate, p.concurrency), (Some(5.0), Some(10)));
     assert_eq!(p.duration, Some(Duration::from_secs(300)));
     let prompt = text(generated(&plan).generate(0).unwrap());
-    let bpe = prompts::encoding("cl100k_base").unwrap();
+    let bpe = tokens::encoding("cl100k_base").unwrap();
     assert_eq!(bpe.encode_ordinary(&prompt).len(), 100);
     assert_eq!(plan.params["input_tokens"], "100");
 }
@@ -617,7 +617,7 @@ fn every_library_function_evaluates() {
     );
     assert_eq!(plan.assertions.len(), 2);
     let g = generated(&plan);
-    let bpe = prompts::encoding("cl100k_base").unwrap();
+    let bpe = tokens::encoding("cl100k_base").unwrap();
     assert_eq!(bpe.encode_ordinary(&text(g.generate(0).unwrap())).len(), 12);
     assert!(text(g.generate(2).unwrap()).starts_with("Summarize"));
     let p3 = text(g.generate(3).unwrap());
