@@ -48,6 +48,9 @@ async fn measure(concurrency: u32, requests: u64) {
             max_tokens: Some(32),
             stream: true,
             prompt: Prompt::Text("measure me".into()),
+            system: None,
+            body: Default::default(),
+            headers: Vec::new(),
             timeout: Duration::from_secs(60),
         },
         phases: vec![
@@ -60,6 +63,8 @@ async fn measure(concurrency: u32, requests: u64) {
                 arrival: Arrival::Constant,
                 seed: 0,
                 warmup: true,
+                ramp: Default::default(),
+                sweep: None,
             },
             Phase {
                 name: "measure".into(),
@@ -70,12 +75,18 @@ async fn measure(concurrency: u32, requests: u64) {
                 arrival: Arrival::Constant,
                 seed: 0,
                 warmup: false,
+                ramp: Default::default(),
+                sweep: None,
             },
         ],
         telemetry: llmbench::plan::TelemetrySpec {
             nvml: false,
             ..Default::default()
         },
+        slo: None,
+        assertions: Vec::new(),
+        params: Default::default(),
+        attainment: None,
     };
     let results = tempfile::tempdir().expect("temp dir");
     let options = Options {

@@ -31,6 +31,12 @@ impl Analyzer {
         Self::default()
     }
 
+    /// Counts good requests against `slo` (goodput), when there is one.
+    pub fn with_slo(mut self, slo: Option<crate::plan::Slo>) -> Self {
+        self.stats = self.stats.with_slo(slo);
+        self
+    }
+
     pub fn add(&mut self, r: &RequestRecord) {
         self.stats.add(r);
         self.timeline.add(r);

@@ -31,6 +31,15 @@ pub enum Command {
     Parse(ParseArgs),
     /// Compare runs: writes results/reports/benchmark_report.md and .html.
     Report(ReportArgs),
+    /// Evaluate a script and print its plan (phases, rates, expected requests, target with
+    /// secrets redacted) without sending a request.
+    Check(CheckArgs),
+    /// Run a workload from configs/workloads.yaml against a target from configs/targets.yaml
+    /// (the original llm-benchmark command).
+    Run(WorkloadArgs),
+    /// Ask for target, model and workload (Enter accepts the defaults: a 5-minute high-load
+    /// run), show the equivalent command line, then run. `llmbench` alone in a terminal does this.
+    Interactive(InteractiveArgs),
 }
 
 /// `llmbench parse`: raw records back to the summary CSV.
@@ -73,12 +82,83 @@ pub struct ReportArgs {
     pub export_json: Option<PathBuf>,
 }
 
+/// `llmbench check SCRIPT`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Workload script to evaluate.
+    #[arg(value_name = "SCRIPT")]
+    pub script: PathBuf,
+    /// Override a script param: --set rps=20 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub set: Vec<(String, String)>,
+    /// Folder holding targets.yaml and models.yaml.
+    #[arg(long, value_name = "DIR", default_value = "configs")]
+    pub configs: PathBuf,
+}
+
+/// `llmbench run --target T --model M --workload W`.
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    /// Target name from targets.yaml (`mock`, when the file has no such target: the built-in
+    /// mock server).
+    #[arg(long, value_name = "NAME")]
+    pub target: String,
+    /// Model name from models.yaml (or the name the server knows).
+    #[arg(long, value_name = "NAME")]
+    pub model: String,
+    /// Workload name from workloads.yaml: low-load, medium-load, high-load, stress-test.
+    #[arg(long, value_name = "NAME")]
+    pub workload: String,
+    /// Override a workload param: duration, rps, concurrency, input_tokens, output_tokens
+    /// (repeatable, e.g. --set duration=60).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `llmbench interactive`.
+#[derive(Debug, Args)]
+pub struct InteractiveArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where configs are read and results written, for commands that run a workload.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Folder for raw/, summary/, reports/ and runs/.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Folder holding targets.yaml, models.yaml and workloads.yaml.
+    #[arg(long, value_name = "DIR", default_value = "configs")]
+    pub configs: PathBuf,
+    /// Folder of report templates overriding the built-in ones (default: ./templates if present).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Do not show the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn name_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not NAME=VALUE, e.g. --set rps=20")),
+    }
+}
+
 /// Running a workload script.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Workload script to run, e.g. scripts/quickstart.rhai.
-    #[arg(required = true, value_name = "SCRIPT")]
+    /// Workload script to run, e.g. scripts/quickstart.rhai. Without one, in a terminal,
+    /// llmbench asks what to run (see `llmbench interactive`).
+    #[arg(value_name = "SCRIPT")]
     pub script: Option<PathBuf>,
+    /// Override a script param: --set rps=20 --set duration=60 (the script reads it with
+    /// param("rps", 5)).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub set: Vec<(String, String)>,
     /// Base URL of the server, up to the API version (overrides the script's target),
     /// e.g. http://127.0.0.1:8000/v1.
     #[arg(long, value_name = "URL")]
@@ -176,6 +256,10 @@ pub struct MockArgs {
     /// Model name the mock reports.
     #[arg(long, default_value = crate::mock::MOCK_MODEL)]
     pub model: String,
+    /// Batch limit: at most N requests generate at once, the rest queue (saturation is then
+    /// N / (TTFT + tokens × ITL) requests per second).
+    #[arg(long, value_name = "N")]
+    pub max_running: Option<u32>,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -248,7 +332,32 @@ mod tests {
         assert_eq!(c.run.script, Some(PathBuf::from("s.rhai")));
         let c = Cli::try_parse_from(["llmbench", "mock", "--ttft-ms", "100"]).unwrap();
         assert!(matches!(c.command, Some(Command::Mock(m)) if m.ttft_ms == 100.0));
-        assert!(Cli::try_parse_from(["llmbench"]).is_err());
+        assert!(
+            Cli::try_parse_from(["llmbench"])
+                .unwrap()
+                .run
+                .script
+                .is_none()
+        );
+        let c = Cli::try_parse_from(["llmbench", "s.rhai", "--set", "rps=20", "--set", "d=1=2"])
+            .unwrap();
+        assert_eq!(
+            c.run.set,
+            vec![("rps".into(), "20".into()), ("d".into(), "1=2".into())]
+        );
+        assert!(Cli::try_parse_from(["llmbench", "s.rhai", "--set", "rps"]).is_err());
+        let c = Cli::try_parse_from([
+            "llmbench",
+            "run",
+            "--target",
+            "t",
+            "--model",
+            "m",
+            "--workload",
+            "high-load",
+        ])
+        .unwrap();
+        assert!(matches!(c.command, Some(Command::Run(w)) if w.workload == "high-load"));
         assert!(Cli::try_parse_from(["llmbench", "mock", "--itl-ms", "-3"]).is_err());
     }
 }

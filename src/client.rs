@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::plan::{ApiKey, Endpoint, RequestSpec, Target};
+use crate::plan::{ApiKey, Content, Endpoint, RequestSpec, Target};
 use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind};
 use crate::schedule::Dispatch;
 use chunk::{BodyError, parse_body, truncate};
@@ -29,14 +29,30 @@ use response::{Failure, Received, error_chain};
 /// Header carrying the run-wide request id, so server logs (and the mock) can be matched up.
 pub const REQUEST_ID_HEADER: &str = "x-llmbench-request-id";
 
-/// Builds the JSON body for one request.
-pub fn build_body(spec: &RequestSpec, model: &str, prompt: &str) -> Bytes {
-    let mut body = match spec.endpoint {
-        Endpoint::Chat => json!({
-            "model": model,
-            "messages": [{"role": "user", "content": prompt}],
-        }),
-        Endpoint::Completions => json!({ "model": model, "prompt": prompt }),
+/// Builds the JSON body for one request: the endpoint's prompt fields, `max_tokens`, streaming
+/// (with `stream_options.include_usage`), then the spec's extra body fields.
+pub fn build_body(spec: &RequestSpec, model: &str, prompt: &Content) -> Result<Bytes, String> {
+    let mut body = match (spec.endpoint, prompt) {
+        (Endpoint::Chat, content) => {
+            let mut messages = Vec::new();
+            if let Some(system) = &spec.system {
+                messages.push(json!({"role": "system", "content": system}));
+            }
+            match content {
+                Content::Text(text) => messages.push(json!({"role": "user", "content": text})),
+                Content::Messages(list) => messages.extend(
+                    list.iter()
+                        .map(|m| json!({"role": m.role, "content": m.content})),
+                ),
+            }
+            json!({ "model": model, "messages": messages })
+        }
+        (Endpoint::Completions, Content::Text(text)) => json!({ "model": model, "prompt": text }),
+        (Endpoint::Completions, Content::Messages(_)) => {
+            return Err(
+                "the prompt is a list of chat messages, but the endpoint is \"completions\"; use endpoint: \"chat\" or return a string".into(),
+            );
+        }
     };
     let obj = body.as_object_mut().expect("built as an object");
     if let Some(n) = spec.max_tokens {
@@ -46,7 +62,12 @@ pub fn build_body(spec: &RequestSpec, model: &str, prompt: &str) -> Bytes {
     if spec.stream {
         obj.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    Bytes::from(serde_json::to_vec(&body).expect("JSON values serialize"))
+    for (k, v) in &spec.body {
+        obj.insert(k.clone(), v.clone());
+    }
+    Ok(Bytes::from(
+        serde_json::to_vec(&body).expect("JSON values serialize"),
+    ))
 }
 
 /// Why a client could not be built.
@@ -60,6 +81,10 @@ pub enum ClientError {
     },
     #[error("target {0:?}: the API key contains characters not allowed in an HTTP header")]
     BadKey(String),
+    #[error(
+        "request header {0:?}: not a valid HTTP header name or value; fix headers in request(...)"
+    )]
+    BadHeader(String),
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
     #[error("--ca-cert {}: {reason}; give a PEM file of CA certificates", path.display())]
@@ -133,6 +158,13 @@ impl Client {
                 .map_err(|_| ClientError::BadKey(target.name.clone()))?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
+        }
+        for (name, value) in &spec.headers {
+            let bad = || ClientError::BadHeader(name.clone());
+            let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+            let mut v = HeaderValue::from_str(value).map_err(|_| bad())?;
+            v.set_sensitive(true);
+            headers.insert(n, v);
         }
         let http = options.build_http(pool, spec.timeout)?;
         Ok(Self {
@@ -392,14 +424,50 @@ mod tests {
             max_tokens: Some(32),
             stream,
             prompt: Prompt::Text("hi".into()),
+            system: None,
+            body: Default::default(),
+            headers: Vec::new(),
             timeout: Duration::from_secs(5),
         }
     }
 
+    fn text(t: &str) -> Content {
+        Content::Text(t.into())
+    }
+
+    #[test]
+    fn system_messages_extra_fields_and_chat_turns() {
+        let mut s = spec(Endpoint::Chat, false);
+        s.system = Some("be brief".into());
+        s.body.insert("temperature".into(), json!(0.5));
+        s.body.insert("ignore_eos".into(), json!(true));
+        let turns = Content::Messages(vec![
+            crate::plan::Message {
+                role: "user".into(),
+                content: "a".into(),
+            },
+            crate::plan::Message {
+                role: "assistant".into(),
+                content: "b".into(),
+            },
+        ]);
+        let b: Value = serde_json::from_slice(&build_body(&s, "m", &turns).unwrap()).unwrap();
+        assert_eq!(
+            b,
+            json!({"model":"m","messages":[{"role":"system","content":"be brief"},
+                   {"role":"user","content":"a"},{"role":"assistant","content":"b"}],
+                   "max_tokens":32,"stream":false,"temperature":0.5,"ignore_eos":true})
+        );
+        let err = build_body(&spec(Endpoint::Completions, true), "m", &turns).unwrap_err();
+        assert!(err.contains("chat"), "{err}");
+    }
+
     #[test]
     fn chat_body_asks_for_usage_when_streaming() {
-        let b: Value =
-            serde_json::from_slice(&build_body(&spec(Endpoint::Chat, true), "m", "hello")).unwrap();
+        let b: Value = serde_json::from_slice(
+            &build_body(&spec(Endpoint::Chat, true), "m", &text("hello")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             b,
             json!({"model":"m","messages":[{"role":"user","content":"hello"}],
@@ -409,9 +477,10 @@ mod tests {
 
     #[test]
     fn completions_body_without_stream() {
-        let b: Value =
-            serde_json::from_slice(&build_body(&spec(Endpoint::Completions, false), "m", "x"))
-                .unwrap();
+        let b: Value = serde_json::from_slice(
+            &build_body(&spec(Endpoint::Completions, false), "m", &text("x")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             b,
             json!({"model":"m","prompt":"x","max_tokens":32,"stream":false})

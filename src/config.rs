@@ -49,6 +49,23 @@ struct ModelEntry {
     full_name: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadsFile {
+    workloads: Vec<Workload>,
+}
+
+/// One entry of `workloads.yaml`: an open-loop load at `rps` with at most `concurrency` in
+/// flight, for `duration` seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    pub duration: f64,
+    pub rps: f64,
+    pub concurrency: u32,
+}
+
 /// The config folder (default `configs/`), read on demand.
 #[derive(Debug, Clone)]
 pub struct Configs {
@@ -125,6 +142,59 @@ impl Configs {
     }
 }
 
+impl Configs {
+    /// The workload called `name` in `workloads.yaml`.
+    pub fn workload(&self, name: &str) -> Result<Workload, ConfigError> {
+        let all = self.workloads()?;
+        let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
+        all.iter()
+            .find(|w| w.name == name)
+            .cloned()
+            .ok_or_else(|| ConfigError::Invalid {
+                path: self.dir.join("workloads.yaml"),
+                message: format!(
+                    "no workload named {name:?}; the file defines: {}",
+                    names.join(", ")
+                ),
+            })
+    }
+
+    /// Every workload in `workloads.yaml`, checked (positive duration, rps and concurrency).
+    pub fn workloads(&self) -> Result<Vec<Workload>, ConfigError> {
+        let file: WorkloadsFile = self.read("workloads.yaml")?;
+        for w in &file.workloads {
+            if !(w.duration > 0.0 && w.rps > 0.0 && w.concurrency > 0) {
+                return Err(ConfigError::Invalid {
+                    path: self.dir.join("workloads.yaml"),
+                    message: format!(
+                        "workload {:?}: duration, rps and concurrency must all be greater than 0",
+                        w.name
+                    ),
+                });
+            }
+        }
+        Ok(file.workloads)
+    }
+
+    /// Target names in `targets.yaml` (empty when the file does not exist).
+    pub fn target_names(&self) -> Result<Vec<String>, ConfigError> {
+        if !self.dir.join("targets.yaml").exists() {
+            return Ok(Vec::new());
+        }
+        let file: TargetsFile = self.read("targets.yaml")?;
+        Ok(file.targets.into_iter().map(|t| t.name).collect())
+    }
+
+    /// Model short names in `models.yaml` (empty when the file does not exist).
+    pub fn model_names(&self) -> Result<Vec<String>, ConfigError> {
+        if !self.dir.join("models.yaml").exists() {
+            return Ok(Vec::new());
+        }
+        let file: ModelsFile = self.read("models.yaml")?;
+        Ok(file.models.into_iter().map(|m| m.name).collect())
+    }
+}
+
 /// Replaces each `${VAR}` with the variable's value; `Err(VAR)` names the first unset one.
 pub fn expand_env(raw: &str) -> Result<String, String> {
     let mut out = String::new();
@@ -180,6 +250,41 @@ mod tests {
             err.contains("vllm-local") && err.contains("targets.yaml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_shipped_workloads_are_the_original_four() {
+        let c = Configs::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs"));
+        let w: Vec<(String, f64, f64, u32)> = c
+            .workloads()
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.name, w.duration, w.rps, w.concurrency))
+            .collect();
+        assert_eq!(
+            w,
+            vec![
+                ("low-load".into(), 300.0, 1.0, 1),
+                ("medium-load".into(), 300.0, 5.0, 10),
+                ("high-load".into(), 300.0, 20.0, 50),
+                ("stress-test".into(), 300.0, 50.0, 100),
+            ]
+        );
+        let d = dir_with(&[(
+            "workloads.yaml",
+            "workloads:\n  - name: a\n    duration: 1\n    rps: 1\n    concurency: 1\n",
+        )]);
+        let err = Configs::new(d.path())
+            .workload("a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("workloads.yaml") && err.contains("concurency"),
+            "{err}"
+        );
+        assert!(err.contains("line") || err.contains(":5"), "{err}");
+        let err = c.workload("huge").unwrap_err().to_string();
+        assert!(err.contains("medium-load"), "{err}");
     }
 
     #[test]

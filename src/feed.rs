@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::client::build_body;
-use crate::plan::{Prompt, RequestSpec};
+use crate::plan::{Content, Prompt, RequestSpec};
 
 /// How many bodies the producer keeps ready.
 pub const AHEAD: usize = 1024;
@@ -54,23 +54,34 @@ impl FeedStatus {
 }
 
 fn produce(spec: &RequestSpec, model: &str, tx: &mpsc::Sender<Bytes>) -> Option<String> {
-    match &spec.prompt {
-        Prompt::Text(text) => {
-            let body = build_body(spec, model, text);
-            while tx.blocking_send(body.clone()).is_ok() {}
-            None
-        }
-        Prompt::Generated(generator) => {
-            for index in 0.. {
-                let prompt = match generator.generate(index) {
-                    Ok(p) => p,
-                    Err(e) => return Some(e),
-                };
-                if tx.blocking_send(build_body(spec, model, &prompt)).is_err() {
+    let fixed = match &spec.prompt {
+        Prompt::Text(text) => Some(Content::Text(text.clone())),
+        Prompt::Messages(m) => Some(Content::Messages(m.clone())),
+        Prompt::Generated(_) => None,
+    };
+    if let Some(content) = fixed {
+        let body = match build_body(spec, model, &content) {
+            Ok(b) => b,
+            Err(e) => return Some(e),
+        };
+        while tx.blocking_send(body.clone()).is_ok() {}
+        return None;
+    }
+    let Prompt::Generated(generator) = &spec.prompt else {
+        unreachable!("fixed prompts returned above")
+    };
+    for index in 0.. {
+        let body = generator
+            .generate(index)
+            .and_then(|content| build_body(spec, model, &content));
+        match body {
+            Ok(body) => {
+                if tx.blocking_send(body).is_err() {
                     return None;
                 }
             }
-            None
+            Err(e) => return Some(e),
         }
     }
+    None
 }

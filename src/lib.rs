@@ -20,8 +20,10 @@ pub mod run;
 pub mod schedule;
 pub mod script;
 pub mod stats;
+pub mod sweep;
 pub mod telemetry;
 pub mod timeline;
 pub mod timer;
+pub mod verdict;
 
 pub mod client;

@@ -43,6 +43,10 @@ pub struct MockConfig {
     pub model: String,
     /// What to break, and how often.
     pub faults: FaultConfig,
+    /// Batch limit: at most this many requests generate at once; the rest wait in a FIFO
+    /// queue. A request holds its slot for `ttft + tokens × itl` from admission, so saturation
+    /// is exactly `max_running / (ttft + tokens × itl)` requests per second. `None`: no limit.
+    pub max_running: Option<u32>,
 }
 
 impl Default for MockConfig {
@@ -53,6 +57,7 @@ impl Default for MockConfig {
             output_tokens: 64,
             model: MOCK_MODEL.into(),
             faults: FaultConfig::default(),
+            max_running: None,
         }
     }
 }
@@ -76,6 +81,8 @@ struct Shared {
     stats: Arc<Mutex<MockStats>>,
     /// Times each request id was seen (a retry is the same id again).
     seen: Arc<Mutex<HashMap<u64, u32>>>,
+    /// Generation slots when `max_running` is set.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A running mock server; stops when dropped.
@@ -100,11 +107,15 @@ impl MockServer {
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(HashMap::new()));
         let stats = Arc::new(Mutex::new(MockStats::default()));
+        let slots = config
+            .max_running
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize)));
         let shared = Shared {
             config: Arc::new(config),
             log: log.clone(),
             stats: stats.clone(),
             seen: Arc::default(),
+            slots,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -222,11 +233,11 @@ async fn mock_stats(State(s): State<Shared>) -> Response {
 }
 
 async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(s, Kind::Chat, &headers, &body)
+    respond(s, Kind::Chat, &headers, &body).await
 }
 
 async fn completions(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(s, Kind::Completions, &headers, &body)
+    respond(s, Kind::Completions, &headers, &body).await
 }
 
 #[derive(Clone, Copy)]
@@ -235,7 +246,7 @@ pub(crate) enum Kind {
     Completions,
 }
 
-fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response {
     let received = Instant::now();
     let id = headers
         .get(crate::client::REQUEST_ID_HEADER)
@@ -330,6 +341,24 @@ fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response 
             },
         );
     }
+    // With a batch limit, wait for a slot; generation starts at admission.
+    let admitted = match &s.slots {
+        None => received,
+        Some(slots) => {
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let at = Instant::now();
+            let busy_until = at + s.config.ttft + s.config.itl * n.min(u32::MAX as u64) as u32;
+            tokio::spawn(async move {
+                crate::timer::sleep_until(busy_until).await;
+                drop(permit);
+            });
+            at
+        }
+    };
     let generation = Generation {
         kind,
         model: s.config.model.clone(),
@@ -338,7 +367,7 @@ fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response 
             .map_or(0, |d| d.as_secs()),
         prompt_tokens,
         tokens: n,
-        first_at: received + s.config.ttft,
+        first_at: admitted + s.config.ttft,
         itl: s.config.itl,
         fault,
         stall: s.config.faults.stall,

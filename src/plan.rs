@@ -23,6 +23,14 @@ pub struct Plan {
     pub phases: Vec<Phase>,
     /// What to sample beside the load.
     pub telemetry: TelemetrySpec,
+    /// Service-level objectives: a request that meets all of them is good (goodput).
+    pub slo: Option<Slo>,
+    /// Checks run against the statistics after the run; any failure makes the exit code 1.
+    pub assertions: Vec<Assertion>,
+    /// The script's `param(...)` values as used (after `--set`), by name.
+    pub params: std::collections::BTreeMap<String, String>,
+    /// With a sweep: the share of good requests (0..=1) a step needs to meet the SLO.
+    pub attainment: Option<f64>,
 }
 
 /// Telemetry to collect during a run.
@@ -51,6 +59,47 @@ impl Default for TelemetrySpec {
             series: Vec::new(),
         }
     }
+}
+
+/// Latency limits a good request stays within (each `None`: not limited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2el_ms: Option<f64>,
+}
+
+/// A named check of the run's statistics.
+#[derive(Clone, Serialize)]
+pub struct Assertion {
+    pub name: String,
+    #[serde(serialize_with = "serialize_check")]
+    pub check: Arc<dyn StatsCheck>,
+}
+
+impl fmt::Debug for Assertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Assertion({:?}, {})", self.name, self.check.describe())
+    }
+}
+
+fn serialize_check<S: serde::Serializer>(c: &Arc<dyn StatsCheck>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&c.describe())
+}
+
+/// What an assertion found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckOutcome {
+    pub passed: bool,
+    /// The measured value, as shown in the report (e.g. `412.3`, or `true`).
+    pub value: String,
+}
+
+/// Evaluates an assertion against the statistics, given as JSON (the shape scripts see).
+pub trait StatsCheck: Send + Sync {
+    fn check(&self, stats: &serde_json::Value) -> Result<CheckOutcome, String>;
+    /// A short description for run metadata and `llmbench check`.
+    fn describe(&self) -> String;
 }
 
 impl Plan {
@@ -117,6 +166,8 @@ pub struct MockSpec {
     pub ttft_ms: f64,
     pub itl_ms: f64,
     pub output_tokens: u32,
+    /// Batch limit (requests generating at once); `None`: unlimited.
+    pub max_running: Option<u32>,
 }
 
 impl Default for MockSpec {
@@ -125,6 +176,7 @@ impl Default for MockSpec {
             ttft_ms: 50.0,
             itl_ms: 10.0,
             output_tokens: 64,
+            max_running: None,
         }
     }
 }
@@ -164,9 +216,23 @@ pub struct RequestSpec {
     /// Stream the response (SSE). Latency per token needs streaming.
     pub stream: bool,
     pub prompt: Prompt,
+    /// A system message put before every chat prompt.
+    pub system: Option<String>,
+    /// Extra JSON body fields (temperature, top_p, seed, ignore_eos, ...), added to every request.
+    pub body: serde_json::Map<String, serde_json::Value>,
+    /// Extra HTTP headers; their values are never serialized (they may carry secrets).
+    #[serde(serialize_with = "serialize_header_names")]
+    pub headers: Vec<(String, String)>,
     /// Whole-request timeout, from send to the last byte.
     #[serde(serialize_with = "serialize_secs")]
     pub timeout: Duration,
+}
+
+fn serialize_header_names<S: serde::Serializer>(
+    h: &[(String, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(h.iter().map(|(name, _)| (name, "[redacted]")))
 }
 
 fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -179,6 +245,8 @@ fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::
 pub enum Prompt {
     /// The same text for every request.
     Text(String),
+    /// The same chat messages for every request.
+    Messages(Vec<Message>),
     /// A function of the request index, evaluated ahead of the scheduler.
     #[serde(serialize_with = "serialize_generator")]
     Generated(Arc<dyn PromptGenerator>),
@@ -195,14 +263,29 @@ impl fmt::Debug for Prompt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Prompt::Text(t) => f.debug_tuple("Text").field(t).finish(),
+            Prompt::Messages(m) => f.debug_tuple("Messages").field(m).finish(),
             Prompt::Generated(g) => f.debug_tuple("Generated").field(&g.describe()).finish(),
         }
     }
 }
 
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+/// What a prompt generator makes for one request: a text, or chat messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Text(String),
+    Messages(Vec<Message>),
+}
+
 /// Produces the prompt for request `index` (0-based over the whole run, warmup included).
 pub trait PromptGenerator: Send + Sync {
-    fn generate(&self, index: u64) -> Result<String, String>;
+    fn generate(&self, index: u64) -> Result<Content, String>;
     /// A short description for run metadata, e.g. `script function at quickstart.rhai:4`.
     fn describe(&self) -> String;
 }
@@ -232,6 +315,66 @@ pub struct Phase {
     pub seed: u64,
     /// Runs, but stays out of the statistics.
     pub warmup: bool,
+    /// How rate and concurrency change over the phase; with a rate shape, `rate` is its value at
+    /// the start, and `concurrency` is the largest value the concurrency shape reaches.
+    pub ramp: Ramp,
+    /// This phase is part of a capacity sweep (its rate is set from the measured saturation).
+    pub sweep: Option<SweepStep>,
+}
+
+/// Time-varying load of a phase (both `None`: constant).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Ramp {
+    pub rate: Option<Shape>,
+    pub concurrency: Option<Shape>,
+}
+
+/// A value over a phase's duration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// From `from` at the start to `to` at the end, linearly.
+    Linear { from: f64, to: f64 },
+    /// Equal-length steps, one value each.
+    Steps(Vec<f64>),
+}
+
+impl Shape {
+    /// The value `frac` (0..=1) of the way through the phase.
+    pub fn at(&self, frac: f64) -> f64 {
+        match self {
+            Shape::Linear { from, to } => from + (to - from) * frac.clamp(0.0, 1.0),
+            Shape::Steps(v) => {
+                let i = ((frac * v.len() as f64) as usize).min(v.len() - 1);
+                v[i]
+            }
+        }
+    }
+
+    pub fn max(&self) -> f64 {
+        match self {
+            Shape::Linear { from, to } => from.max(*to),
+            Shape::Steps(v) => v.iter().copied().fold(f64::MIN, f64::max),
+        }
+    }
+
+    /// The integral over a phase of `secs` seconds (expected arrivals for a rate shape).
+    pub fn integral(&self, secs: f64) -> f64 {
+        match self {
+            Shape::Linear { from, to } => (from + to) / 2.0 * secs,
+            Shape::Steps(v) => v.iter().sum::<f64>() * secs / v.len() as f64,
+        }
+    }
+}
+
+/// A phase's role in a capacity sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepStep {
+    /// Closed loop at high concurrency: its throughput is the saturation rate.
+    Saturation,
+    /// Open loop at this fraction of the measured saturation rate.
+    Fraction(f64),
 }
 
 fn serialize_opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -249,8 +392,13 @@ impl Phase {
 
     /// Requests this phase is expected to send, where that can be known in advance.
     pub fn expected_requests(&self) -> Option<u64> {
-        let by_duration = match (self.rate, self.duration) {
-            (Some(rate), Some(d)) => Some((rate * d.as_secs_f64()).ceil() as u64),
+        if matches!(self.sweep, Some(SweepStep::Fraction(_))) {
+            // The rate is known only once the saturation phase has run.
+            return self.requests;
+        }
+        let by_duration = match (&self.ramp.rate, self.rate, self.duration) {
+            (Some(shape), _, Some(d)) => Some(shape.integral(d.as_secs_f64()).ceil() as u64),
+            (None, Some(rate), Some(d)) => Some((rate * d.as_secs_f64()).ceil() as u64),
             _ => None,
         };
         match (by_duration, self.requests) {

@@ -17,11 +17,14 @@ use std::path::PathBuf;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::plan::Slo;
 use crate::record::Outcome;
 use crate::stats::{Distribution, Metric, PhaseStats, Requested, STAT_KEYS, Summary};
+use crate::sweep::SweepOutcome;
 use crate::telemetry::Reading;
 use crate::telemetry::summary::{Energy, TelemetrySummary};
 use crate::timeline::Timeline;
+use crate::verdict::Verdict;
 
 /// Templates the binary carries, by name.
 const EMBEDDED: [(&str, &str); 7] = [
@@ -126,6 +129,12 @@ pub struct ReportContext<'a> {
     pub charts: RunCharts,
     /// Telemetry series and energy, when any were sampled.
     pub telemetry: Option<&'a TelemetrySummary>,
+    /// The script's SLO (goodput is in each phase's `good*` fields), if it set one.
+    pub slo: Option<Slo>,
+    /// Every assertion with pass/fail and its value.
+    pub verdicts: &'a [Verdict],
+    /// What a capacity sweep found, if the run held one.
+    pub sweep: Option<&'a SweepOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +166,9 @@ impl<'a> ReportContext<'a> {
             files,
             charts: RunCharts::new(summary, timeline),
             telemetry: None,
+            slo: None,
+            verdicts: &[],
+            sweep: None,
         }
     }
 
@@ -175,6 +187,19 @@ impl<'a> ReportContext<'a> {
             .collect();
         self.charts.add_telemetry(readings, timeline);
         self.telemetry = Some(telemetry).filter(|t| !t.series.is_empty());
+        self
+    }
+
+    /// Adds a capacity sweep's outcome.
+    pub fn with_sweep(mut self, sweep: Option<&'a SweepOutcome>) -> Self {
+        self.sweep = sweep;
+        self
+    }
+
+    /// Adds the SLO and the assertions' verdicts.
+    pub fn with_verdicts(mut self, slo: Option<Slo>, verdicts: &'a [Verdict]) -> Self {
+        self.slo = slo;
+        self.verdicts = verdicts;
         self
     }
 }

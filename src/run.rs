@@ -74,6 +74,10 @@ pub struct Finished {
     pub interrupted: bool,
     /// The prompt generator failed mid-run (a script error).
     pub feed_error: Option<String>,
+    /// The script's assertions, evaluated against `summary`.
+    pub verdicts: Vec<crate::verdict::Verdict>,
+    /// What a capacity sweep found, if the plan held one.
+    pub sweep: Option<crate::sweep::SweepOutcome>,
 }
 
 impl Finished {
@@ -82,7 +86,7 @@ impl Finished {
             EXIT_INTERRUPTED
         } else if self.feed_error.is_some() {
             EXIT_USAGE
-        } else if self.summary.all.ok == 0 {
+        } else if self.summary.all.ok == 0 || self.verdicts.iter().any(|v| !v.passed) {
             EXIT_FAILED
         } else {
             EXIT_OK
@@ -134,22 +138,31 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Mock(args)) => serve_mock(args).await,
             Some(Command::Parse(args)) => crate::commands::parse(&args),
             Some(Command::Report(args)) => crate::commands::report(&args),
-            None => match run_script(&cli.run).await {
-                Ok(finished) => {
-                    if let Some(e) = &finished.feed_error {
-                        eprintln!("llmbench: the prompt generator failed: {e}");
-                    }
-                    finished.exit_code()
-                }
-                Err(e) => {
-                    eprintln!("llmbench: {e}");
-                    EXIT_USAGE
-                }
-            },
+            Some(Command::Check(args)) => crate::commands::check(&args),
+            Some(Command::Run(args)) => crate::commands::run_workload(&args).await,
+            Some(Command::Interactive(args)) => crate::commands::interactive(&args.output).await,
+            None if cli.run.script.is_none() => crate::commands::no_script(&cli.run).await,
+            None => exit_code_of(run_script(&cli.run).await),
         }
     });
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// Reports how a run ended and returns its exit code.
+pub fn exit_code_of(result: Result<Finished, RunError>) -> u8 {
+    match result {
+        Ok(finished) => {
+            if let Some(e) = &finished.feed_error {
+                eprintln!("llmbench: the prompt generator failed: {e}");
+            }
+            finished.exit_code()
+        }
+        Err(e) => {
+            eprintln!("llmbench: {e}");
+            EXIT_USAGE
+        }
+    }
 }
 
 async fn serve_mock(args: MockArgs) -> u8 {
@@ -168,6 +181,7 @@ async fn serve_mock(args: MockArgs) -> u8 {
             stall: Duration::from_secs_f64(args.faults.stall_ms / 1000.0),
             require_key: args.faults.require_key,
         },
+        max_running: args.max_running,
     };
     if let Err(e) = config.faults.validate() {
         eprintln!("llmbench mock: {e}");
@@ -192,7 +206,8 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
         .as_deref()
         .ok_or_else(|| RunError::Usage("no script given: llmbench SCRIPT.rhai".into()))?;
     let configs = Configs::new(&args.configs);
-    let mut plan = script::load(path, &configs)?;
+    let overrides = args.set.iter().cloned().collect();
+    let mut plan = script::load_with(path, &configs, &overrides)?;
     if let Some(url) = &args.url {
         plan.target = Some(Target {
             name: url_host(url),
@@ -342,11 +357,12 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     let (bodies, feed_status) = Feed::start(&plan.request, &model).split();
     let (record_tx, record_rx) = mpsc::unbounded_channel::<RequestRecord>();
     let mut progress = Progress::new(plan.expected_requests(), options.progress);
+    let slo = plan.slo;
     let sink = std::thread::Builder::new()
         .name("llmbench-records".into())
         .spawn(move || {
             let mut writer = writer;
-            let mut stats = Analyzer::new();
+            let mut stats = Analyzer::new().with_slo(slo);
             let mut rx = record_rx;
             let mut write_error = None;
             while let Some(rec) = rx.blocking_recv() {
@@ -368,7 +384,12 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     let ctrl_c = tokio::spawn(watch_ctrl_c(stop.clone(), abort.clone(), options.grace));
 
     let mut scheduler = Scheduler::new(clock, bodies, stop.clone());
+    // Phases as they ran (a sweep step's rate is set from the measured saturation).
+    let mut ran_phases = Vec::new();
+    let mut saturation = None;
     for (index, phase) in plan.phases.iter().enumerate() {
+        let phase = &crate::sweep::resolve(phase, saturation);
+        ran_phases.push(phase.clone());
         let label = Arc::new(PhaseLabel {
             name: phase.name.clone(),
             warmup: phase.warmup,
@@ -383,6 +404,9 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
             }
         };
         let ran = scheduler.run_phase(index, phase, exec).await;
+        if phase.sweep == Some(crate::plan::SweepStep::Saturation) {
+            saturation = crate::sweep::saturation_rps(&ran);
+        }
         if stop.is_cancelled() || ran.feed_exhausted {
             break;
         }
@@ -405,6 +429,14 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     let analysis = stats.finish();
     let summary = analysis.summary;
     let telemetry = crate::analysis::telemetry_over(&collected.readings, &summary);
+    let verdicts = crate::verdict::evaluate(&plan.assertions, &summary);
+    let sweep = crate::sweep::outcome(
+        &ran_phases,
+        saturation,
+        &summary,
+        plan.slo.as_ref(),
+        plan.attainment.unwrap_or(crate::sweep::DEFAULT_ATTAINMENT),
+    );
     let requested = crate::stats::Requested {
         max_tokens: plan.request.max_tokens,
         fixed_prompt: matches!(plan.request.prompt, crate::plan::Prompt::Text(_)),
@@ -434,7 +466,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         interrupted,
         llmbench_version: env!("CARGO_PKG_VERSION").into(),
         host: host_description(),
-        phases: plan.phases.iter().map(describe_phase).collect(),
+        phases: ran_phases.iter().map(describe_phase).collect(),
         max_tokens: requested.max_tokens,
         fixed_prompt: requested.fixed_prompt,
     };
@@ -457,7 +489,9 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         &analysis.timeline,
         &telemetry,
         &collected.readings,
-    );
+    )
+    .with_verdicts(plan.slo, &verdicts)
+    .with_sweep(sweep.as_ref());
     let report = renderer.run_report(&ctx)?;
     write_atomic(&files.csv, &report.csv)?;
     write_atomic(&files.markdown, &report.markdown)?;
@@ -474,15 +508,21 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         "summary": &summary,
         "telemetry": &telemetry,
         "warnings": &warnings,
+        "assertions": &verdicts,
+        "sweep": &sweep,
     });
     write_atomic(
         &files.metadata,
         &serde_json::to_string_pretty(&metadata).expect("metadata serializes"),
     )?;
     // A closed stdout (`| head`) is not an error: everything is already on disk.
+    let sweep_line = sweep
+        .as_ref()
+        .map(|s| format!("\n{}", crate::sweep::describe(s)))
+        .unwrap_or_default();
     let _ = writeln!(
         std::io::stdout().lock(),
-        "{}\n\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
+        "{}{sweep_line}\n\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
         report.terminal.trim_end(),
         files.raw.display(),
         files.csv.display(),
@@ -497,6 +537,8 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         clock,
         interrupted,
         feed_error,
+        verdicts,
+        sweep,
     })
 }
 
@@ -507,6 +549,7 @@ fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
         output_tokens: plan.mock.output_tokens,
         model: MOCK_MODEL.into(),
         faults: crate::mock::FaultConfig::default(),
+        max_running: plan.mock.max_running,
     };
     MockServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| {
         RunError::Usage(format!(
@@ -654,17 +697,34 @@ fn host_description() -> String {
 
 /// One line per phase, e.g. `steady: 5 req/s poisson, concurrency 10, 300 s`.
 pub fn describe_phase(p: &Phase) -> String {
-    let load = match p.rate {
+    let rate = match (&p.ramp.rate, p.sweep, p.rate) {
+        (Some(crate::plan::Shape::Linear { from, to }), _, _) => Some(format!("ramp {from}→{to}")),
+        (Some(crate::plan::Shape::Steps(v)), _, _) => Some(format!("steps {v:?}")),
+        (None, Some(crate::plan::SweepStep::Fraction(f)), Some(r)) if r == f => {
+            Some(format!("{f:.2} × saturation"))
+        }
+        (None, _, Some(r)) => Some(
+            format!("{r:.4}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_owned(),
+        ),
+        (None, _, None) => None,
+    };
+    let load = match rate {
         Some(r) => format!(
             "{r} req/s {}, {}",
             match p.arrival {
                 Arrival::Constant => "constant",
                 Arrival::Poisson => "poisson",
             },
-            p.concurrency
-                .map_or("no concurrency cap".into(), |c| format!(
-                    "concurrency cap {c}"
-                ))
+            match (&p.ramp.concurrency, p.concurrency) {
+                (Some(crate::plan::Shape::Linear { from, to }), _) =>
+                    format!("concurrency cap ramp {from}→{to}"),
+                (Some(crate::plan::Shape::Steps(v)), _) => format!("concurrency cap steps {v:?}"),
+                (None, Some(c)) => format!("concurrency cap {c}"),
+                (None, None) => "no concurrency cap".into(),
+            }
         ),
         None => format!("closed loop, {} concurrent", p.concurrency.unwrap_or(1)),
     };

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Instant};
-use crate::plan::{Arrival, Phase};
+use crate::plan::{Arrival, Phase, Shape};
 
 /// One request released by the scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,68 @@ pub fn arrival_offsets(rate: f64, arrival: Arrival, seed: u64) -> impl Iterator<
         n += 1;
         Some(Duration::from_secs_f64(this))
     })
+}
+
+/// Offsets of the arrivals of a phase whose rate follows `shape` over `duration`. Pure and
+/// seeded: arrival n (constant) or the n-th point of a unit-rate Poisson process (poisson) is
+/// mapped through the inverse of the cumulative rate, so the rate at time t is `shape.at(t/D)`.
+pub fn shaped_offsets(
+    shape: &Shape,
+    duration: Duration,
+    arrival: Arrival,
+    seed: u64,
+) -> impl Iterator<Item = Duration> + use<> {
+    let inverse = cumulative_inverse(shape, duration.as_secs_f64());
+    let mut rng = StdRng::seed_from_u64(seed);
+    let unit = Exp::new(1.0).expect("1 is a valid rate");
+    let mut y = 0.0_f64;
+    let mut n: u64 = 0;
+    std::iter::from_fn(move || {
+        let this = match arrival {
+            Arrival::Constant => n as f64,
+            Arrival::Poisson => {
+                if n > 0 {
+                    y += unit.sample(&mut rng);
+                }
+                y
+            }
+        };
+        n += 1;
+        inverse(this).map(Duration::from_secs_f64)
+    })
+}
+
+/// t such that the arrivals expected in [0, t) equal `y`; `None` past the phase's end.
+fn cumulative_inverse(shape: &Shape, secs: f64) -> impl Fn(f64) -> Option<f64> + use<> {
+    // Piecewise-linear rate: segments (start, length, rate at start, rate at end).
+    let segments: Vec<(f64, f64, f64, f64)> = match shape {
+        Shape::Linear { from, to } => vec![(0.0, secs, *from, *to)],
+        Shape::Steps(v) => {
+            let len = secs / v.len() as f64;
+            v.iter()
+                .enumerate()
+                .map(|(i, r)| (i as f64 * len, len, *r, *r))
+                .collect()
+        }
+    };
+    move |y: f64| {
+        let mut before = 0.0;
+        for &(start, len, r0, r1) in &segments {
+            let area = (r0 + r1) / 2.0 * len;
+            if y < before + area || (area == 0.0 && y == before && r0 > 0.0) {
+                let z = y - before;
+                let a = (r1 - r0) / len;
+                let t = if a.abs() < 1e-12 {
+                    z / r0
+                } else {
+                    (-r0 + (r0 * r0 + 2.0 * a * z).max(0.0).sqrt()) / a
+                };
+                return Some(start + t.clamp(0.0, len));
+            }
+            before += area;
+        }
+        None
+    }
 }
 
 /// What the scheduler shares with the rest of the run.
@@ -127,13 +189,29 @@ impl<T: Send + 'static> Scheduler<T> {
         F: Fn(Dispatch, T) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let slots = phase
-            .concurrency
-            .map(|c| Arc::new(Semaphore::new(c as usize)));
+        let slots = match &phase.ramp.concurrency {
+            Some(shape) => Some(Arc::new(Semaphore::new(level(shape, 0.0)))),
+            None => phase
+                .concurrency
+                .map(|c| Arc::new(Semaphore::new(c as usize))),
+        };
         let mut in_flight = JoinSet::new();
         let mut run = PhaseRun::default();
         let start = self.clock.instant_at(started_us);
-        for offset in arrival_offsets(rate, phase.arrival, phase.seed) {
+        let offsets: Box<dyn Iterator<Item = Duration> + Send> =
+            match (&phase.ramp.rate, phase.duration) {
+                (Some(shape), Some(d)) => {
+                    Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed))
+                }
+                _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
+            };
+        let _controller = match (&phase.ramp.concurrency, &slots, phase.duration) {
+            (Some(shape), Some(slots), Some(d)) => Some(AbortOnDrop(tokio::spawn(
+                control_concurrency(shape.clone(), slots.clone(), start, d),
+            ))),
+            _ => None,
+        };
+        for offset in offsets {
             if phase.duration.is_some_and(|d| offset >= d)
                 || phase.requests.is_some_and(|n| run.dispatched >= n)
                 || self.stop.is_cancelled()
@@ -245,6 +323,42 @@ impl<T: Send + 'static> Scheduler<T> {
     }
 }
 
+/// The concurrency cap `frac` of the way through a phase (at least 1).
+fn level(shape: &Shape, frac: f64) -> usize {
+    shape.at(frac).floor().max(1.0) as usize
+}
+
+/// Follows a concurrency shape: adds slots as it rises; as it falls, takes free slots out
+/// (waiting for in-flight requests to finish, never cutting one short).
+async fn control_concurrency(shape: Shape, slots: Arc<Semaphore>, start: Instant, d: Duration) {
+    const TICK: Duration = Duration::from_millis(10);
+    let mut current = level(&shape, 0.0);
+    let mut at = Duration::ZERO;
+    while at < d {
+        at += TICK;
+        crate::timer::sleep_until(start + at).await;
+        let want = level(&shape, at.as_secs_f64() / d.as_secs_f64());
+        if want > current {
+            slots.add_permits(want - current);
+        } else if want < current {
+            let take = (current - want) as u32;
+            if let Ok(p) = slots.clone().acquire_many_owned(take).await {
+                p.forget();
+            }
+        }
+        current = want;
+    }
+}
+
+/// Aborts a background task when dropped (the concurrency controller ends with its phase).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +374,63 @@ mod tests {
             arrival: Arrival::Constant,
             seed: 7,
             warmup: false,
+            ramp: Default::default(),
+            sweep: None,
         }
+    }
+
+    #[test]
+    fn a_linear_rate_ramp_spaces_arrivals_by_the_rising_rate() {
+        // 0 -> 20 req/s over 10 s: 100 arrivals; the n-th at sqrt(n) seconds (Λ(t) = t²).
+        let shape = Shape::Linear {
+            from: 0.0,
+            to: 20.0,
+        };
+        let d = Duration::from_secs(10);
+        let offs: Vec<f64> = shaped_offsets(&shape, d, Arrival::Constant, 1)
+            .map(|o| o.as_secs_f64())
+            .collect();
+        assert_eq!(offs.len(), 100);
+        for (n, t) in offs.iter().enumerate() {
+            assert!((t - (n as f64).sqrt()).abs() < 1e-9, "{n}: {t}");
+        }
+        // A falling ramp 20 -> 0 sends the same count, front-loaded.
+        let down = Shape::Linear {
+            from: 20.0,
+            to: 0.0,
+        };
+        let offs: Vec<_> = shaped_offsets(&down, d, Arrival::Constant, 1).collect();
+        assert_eq!(offs.len(), 100);
+        assert!(offs[50] < Duration::from_secs(3), "{:?}", offs[50]);
+        // A flat ramp is the constant process.
+        let flat = Shape::Linear { from: 4.0, to: 4.0 };
+        let a: Vec<_> = shaped_offsets(&flat, d, Arrival::Constant, 1).collect();
+        let b: Vec<_> = arrival_offsets(4.0, Arrival::Constant, 1)
+            .take(40)
+            .collect();
+        assert_eq!(a.len(), 40);
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x.abs_diff(*y) < Duration::from_nanos(10));
+        }
+    }
+
+    #[test]
+    fn steps_hold_each_rate_for_an_equal_share_of_the_phase() {
+        let shape = Shape::Steps(vec![2.0, 0.0, 10.0]);
+        let offs: Vec<f64> = shaped_offsets(&shape, Duration::from_secs(3), Arrival::Constant, 1)
+            .map(|o| o.as_secs_f64())
+            .collect();
+        let in_step = |k: f64| offs.iter().filter(|t| **t >= k && **t < k + 1.0).count();
+        assert_eq!(
+            (in_step(0.0), in_step(1.0), in_step(2.0)),
+            (2, 0, 10),
+            "{offs:?}"
+        );
+        let poisson = shaped_offsets(&shape, Duration::from_secs(300), Arrival::Poisson, 5).count();
+        assert!(
+            (1100..=1300).contains(&poisson),
+            "{poisson} of 1200 expected"
+        );
     }
 
     #[test]

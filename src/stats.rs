@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::plan::Slo;
 use crate::record::{Outcome, RequestRecord, TokenSource};
 
 /// The latency and token metrics every phase reports, in CSV column order.
@@ -180,6 +181,12 @@ pub struct PhaseStats {
     /// Requests resent because the server closed their kept-alive connection before answering.
     pub reconnects: u64,
     pub metrics: Vec<Distribution>,
+    /// With an SLO: successful requests within every limit (`None` without an SLO).
+    pub good: Option<u64>,
+    /// Good requests per second of the window (goodput).
+    pub goodput_req_per_s: Option<f64>,
+    /// Good requests as a percentage of all requests.
+    pub good_rate: Option<f64>,
 }
 
 impl PhaseStats {
@@ -280,12 +287,31 @@ struct PhaseAcc {
     from_chunks: u64,
     reconnects: u64,
     metrics: Vec<Acc>,
+    slo: Option<Slo>,
+    good: u64,
+}
+
+/// Whether a successful request meets every limit of `slo`. TTFT counts from the actual send
+/// (a request without a TTFT, i.e. not streamed, fails a TTFT limit); a request with one output
+/// token has no TPOT and meets a TPOT limit.
+pub fn meets(slo: &Slo, r: &RequestRecord) -> bool {
+    let within = |limit: Option<f64>, ms: Option<f64>| match (limit, ms) {
+        (None, _) => true,
+        (Some(l), Some(v)) => v <= l,
+        (Some(_), None) => false,
+    };
+    r.outcome == Outcome::Ok
+        && within(slo.ttft_ms, r.ttft_us().map(|u| u as f64 / 1000.0))
+        && (r.tpot_us().is_none() || within(slo.tpot_ms, r.tpot_us().map(|u| u / 1000.0)))
+        && within(slo.e2el_ms, r.e2el_us().map(|u| u as f64 / 1000.0))
 }
 
 impl PhaseAcc {
-    fn new(name: String) -> Self {
+    fn new(name: String, slo: Option<Slo>) -> Self {
         Self {
             name,
+            slo,
+            good: 0,
             outcomes: BTreeMap::new(),
             statuses: BTreeMap::new(),
             first_sent_us: None,
@@ -320,6 +346,9 @@ impl PhaseAcc {
         put(Metric::LatenessMs, ms(Some(r.lateness_us())));
         if r.outcome != Outcome::Ok {
             return;
+        }
+        if self.slo.as_ref().is_some_and(|slo| meets(slo, r)) {
+            self.good += 1;
         }
         self.input_tokens += r.input_tokens.unwrap_or(0);
         self.output_tokens += r.output_tokens;
@@ -358,6 +387,7 @@ impl PhaseAcc {
         self.from_usage += other.from_usage;
         self.from_chunks += other.from_chunks;
         self.reconnects += other.reconnects;
+        self.good += other.good;
         for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
             a.hist.add(&b.hist).expect("auto-resizing histograms merge");
             a.n += b.n;
@@ -412,6 +442,15 @@ impl PhaseAcc {
                 .zip(&self.metrics)
                 .map(|(m, acc)| acc.distribution(*m))
                 .collect(),
+            good: self.slo.map(|_| self.good),
+            goodput_req_per_s: self.slo.map(|_| per_s(self.good)),
+            good_rate: self.slo.map(|_| {
+                if requests > 0 {
+                    100.0 * self.good as f64 / requests as f64
+                } else {
+                    0.0
+                }
+            }),
         }
     }
 }
@@ -421,6 +460,7 @@ pub struct StatsBuilder {
     /// Indexed by phase index; `None` for phases not seen or warmup.
     phases: Vec<Option<PhaseAcc>>,
     warmup: u64,
+    slo: Option<Slo>,
 }
 
 impl Default for StatsBuilder {
@@ -434,7 +474,14 @@ impl StatsBuilder {
         Self {
             phases: Vec::new(),
             warmup: 0,
+            slo: None,
         }
+    }
+
+    /// Counts good requests (goodput) against `slo`.
+    pub fn with_slo(mut self, slo: Option<Slo>) -> Self {
+        self.slo = slo;
+        self
     }
 
     pub fn add(&mut self, r: &RequestRecord) {
@@ -446,12 +493,12 @@ impl StatsBuilder {
             self.phases.resize_with(r.phase_index + 1, || None);
         }
         self.phases[r.phase_index]
-            .get_or_insert_with(|| PhaseAcc::new(r.phase.clone()))
+            .get_or_insert_with(|| PhaseAcc::new(r.phase.clone(), self.slo))
             .add(r);
     }
 
     pub fn finish(&self) -> Summary {
-        let mut all = PhaseAcc::new("all".into());
+        let mut all = PhaseAcc::new("all".into(), self.slo);
         let mut phases = Vec::new();
         for p in self.phases.iter().flatten() {
             all.merge(p);

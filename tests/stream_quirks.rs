@@ -8,7 +8,7 @@ use std::time::Duration;
 use llmbench::client::response::replay_stream;
 use llmbench::client::{Client, PhaseLabel};
 use llmbench::clock::Clock;
-use llmbench::plan::{Endpoint, Prompt, RequestSpec, Target};
+use llmbench::plan::{Content, Endpoint, Prompt, RequestSpec, Target};
 use llmbench::record::{Outcome, RequestRecord, TokenSource};
 use llmbench::schedule::Dispatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -381,6 +381,9 @@ async fn fetch(base_url: String, stream: bool) -> RequestRecord {
         max_tokens: Some(16),
         stream,
         prompt: Prompt::Text("hi".into()),
+        system: None,
+        body: Default::default(),
+        headers: Default::default(),
         timeout: Duration::from_secs(10),
     };
     let target = Target {
@@ -401,7 +404,7 @@ async fn fetch(base_url: String, stream: bool) -> RequestRecord {
         name: "p".into(),
         warmup: false,
     };
-    let body = llmbench::client::build_body(&spec, "m", "hi");
+    let body = llmbench::client::build_body(&spec, "m", &Content::Text("hi".into())).unwrap();
     client
         .execute(dispatch, &label, body, &CancellationToken::new())
         .await
@@ -500,6 +503,9 @@ async fn a_kept_alive_connection_closed_under_a_request_is_retried_on_a_new_one(
         max_tokens: Some(16),
         stream: false,
         prompt: Prompt::Text("hi".into()),
+        system: None,
+        body: Default::default(),
+        headers: Default::default(),
         timeout: Duration::from_secs(10),
     };
     let target = Target {
@@ -522,7 +528,7 @@ async fn a_kept_alive_connection_closed_under_a_request_is_retried_on_a_new_one(
             dispatched_us: now,
             admitted_us: Some(now),
         };
-        let body = llmbench::client::build_body(&spec, "m", "hi");
+        let body = llmbench::client::build_body(&spec, "m", &Content::Text("hi".into())).unwrap();
         records.push(
             client
                 .execute(dispatch, &label, body, &CancellationToken::new())

@@ -50,7 +50,8 @@ pub fn body(spec: &RequestSpec, model: &str) -> Bytes {
         max_tokens: Some(1),
         ..spec.clone()
     };
-    build_body(&spec, model, "ping")
+    build_body(&spec, model, &crate::plan::Content::Text("ping".into()))
+        .expect("a text prompt builds for every endpoint")
 }
 
 /// Most bytes of the preflight response that are read.

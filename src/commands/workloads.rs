@@ -1,0 +1,518 @@
+//! The commands around the run pipeline: `check` (evaluate a script and print its plan),
+//! `run --target --model --workload` (the original tool's command, reading configs/*.yaml) and
+//! interactive mode. A `workloads.yaml` entry becomes a plan through the shipped script library
+//! (`lib/workloads`), so one definition of "the original tool's workload" serves all three.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{CheckArgs, OutputArgs, RunArgs, WorkloadArgs};
+use crate::config::{Configs, Workload};
+use crate::plan::{Plan, Prompt};
+use crate::run::{self, EXIT_OK, EXIT_USAGE, Options, RunError};
+use crate::script::{self, Overrides};
+
+/// Prompt and answer lengths the original tool's workloads use unless overridden.
+pub const DEFAULT_INPUT_TOKENS: u32 = 256;
+pub const DEFAULT_OUTPUT_TOKENS: u32 = 256;
+
+/// `llmbench check SCRIPT`: prints the plan, sends nothing.
+pub fn check(args: &CheckArgs) -> u8 {
+    let overrides: Overrides = args.set.iter().cloned().collect();
+    match script::load_with(&args.script, &Configs::new(&args.configs), &overrides) {
+        Ok(plan) => {
+            print!("{}", describe(&plan));
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("llmbench: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// What a plan will do, for people: target (secrets redacted), request, phases with their
+/// rates and expected request counts, SLO and assertions.
+pub fn describe(plan: &Plan) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "workload: {}", plan.workload);
+    match &plan.target {
+        Some(t) => {
+            let key = if t.api_key.is_some() {
+                "[redacted]"
+            } else {
+                "none"
+            };
+            let _ = writeln!(w, "target:   {} at {} (api key: {key})", t.name, t.base_url);
+        }
+        None => {
+            let m = &plan.mock;
+            let _ = writeln!(
+                w,
+                "target:   the built-in mock server (TTFT {} ms, ITL {} ms, {} tokens)",
+                m.ttft_ms, m.itl_ms, m.output_tokens
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "model:    {}",
+        plan.model.as_deref().unwrap_or("(the mock's)")
+    );
+    let r = &plan.request;
+    let _ = writeln!(
+        w,
+        "request:  {} endpoint, {}, max_tokens {}, timeout {} s",
+        r.endpoint.name(),
+        if r.stream {
+            "streaming"
+        } else {
+            "not streaming"
+        },
+        r.max_tokens.map_or("not sent".into(), |n| n.to_string()),
+        r.timeout.as_secs_f64()
+    );
+    if let Some(s) = &r.system {
+        let _ = writeln!(w, "  system:  {}", shorten(s, 100));
+    }
+    if !r.body.is_empty() {
+        let _ = writeln!(
+            w,
+            "  body:    {}",
+            serde_json::Value::Object(r.body.clone())
+        );
+    }
+    if !r.headers.is_empty() {
+        let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let _ = writeln!(w, "  headers: {} (values redacted)", names.join(", "));
+    }
+    let sample = match &r.prompt {
+        Prompt::Text(t) => format!("the same text every time: {}", shorten(t, 100)),
+        Prompt::Messages(m) => format!("the same {} messages every time", m.len()),
+        Prompt::Generated(g) => match g.generate(0) {
+            Ok(crate::plan::Content::Text(t)) => {
+                format!("{}; request 0: {}", g.describe(), shorten(&t, 100))
+            }
+            Ok(crate::plan::Content::Messages(m)) => {
+                format!("{}; request 0: {} messages", g.describe(), m.len())
+            }
+            Err(e) => format!("{}; FAILS for request 0: {e}", g.describe()),
+        },
+    };
+    let _ = writeln!(w, "  prompt:  {sample}");
+    if !plan.params.is_empty() {
+        let p: Vec<String> = plan
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            w,
+            "params:   {} (change with --set NAME=VALUE)",
+            p.join(" ")
+        );
+    }
+    let _ = writeln!(w, "phases:");
+    let mut at = 0.0;
+    for p in &plan.phases {
+        let expected = p
+            .expected_requests()
+            .map_or("request count unknown".into(), |n| format!("~{n} requests"));
+        let span = match p.duration {
+            Some(d) => {
+                let s = format!("t={at:.0}–{:.0} s", at + d.as_secs_f64());
+                at += d.as_secs_f64();
+                s
+            }
+            None => format!("from t={at:.0} s"),
+        };
+        let _ = writeln!(w, "  {}  [{span}, {expected}]", run::describe_phase(p));
+    }
+    let total = plan.expected_requests().map_or(
+        "unknown (closed-loop phases run as fast as the server answers)".into(),
+        |n| n.to_string(),
+    );
+    let _ = writeln!(w, "expected requests: {total}");
+    if let Some(s) = &plan.slo {
+        let limits: Vec<String> = [
+            ("TTFT", s.ttft_ms),
+            ("TPOT", s.tpot_ms),
+            ("E2EL", s.e2el_ms),
+        ]
+        .iter()
+        .filter_map(|(n, v)| v.map(|v| format!("{n} ≤ {v} ms")))
+        .collect();
+        let _ = writeln!(w, "slo:      {}", limits.join(", "));
+    }
+    for a in &plan.assertions {
+        let _ = writeln!(w, "assert:   {} ({})", a.name, a.check.describe());
+    }
+    out
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    let one_line = s.replace('\n', " ");
+    match one_line.char_indices().nth(n) {
+        Some((i, _)) => format!("{}… ({} chars)", &one_line[..i], s.chars().count()),
+        None => one_line,
+    }
+}
+
+/// The script a `workloads.yaml` entry runs as. `target` `None`: the built-in mock server.
+pub fn workload_source(target: Option<&str>, model: &str, w: &Workload) -> String {
+    let mut s = String::from("import \"lib/workloads\" as workloads;\n");
+    if let Some(t) = target {
+        let _ = writeln!(s, "target({t:?});");
+    }
+    let _ = writeln!(s, "model({model:?});");
+    let _ = writeln!(
+        s,
+        "workloads::open_loop({name:?}, param(\"rps\", {rps:?}), param(\"concurrency\", {c}), \
+         param(\"duration\", {d:?}), param(\"input_tokens\", {DEFAULT_INPUT_TOKENS}), \
+         param(\"output_tokens\", {DEFAULT_OUTPUT_TOKENS}));",
+        name = w.name,
+        rps = w.rps,
+        c = w.concurrency,
+        d = w.duration,
+    );
+    s
+}
+
+/// The plan for `run --target --model --workload`.
+pub fn workload_plan(
+    configs: &Configs,
+    target: &str,
+    model: &str,
+    workload: &str,
+    overrides: &Overrides,
+) -> Result<Plan, RunError> {
+    let w = configs.workload(workload)?;
+    let names = configs.target_names()?;
+    let target = if target == "mock" && !names.iter().any(|n| n == "mock") {
+        None
+    } else {
+        // Fails with the list of known targets when the name is not there.
+        configs.target(target)?;
+        Some(target)
+    };
+    let source = workload_source(target, model, &w);
+    let path = PathBuf::from(format!("run --workload {workload}"));
+    Ok(script::load_source(&path, &source, configs, overrides)?)
+}
+
+/// `llmbench run --target T --model M --workload W`.
+pub async fn run_workload(args: &WorkloadArgs) -> u8 {
+    let configs = Configs::new(&args.output.configs);
+    let overrides: Overrides = args.set.iter().cloned().collect();
+    let plan = workload_plan(
+        &configs,
+        &args.target,
+        &args.model,
+        &args.workload,
+        &overrides,
+    );
+    let label = format!("run --workload {}", args.workload);
+    match plan {
+        Ok(plan) => execute(plan, &label, &args.output).await,
+        Err(e) => {
+            eprintln!("llmbench: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+async fn execute(plan: Plan, label: &str, output: &OutputArgs) -> u8 {
+    let options = Options {
+        script: PathBuf::from(label),
+        results: output.results.clone(),
+        templates: output
+            .templates
+            .clone()
+            .or_else(|| Some(PathBuf::from("templates")).filter(|p| p.is_dir())),
+        progress: !output.no_progress,
+        grace: Duration::from_secs(30),
+        export_json: None,
+        client: crate::client::ClientOptions::default(),
+        preflight: true,
+    };
+    run::exit_code_of(run::execute(plan, &options).await)
+}
+
+/// `llmbench` with no script: interactive in a terminal, a usage error otherwise.
+pub async fn no_script(args: &RunArgs) -> u8 {
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        let output = OutputArgs {
+            results: args.results.clone(),
+            configs: args.configs.clone(),
+            templates: args.templates.clone(),
+            no_progress: args.no_progress,
+        };
+        interactive(&output).await
+    } else {
+        eprintln!(
+            "llmbench: no script given: run llmbench SCRIPT.rhai (e.g. scripts/quickstart.rhai), \
+             llmbench run --target T --model M --workload W, or llmbench interactive in a terminal"
+        );
+        EXIT_USAGE
+    }
+}
+
+/// What interactive mode decided to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub target: String,
+    pub model: String,
+    pub workload: String,
+    pub set: Vec<(String, String)>,
+}
+
+impl Choice {
+    /// The `llmbench run ...` command line that runs the same thing.
+    pub fn command_line(&self, configs: &Path) -> String {
+        let mut s = format!(
+            "llmbench run --target {} --model {} --workload {}",
+            quote(&self.target),
+            quote(&self.model),
+            quote(&self.workload)
+        );
+        for (k, v) in &self.set {
+            let _ = write!(s, " --set {k}={}", quote(v));
+        }
+        if configs != Path::new("configs") {
+            let _ = write!(s, " --configs {}", quote(&configs.display().to_string()));
+        }
+        s
+    }
+}
+
+fn quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:=".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// `llmbench interactive`.
+pub async fn interactive(output: &OutputArgs) -> u8 {
+    let configs = Configs::new(&output.configs);
+    let choice = match ask(&configs) {
+        Ok(Some(c)) => c,
+        Ok(None) => return EXIT_OK,
+        Err(e) => {
+            eprintln!("llmbench: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let overrides: Overrides = choice.set.iter().cloned().collect();
+    match workload_plan(
+        &configs,
+        &choice.target,
+        &choice.model,
+        &choice.workload,
+        &overrides,
+    ) {
+        Ok(plan) => execute(plan, &format!("run --workload {}", choice.workload), output).await,
+        Err(e) => {
+            eprintln!("llmbench: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Asks the questions; `None` when the user declines to start.
+fn ask(configs: &Configs) -> Result<Option<Choice>, String> {
+    use dialoguer::{Confirm, Input, Select};
+    let io = |e: dialoguer::Error| format!("interactive mode needs a terminal: {e}");
+    let mut targets = configs.target_names().map_err(|e| e.to_string())?;
+    targets.push("mock".into());
+    let labels: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            if t == "mock" {
+                "mock (the built-in mock server)".into()
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    let t = Select::new()
+        .with_prompt("Target")
+        .items(&labels)
+        .default(0)
+        .interact()
+        .map_err(io)?;
+    let mut models = configs.model_names().map_err(|e| e.to_string())?;
+    if models.is_empty() {
+        models.push(crate::mock::MOCK_MODEL.into());
+    }
+    let m = Select::new()
+        .with_prompt("Model")
+        .items(&models)
+        .default(0)
+        .interact()
+        .map_err(io)?;
+    let workloads = configs.workloads().map_err(|e| e.to_string())?;
+    let names: Vec<String> = workloads
+        .iter()
+        .map(|w| {
+            format!(
+                "{} ({} req/s, concurrency {}, {} s)",
+                w.name, w.rps, w.concurrency, w.duration
+            )
+        })
+        .collect();
+    let default = workloads
+        .iter()
+        .position(|w| w.name == "high-load")
+        .unwrap_or(0);
+    let wi = Select::new()
+        .with_prompt("Workload")
+        .items(&names)
+        .default(default)
+        .interact()
+        .map_err(io)?;
+    let w = &workloads[wi];
+    let mut set = Vec::new();
+    if Confirm::new()
+        .with_prompt("Customize duration, rps, concurrency or token counts?")
+        .default(false)
+        .interact()
+        .map_err(io)?
+    {
+        let duration: f64 = Input::new()
+            .with_prompt("Duration (s)")
+            .default(w.duration)
+            .interact_text()
+            .map_err(io)?;
+        let rps: f64 = Input::new()
+            .with_prompt("Requests per second")
+            .default(w.rps)
+            .interact_text()
+            .map_err(io)?;
+        let conc: u32 = Input::new()
+            .with_prompt("Concurrency")
+            .default(w.concurrency)
+            .interact_text()
+            .map_err(io)?;
+        let input: u32 = Input::new()
+            .with_prompt("Input tokens")
+            .default(DEFAULT_INPUT_TOKENS)
+            .interact_text()
+            .map_err(io)?;
+        let out: u32 = Input::new()
+            .with_prompt("Output tokens")
+            .default(DEFAULT_OUTPUT_TOKENS)
+            .interact_text()
+            .map_err(io)?;
+        let mut put = |k: &str, v: String, d: String| {
+            if v != d {
+                set.push((k.to_owned(), v));
+            }
+        };
+        put(
+            "duration",
+            format!("{duration:?}"),
+            format!("{:?}", w.duration),
+        );
+        put("rps", format!("{rps:?}"), format!("{:?}", w.rps));
+        put("concurrency", conc.to_string(), w.concurrency.to_string());
+        put(
+            "input_tokens",
+            input.to_string(),
+            DEFAULT_INPUT_TOKENS.to_string(),
+        );
+        put(
+            "output_tokens",
+            out.to_string(),
+            DEFAULT_OUTPUT_TOKENS.to_string(),
+        );
+    }
+    let choice = Choice {
+        target: targets[t].clone(),
+        model: models[m].clone(),
+        workload: w.name.clone(),
+        set,
+    };
+    eprintln!(
+        "\nThe same run from the command line:\n  {}\n",
+        choice.command_line(configs.dir())
+    );
+    let go = Confirm::new()
+        .with_prompt("Start the run?")
+        .default(true)
+        .interact()
+        .map_err(io)?;
+    Ok(go.then_some(choice))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configs() -> Configs {
+        Configs::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs"))
+    }
+
+    #[test]
+    fn a_workload_entry_becomes_the_original_tools_plan() {
+        let plan = workload_plan(
+            &configs(),
+            "vllm-local",
+            "llama-3.1-8b-instruct",
+            "high-load",
+            &Overrides::new(),
+        )
+        .unwrap();
+        assert_eq!(plan.workload, "high-load");
+        assert_eq!(
+            plan.target.as_ref().unwrap().base_url,
+            "http://localhost:8000/v1"
+        );
+        assert_eq!(
+            plan.model.as_deref(),
+            Some("meta-llama/Meta-Llama-3.1-8B-Instruct")
+        );
+        let p = &plan.phases[0];
+        assert_eq!((p.rate, p.concurrency), (Some(20.0), Some(50)));
+        assert_eq!(p.duration, Some(Duration::from_secs(300)));
+        assert_eq!(plan.request.max_tokens, Some(DEFAULT_OUTPUT_TOKENS));
+        let text = describe(&plan);
+        assert!(
+            text.contains("api key: [redacted]") && !text.contains("EMPTY"),
+            "{text}"
+        );
+        assert!(text.contains("~6000 requests"), "{text}");
+
+        let o: Overrides = [("duration".to_string(), "60".to_string())].into();
+        let plan = workload_plan(&configs(), "mock", "m", "low-load", &o).unwrap();
+        assert!(plan.target.is_none(), "mock: the built-in server");
+        assert_eq!(plan.phases[0].duration, Some(Duration::from_secs(60)));
+        let err = workload_plan(&configs(), "nope", "m", "low-load", &Overrides::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("targets.yaml") && err.contains("vllm-local"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_equivalent_command_line_is_quoted() {
+        let c = Choice {
+            target: "vllm-local".into(),
+            model: "my model".into(),
+            workload: "high-load".into(),
+            set: vec![("duration".into(), "60.0".into())],
+        };
+        assert_eq!(
+            c.command_line(Path::new("configs")),
+            "llmbench run --target vllm-local --model 'my model' --workload high-load --set duration=60.0"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Script functions the plan keeps calling after evaluation: prompt generators (on the feed's
+//! producer thread) and assertions (after the run). Each holds the engine and AST and calls its
+//! function pointer without re-running the script's top level.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use rhai::{AST, Dynamic, Engine, EvalAltResult, FnPtr};
+
+use super::ScriptError;
+use super::dsl::AssertDraft;
+use super::prompts::{Rng, content_of};
+use crate::plan::{CheckOutcome, Content, PromptGenerator, StatsCheck};
+
+/// A compiled script and the file it came from.
+#[derive(Clone)]
+pub struct Compiled {
+    pub file: PathBuf,
+    pub engine: Arc<Engine>,
+    pub ast: Arc<AST>,
+}
+
+impl Compiled {
+    fn call(&self, f: &FnPtr, args: Vec<Dynamic>) -> Result<Dynamic, String> {
+        f.call::<Dynamic>(&self.engine, &self.ast, args)
+            .map_err(|e| self.error(&e))
+    }
+
+    fn error(&self, e: &rhai::EvalAltResult) -> String {
+        let source = std::fs::read_to_string(&self.file).ok();
+        ScriptError::from_rhai(&self.file, source.as_deref(), e).to_string()
+    }
+}
+
+/// A prompt function: `|i|` or `|i, rng|`, returning a string or a list of messages.
+pub struct ScriptPrompt {
+    pub script: Compiled,
+    pub f: FnPtr,
+    pub seed: u64,
+    /// 0: not yet known, 1: takes `(i)`, 2: takes `(i, rng)`.
+    arity: AtomicU8,
+}
+
+impl ScriptPrompt {
+    pub fn new(script: Compiled, f: FnPtr, seed: u64) -> Self {
+        Self {
+            script,
+            f,
+            seed,
+            arity: AtomicU8::new(0),
+        }
+    }
+
+    fn call(&self, index: u64) -> Result<Dynamic, String> {
+        let with_rng = || {
+            vec![
+                Dynamic::from(index as i64),
+                Dynamic::from(Rng::for_request(self.seed, index)),
+            ]
+        };
+        match self.arity.load(Ordering::Relaxed) {
+            1 => self.script.call(&self.f, vec![Dynamic::from(index as i64)]),
+            2 => self.script.call(&self.f, with_rng()),
+            _ => {
+                // Try (i, rng); a function that takes only (i) is not found with two arguments.
+                let two = self
+                    .f
+                    .call::<Dynamic>(&self.script.engine, &self.script.ast, with_rng());
+                match two {
+                    Err(e)
+                        if matches!(&*e, EvalAltResult::ErrorFunctionNotFound(sig, _)
+                        if sig.starts_with(&format!("{} (", self.f.fn_name()))) =>
+                    {
+                        self.arity.store(1, Ordering::Relaxed);
+                        self.script.call(&self.f, vec![Dynamic::from(index as i64)])
+                    }
+                    other => {
+                        self.arity.store(2, Ordering::Relaxed);
+                        other.map_err(|e| self.script.error(&e))
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl PromptGenerator for ScriptPrompt {
+    fn generate(&self, index: u64) -> Result<Content, String> {
+        let v = self.call(index)?;
+        content_of(v).map_err(|e| {
+            format!(
+                "{}: the prompt function's result for request {index}: {e}",
+                self.script.file.display()
+            )
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "function {} in {}",
+            self.f.fn_name(),
+            self.script.file.display()
+        )
+    }
+}
+
+/// An assertion: the function gets the statistics as a map (`s.ttft_ms.p95`,
+/// `s.phases.steady.success_rate`, ...).
+pub struct ScriptCheck {
+    pub script: Compiled,
+    pub name: String,
+    pub check: AssertDraft,
+}
+
+impl StatsCheck for ScriptCheck {
+    fn check(&self, stats: &serde_json::Value) -> Result<CheckOutcome, String> {
+        let s = rhai::serde::to_dynamic(stats).map_err(|e| e.to_string())?;
+        let fail = |e: String| format!("assert {:?}: {e}", self.name);
+        match &self.check {
+            AssertDraft::Bool(f) => {
+                let v = self.script.call(f, vec![s]).map_err(fail)?;
+                let passed = v.as_bool().map_err(|t| {
+                    fail(format!("the function returned {t}; it must return true or false (or use assert(name, |s| value, \"<\", limit))"))
+                })?;
+                Ok(CheckOutcome {
+                    passed,
+                    value: passed.to_string(),
+                })
+            }
+            AssertDraft::Compare(f, op, limit) => {
+                let v = self.script.call(f, vec![s]).map_err(fail)?;
+                let value = if v.is_unit() {
+                    None
+                } else {
+                    Some(
+                        v.as_float()
+                            .or_else(|_| v.as_int().map(|i| i as f64))
+                            .map_err(|t| {
+                                fail(format!(
+                                    "the function returned {t}; it must return a number"
+                                ))
+                            })?,
+                    )
+                };
+                let passed = value.is_some_and(|x| match op.as_str() {
+                    "<" => x < *limit,
+                    "<=" => x <= *limit,
+                    ">" => x > *limit,
+                    ">=" => x >= *limit,
+                    "==" => x == *limit,
+                    _ => x != *limit,
+                });
+                Ok(CheckOutcome {
+                    passed,
+                    value: value.map_or("no data".into(), |x| format!("{} {op} {limit}", trim(x))),
+                })
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.check {
+            AssertDraft::Bool(f) => {
+                format!("function {} in {}", f.fn_name(), self.script.file.display())
+            }
+            AssertDraft::Compare(f, op, limit) => format!(
+                "function {} in {} {op} {limit}",
+                f.fn_name(),
+                self.script.file.display()
+            ),
+        }
+    }
+}
+
+/// A number with at most 3 decimals, trailing zeros dropped.
+fn trim(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}

@@ -1,0 +1,538 @@
+//! The workload DSL: the functions a script calls (`target`, `model`, `mock`, `request`,
+//! `phase`, `ramp`, `steps`, `sweep`, `param`, `slo`, `assert`, `workload`) and the draft they
+//! fill, which becomes the plan. Phase and sweep options are read in `phases`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rhai::{AST, Dynamic, Engine, FnPtr, Map};
+
+use super::callbacks::{Compiled, ScriptCheck, ScriptPrompt};
+use super::opts::Opts;
+use super::phases::{number, phase_options, sweep_phases};
+use super::prompts::content_of;
+use super::{Overrides, RhaiResult, ScriptError};
+use crate::config::Configs;
+use crate::plan::{
+    ApiKey, Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Shape, Slo,
+    Target, TelemetrySpec,
+};
+
+/// What the script's DSL calls have said so far.
+#[derive(Default)]
+pub struct Draft {
+    workload: Option<String>,
+    target: Option<Target>,
+    model: Option<String>,
+    mock: Option<MockSpec>,
+    request: Option<RequestDraft>,
+    phases: Vec<Phase>,
+    slo: Option<Slo>,
+    assertions: Vec<(String, AssertDraft)>,
+    overrides: Overrides,
+    params: BTreeMap<String, String>,
+    attainment: Option<f64>,
+    telemetry: Option<TelemetrySpec>,
+}
+
+pub type Shared = Arc<Mutex<Draft>>;
+
+struct RequestDraft {
+    endpoint: Endpoint,
+    max_tokens: Option<u32>,
+    stream: bool,
+    timeout: Duration,
+    prompt: PromptDraft,
+    system: Option<String>,
+    body: serde_json::Map<String, serde_json::Value>,
+    headers: Vec<(String, String)>,
+    seed: u64,
+}
+
+enum PromptDraft {
+    Fixed(Content),
+    Function(FnPtr),
+}
+
+/// `assert(name, |s| bool)` or `assert(name, |s| value, op, limit)`.
+pub enum AssertDraft {
+    Bool(FnPtr),
+    Compare(FnPtr, String, f64),
+}
+
+/// Body fields the request options already own.
+const OWNED_BODY_FIELDS: [(&str, &str); 6] = [
+    ("model", "model(...) or --model"),
+    ("messages", "prompt"),
+    ("prompt", "prompt"),
+    ("stream", "stream"),
+    ("max_tokens", "max_tokens"),
+    (
+        "stream_options",
+        "stream (usage is always requested when streaming)",
+    ),
+];
+
+impl Draft {
+    pub fn new(overrides: Overrides) -> Self {
+        Self {
+            overrides,
+            ..Self::default()
+        }
+    }
+
+    /// Turns the draft into a plan, or says what the script still lacks.
+    pub fn finish(
+        self,
+        path: &Path,
+        engine: Arc<Engine>,
+        ast: Arc<AST>,
+    ) -> Result<Plan, ScriptError> {
+        let whole = |m: String| ScriptError::whole(path, m);
+        if let Some(name) = self
+            .overrides
+            .keys()
+            .find(|k| !self.params.contains_key(*k))
+        {
+            let known: Vec<&str> = self.params.keys().map(String::as_str).collect();
+            return Err(whole(format!(
+                "--set {name}: the script has no param(\"{name}\", ...); it declares: {}",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        let request = self.request.ok_or_else(|| {
+            whole("the script defines no request: add request(#{ prompt: \"Hello\", max_tokens: 128 })".into())
+        })?;
+        if self.phases.is_empty() {
+            return Err(whole(
+                "the script defines no phase: add phase(\"main\", #{ duration: 30, rps: 2, concurrency: 4 })".into(),
+            ));
+        }
+        let script = Compiled {
+            file: path.to_owned(),
+            engine,
+            ast,
+        };
+        let prompt = match request.prompt {
+            PromptDraft::Fixed(Content::Text(t)) => Prompt::Text(t),
+            PromptDraft::Fixed(Content::Messages(m)) => Prompt::Messages(m),
+            PromptDraft::Function(f) => {
+                Prompt::Generated(Arc::new(ScriptPrompt::new(script.clone(), f, request.seed)))
+            }
+        };
+        let assertions = self
+            .assertions
+            .into_iter()
+            .map(|(name, check)| Assertion {
+                name: name.clone(),
+                check: Arc::new(ScriptCheck {
+                    script: script.clone(),
+                    name,
+                    check,
+                }),
+            })
+            .collect();
+        let workload = self.workload.unwrap_or_else(|| {
+            path.file_stem()
+                .map_or_else(|| "workload".into(), |s| s.to_string_lossy().into_owned())
+        });
+        Ok(Plan {
+            workload,
+            target: self.target,
+            model: self.model,
+            mock: self.mock.unwrap_or_default(),
+            request: RequestSpec {
+                endpoint: request.endpoint,
+                max_tokens: request.max_tokens,
+                stream: request.stream,
+                prompt,
+                system: request.system,
+                body: request.body,
+                headers: request.headers,
+                timeout: request.timeout,
+            },
+            phases: self.phases,
+            telemetry: self.telemetry.unwrap_or_default(),
+            slo: self.slo,
+            assertions,
+            params: self.params,
+            attainment: self.attainment,
+        })
+    }
+}
+
+fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Draft> {
+    d.lock().expect("draft lock")
+}
+
+/// Registers every DSL function.
+pub fn register(engine: &mut Engine, configs: Configs, draft: Shared) {
+    let d = draft.clone();
+    engine.register_fn("workload", move |name: &str| {
+        lock(&d).workload = Some(name.to_owned());
+    });
+
+    let (d, c) = (draft.clone(), configs.clone());
+    engine.register_fn("target", move |name: &str| -> RhaiResult<()> {
+        let t = c.target(name).map_err(|e| e.to_string())?;
+        lock(&d).target = Some(t);
+        Ok(())
+    });
+    let d = draft.clone();
+    engine.register_fn("target", move |map: Map| -> RhaiResult<()> {
+        let mut o = Opts::new("target", map, &["name", "base_url", "api_key_env"])?;
+        let base_url = o
+            .string("base_url")?
+            .ok_or("target: base_url is required, e.g. \"http://127.0.0.1:8000/v1\"")?;
+        let name = o.string("name")?.unwrap_or_else(|| host_of(&base_url));
+        let api_key = match o.string("api_key_env")? {
+            None => None,
+            Some(var) => Some(ApiKey::new(std::env::var(&var).map_err(|_| {
+                format!("target: api_key_env names {var}, which is not set; export {var}=<key>")
+            })?)),
+        };
+        lock(&d).target = Some(Target {
+            name,
+            base_url,
+            api_key,
+        });
+        Ok(())
+    });
+
+    let (d, c) = (draft.clone(), configs);
+    engine.register_fn("model", move |name: &str| -> RhaiResult<()> {
+        let full = c.model(name).map_err(|e| e.to_string())?;
+        lock(&d).model = Some(full);
+        Ok(())
+    });
+
+    let d = draft.clone();
+    engine.register_fn("mock", move |map: Map| -> RhaiResult<()> {
+        let mut o = Opts::new(
+            "mock",
+            map,
+            &["ttft_ms", "itl_ms", "output_tokens", "max_running"],
+        )?;
+        let def = MockSpec::default();
+        let spec = MockSpec {
+            ttft_ms: o.non_negative("ttft_ms")?.unwrap_or(def.ttft_ms),
+            itl_ms: o.non_negative("itl_ms")?.unwrap_or(def.itl_ms),
+            output_tokens: o
+                .count("output_tokens")?
+                .map_or(def.output_tokens, |n| n as u32),
+            max_running: match o.count("max_running")? {
+                Some(0) => return Err("mock: max_running must be at least 1".into()),
+                n => n.map(|n| n.min(u32::MAX as u64) as u32),
+            },
+        };
+        lock(&d).mock = Some(spec);
+        Ok(())
+    });
+
+    let d = draft.clone();
+    engine.register_fn("telemetry", move |map: Map| -> RhaiResult<()> {
+        let mut o = Opts::new(
+            "telemetry",
+            map,
+            &["prometheus", "every_ms", "nvml", "gpus", "series"],
+        )?;
+        let strings = |o: &mut Opts, key: &str| -> RhaiResult<Vec<String>> {
+            match o.take(key) {
+                None => Ok(Vec::new()),
+                Some(v) if v.is_string() => Ok(vec![v.into_string().expect("checked string")]),
+                Some(v) if v.is_array() => v
+                    .into_array()
+                    .expect("checked array")
+                    .into_iter()
+                    .map(|x| {
+                        x.into_string().map_err(|t| {
+                            format!("telemetry: {key} must hold strings, not {t}").into()
+                        })
+                    })
+                    .collect(),
+                Some(v) => o.err(key, "a string or an array of strings", &v),
+            }
+        };
+        let def = TelemetrySpec::default();
+        let prometheus = strings(&mut o, "prometheus")?;
+        let series = strings(&mut o, "series")?;
+        let every = match o.count("every_ms")? {
+            Some(n) if n < 10 => return Err("telemetry: every_ms must be at least 10".into()),
+            Some(n) => Duration::from_millis(n),
+            None => def.every,
+        };
+        let gpus = match o.take("gpus") {
+            None => None,
+            Some(v) if v.is_array() => Some(
+                v.into_array()
+                    .expect("checked array")
+                    .into_iter()
+                    .map(|x| {
+                        x.as_int()
+                            .ok()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .ok_or_else(|| "telemetry: gpus must be GPU indices like [0, 1]".into())
+                    })
+                    .collect::<RhaiResult<Vec<u32>>>()?,
+            ),
+            Some(v) => return o.err("gpus", "an array of GPU indices", &v),
+        };
+        let nvml = o.bool("nvml")?.unwrap_or(def.nvml);
+        lock(&d).telemetry = Some(TelemetrySpec {
+            prometheus,
+            every,
+            nvml,
+            gpus,
+            series,
+        });
+        Ok(())
+    });
+
+    let d = draft.clone();
+    engine.register_fn("request", move |map: Map| -> RhaiResult<()> {
+        let request = request_options(map)?;
+        lock(&d).request = Some(request);
+        Ok(())
+    });
+
+    let d = draft.clone();
+    engine.register_fn("phase", move |name: &str, map: Map| -> RhaiResult<()> {
+        let mut draft = lock(&d);
+        if draft.phases.iter().any(|p| p.name == name) {
+            return Err(format!("phase {name:?}: a phase with this name already exists").into());
+        }
+        let index = draft.phases.len();
+        draft.phases.push(phase_options(name, map, index)?);
+        Ok(())
+    });
+
+    let d = draft.clone();
+    engine.register_fn(
+        "param",
+        move |name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
+            let mut draft = lock(&d);
+            let value = match draft.overrides.get(name) {
+                None => default,
+                Some(text) => parse_like(name, text, &default)?,
+            };
+            draft.params.insert(name.to_owned(), value.to_string());
+            Ok(value)
+        },
+    );
+
+    engine.register_type_with_name::<Shape>("Shape");
+    engine.register_fn("ramp", |from: Dynamic, to: Dynamic| -> RhaiResult<Shape> {
+        Ok(Shape::Linear {
+            from: number(&from, "ramp: from")?,
+            to: number(&to, "ramp: to")?,
+        })
+    });
+    engine.register_fn("steps", |values: rhai::Array| -> RhaiResult<Shape> {
+        if values.is_empty() {
+            return Err("steps([]): give at least one value, e.g. steps([5, 10, 20])".into());
+        }
+        let v = values
+            .iter()
+            .map(|x| number(x, "steps: each value"))
+            .collect::<RhaiResult<Vec<f64>>>()?;
+        Ok(Shape::Steps(v))
+    });
+    let d = draft.clone();
+    engine.register_fn("sweep", move |map: Map| -> RhaiResult<()> {
+        let mut draft = lock(&d);
+        if draft.phases.iter().any(|p| p.sweep.is_some()) {
+            return Err("sweep: a script can hold one sweep".into());
+        }
+        let (phases, attainment) = sweep_phases(map, draft.phases.len())?;
+        if let Some(p) = phases
+            .iter()
+            .find(|p| draft.phases.iter().any(|q| q.name == p.name))
+        {
+            return Err(format!("sweep: a phase named {:?} already exists", p.name).into());
+        }
+        draft.phases.extend(phases);
+        draft.attainment = Some(attainment);
+        Ok(())
+    });
+
+    let d = draft.clone();
+    engine.register_fn("slo", move |map: Map| -> RhaiResult<()> {
+        let mut o = Opts::new("slo", map, &["ttft_ms", "tpot_ms", "e2el_ms"])?;
+        let slo = Slo {
+            ttft_ms: o.positive("ttft_ms")?,
+            tpot_ms: o.positive("tpot_ms")?,
+            e2el_ms: o.positive("e2el_ms")?,
+        };
+        if slo == Slo::default() {
+            return Err("slo: give at least one limit, e.g. #{ ttft_ms: 500, tpot_ms: 50 }".into());
+        }
+        lock(&d).slo = Some(slo);
+        Ok(())
+    });
+
+    let d = draft.clone();
+    engine.register_fn("assert", move |name: &str, f: FnPtr| {
+        lock(&d)
+            .assertions
+            .push((name.to_owned(), AssertDraft::Bool(f)));
+    });
+    let d = draft;
+    engine.register_fn(
+        "assert",
+        move |name: &str, f: FnPtr, op: &str, limit: Dynamic| -> RhaiResult<()> {
+            if !matches!(op, "<" | "<=" | ">" | ">=" | "==" | "!=") {
+                return Err(format!(
+                    "assert {name:?}: operator {op:?} is not known; use <, <=, >, >=, == or !="
+                )
+                .into());
+            }
+            let limit = limit
+                .as_float()
+                .or_else(|_| limit.as_int().map(|i| i as f64))
+                .map_err(|t| format!("assert {name:?}: the limit must be a number, not {t}"))?;
+            lock(&d).assertions.push((
+                name.to_owned(),
+                AssertDraft::Compare(f, op.to_owned(), limit),
+            ));
+            Ok(())
+        },
+    );
+}
+
+fn request_options(map: Map) -> RhaiResult<RequestDraft> {
+    let mut o = Opts::new(
+        "request",
+        map,
+        &[
+            "endpoint",
+            "max_tokens",
+            "prompt",
+            "system",
+            "body",
+            "headers",
+            "stream",
+            "timeout",
+            "seed",
+        ],
+    )?;
+    let endpoint = match o.string("endpoint")?.as_deref() {
+        None | Some("chat") => Endpoint::Chat,
+        Some("completions") => Endpoint::Completions,
+        Some(other) => {
+            return Err(format!(
+                "request: endpoint {other:?} is not known; use \"chat\" or \"completions\""
+            )
+            .into());
+        }
+    };
+    let prompt = match o.take("prompt") {
+        None => return Err("request: prompt is required: a string, a list of messages, or a function of the request index like |i| `Question ${i}: ...`".into()),
+        Some(v) if v.is_fnptr() => PromptDraft::Function(v.cast::<FnPtr>()),
+        Some(v) => PromptDraft::Fixed(content_of(v).map_err(|e| format!("request: prompt: {e}"))?),
+    };
+    let system = o.string("system")?;
+    if endpoint == Endpoint::Completions
+        && (system.is_some() || matches!(prompt, PromptDraft::Fixed(Content::Messages(_))))
+    {
+        return Err("request: system and message lists need endpoint \"chat\"".into());
+    }
+    let body = match o.take("body") {
+        None => serde_json::Map::new(),
+        Some(v) if v.is_map() => {
+            let json: serde_json::Value = rhai::serde::from_dynamic(&v)
+                .map_err(|e| format!("request: body is not valid JSON: {e}"))?;
+            let serde_json::Value::Object(obj) = json else {
+                unreachable!("a map becomes an object")
+            };
+            if let Some((k, owner)) = OWNED_BODY_FIELDS.iter().find(|(k, _)| obj.contains_key(*k)) {
+                return Err(format!(
+                    "request: body.{k} is set by the request option {owner}; remove it from body"
+                )
+                .into());
+            }
+            obj
+        }
+        Some(v) => {
+            return Err(format!(
+                "request: body must be a map like #{{ temperature: 0.7 }}, not {}",
+                v.type_name()
+            )
+            .into());
+        }
+    };
+    let headers = match o.take("headers") {
+        None => Vec::new(),
+        Some(v) if v.is_map() => {
+            let mut out = Vec::new();
+            for (k, v) in v.cast::<Map>() {
+                let value = v.into_string().map_err(|t| {
+                    format!("request: header {:?} must be a string, not {t}", k.as_str())
+                })?;
+                out.push((k.to_string(), value));
+            }
+            out
+        }
+        Some(v) => {
+            return Err(format!(
+                "request: headers must be a map of strings, not {}",
+                v.type_name()
+            )
+            .into());
+        }
+    };
+    Ok(RequestDraft {
+        endpoint,
+        max_tokens: o
+            .count("max_tokens")?
+            .map(|n| n.min(u32::MAX as u64) as u32),
+        stream: o.bool("stream")?.unwrap_or(true),
+        timeout: Duration::from_secs_f64(o.positive("timeout")?.unwrap_or(600.0)),
+        prompt,
+        system,
+        body,
+        headers,
+        seed: o.count("seed")?.unwrap_or(0),
+    })
+}
+
+/// Parses a `--set` value as the same type as the param's default.
+fn parse_like(name: &str, text: &str, default: &Dynamic) -> RhaiResult<Dynamic> {
+    let bad = |kind: &str| -> Box<rhai::EvalAltResult> {
+        format!("--set {name}={text}: param {name:?} is {kind} (its default is {default})").into()
+    };
+    if default.is_int() {
+        text.parse::<i64>()
+            .map(Dynamic::from)
+            .map_err(|_| bad("a whole number"))
+    } else if default.is_float() {
+        text.parse::<f64>()
+            .map(Dynamic::from)
+            .map_err(|_| bad("a number"))
+    } else if default.is_bool() {
+        text.parse::<bool>()
+            .map(Dynamic::from)
+            .map_err(|_| bad("true or false"))
+    } else if default.is_string() {
+        Ok(Dynamic::from(text.to_owned()))
+    } else {
+        Err(format!(
+            "param {name:?}: the default must be a number, true/false or a string, not {}",
+            default.type_name()
+        )
+        .into())
+    }
+}
+
+fn host_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(url)
+        .to_owned()
+}

@@ -1,0 +1,216 @@
+//! Workload scripts: the sandboxed Rhai engine that turns a script into a `Plan`.
+//!
+//! A script is evaluated once. Its DSL calls (`dsl`) fill a draft, which becomes the plan;
+//! functions it hands over (prompt generators, assertions) stay callable through the plan's
+//! `PromptGenerator` and `StatsCheck` traits (`callbacks`). Prompt built-ins live in `prompts`,
+//! imports in `library`, strict option maps in `opts`. The engine is sandboxed: no file access
+//! beyond `dataset(...)` and imports, no network, limits on operations, depth and sizes. Every
+//! error names file, line and column, with the offending line.
+
+mod callbacks;
+mod dsl;
+mod library;
+mod opts;
+mod phases;
+pub mod prompts;
+pub mod tokens;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rhai::{Engine, EvalAltResult, Position};
+
+use crate::config::Configs;
+use crate::plan::Plan;
+
+pub use library::{EMBEDDED, SCRIPT_PATH_VAR};
+
+/// A script that could not be evaluated into a plan.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {message}{excerpt}")]
+pub struct ScriptError {
+    /// `file:line:col`, or just the file when there is no position.
+    pub location: String,
+    pub message: String,
+    /// The offending line and a caret under the column, when known.
+    pub excerpt: String,
+}
+
+impl ScriptError {
+    pub(crate) fn at(path: &Path, source: Option<&str>, pos: Position, message: String) -> Self {
+        let file = path.display().to_string();
+        match (pos.line(), pos.position()) {
+            (Some(line), col) => {
+                let col = col.unwrap_or(1);
+                let excerpt = source
+                    .and_then(|s| s.lines().nth(line - 1))
+                    .map(|text| {
+                        let pad = " ".repeat(col.saturating_sub(1));
+                        format!("\n  {line:>4} | {text}\n       | {pad}^")
+                    })
+                    .unwrap_or_default();
+                Self {
+                    location: format!("{file}:{line}:{col}"),
+                    message,
+                    excerpt,
+                }
+            }
+            (None, _) => Self {
+                location: file,
+                message,
+                excerpt: String::new(),
+            },
+        }
+    }
+
+    /// An evaluation error; when it happened inside a library function, it names that file.
+    pub(crate) fn from_rhai(path: &Path, source: Option<&str>, err: &EvalAltResult) -> Self {
+        let (message, pos, file) = innermost(err);
+        match file.filter(|f| !f.is_empty()) {
+            Some(file) => {
+                let text = library::source_text(&file);
+                Self::at(Path::new(&file), text.as_deref(), pos, message)
+            }
+            None => Self::at(path, source, pos, message),
+        }
+    }
+
+    /// An error about the script as a whole (no position).
+    pub(crate) fn whole(path: &Path, message: impl Into<String>) -> Self {
+        Self::at(path, None, Position::NONE, message.into())
+    }
+}
+
+/// The message of the innermost error, the most precise position known, and the library file
+/// that position is in (`None`: the script itself).
+fn innermost(err: &EvalAltResult) -> (String, Position, Option<String>) {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, source, inner, pos) => {
+            let (msg, inner_pos, file) = innermost(inner);
+            if inner_pos.is_none() {
+                (msg, *pos, None)
+            } else {
+                (msg, inner_pos, file.or_else(|| Some(source.clone())))
+            }
+        }
+        EvalAltResult::ErrorInModule(_, inner, pos) => {
+            let (msg, inner_pos, file) = innermost(inner);
+            if inner_pos.is_none() {
+                (msg, *pos, None)
+            } else {
+                (msg, inner_pos, file)
+            }
+        }
+        EvalAltResult::ErrorRuntime(value, pos) => (value.to_string(), *pos, None),
+        other => {
+            // Display appends " (line L, position C)"; the location is shown separately.
+            let pos = other.position();
+            let text = other.to_string();
+            let suffix = format!(" ({pos})");
+            (
+                text.strip_suffix(&suffix).unwrap_or(&text).to_owned(),
+                pos,
+                None,
+            )
+        }
+    }
+}
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Values given on the command line with `--set name=value`, read by `param(name, default)`.
+pub type Overrides = BTreeMap<String, String>;
+
+/// Evaluates the script at `path` into a plan. `configs` resolves `target("name")` and
+/// `model("name")`.
+pub fn load(path: &Path, configs: &Configs) -> Result<Plan, ScriptError> {
+    load_with(path, configs, &Overrides::new())
+}
+
+/// Like `load`, with `--set` overrides for the script's `param(...)` values.
+pub fn load_with(
+    path: &Path,
+    configs: &Configs,
+    overrides: &Overrides,
+) -> Result<Plan, ScriptError> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        ScriptError::whole(
+            path,
+            format!("cannot read the script: {e}; check the path (scripts live in scripts/)"),
+        )
+    })?;
+    load_source(path, &source, configs, overrides)
+}
+
+/// Evaluates `source` as if it were the script at `path` (imports resolve beside `path`).
+pub fn load_source(
+    path: &Path,
+    source: &str,
+    configs: &Configs,
+    overrides: &Overrides,
+) -> Result<Plan, ScriptError> {
+    let source = source.to_owned();
+    let draft = Arc::new(Mutex::new(dsl::Draft::new(overrides.clone())));
+    let loaded = library::Loaded::default();
+    let mut engine = engine(path, configs.clone(), draft.clone(), loaded.clone());
+    let ast = engine
+        .compile(&source)
+        .map_err(|e| ScriptError::at(path, Some(&source), e.1, e.0.to_string()))?;
+    engine
+        .run_ast(&ast)
+        .map_err(|e| ScriptError::from_rhai(path, Some(&source), &e))?;
+    let ast = callable(&mut engine, ast, &source, &loaded);
+    let draft = std::mem::take(&mut *draft.lock().expect("draft lock"));
+    draft.finish(path, Arc::new(engine), Arc::new(ast))
+}
+
+/// Makes functions the script handed over callable after its top level has run: imported
+/// modules become static modules under their aliases (closures call `alias::f`), and the
+/// modules' functions join the script's (closures made inside a module live there). The
+/// script's own functions win any clash.
+fn callable(
+    engine: &mut Engine,
+    ast: rhai::AST,
+    source: &str,
+    loaded: &library::Loaded,
+) -> rhai::AST {
+    let loaded = loaded.lock().expect("library list");
+    let mut aliases = library::import_aliases(source);
+    let mut merged = rhai::AST::empty();
+    for m in loaded.iter() {
+        aliases.extend(m.aliases.iter().cloned());
+        merged = merged.merge(&m.functions);
+    }
+    for (path, alias) in aliases {
+        if let Some(m) = loaded.iter().find(|m| m.path == path) {
+            engine.register_static_module(alias, m.module.clone());
+        }
+    }
+    merged.merge(&ast)
+}
+
+/// A sandboxed engine with the DSL and the prompt built-ins registered.
+fn engine(path: &Path, configs: Configs, draft: dsl::Shared, loaded: library::Loaded) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(50_000_000)
+        .set_max_call_levels(64)
+        .set_max_expr_depths(128, 64)
+        .set_max_string_size(16 * 1024 * 1024)
+        .set_max_array_size(1_000_000)
+        .set_max_map_size(100_000)
+        .set_max_modules(100);
+    engine.disable_symbol("eval");
+    let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+    engine.set_module_resolver(library::Library::new(&base, loaded));
+    engine.on_print(|s| eprintln!("{s}"));
+    engine.on_debug(|s, src, pos| eprintln!("[debug {}{pos:?}] {s}", src.unwrap_or("")));
+    let default_rng = Arc::new(Mutex::new(prompts::Rng::seeded(0)));
+    prompts::register(&mut engine, base, default_rng);
+    dsl::register(&mut engine, configs, draft);
+    engine
+}
+
+#[cfg(test)]
+mod tests;

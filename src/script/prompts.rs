@@ -1,0 +1,425 @@
+//! Prompt built-ins for scripts: a seeded random generator (`Rng`), `words(n)`, `tokens(n,
+//! encoding)` (exactly n tokens under a tiktoken encoding compiled into the binary),
+//! `shared_prefix(n)` (the same n-token text every time, to exercise prefix caches on purpose)
+//! and `dataset(path)` (JSONL prompts or ShareGPT JSON, read once). Without an explicit generator
+//! these draw from one script-wide generator, so every prompt differs unless asked otherwise.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use super::RhaiResult;
+use super::tokens::{TokenizerSet, exact_tokens};
+use crate::plan::{Content, Message};
+
+/// A seeded random generator scripts can hold. Request `i` gets `Rng::for_request(seed, i)`, so a
+/// prompt depends only on the seed and its index, never on generation order.
+#[derive(Clone)]
+pub struct Rng(Xoshiro256PlusPlus);
+
+impl Rng {
+    pub fn seeded(seed: u64) -> Self {
+        Self(Xoshiro256PlusPlus::seed_from_u64(seed))
+    }
+
+    pub fn for_request(seed: u64, index: u64) -> Self {
+        // splitmix64 of (seed, index): neighbouring indices get unrelated streams.
+        let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Self::seeded(z ^ (z >> 31))
+    }
+
+    fn int(&mut self, lo: i64, hi: i64) -> RhaiResult<i64> {
+        if lo > hi {
+            return Err(format!("rng.int({lo}, {hi}): the low end is above the high end").into());
+        }
+        Ok(self.0.random_range(lo..=hi))
+    }
+
+    fn float(&mut self) -> f64 {
+        self.0.random::<f64>()
+    }
+
+    pub(super) fn index(&mut self, len: usize) -> usize {
+        self.0.random_range(0..len)
+    }
+}
+
+/// Words `words(n)` draws from.
+pub(super) const VOCABULARY: &[&str] = &[
+    "the", "river", "mountain", "engine", "quiet", "lantern", "harbor", "signal", "garden",
+    "winter", "copper", "market", "silver", "window", "forest", "paper", "thunder", "valley",
+    "orange", "pilot", "candle", "bridge", "castle", "meadow", "rocket", "island", "marble",
+    "shadow", "violin", "planet", "pencil", "dragon", "canyon", "circle", "basket", "velvet",
+    "anchor", "glacier", "compass", "journey", "kitchen", "library", "morning", "network", "ocean",
+    "puzzle", "question", "rainbow", "station", "theory", "umbrella", "village", "whisper",
+    "yellow", "zebra", "account", "balance", "cabinet", "decade", "element", "fabric", "gravity",
+    "horizon", "impact", "jacket", "kernel", "ladder", "machine", "number", "object", "pattern",
+    "quantum", "record", "system", "ticket", "update", "vector", "weather", "answer", "button",
+    "choice", "driver", "energy", "future", "history", "income", "method", "nature", "option",
+    "process", "reason", "season", "travel", "unit", "value", "water", "bright", "careful",
+    "distant", "early", "famous", "gentle", "honest", "little", "modern", "narrow", "simple",
+    "strong", "tender", "useful", "warm", "young", "build", "carry", "define", "explain", "follow",
+    "gather", "imagine", "measure", "notice", "observe", "prepare", "reach", "select", "travel",
+    "wonder", "write", "always", "before", "during", "often", "seldom", "today", "under", "within",
+];
+
+pub(super) fn words_from(rng: &mut Rng, n: usize) -> String {
+    let mut out = String::with_capacity(n * 7);
+    for k in 0..n {
+        if k > 0 {
+            out.push(' ');
+        }
+        out.push_str(VOCABULARY[rng.index(VOCABULARY.len())]);
+    }
+    out
+}
+
+/// Prompts read from a data file.
+#[derive(Clone)]
+pub struct Dataset {
+    items: Arc<Vec<Content>>,
+}
+
+impl Dataset {
+    fn item(&self, i: usize) -> Dynamic {
+        content_to_dynamic(&self.items[i % self.items.len()])
+    }
+}
+
+fn content_to_dynamic(c: &Content) -> Dynamic {
+    match c {
+        Content::Text(t) => t.clone().into(),
+        Content::Messages(list) => {
+            let arr: Array = list
+                .iter()
+                .map(|m| {
+                    let mut map = Map::new();
+                    map.insert("role".into(), m.role.clone().into());
+                    map.insert("content".into(), m.content.clone().into());
+                    map.into()
+                })
+                .collect();
+            arr.into()
+        }
+    }
+}
+
+/// Environment variable with extra folders `dataset(...)` may read from.
+pub const DATA_PATH_VAR: &str = "LLMBENCH_DATA_PATH";
+
+/// Where `dataset(path)` reads: a relative path without `..`, in the script's folder or else in
+/// a folder of `LLMBENCH_DATA_PATH`. A script cannot name arbitrary files (keys, configs).
+pub(super) fn locate_dataset(base: &Path, path: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let rel = Path::new(path);
+    if !rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "{path:?}: give a path relative to the script's folder, without \"..\"; for files elsewhere add their folder to {DATA_PATH_VAR}"
+        ));
+    }
+    let mut dirs = vec![base.to_owned()];
+    if let Some(extra) = std::env::var_os(DATA_PATH_VAR) {
+        dirs.extend(std::env::split_paths(&extra));
+    }
+    Ok(dirs
+        .iter()
+        .map(|d| d.join(rel))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| base.join(rel)))
+}
+
+/// Reads a JSONL file (one prompt per line: a string, or an object with `prompt`, `text`,
+/// `messages` or ShareGPT `conversations`) or a JSON array of such items (ShareGPT files).
+pub fn read_dataset(path: &Path) -> Result<Vec<Content>, String> {
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("dataset {shown}: cannot read: {e}"))?;
+    let mut items = Vec::new();
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let all: Vec<Value> = serde_json::from_str(trimmed)
+            .map_err(|e| format!("dataset {shown}: not valid JSON: {e}"))?;
+        for (i, v) in all.iter().enumerate() {
+            if let Some(c) = item(v).map_err(|e| format!("dataset {shown}: item {i}: {e}"))? {
+                items.push(c);
+            }
+        }
+    } else {
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| format!("dataset {shown}:{}: not valid JSON: {e}", i + 1))?;
+            if let Some(c) = item(&v).map_err(|e| format!("dataset {shown}:{}: {e}", i + 1))? {
+                items.push(c);
+            }
+        }
+    }
+    if items.is_empty() {
+        return Err(format!("dataset {shown}: holds no prompts"));
+    }
+    Ok(items)
+}
+
+/// One dataset item; `None` for ShareGPT records without a human turn (skipped, as other tools do).
+fn item(v: &Value) -> Result<Option<Content>, String> {
+    const HINT: &str = "expected a string or an object with \"prompt\", \"text\", \"messages\" or \"conversations\"";
+    let Some(obj) = v.as_object() else {
+        return v
+            .as_str()
+            .map(|s| Some(Content::Text(s.to_owned())))
+            .ok_or_else(|| HINT.to_owned());
+    };
+    for key in ["prompt", "text"] {
+        if let Some(s) = obj.get(key).and_then(Value::as_str) {
+            return Ok(Some(Content::Text(s.to_owned())));
+        }
+    }
+    if let Some(list) = obj.get("messages").and_then(Value::as_array) {
+        let messages = list
+            .iter()
+            .map(|m| {
+                let role = m["role"].as_str();
+                let content = m["content"].as_str();
+                match (role, content) {
+                    (Some(r), Some(c)) => Ok(Message {
+                        role: r.to_owned(),
+                        content: c.to_owned(),
+                    }),
+                    _ => Err("each message needs string \"role\" and \"content\"".to_owned()),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Some(Content::Messages(messages)));
+    }
+    if let Some(turns) = obj.get("conversations").and_then(Value::as_array) {
+        // ShareGPT: the first human turn is the prompt.
+        return Ok(turns
+            .iter()
+            .find(|t| matches!(t["from"].as_str(), Some("human" | "user")))
+            .and_then(|t| t["value"].as_str())
+            .map(|s| Content::Text(s.to_owned())));
+    }
+    Err(HINT.to_owned())
+}
+
+/// Registers the prompt built-ins. `base` resolves relative dataset paths; `default_rng` serves
+/// calls made without a generator.
+pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>) {
+    engine.register_type_with_name::<Rng>("Rng");
+    engine.register_fn("rng", |seed: i64| Rng::seeded(seed as u64));
+    engine.register_fn("int", Rng::int);
+    engine.register_fn("float", Rng::float);
+    engine.register_fn(
+        "pick",
+        |rng: &mut Rng, items: Array| -> RhaiResult<Dynamic> {
+            if items.is_empty() {
+                return Err("rng.pick([]): the list is empty".into());
+            }
+            Ok(items[rng.index(items.len())].clone())
+        },
+    );
+    engine.register_fn("words", |rng: &mut Rng, n: i64| -> RhaiResult<String> {
+        Ok(words_from(rng, count("words", n)?))
+    });
+    let d = default_rng.clone();
+    engine.register_fn("words", move |n: i64| -> RhaiResult<String> {
+        Ok(words_from(
+            &mut d.lock().expect("rng lock"),
+            count("words", n)?,
+        ))
+    });
+    let set = Arc::new(TokenizerSet::new(base.clone()));
+    let t = set.clone();
+    engine.register_fn(
+        "tokens",
+        move |rng: &mut Rng, n: i64, enc: &str| -> RhaiResult<String> {
+            Ok(exact_tokens(&*t.get(enc)?, rng, count("tokens", n)?)?)
+        },
+    );
+    let (d, t) = (default_rng, set.clone());
+    engine.register_fn("tokens", move |n: i64, enc: &str| -> RhaiResult<String> {
+        let tok = t.get(enc)?;
+        Ok(exact_tokens(
+            &*tok,
+            &mut d.lock().expect("rng lock"),
+            count("tokens", n)?,
+        )?)
+    });
+    let t = set.clone();
+    engine.register_fn(
+        "count_tokens",
+        move |text: &str, enc: &str| -> RhaiResult<i64> {
+            Ok(t.get(enc)?.encode(text).len() as i64)
+        },
+    );
+
+    let prefixes: Arc<Mutex<HashMap<(usize, String), String>>> = Arc::default();
+    let shared = move |n: i64, enc: &str| -> RhaiResult<String> {
+        let n = count("shared_prefix", n)?;
+        let key = (n, enc.to_owned());
+        let mut cache = prefixes.lock().expect("prefix cache");
+        if let Some(p) = cache.get(&key) {
+            return Ok(p.clone());
+        }
+        let p = exact_tokens(&*set.get(enc)?, &mut Rng::seeded(0x5EED_F1C5), n)?;
+        cache.insert(key, p.clone());
+        Ok(p)
+    };
+    let s2 = shared.clone();
+    engine.register_fn("shared_prefix", shared);
+    engine.register_fn("shared_prefix", move |n: i64| s2(n, "cl100k_base"));
+
+    engine.register_type_with_name::<Dataset>("Dataset");
+    let files: Arc<Mutex<HashMap<PathBuf, Dataset>>> = Arc::default();
+    engine.register_fn("dataset", move |path: &str| -> RhaiResult<Dataset> {
+        let full = locate_dataset(&base, path).map_err(|e| format!("dataset {e}"))?;
+        let mut cache = files.lock().expect("dataset cache");
+        if let Some(d) = cache.get(&full) {
+            return Ok(d.clone());
+        }
+        let d = Dataset {
+            items: Arc::new(read_dataset(&full)?),
+        };
+        cache.insert(full, d.clone());
+        Ok(d)
+    });
+    engine.register_fn("len", |d: &mut Dataset| d.items.len() as i64);
+    engine.register_fn("get", |d: &mut Dataset, i: i64| -> RhaiResult<Dynamic> {
+        let i = usize::try_from(i)
+            .map_err(|_| format!("dataset.get({i}): the index must be 0 or more"))?;
+        Ok(d.item(i))
+    });
+    engine.register_fn("sample", |d: &mut Dataset, rng: Rng| {
+        let mut rng = rng;
+        d.item(rng.index(d.items.len()))
+    });
+}
+
+fn count(what: &str, n: i64) -> Result<usize, String> {
+    usize::try_from(n).map_err(|_| format!("{what}({n}): the count must be 0 or more"))
+}
+
+/// Turns what a prompt function returned into request content: a string, or a list of
+/// `#{ role, content }` maps.
+pub fn content_of(v: Dynamic) -> Result<Content, String> {
+    if v.is_string() {
+        return Ok(Content::Text(v.into_string().expect("checked string")));
+    }
+    if v.is_array() {
+        let arr = v.cast::<Array>();
+        let mut out = Vec::with_capacity(arr.len());
+        for (i, m) in arr.into_iter().enumerate() {
+            let bad = || {
+                format!("message {i} must be a map like #{{ role: \"user\", content: \"...\" }}")
+            };
+            let Some(map) = m.try_cast::<Map>() else {
+                return Err(bad());
+            };
+            if let Some(k) = map
+                .keys()
+                .find(|k| !matches!(k.as_str(), "role" | "content"))
+            {
+                return Err(format!(
+                    "message {i}: unknown key {:?}; a message has role and content",
+                    k.as_str()
+                ));
+            }
+            let get = |k: &str| map.get(k).and_then(|v| v.clone().into_string().ok());
+            match (get("role"), get("content")) {
+                (Some(role), Some(content)) => out.push(Message { role, content }),
+                _ => return Err(bad()),
+            }
+        }
+        if out.is_empty() {
+            return Err("the list of messages is empty".into());
+        }
+        return Ok(Content::Messages(out));
+    }
+    Err(format!(
+        "a prompt must be a string or a list of messages, not {}",
+        v.type_name()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_generators_depend_only_on_seed_and_index() {
+        let a = words_from(&mut Rng::for_request(1, 5), 20);
+        assert_eq!(a, words_from(&mut Rng::for_request(1, 5), 20));
+        assert_ne!(a, words_from(&mut Rng::for_request(1, 6), 20));
+        assert_ne!(a, words_from(&mut Rng::for_request(2, 5), 20));
+        assert_eq!(a.split(' ').count(), 20);
+    }
+
+    #[test]
+    fn datasets_read_jsonl_and_sharegpt() {
+        let d = tempfile::tempdir().unwrap();
+        let jsonl = d.path().join("p.jsonl");
+        std::fs::write(
+            &jsonl,
+            "\"plain\"\n{\"prompt\":\"p\"}\n\n{\"messages\":[{\"role\":\"user\",\"content\":\"m\"}]}\n",
+        )
+        .unwrap();
+        let items = read_dataset(&jsonl).unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[1], Content::Text("p".into()));
+        assert!(matches!(&items[2], Content::Messages(m) if m[0].content == "m"));
+
+        let share = d.path().join("s.json");
+        std::fs::write(
+            &share,
+            r#"[{"id":"a","conversations":[{"from":"human","value":"hi"},{"from":"gpt","value":"yo"}]},
+                {"id":"b","conversations":[{"from":"gpt","value":"only"}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            read_dataset(&share).unwrap(),
+            vec![Content::Text("hi".into())]
+        );
+
+        std::fs::write(&jsonl, "{\"prompt\":\"ok\"}\n{\"question\":1}\n").unwrap();
+        let err = read_dataset(&jsonl).unwrap_err();
+        assert!(
+            err.contains("p.jsonl:2") && err.contains("\"prompt\""),
+            "{err}"
+        );
+        assert!(
+            read_dataset(&d.path().join("none.jsonl"))
+                .unwrap_err()
+                .contains("cannot read")
+        );
+    }
+
+    #[test]
+    fn prompt_values_become_content() {
+        assert_eq!(content_of("x".into()).unwrap(), Content::Text("x".into()));
+        let mut m = Map::new();
+        m.insert("role".into(), "user".into());
+        m.insert("content".into(), "c".into());
+        let arr: Array = vec![m.clone().into()];
+        assert!(matches!(content_of(arr.into()).unwrap(), Content::Messages(v) if v.len() == 1));
+        m.insert("name".into(), "n".into());
+        let arr: Array = vec![m.into()];
+        assert!(content_of(arr.into()).unwrap_err().contains("unknown key"));
+        assert!(
+            content_of(Dynamic::from(5_i64))
+                .unwrap_err()
+                .contains("i64")
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Capacity sweeps: a saturation phase (closed loop at high concurrency) measures the highest
+//! throughput the server sustains; the sweep's later phases then run open loop at fractions of
+//! that rate. With an SLO, the outcome names the highest rate whose requests still met it.
+
+use serde::Serialize;
+
+use crate::plan::{Phase, Slo, SweepStep};
+use crate::schedule::PhaseRun;
+use crate::stats::Summary;
+
+/// Share of good requests (0..=1) a sweep step needs to count as meeting the SLO.
+pub const DEFAULT_ATTAINMENT: f64 = 0.9;
+
+/// Throughput of a finished saturation phase: requests completed per second of the phase.
+pub fn saturation_rps(run: &PhaseRun) -> Option<f64> {
+    let secs = run.ended_us.saturating_sub(run.started_us) as f64 / 1e6;
+    (secs > 0.0 && run.dispatched > 0).then(|| run.dispatched as f64 / secs)
+}
+
+/// The phase as it will run: a sweep step gets its rate from the measured saturation.
+pub fn resolve(phase: &Phase, saturation: Option<f64>) -> Phase {
+    let mut p = phase.clone();
+    if let (Some(SweepStep::Fraction(f)), Some(sat)) = (p.sweep, saturation) {
+        p.rate = Some((f * sat).max(1e-3));
+    }
+    p
+}
+
+/// One sweep step's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepOutcome {
+    pub phase: String,
+    /// Offered rate (req/s).
+    pub rate: f64,
+    /// Completed requests per second.
+    pub achieved: f64,
+    /// Good requests as a percentage of all requests (with an SLO).
+    pub good_rate: Option<f64>,
+}
+
+/// What a sweep found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepOutcome {
+    pub saturation_rps: f64,
+    pub steps: Vec<StepOutcome>,
+    /// The highest offered rate whose good share reached `attainment` (with an SLO).
+    pub best_rate_within_slo: Option<f64>,
+    pub attainment: f64,
+}
+
+/// Summarises a sweep from the phases as they ran.
+pub fn outcome(
+    ran: &[Phase],
+    saturation: Option<f64>,
+    summary: &Summary,
+    slo: Option<&Slo>,
+    attainment: f64,
+) -> Option<SweepOutcome> {
+    let saturation_rps = saturation?;
+    let steps: Vec<StepOutcome> = ran
+        .iter()
+        .filter(|p| matches!(p.sweep, Some(SweepStep::Fraction(_))))
+        .filter_map(|p| {
+            let stats = summary.phases.iter().find(|s| s.name == p.name)?;
+            Some(StepOutcome {
+                phase: p.name.clone(),
+                rate: p.rate?,
+                achieved: stats.req_per_s,
+                good_rate: stats.good_rate,
+            })
+        })
+        .collect();
+    let best_rate_within_slo = slo.and_then(|_| {
+        steps
+            .iter()
+            .filter(|s| s.good_rate.is_some_and(|g| g >= attainment * 100.0))
+            .map(|s| s.rate)
+            .fold(None, |best: Option<f64>, r| {
+                Some(best.map_or(r, |b| b.max(r)))
+            })
+    });
+    Some(SweepOutcome {
+        saturation_rps,
+        steps,
+        best_rate_within_slo,
+        attainment,
+    })
+}
+
+/// The sweep's lines for the console.
+pub fn describe(o: &SweepOutcome) -> String {
+    let mut s = format!("sweep: saturation {:.2} req/s", o.saturation_rps);
+    for step in &o.steps {
+        s.push_str(&format!(
+            "\n  {}: offered {:.2} req/s, achieved {:.2} req/s{}",
+            step.phase,
+            step.rate,
+            step.achieved,
+            step.good_rate
+                .map_or(String::new(), |g| format!(", {g:.1} % good"))
+        ));
+    }
+    match o.best_rate_within_slo {
+        Some(r) => s.push_str(&format!(
+            "\n  highest rate meeting the SLO ({:.0} % good): {r:.2} req/s",
+            o.attainment * 100.0
+        )),
+        None if o.steps.iter().any(|s| s.good_rate.is_some()) => s.push_str(&format!(
+            "\n  no step met the SLO for {:.0} % of its requests",
+            o.attainment * 100.0
+        )),
+        None => {}
+    }
+    s
+}
