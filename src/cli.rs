@@ -195,6 +195,10 @@ pub struct RunArgs {
     /// Do not read local GPUs through NVML.
     #[arg(long)]
     pub no_nvml: bool,
+    /// Serve llmbench's own counters and latency histograms in Prometheus format here while
+    /// the run goes, e.g. 127.0.0.1:9464 (see configs/grafana/llmbench.json).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// GPU indices to read through NVML, e.g. 0,1 (default: all).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub gpus: Option<Vec<u32>>,

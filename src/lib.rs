@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod export;
 pub mod feed;
+pub mod live;
 pub mod mock;
 pub mod plan;
 pub mod progress;

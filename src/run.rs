@@ -269,6 +269,7 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
             proxy: conn.proxy.clone(),
         },
         preflight: !conn.no_preflight,
+        metrics_listen: args.metrics_listen,
     };
     execute(plan, &options).await
 }
@@ -288,6 +289,8 @@ pub struct Options {
     pub client: ClientOptions,
     /// Send one request before the run to check the target (see `client::preflight`).
     pub preflight: bool,
+    /// Serve llmbench's own live metrics here during the run (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Runs a plan to the end (or to Ctrl-C) and writes every output.
@@ -354,10 +357,32 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
             }
         })?;
 
+    let live = match options.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let listener = crate::live::bind(addr).await.map_err(|e| {
+                RunError::Usage(format!(
+                    "--metrics-listen {addr}: cannot listen there ({e}); pick a free port, e.g. 127.0.0.1:9464"
+                ))
+            })?;
+            let live = Arc::new(crate::live::Live::new(
+                &run_id,
+                &plan.workload,
+                &target.name,
+                &model,
+            ));
+            eprintln!(
+                "llmbench: live metrics at http://{}/metrics",
+                listener.local_addr().map_or(addr, |a| a)
+            );
+            Some((live.clone(), crate::live::serve(listener, live)))
+        }
+    };
     let (bodies, feed_status) = Feed::start(&plan.request, &model).split();
     let (record_tx, record_rx) = mpsc::unbounded_channel::<RequestRecord>();
     let mut progress = Progress::new(plan.expected_requests(), options.progress);
     let slo = plan.slo;
+    let sink_live = live.as_ref().map(|(l, _)| l.clone());
     let sink = std::thread::Builder::new()
         .name("llmbench-records".into())
         .spawn(move || {
@@ -373,6 +398,9 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
                 }
                 stats.add(&rec);
                 progress.record(&rec);
+                if let Some(live) = &sink_live {
+                    live.record(&rec);
+                }
             }
             progress.finish();
             (stats, write_error)
@@ -395,9 +423,13 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
             warmup: phase.warmup,
         });
         let (client, tx, abort) = (client.clone(), record_tx.clone(), abort.clone());
-        let exec = move |dispatch, body: Bytes| {
+        let live = live.as_ref().map(|(l, _)| l.clone());
+        let exec = move |dispatch: crate::schedule::Dispatch, body: Bytes| {
             let (client, label, tx, abort) =
                 (client.clone(), label.clone(), tx.clone(), abort.clone());
+            if let Some(live) = live.as_ref().filter(|_| dispatch.admitted_us.is_some()) {
+                live.sent();
+            }
             async move {
                 let record = client.execute(dispatch, &label, body, &abort).await;
                 let _ = tx.send(record);
@@ -412,6 +444,9 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         }
     }
     ctrl_c.abort();
+    if let Some((_, server)) = &live {
+        server.abort();
+    }
     let collected = telemetry.stop().await;
     drop(scheduler);
     drop(record_tx);

@@ -201,3 +201,47 @@ fn without_a_gpu_the_run_says_so_once_and_succeeds() {
         "the notice says how to silence it: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_are_served_during_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::mock(20, 5, 10);
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ max_tokens: 10, prompt: |i| `p ${i}` });
+           phase("steady", #{ duration: 2, rps: 20, concurrency: 8 });"#,
+    );
+    common::target(&mut plan, &server);
+    plan.telemetry.nvml = false;
+    // A free port on 127.0.0.1 for the live view.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut options = common::options(dir.path());
+    options.metrics_listen = Some(([127, 0, 0, 1], port).into());
+    let run = tokio::spawn(async move { llmbench::run::execute(plan, &options).await });
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(r) = http.get(&url).send().await
+            && let Ok(text) = r.text().await
+        {
+            let ok = llmbench::telemetry::prometheus::parse(&text)
+                .into_iter()
+                .find(|s| s.name == "llmbench_requests_total" && s.labels["outcome"] == "ok")
+                .map(|s| s.value);
+            if let Some(ok) = ok {
+                seen.push(ok);
+            }
+        }
+    }
+    let finished = run.await.unwrap().unwrap();
+    assert!(seen.len() >= 5, "scraped during the run: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "a counter: {seen:?}");
+    assert!(*seen.last().unwrap() <= finished.summary.all.ok as f64);
+    assert!(*seen.last().unwrap() >= 20.0, "{seen:?}");
+}
