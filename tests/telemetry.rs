@@ -245,3 +245,35 @@ async fn live_metrics_are_served_during_the_run() {
     assert!(*seen.last().unwrap() <= finished.summary.all.ok as f64);
     assert!(*seen.last().unwrap() >= 20.0, "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_endpoint_that_redirects_is_followed() {
+    // Some servers answer /metrics with 307 to /metrics/ (or another path).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, "/real-metrics")],
+                )
+            }),
+        )
+        .route(
+            "/real-metrics",
+            get(|| async {
+                "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 2\n"
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (finished, _dir) = run_with(&format!("{base}/metrics")).await;
+    let running = finished
+        .telemetry
+        .series
+        .iter()
+        .find(|s| s.name == "vllm:num_requests_running")
+        .expect("scraped through the redirect");
+    assert_eq!((running.min, running.max), (2.0, 2.0));
+}
