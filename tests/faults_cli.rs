@@ -145,20 +145,20 @@ fn count(records: &[RequestRecord], f: impl Fn(&RequestRecord) -> bool) -> u64 {
 fn assert_both_sides_agree(records: &[RequestRecord], mock: &MockStats) {
     assert_eq!(records.len() as u64, mock.received, "{mock:?}");
     let sent = |r: &RequestRecord| r.sent_us.is_some();
-    assert_eq!(
-        count(records, |r| r.outcome == Outcome::Ok),
-        mock.completed,
-        "every request the mock completed is in the raw records: {mock:?}"
+    // A request the interrupt cut just as its last bytes were on the wire is `completed` for the
+    // mock and `cancelled` for the client; every other one must match class for class, and the
+    // two sides must account for the same requests.
+    let ok = count(records, |r| r.outcome == Outcome::Ok);
+    let cut = count(records, |r| r.outcome == Outcome::Cancelled && sent(r));
+    assert!(
+        ok <= mock.completed && mock.completed <= ok + cut.min(2),
+        "every request the mock completed is in the raw records (ok {ok}, cut {cut}): {mock:?}"
     );
+    assert_eq!(ok + cut, mock.completed + mock.client_gone, "{mock:?}");
     assert_eq!(count(records, |r| r.status == Some(500)), mock.failed);
     assert_eq!(
         count(records, |r| r.outcome == Outcome::StreamBroken),
         mock.dropped
-    );
-    assert_eq!(
-        count(records, |r| r.outcome == Outcome::Cancelled && sent(r)),
-        mock.client_gone,
-        "requests cut by the interrupt"
     );
     assert_eq!(mock.unlabelled, 1, "the preflight");
 }
