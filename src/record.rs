@@ -227,6 +227,40 @@ impl RequestRecord {
         }
     }
 
+    /// A successful streamed request with known timing: sent at `sent_us`, first token
+    /// `ttft_us` later, `tokens` content chunks `itl_us` apart, ending with the last one; usage
+    /// says 10 prompt tokens. For tests and benchmarks that need ground truth.
+    pub fn synthetic(
+        id: u64,
+        phase: &str,
+        phase_index: usize,
+        sent_us: u64,
+        ttft_us: u64,
+        itl_us: u64,
+        tokens: u64,
+    ) -> Self {
+        let first = sent_us + ttft_us;
+        let last = first + itl_us * tokens.saturating_sub(1);
+        let mut r = Self::unsent(id, phase, phase_index, false, true, sent_us);
+        r.outcome = Outcome::Ok;
+        r.status = Some(200);
+        r.attempts = 1;
+        r.admitted_us = Some(sent_us);
+        r.sent_us = Some(sent_us);
+        r.headers_us = Some(sent_us);
+        r.first_token_us = Some(first);
+        r.first_answer_us = Some(first);
+        r.last_token_us = Some(last);
+        r.end_us = last;
+        r.chunk_offsets_us = (0..tokens).map(|k| k * itl_us).collect();
+        r.input_tokens = Some(10);
+        r.output_tokens = tokens;
+        r.tokens_source = TokenSource::Usage;
+        r.content_chunks = tokens;
+        r.output_chars = tokens;
+        r
+    }
+
     /// Microseconds between two optional stamps.
     fn span(from: Option<u64>, to: Option<u64>) -> Option<u64> {
         Some(to?.saturating_sub(from?))

@@ -534,38 +534,11 @@ mod tests {
         itl: u64,
         n: u64,
     ) -> RequestRecord {
-        let first = sent + ttft;
-        let last = first + itl * (n - 1);
-        RequestRecord {
-            id,
-            phase: format!("p{phase}"),
-            phase_index: phase,
-            warmup: false,
-            outcome: Outcome::Ok,
-            status: Some(200),
-            error: None,
-            timeout: None,
-            attempts: 1,
-            failed_attempts: Vec::new(),
-            streamed: true,
-            intended_us: sent,
-            dispatched_us: sent,
-            admitted_us: Some(sent),
-            sent_us: Some(sent),
-            headers_us: Some(sent + 100),
-            first_token_us: Some(first),
-            first_answer_us: Some(first),
-            last_token_us: Some(last),
-            end_us: last + 50,
-            chunk_offsets_us: (0..n).map(|k| k * itl).collect(),
-            input_tokens: Some(10),
-            output_tokens: n,
-            tokens_source: TokenSource::Usage,
-            content_chunks: n,
-            output_chars: n * 4,
-            reconnects: 0,
-            server_timings: None,
-        }
+        let mut r = RequestRecord::synthetic(id, &format!("p{phase}"), phase, sent, ttft, itl, n);
+        r.headers_us = Some(sent + 100);
+        r.end_us += 50;
+        r.output_chars = n * 4;
+        r
     }
 
     #[test]

@@ -199,42 +199,12 @@ impl TimelineBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::TokenSource;
 
     /// Sent at `sent` µs, first token `ttft` later, `n` chunks `itl` apart, ends at the last.
     fn rec(sent: u64, ttft: u64, itl: u64, n: u64) -> RequestRecord {
-        let first = sent + ttft;
-        let last = first + itl * (n - 1);
-        RequestRecord {
-            id: 0,
-            phase: "p".into(),
-            phase_index: 0,
-            warmup: false,
-            outcome: Outcome::Ok,
-            status: Some(200),
-            error: None,
-            timeout: None,
-            attempts: 1,
-            failed_attempts: Vec::new(),
-            streamed: true,
-            intended_us: sent,
-            dispatched_us: sent,
-            admitted_us: Some(sent),
-            sent_us: Some(sent),
-            headers_us: Some(sent),
-            first_token_us: Some(first),
-            first_answer_us: Some(first),
-            last_token_us: Some(last),
-            end_us: last,
-            chunk_offsets_us: (0..n).map(|k| k * itl).collect(),
-            input_tokens: Some(1),
-            output_tokens: n,
-            tokens_source: TokenSource::Usage,
-            content_chunks: n,
-            output_chars: n,
-            reconnects: 0,
-            server_timings: None,
-        }
+        let mut r = RequestRecord::synthetic(0, "p", 0, sent, ttft, itl, n);
+        r.input_tokens = Some(1);
+        r
     }
 
     #[test]
