@@ -98,6 +98,7 @@ async fn measure(concurrency: u32, requests: u64) {
         export_json: None,
         client: llmbench::client::ClientOptions::default(),
         preflight: true,
+        quiet: true,
     };
     let finished = execute(plan, &options).await.expect("run succeeds");
     let records = llmbench::record::read_records(&finished.files.raw).expect("records");

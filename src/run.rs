@@ -141,6 +141,7 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Check(args)) => crate::commands::check(&args),
             Some(Command::Run(args)) => crate::commands::run_workload(&args).await,
             Some(Command::Interactive(args)) => crate::commands::interactive(&args.output).await,
+            Some(Command::Calibrate(args)) => crate::calibrate::calibrate(&args).await,
             None if cli.run.script.is_none() => crate::commands::no_script(&cli.run).await,
             None => exit_code_of(run_script(&cli.run).await),
         }
@@ -269,6 +270,7 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
             proxy: conn.proxy.clone(),
         },
         preflight: !conn.no_preflight,
+        quiet: false,
     };
     execute(plan, &options).await
 }
@@ -288,6 +290,8 @@ pub struct Options {
     pub client: ClientOptions,
     /// Send one request before the run to check the target (see `client::preflight`).
     pub preflight: bool,
+    /// Print no summary to standard output (the caller reports; files are written as ever).
+    pub quiet: bool,
 }
 
 /// Runs a plan to the end (or to Ctrl-C) and writes every output.
@@ -520,15 +524,17 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         .as_ref()
         .map(|s| format!("\n{}", crate::sweep::describe(s)))
         .unwrap_or_default();
-    let _ = writeln!(
-        std::io::stdout().lock(),
-        "{}{sweep_line}\n\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
-        report.terminal.trim_end(),
-        files.raw.display(),
-        files.csv.display(),
-        files.markdown.display(),
-        files.html.display()
-    );
+    if !options.quiet {
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}{sweep_line}\n\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
+            report.terminal.trim_end(),
+            files.raw.display(),
+            files.csv.display(),
+            files.markdown.display(),
+            files.html.display()
+        );
+    }
     Ok(Finished {
         run_id,
         files,

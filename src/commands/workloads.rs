@@ -237,6 +237,7 @@ async fn execute(plan: Plan, label: &str, output: &OutputArgs) -> u8 {
         export_json: None,
         client: crate::client::ClientOptions::default(),
         preflight: true,
+        quiet: false,
     };
     run::exit_code_of(run::execute(plan, &options).await)
 }

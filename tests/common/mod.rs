@@ -53,6 +53,7 @@ pub fn options(results: &Path) -> Options {
         export_json: None,
         client: llmbench::client::ClientOptions::default(),
         preflight: true,
+        quiet: false,
     }
 }
 
