@@ -92,9 +92,7 @@ const HEADER: &str = "step        level requests    achieved  late p50  late p99
 
 /// The command: runs every step, prints a line each, then the limits found.
 pub async fn calibrate(args: &CalibrateArgs) -> u8 {
-    if args.streams.iter().any(|&c| c == 0)
-        || args.rates.iter().any(|&r| !(r > 0.0 && r.is_finite()))
-    {
+    if args.streams.contains(&0) || args.rates.iter().any(|&r| !(r > 0.0 && r.is_finite())) {
         eprintln!(
             "llmbench calibrate: --streams and --rates take positive numbers, e.g. --streams 1,16 --rates 100,500"
         );
