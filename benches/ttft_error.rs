@@ -99,6 +99,7 @@ async fn measure(concurrency: u32, requests: u64) {
         client: llmbench::client::ClientOptions::default(),
         preflight: true,
         metrics_listen: None,
+        quiet: true,
     };
     let finished = execute(plan, &options).await.expect("run succeeds");
     let records = llmbench::record::read_records(&finished.files.raw).expect("records");

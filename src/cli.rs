@@ -40,6 +40,9 @@ pub enum Command {
     /// Ask for target, model and workload (Enter accepts the defaults: a 5-minute high-load
     /// run), show the equivalent command line, then run. `llmbench` alone in a terminal does this.
     Interactive(InteractiveArgs),
+    /// Measure the TTFT error llmbench adds and the rate and stream count this machine
+    /// sustains, against the built-in mock in this process.
+    Calibrate(CalibrateArgs),
 }
 
 /// `llmbench parse`: raw records back to the summary CSV.
@@ -139,6 +142,20 @@ pub struct OutputArgs {
     /// Do not show the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// `llmbench calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Concurrent-stream levels to try, closed loop.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [1, 16, 64, 256, 1000])]
+    pub streams: Vec<u32>,
+    /// Open-loop rates to try, requests per second.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [100.0, 500.0, 1000.0, 2000.0])]
+    pub rates: Vec<f64>,
+    /// Seconds each step measures (after a short warmup).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0, value_parser = non_negative)]
+    pub duration: f64,
 }
 
 fn name_value(s: &str) -> Result<(String, String), String> {

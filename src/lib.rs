@@ -5,6 +5,7 @@
 //! `main.rs` only parses the command line and maps the result to an exit code.
 
 pub mod analysis;
+pub mod calibrate;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -141,6 +141,7 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Check(args)) => crate::commands::check(&args),
             Some(Command::Run(args)) => crate::commands::run_workload(&args).await,
             Some(Command::Interactive(args)) => crate::commands::interactive(&args.output).await,
+            Some(Command::Calibrate(args)) => crate::calibrate::calibrate(&args).await,
             None if cli.run.script.is_none() => crate::commands::no_script(&cli.run).await,
             None => exit_code_of(run_script(&cli.run).await),
         }
@@ -270,6 +271,7 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
         },
         preflight: !conn.no_preflight,
         metrics_listen: args.metrics_listen,
+        quiet: false,
     };
     execute(plan, &options).await
 }
@@ -291,6 +293,8 @@ pub struct Options {
     pub preflight: bool,
     /// Serve llmbench's own live metrics here during the run (`--metrics-listen`).
     pub metrics_listen: Option<SocketAddr>,
+    /// Print no summary to standard output (the caller reports; files are written as ever).
+    pub quiet: bool,
 }
 
 /// Runs a plan to the end (or to Ctrl-C) and writes every output.
@@ -555,15 +559,17 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         .as_ref()
         .map(|s| format!("\n{}", crate::sweep::describe(s)))
         .unwrap_or_default();
-    let _ = writeln!(
-        std::io::stdout().lock(),
-        "{}{sweep_line}\n\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
-        report.terminal.trim_end(),
-        files.raw.display(),
-        files.csv.display(),
-        files.markdown.display(),
-        files.html.display()
-    );
+    if !options.quiet {
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}{sweep_line}\n\nraw records: {}\nsummary:     {}\nreports:     {}\n             {}",
+            report.terminal.trim_end(),
+            files.raw.display(),
+            files.csv.display(),
+            files.markdown.display(),
+            files.html.display()
+        );
+    }
     Ok(Finished {
         run_id,
         files,

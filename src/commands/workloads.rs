@@ -238,6 +238,7 @@ async fn execute(plan: Plan, label: &str, output: &OutputArgs) -> u8 {
         client: crate::client::ClientOptions::default(),
         preflight: true,
         metrics_listen: None,
+        quiet: false,
     };
     run::exit_code_of(run::execute(plan, &options).await)
 }

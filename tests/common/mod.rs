@@ -54,6 +54,7 @@ pub fn options(results: &Path) -> Options {
         client: llmbench::client::ClientOptions::default(),
         preflight: true,
         metrics_listen: None,
+        quiet: false,
     }
 }
 

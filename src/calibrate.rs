@@ -1,0 +1,341 @@
+//! `llmbench calibrate`: how much error llmbench itself adds on this machine, and where its limits
+//! are.
+//!
+//! Runs the built-in mock in-process (on its own thread and runtime, same monotonic clock) and
+//! drives it through the ordinary run pipeline (`run::execute`) at rising concurrency (closed
+//! loop) and rising open-loop rate (evenly spaced arrivals, short responses). The mock logs when
+//! it really wrote each first token, so per request:
+//!
+//! - added TTFT error = the client's first-token stamp minus the mock's logged write time;
+//! - scheduler lateness = `dispatched_us - intended_us`;
+//! - achieved rate = (requests - 1) / (last dispatch - first dispatch), open-loop steps only.
+//!
+//! A step is sustained when it had no errors, its added error p50 is under 1 ms and (open loop)
+//! its achieved rate is within 1% of the requested one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::CalibrateArgs;
+use crate::client::ClientOptions;
+use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
+use crate::plan::{
+    Arrival, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Target, TelemetrySpec,
+};
+use crate::record::{Outcome, read_records};
+use crate::run::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Options, RunError, execute};
+
+/// Added TTFT error (p50) a sustained step stays under, ms.
+pub const MAX_ADDED_P50_MS: f64 = 1.0;
+/// Largest shortfall of the achieved rate a sustained open-loop step may have.
+pub const MAX_RATE_SHORTFALL: f64 = 0.01;
+
+/// What one step asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// Closed loop: this many concurrent streams.
+    Streams(u32),
+    /// Open loop: this many requests per second.
+    Rate(f64),
+}
+
+/// What one step measured (times in ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepResult {
+    pub load: Load,
+    pub requests: u64,
+    pub errors: u64,
+    /// Open loop only.
+    pub achieved_rate: Option<f64>,
+    pub lateness_p50_ms: f64,
+    pub lateness_p99_ms: f64,
+    pub added_p50_ms: f64,
+    pub added_p99_ms: f64,
+}
+
+impl StepResult {
+    /// No errors, added p50 under 1 ms, and (open loop) the rate held within 1%.
+    pub fn sustained(&self) -> bool {
+        let rate_held = match (self.load, self.achieved_rate) {
+            (Load::Rate(r), Some(a)) => a >= r * (1.0 - MAX_RATE_SHORTFALL),
+            (Load::Rate(_), None) => false,
+            (Load::Streams(_), _) => true,
+        };
+        self.errors == 0 && self.requests > 0 && self.added_p50_ms < MAX_ADDED_P50_MS && rate_held
+    }
+
+    fn line(&self) -> String {
+        let (kind, level, achieved) = match self.load {
+            Load::Streams(c) => ("streams", c.to_string(), "-".to_owned()),
+            Load::Rate(r) => (
+                "rate",
+                format!("{r}/s"),
+                self.achieved_rate
+                    .map_or("-".into(), |a| format!("{a:.1}/s")),
+            ),
+        };
+        format!(
+            "{kind:<8} {level:>8} {:>8} {achieved:>11} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>6}  {}",
+            self.requests,
+            self.lateness_p50_ms,
+            self.lateness_p99_ms,
+            self.added_p50_ms,
+            self.added_p99_ms,
+            self.errors,
+            if self.sustained() { "yes" } else { "no" },
+        )
+    }
+}
+
+const HEADER: &str = "step        level requests    achieved  late p50  late p99 added p50 added p99 errors  sustained";
+
+/// The command: runs every step, prints a line each, then the limits found.
+pub async fn calibrate(args: &CalibrateArgs) -> u8 {
+    if args.streams.contains(&0) || args.rates.iter().any(|&r| !(r > 0.0 && r.is_finite())) {
+        eprintln!(
+            "llmbench calibrate: --streams and --rates take positive numbers, e.g. --streams 1,16 --rates 100,500"
+        );
+        return EXIT_USAGE;
+    }
+    println!(
+        "llmbench calibrate: built-in mock in this process; times in ms (late: scheduler lateness; added: TTFT error llmbench adds)"
+    );
+    println!("{HEADER}");
+    let mut results = Vec::new();
+    let steps = args
+        .streams
+        .iter()
+        .map(|&c| Load::Streams(c))
+        .chain(args.rates.iter().map(|&r| Load::Rate(r)));
+    for load in steps {
+        match step(load, args).await {
+            Ok(r) => {
+                println!("{}", r.line());
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("llmbench calibrate: step {load:?} failed: {e}");
+                return EXIT_FAILED;
+            }
+        }
+    }
+    let best_rate = results
+        .iter()
+        .filter(|r| r.sustained())
+        .filter_map(|r| match r.load {
+            Load::Rate(x) => Some(x),
+            Load::Streams(_) => None,
+        })
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    let best_streams = results
+        .iter()
+        .filter(|r| r.sustained())
+        .filter_map(|r| match r.load {
+            Load::Streams(c) => Some(c),
+            Load::Rate(_) => None,
+        })
+        .max();
+    println!(
+        "highest rate sustained (added p50 < {MAX_ADDED_P50_MS} ms, rate within {:.0}%, no errors): {}",
+        MAX_RATE_SHORTFALL * 100.0,
+        best_rate.map_or("none of the levels tried".into(), |r| format!("{r} req/s"))
+    );
+    println!(
+        "most streams sustained (added p50 < {MAX_ADDED_P50_MS} ms, no errors): {}",
+        best_streams.map_or("none of the levels tried".into(), |c| c.to_string())
+    );
+    EXIT_OK
+}
+
+/// Runs one step against a fresh mock (request ids restart with each run) and measures it.
+pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunError> {
+    let mock = match load {
+        // Long enough streams that every connection stays busy at high concurrency.
+        Load::Streams(_) => MockConfig {
+            ttft: Duration::from_millis(20),
+            itl: Duration::from_millis(2),
+            output_tokens: 16,
+            ..MockConfig::default()
+        },
+        // Short responses: the rate, not the streams, is what is tested.
+        Load::Rate(_) => MockConfig {
+            ttft: Duration::from_millis(5),
+            itl: Duration::from_millis(1),
+            output_tokens: 4,
+            ..MockConfig::default()
+        },
+    };
+    let server = MockServer::start(mock.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .map_err(|e| RunError::Usage(format!("cannot start the mock on 127.0.0.1: {e}")))?;
+    let duration = Duration::from_secs_f64(args.duration);
+    let (warmup, measure) = match load {
+        Load::Streams(c) => {
+            // About `duration` of requests (~60 ms each), capped at 2,000 per second of it so
+            // that many streams on few cores do not run long; at least 2 per stream.
+            let c = c as u64;
+            let per_stream = (duration.as_secs_f64() / 0.06).ceil() as u64;
+            let cap = (2000.0 * duration.as_secs_f64()) as u64;
+            let requests = (c * per_stream).min(cap).max(c * 2);
+            (
+                phase("warmup", true, Some(c), None, None, Some(c as u32)),
+                phase("measure", false, Some(requests), None, None, Some(c as u32)),
+            )
+        }
+        Load::Rate(r) => (
+            phase(
+                "warmup",
+                true,
+                None,
+                Some(Duration::from_millis(300)),
+                Some(r),
+                None,
+            ),
+            phase("measure", false, None, Some(duration), Some(r), None),
+        ),
+    };
+    let plan = Plan {
+        workload: match load {
+            Load::Streams(c) => format!("calibrate-streams-{c}"),
+            Load::Rate(r) => format!("calibrate-rate-{r}"),
+        },
+        target: Some(Target {
+            name: "mock".into(),
+            base_url: server.base_url(),
+            api_key: None,
+        }),
+        model: Some(MOCK_MODEL.into()),
+        mock: MockSpec::default(),
+        request: RequestSpec {
+            endpoint: Endpoint::Chat,
+            max_tokens: Some(mock.output_tokens),
+            stream: true,
+            prompt: Prompt::Text("calibrate".into()),
+            system: None,
+            body: Default::default(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(30),
+        },
+        phases: vec![warmup, measure],
+        telemetry: TelemetrySpec {
+            nvml: false,
+            ..Default::default()
+        },
+        slo: None,
+        assertions: Vec::new(),
+        params: Default::default(),
+        attainment: None,
+    };
+    let results = tempfile_dir()?;
+    let options = Options {
+        script: PathBuf::from("calibrate"),
+        results: results.path.clone(),
+        templates: None,
+        progress: false,
+        grace: Duration::from_secs(1),
+        export_json: None,
+        client: ClientOptions::default(),
+        preflight: false,
+        quiet: true,
+        metrics_listen: None,
+    };
+    let finished = execute(plan, &options).await?;
+    let records = read_records(&finished.files.raw).map_err(|e| RunError::Usage(e.to_string()))?;
+    let log = server.timings();
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .ok();
+
+    let mut lateness = Vec::new();
+    let mut added = Vec::new();
+    let mut dispatched = Vec::new();
+    let mut errors = 0;
+    for r in records.iter().filter(|r| !r.warmup) {
+        lateness.push(r.lateness_us() as f64 / 1000.0);
+        dispatched.push(r.dispatched_us);
+        if r.outcome != Outcome::Ok {
+            errors += 1;
+        }
+        let written = log.get(&r.id).and_then(|t| t.first_token);
+        if let (Some(first), Some(written)) = (r.first_token_us, written) {
+            let written_us = finished.clock.us_at(written) as f64;
+            added.push((first as f64 - written_us) / 1000.0);
+        }
+    }
+    let achieved_rate = match load {
+        Load::Rate(_) if dispatched.len() > 1 => {
+            let span = dispatched.iter().max().unwrap() - dispatched.iter().min().unwrap();
+            (span > 0).then(|| (dispatched.len() - 1) as f64 * 1e6 / span as f64)
+        }
+        _ => None,
+    };
+    lateness.sort_by(f64::total_cmp);
+    added.sort_by(f64::total_cmp);
+    Ok(StepResult {
+        load,
+        requests: lateness.len() as u64,
+        errors,
+        achieved_rate,
+        lateness_p50_ms: percentile(&lateness, 0.5),
+        lateness_p99_ms: percentile(&lateness, 0.99),
+        added_p50_ms: percentile(&added, 0.5),
+        added_p99_ms: percentile(&added, 0.99),
+    })
+}
+
+fn phase(
+    name: &str,
+    warmup: bool,
+    requests: Option<u64>,
+    duration: Option<Duration>,
+    rate: Option<f64>,
+    concurrency: Option<u32>,
+) -> Phase {
+    Phase {
+        name: name.into(),
+        duration,
+        requests,
+        rate,
+        concurrency,
+        arrival: Arrival::Constant,
+        seed: 0,
+        warmup,
+        ramp: Default::default(),
+        sweep: None,
+    }
+}
+
+/// Nearest-rank percentile of sorted values (NaN when empty).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// A scratch results folder under the system temp dir, removed when dropped.
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn tempfile_dir() -> Result<ScratchDir, RunError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "llmbench-calibrate-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&path).map_err(|source| RunError::Io {
+        what: "cannot create a scratch folder for calibration results",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(ScratchDir { path })
+}
