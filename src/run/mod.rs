@@ -24,13 +24,18 @@ use crate::feed::Feed;
 use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
 use crate::plan::{ApiKey, Arrival, Phase, Plan, Target};
 use crate::progress::Progress;
-use crate::record::{RecordWriter, RequestRecord};
+use crate::record::RequestRecord;
 use crate::report::{Files, RenderError, Renderer, ReportContext, RunInfo};
 use crate::schedule::Scheduler;
 use crate::script::{self, ScriptError};
 use crate::stats::Summary;
 use crate::telemetry::Telemetry;
 use crate::telemetry::summary::TelemetrySummary;
+
+mod outputs;
+
+pub use outputs::{RunFiles, write_atomic};
+use outputs::{check_results_writable, open_outputs};
 
 /// Exit codes.
 pub const EXIT_OK: u8 = 0;
@@ -90,33 +95,6 @@ impl Finished {
             EXIT_FAILED
         } else {
             EXIT_OK
-        }
-    }
-}
-
-/// Where a run's outputs go.
-#[derive(Debug, Clone)]
-pub struct RunFiles {
-    pub raw: PathBuf,
-    pub csv: PathBuf,
-    pub markdown: PathBuf,
-    pub html: PathBuf,
-    pub metadata: PathBuf,
-    /// Telemetry readings, one JSON object per line.
-    pub telemetry: PathBuf,
-}
-
-impl RunFiles {
-    fn new(results: &Path, run_id: &str) -> Self {
-        Self {
-            raw: results.join("raw").join(format!("{run_id}.jsonl")),
-            csv: results.join("summary").join(format!("{run_id}.csv")),
-            markdown: results.join("reports").join(format!("{run_id}.md")),
-            html: results.join("reports").join(format!("{run_id}.html")),
-            metadata: results.join("runs").join(format!("{run_id}.json")),
-            telemetry: results
-                .join("raw")
-                .join(format!("{run_id}.telemetry.jsonl")),
         }
     }
 }
@@ -624,96 +602,6 @@ async fn watch_ctrl_c(stop: CancellationToken, abort: CancellationToken, grace: 
     timer.abort();
 }
 
-/// Creates the output folders and proves each is writable (a probe file, removed at once).
-fn check_results_writable(results: &Path) -> Result<(), RunError> {
-    for sub in ["raw", "summary", "reports", "runs"] {
-        let dir = results.join(sub);
-        let probe = dir.join(format!(".llmbench-probe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&probe, b""))
-            .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|source| RunError::Io {
-                what: "cannot write into the results folder (pass --results DIR to use another)",
-                path: dir.clone(),
-                source,
-            })?;
-    }
-    Ok(())
-}
-
-/// Makes the run id, creates the output folders and opens the raw file (never overwriting).
-fn open_outputs(
-    results: &Path,
-    started: &chrono::DateTime<chrono::Utc>,
-    target: &Target,
-    model: &str,
-    plan: &Plan,
-) -> Result<(String, RunFiles, RecordWriter), RunError> {
-    for sub in ["raw", "summary", "reports", "runs"] {
-        let dir = results.join(sub);
-        std::fs::create_dir_all(&dir).map_err(|source| RunError::Io {
-            what: "cannot create the results folder (pass --results DIR to use another)",
-            path: dir.clone(),
-            source,
-        })?;
-    }
-    let base = format!(
-        "bench_{}_{}_{}_{}",
-        started.format("%Y%m%dT%H%M%SZ"),
-        sanitize(&target.name),
-        sanitize(model),
-        sanitize(&plan.workload)
-    );
-    for n in 1.. {
-        let run_id = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
-        let files = RunFiles::new(results, &run_id);
-        match RecordWriter::create_new(&files.raw) {
-            Ok(w) => return Ok((run_id, files, w)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(source) => {
-                return Err(RunError::Io {
-                    what: "cannot create the raw records file (pass --results DIR to use another folder)",
-                    path: files.raw,
-                    source,
-                });
-            }
-        }
-    }
-    unreachable!("some suffix is free")
-}
-
-/// Keeps letters, digits, `.`, `_` and `-`; anything else becomes `-`.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-/// Writes `text` to a temporary file beside `path`, then renames it into place.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), RunError> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| RunError::Io {
-            what: "cannot write",
-            path: path.to_owned(),
-            source,
-        })
-}
-
 fn url_host(url: &str) -> String {
     url.split("://")
         .nth(1)
@@ -784,8 +672,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn run_ids_are_file_safe() {
-        assert_eq!(sanitize("meta-llama/Llama 3.1"), "meta-llama-Llama-3.1");
+    fn a_host_is_named_by_its_address() {
         assert_eq!(url_host("http://127.0.0.1:8000/v1"), "127.0.0.1:8000");
     }
 }
