@@ -26,6 +26,12 @@ use chunk::{BodyError, parse_body, truncate};
 pub use options::ClientOptions;
 use response::{Failure, Received, error_chain};
 
+/// Makes rustls use the `ring` crypto provider, once per process. Every HTTP client llmbench
+/// builds (requests, scrapes) calls this first: without a provider reqwest panics.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Header carrying the run-wide request id, so server logs (and the mock) can be matched up.
 pub const REQUEST_ID_HEADER: &str = "x-llmbench-request-id";
 

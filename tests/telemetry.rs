@@ -223,6 +223,7 @@ async fn live_metrics_are_served_during_the_run() {
     options.metrics_listen = Some(([127, 0, 0, 1], port).into());
     let run = tokio::spawn(async move { llmbench::run::execute(plan, &options).await });
     let url = format!("http://127.0.0.1:{port}/metrics");
+    llmbench::client::install_tls_provider();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut seen = Vec::new();
     for _ in 0..40 {

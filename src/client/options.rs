@@ -43,7 +43,7 @@ impl ClientOptions {
         pool: usize,
         total: Duration,
     ) -> Result<reqwest::Client, ClientError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        super::install_tls_provider();
         let mut b = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(pool.max(1))

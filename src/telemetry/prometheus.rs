@@ -143,6 +143,7 @@ pub async fn scrape_loop(
     clock: Clock,
     sink: SampleSink,
 ) {
+    crate::client::install_tls_provider();
     let http = match reqwest::Client::builder()
         .no_proxy()
         .timeout(every.max(Duration::from_secs(2)))
