@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use llmbench::analysis::{Analysis, StoredRun, analyze, run_files};
-use llmbench::record::{Outcome, RequestRecord, TokenSource};
+use llmbench::record::{Outcome, RequestRecord};
 use llmbench::report::RunInfo;
 
 /// One record: sent at `sent_ms`, TTFT and ITL in ms, `tokens` chunks of one token each.
@@ -16,38 +16,24 @@ fn record(
     tokens: u64,
 ) -> RequestRecord {
     let sent = sent_ms * 1000;
-    let first = sent + ttft_ms * 1000;
-    let last = first + itl_ms * 1000 * (tokens - 1);
-    RequestRecord {
+    let mut r = RequestRecord::synthetic(
         id,
-        phase: phase.0.into(),
-        phase_index: phase.1,
-        warmup: phase.2,
-        outcome: Outcome::Ok,
-        status: Some(200),
-        error: None,
-        timeout: None,
-        attempts: 1,
-        failed_attempts: Vec::new(),
-        streamed: true,
-        intended_us: sent - 200,
-        dispatched_us: sent - 150,
-        admitted_us: Some(sent - 100),
-        sent_us: Some(sent),
-        headers_us: Some(sent + 300),
-        first_token_us: Some(first),
-        first_answer_us: Some(first),
-        last_token_us: Some(last),
-        end_us: last + 100,
-        chunk_offsets_us: (0..tokens).map(|k| k * itl_ms * 1000).collect(),
-        input_tokens: Some(20 + id % 7),
-        output_tokens: tokens,
-        tokens_source: TokenSource::Usage,
-        content_chunks: tokens,
-        output_chars: tokens * 5,
-        reconnects: 0,
-        server_timings: None,
-    }
+        phase.0,
+        phase.1,
+        sent,
+        ttft_ms * 1000,
+        itl_ms * 1000,
+        tokens,
+    );
+    r.warmup = phase.2;
+    r.intended_us = sent - 200;
+    r.dispatched_us = sent - 150;
+    r.admitted_us = Some(sent - 100);
+    r.headers_us = Some(sent + 300);
+    r.end_us += 100;
+    r.input_tokens = Some(20 + id % 7);
+    r.output_chars = tokens * 5;
+    r
 }
 
 /// A warmup phase of 4 requests, a steady phase of 40 (one every 100 ms from 1 s) and a burst
