@@ -4,9 +4,10 @@
 //! Runs the built-in mock in-process (on its own thread and runtime, same monotonic clock) and
 //! drives it through the ordinary run pipeline (`run::execute`) at rising concurrency (closed
 //! loop) and rising open-loop rate (evenly spaced arrivals, short responses). The mock logs when
-//! it really wrote each first token, so per request:
+//! it really read each request and wrote its first token, so per request:
 //!
-//! - added TTFT error = the client's first-token stamp minus the mock's logged write time;
+//! - added TTFT error (`added_ttft_us`) = the TTFT llmbench measured minus the TTFT the mock
+//!   really produced: both ways over the connection plus everything llmbench does in between;
 //! - scheduler lateness = `dispatched_us - intended_us`;
 //! - achieved rate = (requests - 1) / (last dispatch - first dispatch), open-loop steps only.
 //!
@@ -23,13 +24,22 @@ use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
 use crate::plan::{
     Arrival, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Target, TelemetrySpec,
 };
-use crate::record::{Outcome, read_records};
+use crate::record::{Outcome, RequestRecord, read_records};
 use crate::run::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Options, RunError, execute};
 
 /// Added TTFT error (p50) a sustained step stays under, ms.
 pub const MAX_ADDED_P50_MS: f64 = 1.0;
 /// Largest shortfall of the achieved rate a sustained open-loop step may have.
 pub const MAX_RATE_SHORTFALL: f64 = 0.01;
+
+/// The TTFT error llmbench added to one request, µs: the TTFT it measured (first token read
+/// minus request sent, `RequestRecord::ttft_us`) minus the TTFT the server really produced
+/// (`server_ttft_us`: first token written minus request body read, from the server's own
+/// clock). Each side uses only its own clock, so it holds for a server in another process.
+/// `None` when the request has no TTFT.
+pub fn added_ttft_us(record: &RequestRecord, server_ttft_us: u64) -> Option<i64> {
+    Some(record.ttft_us()? as i64 - server_ttft_us as i64)
+}
 
 /// What one step asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -256,10 +266,9 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
         if r.outcome != Outcome::Ok {
             errors += 1;
         }
-        let written = log.get(&r.id).and_then(|t| t.first_token);
-        if let (Some(first), Some(written)) = (r.first_token_us, written) {
-            let written_us = finished.clock.us_at(written) as f64;
-            added.push((first as f64 - written_us) / 1000.0);
+        let server_ttft = log.get(&r.id).and_then(|t| t.ttft());
+        if let Some(us) = server_ttft.and_then(|t| added_ttft_us(r, t.as_micros() as u64)) {
+            added.push(us as f64 / 1000.0);
         }
     }
     let achieved_rate = match load {

@@ -6,9 +6,10 @@
 //! deadlines so delays never accumulate. Output length is `output_tokens`, capped by the request's
 //! `max_tokens`. A prompt token is a whitespace-separated word. The server runs on its own thread
 //! and runtime so a busy load generator in the same process does not disturb its timing, and it
-//! keeps a log of when it really wrote each first token, so callers can measure their own error.
-//! It can also break requests on purpose (see `faults`) and counts what it did (`stats()`, and
-//! `GET /mock/stats` for a mock running as its own process).
+//! keeps a log of when it really read each request and wrote its first and last tokens
+//! (`timings()`, and `GET /mock/timings` for a mock running as its own process), so callers can
+//! measure the error they add. It can also break requests on purpose (see `faults`) and counts
+//! what it did (`stats()`, and `GET /mock/stats`).
 
 pub mod faults;
 mod response;
@@ -72,11 +73,41 @@ pub struct MockTiming {
     pub received: Instant,
     /// The first content token was handed to the connection.
     pub first_token: Option<Instant>,
+    /// The last content token was handed to the connection.
+    pub last_token: Option<Instant>,
+}
+
+impl MockTiming {
+    /// The time to first token the mock really produced: first token written minus body read.
+    pub fn ttft(&self) -> Option<Duration> {
+        self.first_token
+            .map(|t| t.saturating_duration_since(self.received))
+    }
+}
+
+/// One request of the mock's log as `GET /mock/timings` serves it: µs since the mock started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoggedTiming {
+    /// The client's request id (`x-llmbench-request-id`).
+    pub id: u64,
+    pub received_us: u64,
+    pub first_token_us: Option<u64>,
+    pub last_token_us: Option<u64>,
+}
+
+impl LoggedTiming {
+    /// The time to first token the mock really produced, µs.
+    pub fn ttft_us(&self) -> Option<u64> {
+        self.first_token_us
+            .map(|t| t.saturating_sub(self.received_us))
+    }
 }
 
 #[derive(Clone)]
 struct Shared {
     config: Arc<MockConfig>,
+    /// When the server started: the zero of `GET /mock/timings`.
+    started: Instant,
     log: Arc<Mutex<HashMap<u64, MockTiming>>>,
     stats: Arc<Mutex<MockStats>>,
     /// Times each request id was seen (a retry is the same id again).
@@ -112,6 +143,7 @@ impl MockServer {
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize)));
         let shared = Shared {
             config: Arc::new(config),
+            started: Instant::now(),
             log: log.clone(),
             stats: stats.clone(),
             seen: Arc::default(),
@@ -166,7 +198,7 @@ impl MockServer {
         format!("http://{}/v1", self.addr)
     }
 
-    /// When the mock really received each request and wrote its first token, by request id.
+    /// When the mock really received each request and wrote its first and last tokens, by id.
     pub fn timings(&self) -> HashMap<u64, MockTiming> {
         self.log.lock().expect("mock log lock").clone()
     }
@@ -216,6 +248,7 @@ fn router(shared: Shared) -> Router {
         .route("/v1/models", get(models))
         .route("/health", get(|| async { "ok" }))
         .route("/mock/stats", get(mock_stats))
+        .route("/mock/timings", get(mock_timings))
         .with_state(shared)
 }
 
@@ -230,6 +263,25 @@ async fn models(State(s): State<Shared>) -> Response {
 async fn mock_stats(State(s): State<Shared>) -> Response {
     let stats = s.stats.lock().expect("mock stats lock").clone();
     axum::Json(stats).into_response()
+}
+
+/// The log of `timings()`, in request-id order.
+async fn mock_timings(State(s): State<Shared>) -> Response {
+    let us = |t: Instant| t.saturating_duration_since(s.started).as_micros() as u64;
+    let mut logged: Vec<LoggedTiming> = s
+        .log
+        .lock()
+        .expect("mock log lock")
+        .iter()
+        .map(|(&id, t)| LoggedTiming {
+            id,
+            received_us: us(t.received),
+            first_token_us: t.first_token.map(us),
+            last_token_us: t.last_token.map(us),
+        })
+        .collect();
+    logged.sort_by_key(|t| t.id);
+    axum::Json(logged).into_response()
 }
 
 async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -338,6 +390,7 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
             MockTiming {
                 received,
                 first_token: None,
+                last_token: None,
             },
         );
     }

@@ -118,3 +118,40 @@ async fn completions_and_non_streaming_requests_work() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_serves_its_own_timing_log_and_added_error_is_never_negative() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::mock(30, 4, 6);
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ max_tokens: 6, prompt: |i| `q ${i}` });
+           phase("p", #{ requests: 8, concurrency: 2 });"#,
+    );
+    common::target(&mut plan, &server);
+    let (_, records) = common::run(plan, dir.path()).await;
+
+    llmbench::client::install_tls_provider();
+    let logged: Vec<llmbench::mock::LoggedTiming> =
+        reqwest::get(format!("http://{}/mock/timings", server.addr()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(logged.len(), 8, "one entry per request");
+    for r in &records {
+        let t = logged.iter().find(|t| t.id == r.id).expect("logged by id");
+        let server_ttft = t.ttft_us().unwrap();
+        assert!(
+            (30_000..35_000).contains(&server_ttft),
+            "the mock's own TTFT is the injected 30 ms: {t:?}"
+        );
+        let decode = t.last_token_us.unwrap() - t.first_token_us.unwrap();
+        assert!((19_000..25_000).contains(&decode), "5 gaps of 4 ms: {t:?}");
+        // The client sends before the server reads and reads after the server writes, so the
+        // TTFT it measures can only be longer than the server's (µs rounding aside).
+        let added = llmbench::calibrate::added_ttft_us(r, server_ttft).unwrap();
+        assert!(added >= -2, "{added} µs: {r:?} {t:?}");
+    }
+}

@@ -231,11 +231,18 @@ pub(super) fn stream_response(
                 }
                 Step::Token(k) => {
                     crate::timer::sleep_until(generation.token_at(k)).await;
-                    if k == 0
+                    let last = k + 1 == generation.tokens;
+                    if (k == 0 || last)
                         && let Some(id) = id
                         && let Some(t) = log.lock().expect("mock log lock").get_mut(&id)
                     {
-                        t.first_token = Some(Instant::now());
+                        let now = Instant::now();
+                        if k == 0 {
+                            t.first_token = Some(now);
+                        }
+                        if last {
+                            t.last_token = Some(now);
+                        }
                     }
                     (generation.token_chunk(k), next_after(k))
                 }
