@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod export;
 pub mod feed;
+pub mod host;
 pub mod live;
 pub mod mock;
 pub mod plan;

@@ -104,12 +104,24 @@ pub trait StatsCheck: Send + Sync {
 
 impl Plan {
     /// Largest concurrency any phase may reach (sizes the connection pool).
+    /// Connections to keep alive: the largest concurrency of any phase (an open-loop phase
+    /// without a cap may have any number in flight: up to `UNCAPPED_POOL` are kept).
     pub fn max_concurrency(&self) -> usize {
         self.phases
             .iter()
-            .map(|p| p.concurrency.unwrap_or(64) as usize)
+            .map(|p| p.concurrency.map_or(UNCAPPED_POOL, |c| c as usize))
             .max()
             .unwrap_or(1)
+    }
+
+    /// The most requests any phase caps in flight (concurrency or closed-loop lanes); 0 when
+    /// no phase sets one.
+    pub fn concurrency_cap(&self) -> u64 {
+        self.phases
+            .iter()
+            .filter_map(|p| p.concurrency)
+            .max()
+            .unwrap_or(0) as u64
     }
 
     /// Requests the plan is expected to send, where that can be known in advance.
@@ -117,6 +129,9 @@ impl Plan {
         self.phases.iter().map(Phase::expected_requests).sum()
     }
 }
+
+/// Idle connections kept for an open-loop phase without a concurrency cap.
+pub const UNCAPPED_POOL: usize = 1024;
 
 /// An OpenAI-compatible server.
 #[derive(Debug, Clone, Serialize)]

@@ -101,10 +101,17 @@ impl Finished {
 
 /// The command line's entry point: runs the command and returns the exit code.
 pub fn main(cli: Cli) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread drives every request by default: no hand-offs between threads on the
+    // per-chunk path, which is most of llmbench's own CPU time (see benches/RESULTS.md).
+    let mut builder = match cli.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n as usize);
+            b
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("llmbench: cannot start the async runtime: {e}");
@@ -309,6 +316,9 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         );
     }
 
+    // Every stream needs a connection (twice over with the mock in this process).
+    let streams = plan.concurrency_cap() * if mock.is_some() { 2 } else { 1 };
+    crate::host::ensure_fd_limit(streams).map_err(|e| RunError::Usage(e.to_string()))?;
     let clock = Clock::start();
     let started = chrono::DateTime::<chrono::Utc>::from(clock.wall_start());
     let client = Arc::new(Client::with_options(
@@ -397,6 +407,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
     // Phases as they ran (a sweep step's rate is set from the measured saturation).
     let mut ran_phases = Vec::new();
     let mut saturation = None;
+    let busy = crate::host::BusyMeter::start();
     for (index, phase) in plan.phases.iter().enumerate() {
         let phase = &crate::sweep::resolve(phase, saturation);
         ran_phases.push(phase.clone());
@@ -426,6 +437,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         }
     }
     ctrl_c.abort();
+    let busy_warning = busy.and_then(|b| b.warning());
     if let Some((_, server)) = &live {
         server.abort();
     }
@@ -459,6 +471,7 @@ pub async fn execute(plan: Plan, options: &Options) -> Result<Finished, RunError
         fixed_prompt: matches!(plan.request.prompt, crate::plan::Prompt::Text(_)),
     };
     let mut warnings = summary.warnings(&requested);
+    warnings.extend(busy_warning);
     if let Some(e) = &write_error {
         warnings.insert(0, format!("Writing raw records failed ({e}); the raw file is incomplete, but these statistics cover every request."));
     }

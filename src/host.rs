@@ -1,0 +1,156 @@
+//! What the operating system lets one llmbench process do, and what llmbench itself costs:
+//! raising the open-file limit so thousands of concurrent streams get their connections, and
+//! measuring the CPU time of the thread that drives every request, so a run can say when
+//! llmbench (not the server) was the bottleneck.
+
+/// File descriptors kept aside for everything that is not a request connection (raw file,
+/// telemetry, the mock's listener, the runtime's own).
+const SPARE_FDS: u64 = 64;
+/// The open-file limit llmbench asks for at least, when the hard limit allows.
+const MIN_FDS: u64 = 8_192;
+
+/// The open-file limit is too low for the run and cannot be raised.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this run keeps up to {streams} requests in flight, each on its own connection, but this process may open only {soft} files (hard limit {hard}); raise the limit, e.g. `ulimit -n {wanted}` (as root or in /etc/security/limits.conf when the hard limit is lower), or lower the concurrency"
+)]
+pub struct FdLimitError {
+    pub streams: u64,
+    pub soft: u64,
+    pub hard: u64,
+    pub wanted: u64,
+}
+
+/// Raises this process's open-file limit (soft, up to the hard limit) so `streams` concurrent
+/// connections fit; returns the limit now in force. An error when they cannot fit.
+pub fn ensure_fd_limit(streams: u64) -> Result<u64, FdLimitError> {
+    let wanted = streams.saturating_add(SPARE_FDS);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a live local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Ok(u64::MAX); // unknown: let connections fail with their own error
+    }
+    let (soft, hard) = (lim.rlim_cur, lim.rlim_max);
+    // Room for an uncapped open loop's streams too, whatever the plan's cap says.
+    if soft >= wanted.max(MIN_FDS) {
+        return Ok(soft);
+    }
+    // Ask for what is needed with room to spare, never more than the hard limit.
+    let raised = wanted.saturating_mul(2).max(MIN_FDS).min(hard);
+    let new = libc::rlimit {
+        rlim_cur: raised,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: setrlimit reads a live local.
+    let now = if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+        raised
+    } else {
+        soft
+    };
+    if now >= wanted {
+        Ok(now)
+    } else {
+        Err(FdLimitError {
+            streams,
+            soft: now,
+            hard,
+            wanted,
+        })
+    }
+}
+
+/// How busy the thread driving every request was over a stretch of a run: with one request
+/// thread (`--threads 1`, the default) it is that thread's CPU time over the wall time. Several
+/// threads cannot be told apart from llmbench's helper threads, so there it measures nothing.
+pub struct BusyMeter {
+    started: std::time::Instant,
+    cpu_s: f64,
+}
+
+/// Busy share of the request thread from which a run warns that llmbench itself may have
+/// delayed sends and stamps.
+pub const BUSY_WARNING: f64 = 0.6;
+
+impl BusyMeter {
+    /// Starts measuring, on the thread that drives the requests; `None` on a runtime with
+    /// several worker threads.
+    pub fn start() -> Option<Self> {
+        let flavor = tokio::runtime::Handle::try_current().ok()?.runtime_flavor();
+        (flavor == tokio::runtime::RuntimeFlavor::CurrentThread).then(|| Self {
+            started: std::time::Instant::now(),
+            cpu_s: thread_cpu_s(),
+        })
+    }
+
+    /// Share of the wall time since `start` the request thread spent on the CPU (0 to 1).
+    pub fn busy_share(&self) -> f64 {
+        let wall = self.started.elapsed().as_secs_f64();
+        if wall <= 0.0 {
+            return 0.0;
+        }
+        ((thread_cpu_s() - self.cpu_s) / wall).clamp(0.0, 1.0)
+    }
+
+    /// The warning a run gives when the request thread was too busy to be trusted.
+    pub fn warning(&self) -> Option<String> {
+        let busy = self.busy_share();
+        (busy >= BUSY_WARNING).then(|| {
+            format!(
+                "llmbench's request thread was busy {:.0}% of the run, so its own queueing may have delayed sends and first-token stamps: rerun with --threads 2 (or more), on a machine with more free cores, or check this machine's limits with `llmbench calibrate`.",
+                busy * 100.0
+            )
+        })
+    }
+}
+
+/// CPU time (user + system) of the calling thread so far, seconds.
+pub fn thread_cpu_s() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into a live local.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// CPU time (user + system) of the whole process so far, seconds.
+pub fn process_cpu_s() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into a live local.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_need_is_met_and_an_impossible_one_is_a_clear_error() {
+        assert!(ensure_fd_limit(10).unwrap() >= 10 + SPARE_FDS);
+        let err = ensure_fd_limit(u64::MAX / 4).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("ulimit -n"), "{msg}");
+        assert!(msg.contains("lower the concurrency"), "{msg}");
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = thread_cpu_s();
+        let mut x = 0u64;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(30) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu_s() > before);
+        assert!(process_cpu_s() >= thread_cpu_s());
+    }
+}
