@@ -2,7 +2,7 @@
 //! set-ups of issue 8, each measured the way a user would run it (the `llmbench` binary, a
 //! script, `--url`), with the mock's own timing log (`GET /mock/timings`) as ground truth.
 //!
-//!     cargo bench --bench scale [-- rate500 rate150 rate2000 streams1000 streams5000]
+//!     cargo bench --bench scale [-- rate500 rate150 rate2000 streams1000 open1000 streams5000]
 //!
 //! `LLMBENCH_BENCH_ARGS="--threads 2"` passes more flags to the llmbench run.
 //!
@@ -58,6 +58,15 @@ const SET_UPS: &[SetUp] = &[
         itl_ms: 50.0,
         tokens: 32,
         phase: r#"#{ requests: 4000, concurrency: 1000 }"#,
+    },
+    SetUp {
+        // ~1,000 streams in flight on average (600/s × 1.65 s each), arrivals spread out
+        // rather than started together, so tokens do not come in bursts of a thousand.
+        name: "open1000",
+        ttft_ms: 100.0,
+        itl_ms: 50.0,
+        tokens: 32,
+        phase: r#"#{ requests: 6000, rps: 600, arrival: "poisson", seed: 1 }"#,
     },
     SetUp {
         name: "streams5000",
@@ -215,8 +224,10 @@ fn measure(s: &SetUp, dir: &Path) {
         .map(|us| us as f64 / 1e3)
         .collect();
     let matched = added.len();
+    let (mean_flight, max_flight) = in_flight(&records);
+    let scheduled = scheduled_rate(&records);
     println!(
-        "RESULT {name}: {n} requests, {errors} errors; sent at {rate:.2}/s\n  lateness   {late}\n  send delay {delay}\n  added TTFT {added} ({matched} matched to the mock's log)\n  client CPU {user:.2} user + {sys:.2} sys = {cpu:.2} s = {per:.3} ms/request; peak RSS {rss:.1} MB",
+        "RESULT {name}: {n} requests, {errors} errors; sent at {rate:.2}/s (schedule: {scheduled:.2}/s); in flight mean {mean_flight:.0}, max {max_flight}\n  lateness   {late}\n  send delay {delay}\n  added TTFT {added} ({matched} matched to the mock's log)\n  client CPU {user:.2} user + {sys:.2} sys = {cpu:.2} s = {per:.3} ms/request; peak RSS {rss:.1} MB",
         name = s.name,
         late = ms_summary(lateness),
         delay = ms_summary(send_delay),
@@ -225,6 +236,42 @@ fn measure(s: &SetUp, dir: &Path) {
         per = (user + sys) * 1e3 / n.max(1) as f64,
         rss = maxrss_kb as f64 / 1024.0,
     );
+}
+
+/// Requests in flight (sent, not yet ended): time-weighted mean and maximum.
+fn in_flight(records: &[llmbench::record::RequestRecord]) -> (f64, usize) {
+    let mut events: Vec<(u64, i64)> = records
+        .iter()
+        .filter_map(|r| Some([(r.sent_us?, 1), (r.end_us, -1)]))
+        .flatten()
+        .collect();
+    events.sort_unstable();
+    let (mut now, mut max, mut area, mut last) = (0_i64, 0_i64, 0_f64, None);
+    for &(t, d) in &events {
+        if let Some(l) = last {
+            area += now as f64 * (t - l) as f64;
+        }
+        now += d;
+        max = max.max(now);
+        last = Some(t);
+    }
+    let span = match (events.first(), events.last()) {
+        (Some(a), Some(b)) if b.0 > a.0 => (b.0 - a.0) as f64,
+        _ => 1.0,
+    };
+    (area / span, max as usize)
+}
+
+/// The rate the schedule itself asked for: requests − 1 over the span of intended starts
+/// (a seeded Poisson schedule's own rate differs from the nominal one by chance).
+fn scheduled_rate(records: &[llmbench::record::RequestRecord]) -> f64 {
+    let first = records.iter().map(|r| r.intended_us).min().unwrap_or(0);
+    let last = records.iter().map(|r| r.intended_us).max().unwrap_or(0);
+    if last > first {
+        (records.len() - 1) as f64 * 1e6 / (last - first) as f64
+    } else {
+        f64::NAN
+    }
 }
 
 fn fetch_json<T: serde::de::DeserializeOwned>(url: &str) -> T {

@@ -2,8 +2,11 @@
 //! are.
 //!
 //! Runs the built-in mock in-process (on its own thread and runtime, same monotonic clock) and
-//! drives it through the ordinary run pipeline (`run::execute`) at rising concurrency (closed
-//! loop) and rising open-loop rate (evenly spaced arrivals, short responses). The mock logs when
+//! drives it through the ordinary run pipeline (`run::execute`) at rising stream counts and
+//! rising open-loop rates (evenly spaced arrivals, short responses). A stream step holds N
+//! streams in flight the way a busy server sees them: Poisson arrivals at N / (request length)
+//! per second, streams at 25 tokens/s each, measured once the count has built up (closed-loop
+//! lanes would start together and keep every token of every stream in lock-step). The mock logs when
 //! it really read each request and wrote its first token, so per request:
 //!
 //! - added TTFT error (`added_ttft_us`) = the TTFT llmbench measured minus the TTFT the mock
@@ -40,6 +43,9 @@ pub const MAX_RATE_SHORTFALL: f64 = 0.01;
 pub fn added_ttft_us(record: &RequestRecord, server_ttft_us: u64) -> Option<i64> {
     Some(record.ttft_us()? as i64 - server_ttft_us as i64)
 }
+
+/// Up to this many streams a step runs closed-loop lanes; above it, spread-out arrivals.
+const FEW_STREAMS: u32 = 16;
 
 /// What one step asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,11 +167,18 @@ pub async fn calibrate(args: &CalibrateArgs) -> u8 {
 /// Runs one step against a fresh mock (request ids restart with each run) and measures it.
 pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunError> {
     let mock = match load {
-        // Long enough streams that every connection stays busy at high concurrency.
-        Load::Streams(_) => MockConfig {
+        // A few streams: short requests, so a few seconds hold many of them.
+        Load::Streams(c) if c <= FEW_STREAMS => MockConfig {
             ttft: Duration::from_millis(20),
-            itl: Duration::from_millis(2),
+            itl: Duration::from_millis(5),
             output_tokens: 16,
+            ..MockConfig::default()
+        },
+        // A busy server's pace: 100 ms to the first token, then 25 tokens/s per stream.
+        Load::Streams(_) => MockConfig {
+            ttft: Duration::from_millis(100),
+            itl: Duration::from_millis(40),
+            output_tokens: 32,
             ..MockConfig::default()
         },
         // Short responses: the rate, not the streams, is what is tested.
@@ -179,20 +192,37 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
     let server = MockServer::start(mock.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
         .map_err(|e| RunError::Usage(format!("cannot start the mock on 127.0.0.1: {e}")))?;
     let duration = Duration::from_secs_f64(args.duration);
-    let (warmup, measure) = match load {
-        Load::Streams(c) => {
-            // About `duration` of requests (~60 ms each), capped at 2,000 per second of it so
-            // that many streams on few cores do not run long; at least 2 per stream.
-            let c = c as u64;
-            let per_stream = (duration.as_secs_f64() / 0.06).ceil() as u64;
-            let cap = (2000.0 * duration.as_secs_f64()) as u64;
-            let requests = (c * per_stream).min(cap).max(c * 2);
-            (
-                phase("warmup", true, Some(c), None, None, Some(c as u32)),
-                phase("measure", false, Some(requests), None, None, Some(c as u32)),
-            )
+    // How long one request lasts at the mock's pace.
+    let length = mock.ttft + mock.itl * mock.output_tokens.saturating_sub(1);
+    let phases = match load {
+        // A few streams: that many lanes, each sending its next request when the last ends
+        // (in step with each other, which costs nothing at this count).
+        Load::Streams(c) if c <= FEW_STREAMS => {
+            let requests = (c as f64 * duration.as_secs_f64() / length.as_secs_f64()).ceil();
+            vec![phase(
+                "measure",
+                false,
+                Some((requests as u64).max(c as u64 * 4)),
+                None,
+                None,
+                Some(c),
+            )]
         }
-        Load::Rate(r) => (
+        // Arrivals for the build-up plus `duration`; requests that started during the build-up
+        // (fewer than N in flight) are left out of the measurement below.
+        Load::Streams(c) => vec![Phase {
+            arrival: Arrival::Poisson,
+            seed: 1,
+            ..phase(
+                "measure",
+                false,
+                None,
+                Some(length + duration),
+                Some(c as f64 / length.as_secs_f64()),
+                None,
+            )
+        }],
+        Load::Rate(r) => vec![
             phase(
                 "warmup",
                 true,
@@ -202,7 +232,11 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
                 None,
             ),
             phase("measure", false, None, Some(duration), Some(r), None),
-        ),
+        ],
+    };
+    let built_up_us = match load {
+        Load::Streams(c) if c > FEW_STREAMS => length.as_micros() as u64,
+        _ => 0,
     };
     let plan = Plan {
         workload: match load {
@@ -226,7 +260,7 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
             headers: Vec::new(),
             timeout: Duration::from_secs(30),
         },
-        phases: vec![warmup, measure],
+        phases,
         telemetry: TelemetrySpec {
             nvml: false,
             ..Default::default()
@@ -260,7 +294,11 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
     let mut added = Vec::new();
     let mut dispatched = Vec::new();
     let mut errors = 0;
-    for r in records.iter().filter(|r| !r.warmup) {
+    let first_us = records.iter().map(|r| r.intended_us).min().unwrap_or(0);
+    let measured = records
+        .iter()
+        .filter(|r| !r.warmup && r.intended_us >= first_us + built_up_us);
+    for r in measured {
         lateness.push(r.lateness_us() as f64 / 1000.0);
         dispatched.push(r.dispatched_us);
         if r.outcome != Outcome::Ok {

@@ -133,9 +133,6 @@ impl MockServer {
             .faults
             .validate()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(HashMap::new()));
         let stats = Arc::new(Mutex::new(MockStats::default()));
         let slots = config
@@ -159,14 +156,14 @@ impl MockServer {
                     .build()
                     .expect("a tokio runtime starts");
                 rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                    let listener = match listen(addr) {
                         Ok(l) => l,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
                             return;
                         }
                     };
-                    let _ = ready_tx.send(Ok(()));
+                    let _ = ready_tx.send(listener.local_addr());
                     let listener = listener.tap_io(|s| {
                         let _ = s.set_nodelay(true);
                     });
@@ -177,7 +174,7 @@ impl MockServer {
                         .await;
                 });
             })?;
-        ready_rx
+        let addr = ready_rx
             .recv()
             .map_err(|_| std::io::Error::other("mock server thread died"))??;
         Ok(Self {
@@ -229,8 +226,24 @@ impl Drop for MockServer {
     }
 }
 
+/// Connections waiting to be accepted: thousands of streams may connect at once.
+const BACKLOG: u32 = 4096;
+
+/// Binds `addr` with a backlog deep enough for thousands of simultaneous connects.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves until Ctrl-C (the `llmbench mock` command).
 pub async fn serve_until_ctrl_c(config: MockConfig, addr: SocketAddr) -> std::io::Result<()> {
+    // Room for thousands of connections where the hard limit allows.
+    let _ = crate::host::ensure_fd_limit(0);
     let server = MockServer::start(config, addr)?;
     eprintln!(
         "llmbench mock: serving the OpenAI API at {} (Ctrl-C stops)",
