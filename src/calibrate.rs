@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::CalibrateArgs;
-use crate::client::ClientOptions;
 use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
 use crate::plan::{
     Arrival, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Target, TelemetrySpec,
@@ -272,16 +271,10 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
     };
     let results = tempfile_dir()?;
     let options = Options {
-        script: PathBuf::from("calibrate"),
-        results: results.path.clone(),
-        templates: None,
-        progress: false,
         grace: Duration::from_secs(1),
-        export_json: None,
-        client: ClientOptions::default(),
         preflight: false,
         quiet: true,
-        metrics_listen: None,
+        ..Options::new("calibrate", &results.path)
     };
     let finished = execute(plan, &options).await?;
     let records = read_records(&finished.files.raw).map_err(|e| RunError::Usage(e.to_string()))?;

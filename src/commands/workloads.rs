@@ -6,7 +6,6 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::cli::{CheckArgs, OutputArgs, RunArgs, WorkloadArgs};
 use crate::config::{Configs, Workload};
@@ -226,19 +225,9 @@ pub async fn run_workload(args: &WorkloadArgs) -> u8 {
 
 async fn execute(plan: Plan, label: &str, output: &OutputArgs) -> u8 {
     let options = Options {
-        script: PathBuf::from(label),
-        results: output.results.clone(),
-        templates: output
-            .templates
-            .clone()
-            .or_else(|| Some(PathBuf::from("templates")).filter(|p| p.is_dir())),
+        templates: run::templates_folder(output.templates.as_ref()),
         progress: !output.no_progress,
-        grace: Duration::from_secs(30),
-        export_json: None,
-        client: crate::client::ClientOptions::default(),
-        preflight: true,
-        metrics_listen: None,
-        quiet: false,
+        ..Options::new(label, &output.results)
     };
     run::exit_code_of(run::execute(plan, &options).await)
 }
@@ -482,7 +471,7 @@ mod tests {
         );
         let p = &plan.phases[0];
         assert_eq!((p.rate, p.concurrency), (Some(20.0), Some(50)));
-        assert_eq!(p.duration, Some(Duration::from_secs(300)));
+        assert_eq!(p.duration, Some(std::time::Duration::from_secs(300)));
         assert_eq!(plan.request.max_tokens, Some(DEFAULT_OUTPUT_TOKENS));
         let text = describe(&plan);
         assert!(
@@ -494,7 +483,10 @@ mod tests {
         let o: Overrides = [("duration".to_string(), "60".to_string())].into();
         let plan = workload_plan(&configs(), "mock", "m", "low-load", &o).unwrap();
         assert!(plan.target.is_none(), "mock: the built-in server");
-        assert_eq!(plan.phases[0].duration, Some(Duration::from_secs(60)));
+        assert_eq!(
+            plan.phases[0].duration,
+            Some(std::time::Duration::from_secs(60))
+        );
         let err = workload_plan(&configs(), "nope", "m", "low-load", &Overrides::new())
             .unwrap_err()
             .to_string();

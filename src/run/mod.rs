@@ -237,12 +237,7 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
         }
     }
     let options = Options {
-        script: path.to_owned(),
-        results: args.results.clone(),
-        templates: args
-            .templates
-            .clone()
-            .or_else(|| Some(PathBuf::from("templates")).filter(|p| p.is_dir())),
+        templates: templates_folder(args.templates.as_ref()),
         progress: !args.no_progress,
         grace: Duration::from_secs_f64(args.grace),
         export_json: args.export_json.clone(),
@@ -256,7 +251,7 @@ pub async fn run_script(args: &RunArgs) -> Result<Finished, RunError> {
         },
         preflight: !conn.no_preflight,
         metrics_listen: args.metrics_listen,
-        quiet: false,
+        ..Options::new(path, &args.results)
     };
     execute(plan, &options).await
 }
@@ -280,6 +275,32 @@ pub struct Options {
     pub metrics_listen: Option<SocketAddr>,
     /// Print no summary to standard output (the caller reports; files are written as ever).
     pub quiet: bool,
+}
+
+impl Options {
+    /// Options for running `script` into `results`: no progress bar, built-in templates, 30 s
+    /// of grace after Ctrl-C, default client settings, the preflight check, a printed summary.
+    pub fn new(script: impl Into<PathBuf>, results: impl Into<PathBuf>) -> Self {
+        Self {
+            script: script.into(),
+            results: results.into(),
+            templates: None,
+            progress: false,
+            grace: Duration::from_secs(30),
+            export_json: None,
+            client: ClientOptions::default(),
+            preflight: true,
+            metrics_listen: None,
+            quiet: false,
+        }
+    }
+}
+
+/// The templates folder a run uses: the one given, else `./templates` when it exists.
+pub fn templates_folder(given: Option<&PathBuf>) -> Option<PathBuf> {
+    given
+        .cloned()
+        .or_else(|| Some(PathBuf::from("templates")).filter(|p| p.is_dir()))
 }
 
 /// Runs a plan to the end (or to Ctrl-C) and writes every output.

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use llmbench::config::Configs;
@@ -45,16 +45,8 @@ pub fn target(plan: &mut Plan, server: &MockServer) {
 
 pub fn options(results: &Path) -> Options {
     Options {
-        script: PathBuf::from("test.rhai"),
-        results: results.to_owned(),
-        templates: None,
-        progress: false,
         grace: Duration::from_secs(5),
-        export_json: None,
-        client: llmbench::client::ClientOptions::default(),
-        preflight: true,
-        metrics_listen: None,
-        quiet: false,
+        ..Options::new("test.rhai", results)
     }
 }
 
