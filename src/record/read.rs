@@ -1,11 +1,12 @@
 //! Reading raw records back (`results/raw/<id>.jsonl`), streamed: memory is bounded by a few
-//! batches of records, never by the number of records in the file.
+//! blocks of records, never by the number of records in the file.
 //!
-//! A reader thread reads the file in large blocks, splits them into lines and deserializes each
-//! line; it hands the records over in batches, in file order, to the caller's thread, which
-//! consumes them (on two cores, parsing and the caller's work overlap). The first bad line is
-//! an error naming the file and the line (every line before it has been consumed); a line over
-//! `MAX_RECORD_BYTES` is refused without being held whole; no input makes this panic.
+//! One thread reads the file in ~1 MB blocks of whole lines and deals them in turn to a few
+//! parser threads (at least two, at most four), which deserialize every line; the caller's
+//! thread takes the parsed blocks back in the same turn, so it sees every record in file order,
+//! while the next blocks are being parsed. The first bad line is an error naming the file and
+//! the line (every record before it has been seen); a line over `MAX_RECORD_BYTES` is refused
+//! without being held whole; no input makes this panic.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -20,10 +21,9 @@ pub const MAX_RECORD_BYTES: usize = 16 << 20;
 
 /// Bytes read from the file at a time.
 const BLOCK_BYTES: usize = 1 << 20;
-/// Records handed to the consumer at a time.
-const BATCH_RECORDS: usize = 512;
-/// Full batches waiting for the consumer at most (bounds memory when the consumer is slower).
-const BATCHES_QUEUED: usize = 4;
+/// Blocks waiting for each parser, and parsed blocks waiting for the consumer, at most (bounds
+/// memory whichever side is slower).
+const BLOCKS_QUEUED: usize = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordReadError {
@@ -70,95 +70,190 @@ pub fn parse_records(
 }
 
 /// Calls `each` with every record from `reader` (`path` names it in errors), in order, on this
-/// thread, while another thread reads and deserializes the ones after it.
+/// thread, while other threads read and deserialize the ones after it.
 pub fn parse_each(
     reader: impl Read + Send,
     path: &Path,
     mut each: impl FnMut(&RequestRecord),
 ) -> Result<(), RecordReadError> {
+    let parsers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
     std::thread::scope(|scope| {
-        // Declared inside the scope: if `each` panics, unwinding drops the receivers first, so
-        // the reader's next send fails and it stops instead of blocking the scope's join.
-        let (full_tx, full_rx) = mpsc::sync_channel(BATCHES_QUEUED);
-        let (empty_tx, empty_rx) = mpsc::channel::<Vec<RequestRecord>>();
-        scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH_RECORDS);
-            let hand_over = |batch: &mut Vec<RequestRecord>| {
-                // A batch the consumer is done with is reused: its records are dropped here,
-                // on the thread that allocated them.
-                let mut next = empty_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_RECORDS));
-                next.clear();
-                full_tx.send(Ok(std::mem::replace(batch, next))).is_ok()
+        // Every channel end this thread uses lives inside the scope: if `each` panics, unwinding
+        // drops them, each other thread's next send or receive fails and it stops, and the
+        // scope's join returns.
+        let (spent_tx, spent_rx) = mpsc::channel();
+        let mut to_parsers = Vec::new();
+        let mut from_parsers = Vec::new();
+        for _ in 0..parsers {
+            let (block_tx, block_rx) = mpsc::sync_channel(BLOCKS_QUEUED);
+            let (parsed_tx, parsed_rx) = mpsc::sync_channel(BLOCKS_QUEUED);
+            let (done_tx, done_rx) = mpsc::channel();
+            let spent_tx = spent_tx.clone();
+            scope.spawn(move || parse_blocks(path, block_rx, parsed_tx, done_rx, spent_tx));
+            to_parsers.push(block_tx);
+            from_parsers.push((parsed_rx, done_tx));
+        }
+        drop(spent_tx);
+        scope.spawn(move || split_blocks(reader, path, to_parsers, spent_rx));
+        // Block k went to parser k % parsers, which answers in the order it received: reading
+        // the parsers in turn gives the records in file order.
+        let mut lines_before = 0;
+        for block in 0.. {
+            let (parsed_rx, done_tx) = &from_parsers[block % parsers];
+            let Ok(parsed) = parsed_rx.recv() else {
+                return Ok(()); // the input ended
             };
-            let read = parse_lines(reader, path, |record| {
-                batch.push(record);
-                batch.len() < BATCH_RECORDS || hand_over(&mut batch)
-            });
-            if !batch.is_empty() {
-                hand_over(&mut batch);
+            parsed.records.iter().for_each(&mut each);
+            if let Some(e) = parsed.error {
+                return Err(e.after_lines(lines_before));
             }
-            if let Err(e) = read {
-                let _ = full_tx.send(Err(e));
-            }
-        });
-        for message in full_rx {
-            let batch = message?;
-            batch.iter().for_each(&mut each);
-            let _ = empty_tx.send(batch);
+            lines_before += parsed.lines;
+            // Handed back to be emptied where the records were allocated.
+            let _ = done_tx.send(parsed.records);
         }
         Ok(())
     })
 }
 
-/// Reads `reader` block by block and passes each record to `sink` until the input ends, a line
-/// is bad, or `sink` returns false.
-fn parse_lines(
+/// One block's records, or the error that ends the input (line numbers counted from the start
+/// of the block).
+struct Parsed {
+    records: Vec<RequestRecord>,
+    /// Lines in the block.
+    lines: usize,
+    error: Option<RecordReadError>,
+}
+
+impl RecordReadError {
+    /// The same error with its line counted after `lines` earlier lines.
+    fn after_lines(mut self, lines: usize) -> Self {
+        match &mut self {
+            Self::Io { .. } => {}
+            Self::Parse { line, .. } | Self::TooLong { line, .. } => *line += lines,
+        }
+        self
+    }
+}
+
+/// Reads `reader` into blocks of whole lines and deals them to the parsers in turn; a read
+/// error, or a line growing past `MAX_RECORD_BYTES`, is dealt as the last block.
+fn split_blocks(
     mut reader: impl Read,
     path: &Path,
-    mut sink: impl FnMut(RequestRecord) -> bool,
-) -> Result<(), RecordReadError> {
+    parsers: Vec<mpsc::SyncSender<Result<Vec<u8>, RecordReadError>>>,
+    spent: mpsc::Receiver<Vec<u8>>,
+) {
+    let mut turn = parsers.iter().cycle();
+    let mut deal = |block| turn.next().is_some_and(|p| p.send(block).is_ok());
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK_BYTES);
-    let mut line = 0usize;
     loop {
-        let read = (&mut reader)
-            .take(BLOCK_BYTES as u64)
-            .read_to_end(&mut buf)
-            .map_err(|source| RecordReadError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-        let at_end = read == 0;
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', &buf) {
-            line += 1;
-            if let Some(record) = parse_line(&buf[start..nl], path, line)?
-                && !sink(record)
-            {
-                return Ok(());
-            }
-            start = nl + 1;
-        }
-        // What is left is the start of a line (or, at the end, a last line with no newline).
-        let rest = buf.len() - start;
-        if rest > MAX_RECORD_BYTES {
-            return Err(RecordReadError::TooLong {
-                path: path.to_owned(),
-                line: line + 1,
-            });
-        }
-        if at_end {
-            if rest > 0 {
-                if let Some(record) = parse_line(&buf[start..], path, line + 1)? {
-                    sink(record);
+        let read = match (&mut reader).take(BLOCK_BYTES as u64).read_to_end(&mut buf) {
+            Ok(n) => n,
+            Err(source) => {
+                // The whole lines read before the error come first.
+                if let Some(last) = memchr::memrchr(b'\n', &buf) {
+                    buf.truncate(last + 1);
+                    if !deal(Ok(buf)) {
+                        return;
+                    }
                 }
+                deal(Err(RecordReadError::Io {
+                    path: path.to_owned(),
+                    source,
+                }));
+                return;
             }
-            return Ok(());
+        };
+        if read == 0 {
+            if buf.len() > MAX_RECORD_BYTES {
+                deal(Err(RecordReadError::TooLong {
+                    path: path.to_owned(),
+                    line: 1,
+                }));
+            } else if !buf.is_empty() {
+                deal(Ok(buf));
+            }
+            return;
         }
-        buf.copy_within(start.., 0);
-        buf.truncate(rest);
+        let Some(last) = memchr::memrchr(b'\n', &buf) else {
+            if buf.len() > MAX_RECORD_BYTES {
+                deal(Err(RecordReadError::TooLong {
+                    path: path.to_owned(),
+                    line: 1,
+                }));
+                return;
+            }
+            continue;
+        };
+        // The next block starts with the unfinished line, in a buffer a parser is done with.
+        let mut next = spent
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK_BYTES));
+        next.clear();
+        next.extend_from_slice(&buf[last + 1..]);
+        buf.truncate(last + 1);
+        if !deal(Ok(std::mem::replace(&mut buf, next))) {
+            return;
+        }
     }
+}
+
+/// Deserializes the blocks dealt to one parser, in order, and passes on their records.
+fn parse_blocks(
+    path: &Path,
+    blocks: mpsc::Receiver<Result<Vec<u8>, RecordReadError>>,
+    parsed: mpsc::SyncSender<Parsed>,
+    done: mpsc::Receiver<Vec<RequestRecord>>,
+    spent: mpsc::Sender<Vec<u8>>,
+) {
+    for block in blocks {
+        let mut records = done.try_recv().unwrap_or_default();
+        records.clear();
+        let (lines, error) = match block {
+            Ok(bytes) => {
+                let read = parse_lines(&bytes, path, &mut records);
+                let _ = spent.send(bytes);
+                read
+            }
+            Err(e) => (0, Some(e)),
+        };
+        let last = error.is_some();
+        if parsed
+            .send(Parsed {
+                records,
+                lines,
+                error,
+            })
+            .is_err()
+            || last
+        {
+            return;
+        }
+    }
+}
+
+/// Appends the records of a block of lines to `records` until a bad line; returns the number of
+/// lines read and the error, if any (lines counted from the block's start).
+fn parse_lines(
+    block: &[u8],
+    path: &Path,
+    records: &mut Vec<RequestRecord>,
+) -> (usize, Option<RecordReadError>) {
+    let mut line = 0;
+    let mut start = 0;
+    // Every line ends with a newline except, at the end of the input, the last one.
+    let ends = memchr::memchr_iter(b'\n', block)
+        .chain((block.last() != Some(&b'\n')).then_some(block.len()));
+    for end in ends {
+        line += 1;
+        match parse_line(&block[start..end], path, line) {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => {}
+            Err(e) => return (line, Some(e)),
+        }
+        start = end + 1;
+    }
+    (line, None)
 }
 
 /// The record on line `n` (without its newline); `None` for a blank line.
@@ -246,7 +341,7 @@ mod tests {
     #[test]
     fn records_spanning_many_blocks_and_batches_arrive_whole_and_in_order() {
         let (records, text) = lines(5_000);
-        assert!(text.len() > 3 * BLOCK_BYTES && records.len() > 3 * BATCH_RECORDS);
+        assert!(text.len() > 3 * BLOCK_BYTES && records.len() > 3_000);
         assert_eq!(
             parse_records(&text[..], Path::new("r.jsonl")).unwrap(),
             records
@@ -302,5 +397,46 @@ mod tests {
             matches!(err, RecordReadError::TooLong { line: 1, .. }),
             "{err}"
         );
+    }
+
+    /// Gives `data` a few bytes at a time, then fails.
+    struct Failing<'a>(&'a [u8]);
+
+    impl Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.0.len()).min(1000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_ends_the_stream_after_the_whole_lines_before_it() {
+        let (_, text) = lines(3_000);
+        let mut seen = 0;
+        let err = parse_each(Failing(&text), Path::new("r.jsonl"), |_| seen += 1).unwrap_err();
+        assert_eq!(seen, 3_000);
+        assert!(
+            err.to_string()
+                .contains("cannot read r.jsonl: disk on fire"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_consumer_that_panics_stops_every_thread() {
+        let (_, text) = lines(3_000);
+        let panicked = std::panic::catch_unwind(|| {
+            let mut seen = 0;
+            parse_each(&text[..], Path::new("r.jsonl"), |_| {
+                seen += 1;
+                assert!(seen < 1_500, "consumer gives up");
+            })
+        });
+        assert!(panicked.is_err());
     }
 }
