@@ -263,6 +263,23 @@ impl Acc {
         self.max = self.max.max(v);
     }
 
+    /// Adds a whole number of µs of a millisecond metric (scale 1000): exactly
+    /// `add(us as f64 * 1000.0 / 1000.0)`, cheaper for the dozens of ITL gaps of each request.
+    fn add_us(&mut self, us: u64) {
+        // Below 2^43, `us * 1000` is exact in an f64, so dividing by 1000 gives `us` exactly,
+        // and `us` is its own rounding.
+        if us >= 1 << 43 {
+            return self.add(us as f64 * 1000.0 / 1000.0);
+        }
+        let v = us as i64 as f64;
+        self.hist.saturating_record(us);
+        self.n += 1;
+        self.sum += v;
+        self.sum_sq += v * v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
     fn distribution(&self, m: Metric) -> Distribution {
         let s = m.scale();
         let some = |v: f64| (self.n > 0).then_some(v / s);
@@ -381,7 +398,7 @@ impl PhaseAcc {
         put(Metric::OutputTokens, Some(r.output_tokens as f64));
         let itl = &mut self.metrics[Metric::ItlMs as usize];
         for gap in r.itl_us() {
-            itl.add(gap as f64 * Metric::ItlMs.scale() / 1000.0);
+            itl.add_us(gap);
         }
     }
 
@@ -674,6 +691,28 @@ mod tests {
         });
         for v in edge.into_iter().chain(random) {
             assert_eq!(round_to_unit(v), v.max(0.0).round() as u64, "{v:e}");
+        }
+    }
+
+    #[test]
+    fn whole_microseconds_add_as_their_millisecond_value_scaled() {
+        let values = [0, 1, 999, 1000, 2003, 123_456_789, (1 << 43) - 1, 1 << 43, u64::MAX];
+        let (mut a, mut b) = (Acc::new(), Acc::new());
+        for us in values {
+            a.add_us(us);
+            // What ITL gaps were added as before `add_us`.
+            b.add(us as f64 * Metric::ItlMs.scale() / 1000.0);
+        }
+        assert_eq!(a.hist, b.hist);
+        assert_eq!((a.n, a.sum, a.sum_sq), (b.n, b.sum, b.sum_sq));
+        assert_eq!((a.min, a.max), (b.min, b.max));
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let us = seed >> (21 + seed % 40);
+            assert_eq!(us as f64 * 1000.0 / 1000.0, us as f64, "{us}");
         }
     }
 
