@@ -696,7 +696,17 @@ mod tests {
 
     #[test]
     fn whole_microseconds_add_as_their_millisecond_value_scaled() {
-        let values = [0, 1, 999, 1000, 2003, 123_456_789, (1 << 43) - 1, 1 << 43, u64::MAX];
+        let values = [
+            0,
+            1,
+            999,
+            1000,
+            2003,
+            123_456_789,
+            (1 << 43) - 1,
+            1 << 43,
+            u64::MAX,
+        ];
         let (mut a, mut b) = (Acc::new(), Acc::new());
         for us in values {
             a.add_us(us);
