@@ -8,7 +8,9 @@
 //! - `records`: `record::RecordWriter` appending 200,000 records of a 64-token streamed request
 //!   (each flushed to the OS, as in a run) into a temp file; reports records/s.
 //! - `parse`: 1,000,000 such records in a temp raw file, read back by `analysis::load_run`
-//!   (the library path of `llmbench parse`) and by the binary `llmbench parse RAW --out CSV`.
+//!   (the library path of `llmbench parse`) and by the binary `llmbench parse RAW --out CSV`;
+//!   reports the time of each, the CPU time and peak resident memory of the binary (Linux:
+//!   `/usr/bin/time` when installed), and how much the bench's own peak grew in `load_run`.
 
 use std::path::Path;
 use std::process::Command;
@@ -102,15 +104,29 @@ fn parse(dir: &Path) {
     write_records(&raw, n);
     let bytes = std::fs::metadata(&raw).expect("raw file").len();
 
+    let peak_before = peak_rss_kb();
     let started = Instant::now();
     let run = llmbench::analysis::load_run(&raw).expect("the raw file loads");
     let lib_secs = started.elapsed().as_secs_f64();
+    let lib_growth = peak_rss_kb()
+        .zip(peak_before)
+        .map(|(a, b)| a.saturating_sub(b));
     assert_eq!(run.analysis.summary.all.ok, n);
     drop(run);
 
     let csv = dir.join("million.csv");
+    // `/usr/bin/time` reports the child's CPU and peak memory; without it, the time alone.
+    let timed = Path::new("/usr/bin/time").exists();
+    let mut cmd = if timed {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "TIME %U %S %M"])
+            .arg(env!("CARGO_BIN_EXE_llmbench"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_llmbench"))
+    };
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+    let out = cmd
         .arg("parse")
         .arg(&raw)
         .arg("--out")
@@ -118,15 +134,37 @@ fn parse(dir: &Path) {
         .output()
         .expect("llmbench runs");
     let bin_secs = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let usage = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("TIME "))
+        .and_then(|l| {
+            let v: Vec<f64> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+            (v.len() == 3).then(|| {
+                format!(
+                    ", CPU {:.2} s user + {:.2} s system, peak resident {:.0} MB",
+                    v[0],
+                    v[1],
+                    v[2] / 1024.0
+                )
+            })
+        })
+        .unwrap_or_default();
+    let growth = lib_growth
+        .map(|kb| format!(" (bench peak grew {:.0} MB)", kb as f64 / 1024.0))
+        .unwrap_or_default();
     println!(
-        "RESULT parse: {n} records ({:.0} MB): analysis::load_run {lib_secs:.3} s; `llmbench parse --out` (whole process) {bin_secs:.3} s",
+        "RESULT parse: {n} records ({:.0} MB): analysis::load_run {lib_secs:.3} s{growth}; `llmbench parse --out` (whole process) {bin_secs:.3} s{usage}",
         bytes as f64 / 1e6
     );
+}
+
+/// This process's peak resident memory so far, KB (Linux).
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn main() {

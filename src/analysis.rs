@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::record::{RecordReadError, RequestRecord, read_records};
+use crate::record::{RecordReadError, RequestRecord, for_each_record};
 use crate::report::{Files, RunInfo};
 use crate::stats::{StatsBuilder, Summary};
 use crate::telemetry::Reading;
@@ -152,12 +152,18 @@ pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
         .unwrap_or_default();
     let mut files = run_files(&results, &id);
     files.raw = raw.display().to_string();
-    let records = read_records(raw)?;
-    let analysis = analyze(&records);
+    // Streamed: memory does not grow with the number of records.
+    let mut analyzer = Analyzer::new();
+    let mut seen = Seen::default();
+    for_each_record(raw, |r| {
+        analyzer.add(r);
+        seen.add(r);
+    })?;
+    let analysis = analyzer.finish();
     let meta_path = PathBuf::from(&files.metadata);
     let (info, has_metadata) = match std::fs::read_to_string(&meta_path) {
         Ok(text) => (parse_metadata(&text, &meta_path)?, true),
-        Err(_) => (stand_in_info(&id, &records), false),
+        Err(_) => (seen.stand_in_info(&id), false),
     };
     let warnings = analysis.summary.warnings(&info.requested());
     let readings = read_telemetry(&raw.with_file_name(format!("{id}.telemetry.jsonl")))?;
@@ -186,33 +192,48 @@ fn parse_metadata(text: &str, path: &Path) -> Result<RunInfo, LoadError> {
     serde_json::from_value(run).map_err(|e| fail(e.to_string()))
 }
 
-/// A description for a run whose metadata file is missing: what the records can tell.
-fn stand_in_info(id: &str, records: &[RequestRecord]) -> RunInfo {
-    let mut phases: Vec<String> = Vec::new();
-    for r in records {
-        if phases.len() <= r.phase_index {
-            phases.resize(r.phase_index + 1, String::new());
+/// What the records tell about a run's description, gathered as they stream by.
+#[derive(Default)]
+struct Seen {
+    /// Phase names by index (the last record's name for each).
+    phases: Vec<String>,
+    last_end_us: u64,
+    streamed: bool,
+}
+
+impl Seen {
+    fn add(&mut self, r: &RequestRecord) {
+        if self.phases.len() <= r.phase_index {
+            self.phases.resize(r.phase_index + 1, String::new());
         }
-        phases[r.phase_index] = r.phase.clone();
+        let name = &mut self.phases[r.phase_index];
+        if *name != r.phase {
+            name.clone_from(&r.phase);
+        }
+        self.last_end_us = self.last_end_us.max(r.end_us);
+        self.streamed |= r.streamed;
     }
-    let wall = records.iter().map(|r| r.end_us).max().unwrap_or(0) as f64 / 1e6;
-    RunInfo {
-        id: id.into(),
-        workload: "unknown".into(),
-        script: "unknown".into(),
-        target: "unknown".into(),
-        base_url: "unknown".into(),
-        model: "unknown".into(),
-        endpoint: "unknown".into(),
-        stream: records.iter().any(|r| r.streamed),
-        mock: false,
-        started_at: "unknown".into(),
-        wall_s: wall,
-        interrupted: false,
-        llmbench_version: env!("CARGO_PKG_VERSION").into(),
-        host: "unknown".into(),
-        phases: phases.into_iter().filter(|p| !p.is_empty()).collect(),
-        max_tokens: None,
-        fixed_prompt: false,
+
+    /// A description for a run whose metadata file is missing: what the records can tell.
+    fn stand_in_info(self, id: &str) -> RunInfo {
+        RunInfo {
+            id: id.into(),
+            workload: "unknown".into(),
+            script: "unknown".into(),
+            target: "unknown".into(),
+            base_url: "unknown".into(),
+            model: "unknown".into(),
+            endpoint: "unknown".into(),
+            stream: self.streamed,
+            mock: false,
+            started_at: "unknown".into(),
+            wall_s: self.last_end_us as f64 / 1e6,
+            interrupted: false,
+            llmbench_version: env!("CARGO_PKG_VERSION").into(),
+            host: "unknown".into(),
+            phases: self.phases.into_iter().filter(|p| !p.is_empty()).collect(),
+            max_tokens: None,
+            fixed_prompt: false,
+        }
     }
 }

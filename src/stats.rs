@@ -4,8 +4,10 @@
 //! Warmup records are left out. Definitions are the ones in DESIGN.md and the README.
 //! `warnings` turns a summary into what a reader must know before trusting it.
 
+mod round;
 mod shape;
 mod warnings;
+use round::round_to_unit;
 pub use shape::{Bin, Shape};
 pub use warnings::Requested;
 
@@ -241,7 +243,24 @@ impl Acc {
 
     /// Adds one value in histogram units.
     fn add(&mut self, v: f64) {
-        self.hist.saturating_record(v.max(0.0).round() as u64);
+        self.hist.saturating_record(round_to_unit(v));
+        self.n += 1;
+        self.sum += v;
+        self.sum_sq += v * v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    /// Adds a whole number of µs of a millisecond metric (scale 1000): exactly
+    /// `add(us as f64 * 1000.0 / 1000.0)`, cheaper for the dozens of ITL gaps of each request.
+    fn add_us(&mut self, us: u64) {
+        // Below 2^43, `us * 1000` is exact in an f64, so dividing by 1000 gives `us` exactly,
+        // and `us` is its own rounding.
+        if us >= 1 << 43 {
+            return self.add(us as f64 * 1000.0 / 1000.0);
+        }
+        let v = us as i64 as f64;
+        self.hist.saturating_record(us);
         self.n += 1;
         self.sum += v;
         self.sum_sq += v * v;
@@ -367,7 +386,7 @@ impl PhaseAcc {
         put(Metric::OutputTokens, Some(r.output_tokens as f64));
         let itl = &mut self.metrics[Metric::ItlMs as usize];
         for gap in r.itl_us() {
-            itl.add(gap as f64 * Metric::ItlMs.scale() / 1000.0);
+            itl.add_us(gap);
         }
     }
 
@@ -625,6 +644,38 @@ mod tests {
         let (v, q) = shape.cdf[50];
         assert_eq!(q, 0.5);
         assert!((v - 50.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn whole_microseconds_add_as_their_millisecond_value_scaled() {
+        let values = [
+            0,
+            1,
+            999,
+            1000,
+            2003,
+            123_456_789,
+            (1 << 43) - 1,
+            1 << 43,
+            u64::MAX,
+        ];
+        let (mut a, mut b) = (Acc::new(), Acc::new());
+        for us in values {
+            a.add_us(us);
+            // What ITL gaps were added as before `add_us`.
+            b.add(us as f64 * Metric::ItlMs.scale() / 1000.0);
+        }
+        assert_eq!(a.hist, b.hist);
+        assert_eq!((a.n, a.sum, a.sum_sq), (b.n, b.sum, b.sum_sq));
+        assert_eq!((a.min, a.max), (b.min, b.max));
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let us = seed >> (21 + seed % 40);
+            assert_eq!(us as f64 * 1000.0 / 1000.0, us as f64, "{us}");
+        }
     }
 
     #[test]
