@@ -4,7 +4,8 @@
 //!
 //!     cargo bench --bench scale [-- rate500 rate150 rate2000 streams1000 open1000 streams5000]
 //!
-//! `LLMBENCH_BENCH_ARGS="--threads 2"` passes more flags to the llmbench run.
+//! `LLMBENCH_BENCH_ARGS="--threads 2"` passes more flags to the llmbench run,
+//! `LLMBENCH_MOCK_ARGS="--threads 2"` to the mock.
 //!
 //! Per set-up it prints: requests and errors; achieved send rate (requests − 1 over the span
 //! from the first to the last send); scheduler lateness (dispatched − intended) and send delay
@@ -98,6 +99,11 @@ fn bin() -> Command {
 fn start_mock(s: &SetUp) -> (Child, String) {
     let mut mock = bin()
         .args(["mock", "--host", "127.0.0.1", "--port", "0"])
+        .args(
+            std::env::var("LLMBENCH_MOCK_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .args(["--ttft-ms", &s.ttft_ms.to_string()])
         .args(["--itl-ms", &s.itl_ms.to_string()])
         .args(["--output-tokens", &s.tokens.to_string()])

@@ -48,6 +48,9 @@ pub struct MockConfig {
     /// queue. A request holds its slot for `ttft + tokens × itl` from admission, so saturation
     /// is exactly `max_running / (ttft + tokens × itl)` requests per second. `None`: no limit.
     pub max_running: Option<u32>,
+    /// Threads serving requests (1: one thread, the default). More let the mock take bursts
+    /// of thousands of simultaneous requests without queueing them behind each other.
+    pub threads: usize,
 }
 
 impl Default for MockConfig {
@@ -59,6 +62,7 @@ impl Default for MockConfig {
             model: MOCK_MODEL.into(),
             faults: FaultConfig::default(),
             max_running: None,
+            threads: 1,
         }
     }
 }
@@ -146,12 +150,21 @@ impl MockServer {
             seen: Arc::default(),
             slots,
         };
+        let threads = shared.config.threads.max(1);
         let (tx, rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("llmbench-mock".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
+                let mut builder = match threads {
+                    1 => tokio::runtime::Builder::new_current_thread(),
+                    n => {
+                        let mut b = tokio::runtime::Builder::new_multi_thread();
+                        b.worker_threads(n);
+                        b
+                    }
+                };
+                let rt = builder
                     .enable_all()
                     .build()
                     .expect("a tokio runtime starts");

@@ -120,7 +120,7 @@ pub fn main(cli: Cli) -> u8 {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Some(Command::Mock(args)) => serve_mock(args).await,
+            Some(Command::Mock(args)) => serve_mock(args, cli.threads).await,
             Some(Command::Parse(args)) => crate::commands::parse(&args),
             Some(Command::Report(args)) => crate::commands::report(&args),
             Some(Command::Check(args)) => crate::commands::check(&args),
@@ -151,7 +151,7 @@ pub fn exit_code_of(result: Result<Finished, RunError>) -> u8 {
     }
 }
 
-async fn serve_mock(args: MockArgs) -> u8 {
+async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
     let config = MockConfig {
         ttft: Duration::from_secs_f64(args.ttft_ms / 1000.0),
         itl: Duration::from_secs_f64(args.itl_ms / 1000.0),
@@ -168,6 +168,7 @@ async fn serve_mock(args: MockArgs) -> u8 {
             require_key: args.faults.require_key,
         },
         max_running: args.max_running,
+        threads: threads as usize,
     };
     if let Err(e) = config.faults.validate() {
         eprintln!("llmbench mock: {e}");
@@ -603,6 +604,7 @@ fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
         model: MOCK_MODEL.into(),
         faults: crate::mock::FaultConfig::default(),
         max_running: plan.mock.max_running,
+        ..MockConfig::default()
     };
     MockServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| {
         RunError::Usage(format!(
