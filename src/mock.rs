@@ -12,6 +12,7 @@
 //! what it did (`stats()`, and `GET /mock/stats`).
 
 pub mod faults;
+mod recent;
 mod response;
 
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ use tokio::sync::oneshot;
 
 use crate::clock::Instant;
 pub use faults::{Fault, FaultConfig, MockStats};
+pub use recent::REMEMBERED_IDS;
+use recent::Recent;
 use response::{Generation, Tally, stream_response, whole_response};
 
 /// What the mock injects.
@@ -112,10 +115,10 @@ struct Shared {
     config: Arc<MockConfig>,
     /// When the server started: the zero of `GET /mock/timings`.
     started: Instant,
-    log: Arc<Mutex<HashMap<u64, MockTiming>>>,
+    log: Arc<Mutex<Recent<MockTiming>>>,
     stats: Arc<Mutex<MockStats>>,
     /// Times each request id was seen (a retry is the same id again).
-    seen: Arc<Mutex<HashMap<u64, u32>>>,
+    seen: Arc<Mutex<Recent<u32>>>,
     /// Generation slots when `max_running` is set.
     slots: Option<Arc<tokio::sync::Semaphore>>,
 }
@@ -123,7 +126,7 @@ struct Shared {
 /// A running mock server; stops when dropped.
 pub struct MockServer {
     addr: SocketAddr,
-    log: Arc<Mutex<HashMap<u64, MockTiming>>>,
+    log: Arc<Mutex<Recent<MockTiming>>>,
     stats: Arc<Mutex<MockStats>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -137,7 +140,7 @@ impl MockServer {
             .faults
             .validate()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let log = Arc::new(Mutex::new(HashMap::new()));
+        let log = Arc::new(Mutex::new(Recent::default()));
         let stats = Arc::new(Mutex::new(MockStats::default()));
         let slots = config
             .max_running
@@ -210,7 +213,8 @@ impl MockServer {
 
     /// When the mock really received each request and wrote its first and last tokens, by id.
     pub fn timings(&self) -> HashMap<u64, MockTiming> {
-        self.log.lock().expect("mock log lock").clone()
+        let log = self.log.lock().expect("mock log lock");
+        log.iter().map(|(&id, &t)| (id, t)).collect()
     }
 
     /// What the mock has done so far (also served as JSON at `GET /mock/stats`).
@@ -366,7 +370,7 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
     let fault = id.map_or(Fault::None, |id| {
         let attempt = {
             let mut seen = s.seen.lock().expect("mock seen lock");
-            let n = seen.entry(id).or_default();
+            let n = seen.entry(id, || 0);
             *n += 1;
             *n - 1
         };
@@ -411,14 +415,13 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
         .as_bool()
         .unwrap_or(false);
     if let Some(id) = id {
-        s.log.lock().expect("mock log lock").insert(
-            id,
-            MockTiming {
-                received,
-                first_token: None,
-                last_token: None,
-            },
-        );
+        let timing = MockTiming {
+            received,
+            first_token: None,
+            last_token: None,
+        };
+        // A retry of the same id starts its log afresh.
+        *s.log.lock().expect("mock log lock").entry(id, || timing) = timing;
     }
     // With a batch limit, wait for a slot; generation starts at admission.
     let admitted = match &s.slots {

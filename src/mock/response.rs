@@ -1,7 +1,6 @@
 //! One mock response as it is generated: the token stream on its deadlines, the faults that
 //! strike mid-response, and the counting of how each response ended.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -166,7 +165,7 @@ pub(super) fn stream_response(
     generation: Generation,
     usage: bool,
     id: Option<u64>,
-    log: Arc<Mutex<HashMap<u64, MockTiming>>>,
+    log: Arc<Mutex<super::recent::Recent<MockTiming>>>,
 ) -> Response {
     // Steps: role chunk (chat), tokens 0..n, usage chunk (if asked), [DONE].
     enum Step {
