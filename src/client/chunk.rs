@@ -43,9 +43,9 @@ pub enum StreamItem {
 }
 
 #[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(default, borrow)]
-    choices: Option<Vec<Choice<'a>>>,
+struct Body {
+    #[serde(default)]
+    choices: Option<Choices>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -79,6 +79,48 @@ struct Message<'a> {
     reasoning: Option<Cow<'a, str>>,
     #[serde(default)]
     tool_calls: Option<serde_json::Value>,
+}
+
+/// What a `choices` list adds up to, summed while it is read: no list is built, so a stream
+/// chunk costs no allocation here.
+#[derive(Default)]
+struct Choices {
+    answer_chars: u64,
+    content_chars: u64,
+    finished: bool,
+}
+
+impl Choices {
+    fn add(&mut self, choice: &Choice<'_>) {
+        let message = choice.delta.as_ref().or(choice.message.as_ref());
+        let answer = message.map_or(0, Message::answer_chars) + chars(&choice.text);
+        self.answer_chars += answer;
+        self.content_chars += answer + message.map_or(0, Message::reasoning_chars);
+        self.finished |= choice.finish_reason.is_some();
+    }
+}
+
+impl<'de> Deserialize<'de> for Choices {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Sum;
+        impl<'de> serde::de::Visitor<'de> for Sum {
+            type Value = Choices;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of choices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Choices, A::Error> {
+                let mut sum = Choices::default();
+                while let Some(choice) = seq.next_element::<Choice<'de>>()? {
+                    sum.add(&choice);
+                }
+                Ok(sum)
+            }
+        }
+        d.deserialize_seq(Sum)
+    }
 }
 
 fn chars(s: &Option<Cow<'_, str>>) -> u64 {
@@ -133,7 +175,7 @@ pub enum BodyError {
 
 /// Interprets a whole JSON object: a stream chunk or a non-streaming response.
 pub fn parse_body(json: &[u8]) -> Result<ChunkInfo, BodyError> {
-    let body: Body<'_> = serde_json::from_slice(json)
+    let body: Body = serde_json::from_slice(json)
         .map_err(|e| BodyError::Invalid(format!("not an OpenAI response object: {e}")))?;
     if let Some(err) = body.error.filter(|e| !e.is_null()) {
         let msg = err
@@ -156,19 +198,13 @@ pub fn parse_body(json: &[u8]) -> Result<ChunkInfo, BodyError> {
             "response object has neither choices nor usage".into(),
         ));
     };
-    let mut info = ChunkInfo {
+    Ok(ChunkInfo {
+        content_chars: choices.content_chars,
+        answer_chars: choices.answer_chars,
+        finished: choices.finished,
         usage: body.usage,
         timings: body.timings,
-        ..ChunkInfo::default()
-    };
-    for choice in &choices {
-        let message = choice.delta.as_ref().or(choice.message.as_ref());
-        let answer = message.map_or(0, Message::answer_chars) + chars(&choice.text);
-        info.answer_chars += answer;
-        info.content_chars += answer + message.map_or(0, Message::reasoning_chars);
-        info.finished |= choice.finish_reason.is_some();
-    }
-    Ok(info)
+    })
 }
 
 /// Shortens `s` to at most `max` characters, marking the cut.
@@ -255,6 +291,21 @@ mod tests {
             StreamItem::Invalid(_)
         ));
         assert!(matches!(parse_stream_data(b"{}"), StreamItem::Invalid(_)));
+        assert!(matches!(
+            parse_stream_data(br#"{"choices":{"delta":{"content":"a"}}}"#),
+            StreamItem::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn every_choice_adds_up() {
+        let c = chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":"ab"}},{"index":1,"delta":{"reasoning_content":"xyz"},"finish_reason":"stop"},{"index":2,"text":"q"}]}"#,
+        );
+        assert_eq!((c.content_chars, c.answer_chars, c.finished), (6, 3, true));
+        let none = chunk(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#);
+        assert_eq!((none.content_chars, none.finished), (0, false));
+        assert_eq!(none.usage.unwrap().completion_tokens, Some(4));
     }
 
     #[test]
