@@ -12,7 +12,7 @@ const MIN_FDS: u64 = 8_192;
 /// The open-file limit is too low for the run and cannot be raised.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "this run keeps up to {streams} requests in flight, each on its own connection, but this process may open only {soft} files (hard limit {hard}); raise the limit, e.g. `ulimit -n {wanted}` (as root or in /etc/security/limits.conf when the hard limit is lower), or lower the concurrency"
+    "this run needs up to {streams} connections open at once (one per request in flight, both ends when the built-in mock runs in this process), but this process may open only {soft} files (hard limit {hard}); raise the limit, e.g. `ulimit -n {wanted}` (as root or in /etc/security/limits.conf when the hard limit is lower), or lower the concurrency"
 )]
 pub struct FdLimitError {
     pub streams: u64,
@@ -21,8 +21,8 @@ pub struct FdLimitError {
     pub wanted: u64,
 }
 
-/// Raises this process's open-file limit (soft, up to the hard limit) so `streams` concurrent
-/// connections fit; returns the limit now in force. An error when they cannot fit.
+/// Raises this process's open-file limit (soft, up to the hard limit) so `streams` connections
+/// fit at once; returns the limit now in force. An error when they cannot fit.
 pub fn ensure_fd_limit(streams: u64) -> Result<u64, FdLimitError> {
     let wanted = streams.saturating_add(SPARE_FDS);
     let mut lim = libc::rlimit {

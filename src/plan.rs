@@ -103,7 +103,6 @@ pub trait StatsCheck: Send + Sync {
 }
 
 impl Plan {
-    /// Largest concurrency any phase may reach (sizes the connection pool).
     /// Connections to keep alive: the largest concurrency of any phase (an open-loop phase
     /// without a cap may have any number in flight: up to `UNCAPPED_POOL` are kept).
     pub fn max_concurrency(&self) -> usize {

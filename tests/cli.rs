@@ -145,6 +145,41 @@ fn a_script_error_exits_2_naming_file_line_and_column() {
 }
 
 #[test]
+fn too_few_file_descriptors_for_the_concurrency_is_a_clear_error_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("wide.rhai");
+    std::fs::write(
+        &script,
+        "request(#{ prompt: \"x\" });\nphase(\"wide\", #{ requests: 10, concurrency: 5000 });\n",
+    )
+    .unwrap();
+    // A shell with a hard limit of 256 open files: llmbench cannot raise it past that.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 256 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_llmbench"))
+        .arg(&script)
+        .arg("--results")
+        .arg(dir.path())
+        .args(["--no-progress", "--no-nvml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("10000 connections") && stderr.contains("ulimit -n"),
+        "{stderr}"
+    );
+    assert!(
+        files_in(dir.path())
+            .iter()
+            .all(|f| f.ends_with("wide.rhai")),
+        "nothing written"
+    );
+}
+
+#[test]
 fn ctrl_c_writes_what_was_measured_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("long.rhai");
