@@ -22,8 +22,8 @@ pub struct Cli {
     #[command(flatten)]
     pub run: RunArgs,
     /// Threads that send requests and read responses. 1 (the default) is the cheapest per
-    /// request and handles well over a thousand streamed requests a second; raise it when a
-    /// run warns that llmbench's request thread was busy.
+    /// request (about 11 µs of CPU per streamed chunk on a 2-core VM); raise it when a run
+    /// warns that llmbench's request thread was busy.
     #[arg(long, global = true, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub threads: u16,
 }
