@@ -177,7 +177,12 @@ pub async fn scrape_loop(
         match result {
             Ok(text) => {
                 failing = false;
-                let readings = parse(&text)
+                // Parsed off the thread that drives the requests (by default one thread drives
+                // them all): a large /metrics page would delay the reads of every stream.
+                let parsed = tokio::task::spawn_blocking(move || parse(&text))
+                    .await
+                    .unwrap_or_default();
+                let readings = parsed
                     .into_iter()
                     .filter(|p| keep(&p.name, &named))
                     .map(|p| Reading {
