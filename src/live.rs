@@ -258,11 +258,11 @@ pub fn serve(listener: tokio::net::TcpListener, live: Arc<Live>) -> tokio::task:
         .route(
             "/metrics",
             get(|State(live): State<Arc<Live>>| async move {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    live.render(),
-                )
-                    .into_response()
+                // Rendered off the thread that drives the requests.
+                let text = tokio::task::spawn_blocking(move || live.render())
+                    .await
+                    .unwrap_or_default();
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
             }),
         )
         .with_state(live);
