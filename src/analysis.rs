@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::record::{RecordReadError, RequestRecord, for_each_record};
-use crate::report::{Files, RunInfo};
+use crate::report::{Files, ReportContext, RunInfo};
 use crate::stats::{StatsBuilder, Summary};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::{TelemetrySummary, Window, summarize};
@@ -72,6 +72,25 @@ pub struct StoredRun {
     /// Telemetry readings (`raw/<id>.telemetry.jsonl`, when the run sampled any).
     pub readings: Vec<Reading>,
     pub telemetry: TelemetrySummary,
+}
+
+impl StoredRun {
+    /// What the report templates render for this run, telemetry included.
+    pub fn report_context(&self) -> ReportContext<'_> {
+        ReportContext::new(
+            &self.info,
+            &self.analysis.summary,
+            &self.analysis.timeline,
+            &self.warnings,
+            self.files.clone(),
+        )
+        .with_telemetry(
+            &self.analysis.summary,
+            &self.analysis.timeline,
+            &self.telemetry,
+            &self.readings,
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

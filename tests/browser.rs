@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use llmbench::commands::{find_chromium, headless_args, render_comparison};
-use llmbench::report::{Renderer, ReportContext};
+use llmbench::report::Renderer;
 
 fn chromium() -> Option<PathBuf> {
     let found = find_chromium();
@@ -116,13 +116,7 @@ fn reports_load_in_a_real_browser_with_their_charts() {
     let runs = report_fixture::runs();
 
     let run = &runs[0];
-    let ctx = ReportContext::new(
-        &run.info,
-        &run.analysis.summary,
-        &run.analysis.timeline,
-        &run.warnings,
-        run.files.clone(),
-    );
+    let ctx = run.report_context();
     let page = out.join("run.html");
     std::fs::write(&page, renderer.run_report(&ctx).unwrap().html).unwrap();
     check_page(

@@ -390,34 +390,13 @@ async fn an_unreachable_target_fails_the_preflight_or_is_recorded_as_connection(
     assert_eq!(finished.exit_code(), 1);
 }
 
-/// A server that answers everything with a fixed HTTP response, counting connections.
-fn fixed_server(
-    response: &'static str,
-) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(response.as_bytes());
-        }
-    });
-    (addr, hits)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_not_openai_gets_one_clear_error() {
     let html = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 31\r\nConnection: close\r\n\r\n<!DOCTYPE html><html>hi</html>";
     let json = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{\"hello\":\"world\"}";
     for (response, needle) in [(html, "<!DOCTYPE html>"), (json, "hello")] {
         let dir = tempfile::tempdir().unwrap();
-        let (addr, hits) = fixed_server(response);
+        let (addr, hits) = common::fixed_server(response);
         let mut plan = common::plan(
             dir.path(),
             r#"request(#{ prompt: "hi" }); phase("p", #{ requests: 50, concurrency: 5 });"#,

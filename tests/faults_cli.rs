@@ -2,6 +2,8 @@
 //! process (both sides' counts compared), planted keys on error paths, bad flags and YAML, and the
 //! proxy rule (HTTP_PROXY ignored, --proxy obeyed).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -438,22 +440,10 @@ fn malformed_yaml_exits_2_naming_file_and_line() {
 
 /// A server that answers every connection with an HTML page, counting connections.
 fn counting_web_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>",
-            );
-        }
-    });
-    (url, hits)
+    let (addr, hits) = common::fixed_server(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>",
+    );
+    (format!("http://{addr}"), hits)
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod report_fixture;
 use std::path::PathBuf;
 
 use llmbench::commands::render_comparison;
-use llmbench::report::{Renderer, ReportContext};
+use llmbench::report::Renderer;
 
 fn check(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -41,13 +41,7 @@ fn check(name: &str, actual: &str) {
 fn the_run_report_and_csv_match_their_snapshots() {
     let runs = report_fixture::runs();
     let run = &runs[0];
-    let ctx = ReportContext::new(
-        &run.info,
-        &run.analysis.summary,
-        &run.analysis.timeline,
-        &run.warnings,
-        run.files.clone(),
-    );
+    let ctx = run.report_context();
     let report = Renderer::new(None).run_report(&ctx).unwrap();
     check("run_report.md", &report.markdown);
     check("summary.csv", &report.csv);

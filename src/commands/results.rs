@@ -11,8 +11,8 @@ use std::process::Command;
 use crate::analysis::{StoredRun, load_run};
 use crate::cli::{ParseArgs, ReportArgs};
 use crate::export::{ComparisonExport, RunExport, to_json};
+use crate::report::Renderer;
 use crate::report::comparison::{ComparedRun, ComparisonContext};
-use crate::report::{Renderer, ReportContext};
 use crate::run::{EXIT_OK, EXIT_USAGE, write_atomic};
 
 /// File name of the comparison report (the original tool's), under `<results>/reports/`.
@@ -47,7 +47,7 @@ pub fn parse(args: &ParseArgs) -> u8 {
             Ok(r) => r,
             Err(e) => return usage(e),
         };
-        let csv = match run_context(&run, |ctx| renderer.summary_csv(ctx)) {
+        let csv = match renderer.summary_csv(&run.report_context()) {
             Ok(c) => c,
             Err(e) => return usage(e),
         };
@@ -81,24 +81,6 @@ pub fn parse(args: &ParseArgs) -> u8 {
         }
     }
     EXIT_OK
-}
-
-/// Builds a run's report context and hands it to `f` (the context borrows the run).
-fn run_context<T>(run: &StoredRun, f: impl FnOnce(&ReportContext<'_>) -> T) -> T {
-    let ctx = ReportContext::new(
-        &run.info,
-        &run.analysis.summary,
-        &run.analysis.timeline,
-        &run.warnings,
-        run.files.clone(),
-    )
-    .with_telemetry(
-        &run.analysis.summary,
-        &run.analysis.timeline,
-        &run.telemetry,
-        &run.readings,
-    );
-    f(&ctx)
 }
 
 /// Finds run `spec`: a raw records file, or a run id under `<results>/raw/`.
