@@ -46,6 +46,27 @@ pub fn added_ttft_us(record: &RequestRecord, server_ttft_us: u64) -> Option<i64>
 /// Up to this many streams a step runs closed-loop lanes; above it, spread-out arrivals.
 const FEW_STREAMS: u32 = 16;
 
+/// How a step sends its load.
+#[derive(Debug, Clone, Copy)]
+enum Sending {
+    /// A few streams: that many closed-loop lanes.
+    Lanes(u32),
+    /// Many streams: Poisson arrivals that keep that many in flight on average.
+    Spread(u32),
+    /// Evenly spaced arrivals at this rate.
+    Rate(f64),
+}
+
+impl Sending {
+    fn of(load: Load) -> Self {
+        match load {
+            Load::Streams(c) if c <= FEW_STREAMS => Self::Lanes(c),
+            Load::Streams(c) => Self::Spread(c),
+            Load::Rate(r) => Self::Rate(r),
+        }
+    }
+}
+
 /// What one step asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Load {
@@ -165,23 +186,24 @@ pub async fn calibrate(args: &CalibrateArgs) -> u8 {
 
 /// Runs one step against a fresh mock (request ids restart with each run) and measures it.
 pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunError> {
-    let mock = match load {
+    let sending = Sending::of(load);
+    let mock = match sending {
         // A few streams: short requests, so a few seconds hold many of them.
-        Load::Streams(c) if c <= FEW_STREAMS => MockConfig {
+        Sending::Lanes(_) => MockConfig {
             ttft: Duration::from_millis(20),
             itl: Duration::from_millis(5),
             output_tokens: 16,
             ..MockConfig::default()
         },
         // A busy server's pace: 100 ms to the first token, then 25 tokens/s per stream.
-        Load::Streams(_) => MockConfig {
+        Sending::Spread(_) => MockConfig {
             ttft: Duration::from_millis(100),
             itl: Duration::from_millis(40),
             output_tokens: 32,
             ..MockConfig::default()
         },
         // Short responses: the rate, not the streams, is what is tested.
-        Load::Rate(_) => MockConfig {
+        Sending::Rate(_) => MockConfig {
             ttft: Duration::from_millis(5),
             itl: Duration::from_millis(1),
             output_tokens: 4,
@@ -193,10 +215,10 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
     let duration = Duration::from_secs_f64(args.duration);
     // How long one request lasts at the mock's pace.
     let length = mock.ttft + mock.itl * mock.output_tokens.saturating_sub(1);
-    let phases = match load {
+    let phases = match sending {
         // A few streams: that many lanes, each sending its next request when the last ends
         // (in step with each other, which costs nothing at this count).
-        Load::Streams(c) if c <= FEW_STREAMS => {
+        Sending::Lanes(c) => {
             let requests = (c as f64 * duration.as_secs_f64() / length.as_secs_f64()).ceil();
             vec![phase(
                 "measure",
@@ -209,7 +231,7 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
         }
         // Arrivals for the build-up plus `duration`; requests that started during the build-up
         // (fewer than N in flight) are left out of the measurement below.
-        Load::Streams(c) => vec![Phase {
+        Sending::Spread(c) => vec![Phase {
             arrival: Arrival::Poisson,
             seed: 1,
             ..phase(
@@ -221,7 +243,7 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
                 None,
             )
         }],
-        Load::Rate(r) => vec![
+        Sending::Rate(r) => vec![
             phase(
                 "warmup",
                 true,
@@ -233,9 +255,9 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
             phase("measure", false, None, Some(duration), Some(r), None),
         ],
     };
-    let built_up_us = match load {
-        Load::Streams(c) if c > FEW_STREAMS => length.as_micros() as u64,
-        _ => 0,
+    let built_up_us = match sending {
+        Sending::Spread(_) => length.as_micros() as u64,
+        Sending::Lanes(_) | Sending::Rate(_) => 0,
     };
     let plan = Plan {
         workload: match load {

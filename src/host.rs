@@ -117,17 +117,6 @@ pub fn thread_cpu_s() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
-/// CPU time (user + system) of the whole process so far, seconds.
-pub fn process_cpu_s() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into a live local.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0.0;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +140,5 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(thread_cpu_s() > before);
-        assert!(process_cpu_s() >= thread_cpu_s());
     }
 }

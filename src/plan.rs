@@ -106,11 +106,12 @@ impl Plan {
     /// Connections to keep alive: the largest concurrency of any phase (an open-loop phase
     /// without a cap may have any number in flight: up to `UNCAPPED_POOL` are kept).
     pub fn max_concurrency(&self) -> usize {
-        self.phases
-            .iter()
-            .map(|p| p.concurrency.map_or(UNCAPPED_POOL, |c| c as usize))
-            .max()
-            .unwrap_or(1)
+        let cap = self.concurrency_cap() as usize;
+        if self.phases.iter().any(|p| p.concurrency.is_none()) {
+            cap.max(UNCAPPED_POOL)
+        } else {
+            cap.max(1)
+        }
     }
 
     /// The most requests any phase caps in flight (concurrency or closed-loop lanes); 0 when
