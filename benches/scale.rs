@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use llmbench::calibrate::added_ttft_us;
+use llmbench::app::calibrate::added_ttft_us;
 use llmbench::mock::LoggedTiming;
 use llmbench::record::{Outcome, read_records};
 

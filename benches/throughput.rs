@@ -106,7 +106,7 @@ fn parse(dir: &Path) {
 
     let peak_before = peak_rss_kb();
     let started = Instant::now();
-    let run = llmbench::analysis::load_run(&raw).expect("the raw file loads");
+    let run = llmbench::report::stored::load_run(&raw).expect("the raw file loads");
     let lib_secs = started.elapsed().as_secs_f64();
     let lib_growth = peak_rss_kb()
         .zip(peak_before)

@@ -1,7 +1,7 @@
 //! What the operating system lets one llmbench process do, and what llmbench itself costs:
 //! raising the open-file limit so thousands of concurrent streams get their connections, and
 //! measuring the CPU time of the thread that drives every request, so a run can say when
-//! llmbench (not the server) was the bottleneck.
+//! llmbench (not the server) was the bottleneck; and the host's description for run metadata.
 
 /// File descriptors kept aside for everything that is not a request connection (raw file,
 /// telemetry, the mock's listener, the runtime's own).
@@ -115,6 +115,20 @@ pub fn thread_cpu_s() -> f64 {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// This machine for the run metadata: host name, cores, OS and architecture.
+pub fn description() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown host".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{name} ({cores} cores, {} {})",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
 }
 
 #[cfg(test)]

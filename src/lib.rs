@@ -1,32 +1,26 @@
 //! llmbench: load tests and benchmarks for LLM servers that speak the OpenAI API.
 //!
-//! Data flows one way (see DESIGN.md):
-//! script -> plan -> schedule -> client -> record -> stats -> report, wired together by `run`.
-//! `main.rs` only parses the command line and maps the result to an exit code.
+//! Data flows one way (see DESIGN.md); the modules in the order a run goes through them:
+//! `app` (the command line, dispatch, exit codes) → `settings` (flags shared by every
+//! load-running command, overrides on a plan) → `config` + `script` → `plan` → `run`
+//! (prepare → measure → finish) driving `schedule` → `client` → `record` → `stats` →
+//! `outcome` (verdicts, sweeps) → `report`. Beside them: `telemetry` (GPU and Prometheus
+//! samples on the run clock), `mock` (the built-in server), `clock`, `host`.
+//! `main.rs` only parses the command line and hands it to `app`.
 
-pub mod analysis;
-pub mod calibrate;
-pub mod cli;
+pub mod app;
+pub mod client;
 pub mod clock;
-pub mod commands;
 pub mod config;
-pub mod export;
-pub mod feed;
 pub mod host;
-pub mod live;
 pub mod mock;
+pub mod outcome;
 pub mod plan;
-pub mod progress;
 pub mod record;
 pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod script;
+pub mod settings;
 pub mod stats;
-pub mod sweep;
 pub mod telemetry;
-pub mod timeline;
-pub mod timer;
-pub mod verdict;
-
-pub mod client;

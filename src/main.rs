@@ -1,10 +1,10 @@
-//! The `llmbench` binary: parse the command line, run, map the result to an exit code.
+//! The `llmbench` binary: parse the command line, hand it to the library, exit with its code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = llmbench::cli::Cli::parse();
-    ExitCode::from(llmbench::run::main(cli))
+    let cli = llmbench::app::cli::Cli::parse();
+    ExitCode::from(llmbench::app::main(cli))
 }

@@ -435,7 +435,7 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
             let at = Instant::now();
             let busy_until = at + s.config.ttft + s.config.itl * n.min(u32::MAX as u64) as u32;
             tokio::spawn(async move {
-                crate::timer::sleep_until(busy_until).await;
+                crate::schedule::timer::sleep_until(busy_until).await;
                 drop(permit);
             });
             at

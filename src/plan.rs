@@ -2,6 +2,8 @@
 //! nothing after that point runs script code except prompt generators, which sit behind the
 //! `PromptGenerator` trait so this module stays free of Rhai.
 
+mod describe;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! The per-request record (the data contract of a run) and the JSONL file it lives in.
+//! The per-request record (the data contract of a run), the JSONL file it lives in, the run
+//! metadata beside it (`meta`) and the results layout (`layout`).
 //!
 //! One record per request, appended and flushed the moment the request ends, so an interrupted
 //! run keeps every request that completed. All stamps are microseconds since the run's clock
@@ -10,7 +11,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod layout;
+mod meta;
 mod read;
+pub use layout::RunFiles;
+pub use meta::{Requested, RunInfo};
 pub use read::{
     MAX_RECORD_BYTES, RecordReadError, for_each_record, parse_each, parse_records, read_records,
 };

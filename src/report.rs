@@ -7,7 +7,9 @@
 
 mod charts;
 pub mod comparison;
+pub mod export;
 mod run_charts;
+pub mod stored;
 
 pub use run_charts::{Chart, RunCharts};
 
@@ -17,14 +19,14 @@ use std::path::PathBuf;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::sweep::SweepOutcome;
+use crate::outcome::verdict::Verdict;
 use crate::plan::Slo;
-use crate::record::Outcome;
-use crate::stats::{Distribution, Metric, PhaseStats, Requested, STAT_KEYS, Summary};
-use crate::sweep::SweepOutcome;
+use crate::record::{Outcome, RunFiles, RunInfo};
+use crate::stats::timeline::Timeline;
+use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::{Energy, TelemetrySummary};
-use crate::timeline::Timeline;
-use crate::verdict::Verdict;
 
 /// Templates the binary carries, by name.
 const EMBEDDED: [(&str, &str); 7] = [
@@ -51,45 +53,6 @@ const EMBEDDED: [(&str, &str); 7] = [
         include_str!("../templates/comparison.html.j2"),
     ),
 ];
-
-/// What a run was, for the report header and the run metadata (`results/runs/<id>.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunInfo {
-    pub id: String,
-    pub workload: String,
-    pub script: String,
-    pub target: String,
-    pub base_url: String,
-    pub model: String,
-    pub endpoint: String,
-    pub stream: bool,
-    /// The target was the built-in mock server.
-    pub mock: bool,
-    /// UTC, RFC 3339.
-    pub started_at: String,
-    pub wall_s: f64,
-    pub interrupted: bool,
-    pub llmbench_version: String,
-    pub host: String,
-    /// One line per phase, e.g. `steady: 5 req/s constant, concurrency 10, 300 s`.
-    pub phases: Vec<String>,
-    /// `max_tokens` sent with every request.
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    /// Every request carried the same prompt text.
-    #[serde(default)]
-    pub fixed_prompt: bool,
-}
-
-impl RunInfo {
-    /// What the plan asked of each request, for the warnings.
-    pub fn requested(&self) -> Requested {
-        Requested {
-            max_tokens: self.max_tokens,
-            fixed_prompt: self.fixed_prompt,
-        }
-    }
-}
 
 /// A phase's statistics plus its metrics by key (`p.m.ttft_ms.p50` in a template).
 #[derive(Debug, Serialize)]
@@ -137,6 +100,7 @@ pub struct ReportContext<'a> {
     pub sweep: Option<&'a SweepOutcome>,
 }
 
+/// A run's files as shown to the user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Files {
     pub raw: String,
@@ -144,6 +108,19 @@ pub struct Files {
     pub markdown: String,
     pub html: String,
     pub metadata: String,
+}
+
+impl From<&RunFiles> for Files {
+    fn from(f: &RunFiles) -> Self {
+        let shown = |p: &std::path::Path| p.display().to_string();
+        Self {
+            raw: shown(&f.raw),
+            csv: shown(&f.csv),
+            markdown: shown(&f.markdown),
+            html: shown(&f.html),
+            metadata: shown(&f.metadata),
+        }
+    }
 }
 
 impl<'a> ReportContext<'a> {
@@ -353,21 +330,36 @@ impl Renderer {
 
     /// Renders template `name` with any serialisable context.
     pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, RenderError> {
-        let fail = |e: minijinja::Error| {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            RenderError {
-                name: name.to_owned(),
-                message,
-            }
-        };
+        let fail = |e| RenderError::new(name, e);
         let tmpl = self.env.get_template(name).map_err(fail)?;
         tmpl.render(Value::from(minijinja::value::Serde(ctx)))
             .map_err(fail)
+    }
+
+    /// Loads and compiles every template (a syntax error names its file and line).
+    pub fn compile_all(&self) -> Result<(), RenderError> {
+        for (name, _) in EMBEDDED {
+            self.env
+                .get_template(name)
+                .map_err(|e| RenderError::new(name, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl RenderError {
+    /// The error of template `name`, with minijinja's whole error chain.
+    fn new(name: &str, e: minijinja::Error) -> Self {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        Self {
+            name: name.to_owned(),
+            message,
+        }
     }
 }
 

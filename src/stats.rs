@@ -4,12 +4,15 @@
 //! Warmup records are left out. Definitions are the ones in DESIGN.md and the README.
 //! `warnings` turns a summary into what a reader must know before trusting it.
 
+pub mod analysis;
 mod round;
+pub mod sample;
 mod shape;
+pub mod timeline;
 mod warnings;
+pub use crate::record::Requested;
 use round::round_to_unit;
 pub use shape::{Bin, Shape};
-pub use warnings::Requested;
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,7 @@ mod report_fixture;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use llmbench::commands::{find_chromium, headless_args, render_comparison};
+use llmbench::app::results::{find_chromium, headless_args, render_comparison};
 use llmbench::report::Renderer;
 
 fn chromium() -> Option<PathBuf> {

@@ -8,10 +8,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::execute;
 use llmbench::mock::{Fault, FaultConfig, MockConfig, MockServer, MockStats};
 use llmbench::plan::{ApiKey, Plan};
 use llmbench::record::{Outcome, RequestRecord, TimeoutKind, read_records};
-use llmbench::run::{Finished, Options, RunError, execute};
+use llmbench::run::{RunError, RunOutcome};
+use llmbench::settings::Settings;
 
 const TOKENS: u32 = 10;
 const PER_PHASE: u64 = 40;
@@ -42,9 +44,9 @@ fn two_phases(dir: &Path, server: &MockServer) -> Plan {
     plan
 }
 
-async fn run_with(plan: Plan, options: Options) -> (Finished, Vec<RequestRecord>) {
+async fn run_with(plan: Plan, options: Settings) -> (RunOutcome, Vec<RequestRecord>) {
     let finished = execute(plan, &options).await.unwrap();
-    let records = read_records(&finished.files.raw).unwrap();
+    let records = read_records(&finished.files().unwrap().raw).unwrap();
     (finished, records)
 }
 
@@ -66,7 +68,7 @@ fn count(records: &[RequestRecord], f: impl Fn(&RequestRecord) -> bool) -> u64 {
 }
 
 /// Every request once, every phase adds up, and the records match the mock's counters.
-fn assert_accounted(finished: &Finished, records: &[RequestRecord], mock: &MockStats) {
+fn assert_accounted(finished: &RunOutcome, records: &[RequestRecord], mock: &MockStats) {
     let mut ids: Vec<u64> = records.iter().map(|r| r.id).collect();
     ids.sort();
     assert_eq!(ids, (0..2 * PER_PHASE).collect::<Vec<_>>(), "every id once");
@@ -257,7 +259,11 @@ async fn a_wrong_key_is_http_status_401_for_every_request() {
     let (finished, records) = run_with(plan, options).await;
     let mock = settled(&server).await;
     assert_eq!(mock.unauthorized, 2 * PER_PHASE);
-    assert_eq!(finished.exit_code(), 1, "nothing succeeded");
+    assert_eq!(
+        llmbench::app::outcome_code(&finished),
+        1,
+        "nothing succeeded"
+    );
     for r in &records {
         assert_eq!(r.status, Some(401));
         let e = r.error.as_deref().unwrap();
@@ -387,7 +393,7 @@ async fn an_unreachable_target_fails_the_preflight_or_is_recorded_as_connection(
     let (finished, records) = run_with(plan, options).await;
     assert_eq!(records.len(), 5);
     assert!(records.iter().all(|r| r.outcome == Outcome::Connection));
-    assert_eq!(finished.exit_code(), 1);
+    assert_eq!(llmbench::app::outcome_code(&finished), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,7 +151,7 @@ async fn the_mock_serves_its_own_timing_log_and_added_error_is_never_negative() 
         assert!((19_000..25_000).contains(&decode), "5 gaps of 4 ms: {t:?}");
         // The client sends before the server reads and reads after the server writes, so the
         // TTFT it measures can only be longer than the server's (µs rounding aside).
-        let added = llmbench::calibrate::added_ttft_us(r, server_ttft).unwrap();
+        let added = llmbench::app::calibrate::added_ttft_us(r, server_ttft).unwrap();
         assert!(added >= -2, "{added} µs: {r:?} {t:?}");
     }
 }

@@ -49,7 +49,7 @@ async fn run_scraped(
     stream: bool,
     phases: &str,
     scrape: bool,
-) -> Option<(Vec<RequestRecord>, llmbench::run::Finished)> {
+) -> Option<(Vec<RequestRecord>, llmbench::run::RunOutcome)> {
     let (url, model) = server()?;
     let _alone = SERVER.lock().await;
     let dir = tempfile::tempdir().unwrap();
@@ -73,15 +73,15 @@ async fn run_scraped(
     let (finished, records) = common::run(plan, dir.path()).await;
     // The reports rendered.
     for f in [
-        &finished.files.csv,
-        &finished.files.markdown,
-        &finished.files.html,
+        &finished.files().unwrap().csv,
+        &finished.files().unwrap().markdown,
+        &finished.files().unwrap().html,
     ] {
         assert!(std::fs::metadata(f).unwrap().len() > 0, "{}", f.display());
     }
     assert_eq!(finished.summary.all.ok, finished.summary.all.requests);
     if scrape {
-        let html = std::fs::read_to_string(&finished.files.html).unwrap();
+        let html = std::fs::read_to_string(&finished.files().unwrap().html).unwrap();
         assert!(
             html.contains("id=\"telemetry-llamacpp-tokens-predicted-total\""),
             "the server's series are charted"

@@ -26,7 +26,7 @@ phase("rated", #{ requests: 20, rps: 100, concurrency: 8 });
 "#;
 
 /// Runs the script against a mock with the given TTFT into `results`.
-async fn one_run(dir: &Path, results: &Path, ttft_ms: u64) -> llmbench::run::Finished {
+async fn one_run(dir: &Path, results: &Path, ttft_ms: u64) -> llmbench::run::RunOutcome {
     let server = common::mock(ttft_ms, 1, 8);
     let mut plan = common::plan(dir, SCRIPT);
     common::target(&mut plan, &server);
@@ -39,12 +39,12 @@ async fn parse_reproduces_the_run_csv_and_report_compares_runs() {
     let results = dir.path().join("results");
     let a = one_run(dir.path(), &results, 5).await;
     let b = one_run(dir.path(), &results, 25).await;
-    let raw_a = a.files.raw.to_str().unwrap().to_owned();
-    let raw_b = b.files.raw.to_str().unwrap().to_owned();
-    assert_eq!(read_records(&a.files.raw).unwrap().len(), 47);
+    let raw_a = a.files().unwrap().raw.to_str().unwrap().to_owned();
+    let raw_b = b.files().unwrap().raw.to_str().unwrap().to_owned();
+    assert_eq!(read_records(&a.files().unwrap().raw).unwrap().len(), 47);
 
     // stdout, --out, --out-dir: the same bytes as the run's own CSV.
-    let expected = std::fs::read(&a.files.csv).unwrap();
+    let expected = std::fs::read(&a.files().unwrap().csv).unwrap();
     let out = llmbench(&["parse", &raw_a], dir.path());
     assert!(
         out.status.success(),
@@ -74,8 +74,8 @@ async fn parse_reproduces_the_run_csv_and_report_compares_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        std::fs::read(many.join(format!("{}.csv", b.run_id))).unwrap(),
-        std::fs::read(&b.files.csv).unwrap()
+        std::fs::read(many.join(format!("{}.csv", b.run_id()))).unwrap(),
+        std::fs::read(&b.files().unwrap().csv).unwrap()
     );
 
     // Several files need --out-dir; a bad line is named.
@@ -97,7 +97,7 @@ async fn parse_reproduces_the_run_csv_and_report_compares_runs() {
             "--results",
             res,
             "--baseline",
-            &b.run_id,
+            b.run_id(),
             "--export-json",
             json.to_str().unwrap(),
         ],
@@ -109,14 +109,14 @@ async fn parse_reproduces_the_run_csv_and_report_compares_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let md = std::fs::read_to_string(results.join("reports/benchmark_report.md")).unwrap();
-    assert!(md.contains(&format!("`{}` (baseline)", b.run_id)), "{md}");
-    assert!(md.contains(&format!("`{}`", a.run_id)));
+    assert!(md.contains(&format!("`{}` (baseline)", b.run_id())), "{md}");
+    assert!(md.contains(&format!("`{}`", a.run_id())));
     let html = std::fs::read_to_string(results.join("reports/benchmark_report.html")).unwrap();
     assert!(html.contains("<svg id=\"runs-ttft-ms-p50\""));
     let export: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(export["schema"], "llmbench.comparison/1");
-    assert_eq!(export["baseline"], b.run_id.as_str());
+    assert_eq!(export["baseline"], b.run_id());
     assert_eq!(export["runs"].as_array().unwrap().len(), 2);
     // Ground truth: the mock's TTFT of 5 ms vs 25 ms shows in the exported p50s.
     let p50 = |i: usize| {
@@ -180,12 +180,14 @@ async fn a_run_exports_json_with_its_schema_and_timeline() {
     common::target(&mut plan, &server);
     let mut options = common::options(&results);
     let json = dir.path().join("run.json");
-    options.export_json = Some(json.clone());
-    let finished = llmbench::run::execute(plan, &options).await.unwrap();
+    if let llmbench::settings::Outputs::Files { export_json, .. } = &mut options.outputs {
+        *export_json = Some(json.clone());
+    }
+    let finished = common::execute(plan, &options).await.unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["schema"], "llmbench.run/1");
-    assert_eq!(v["run"]["id"], finished.run_id.as_str());
+    assert_eq!(v["run"]["id"], finished.run_id());
     assert_eq!(v["run"]["max_tokens"], 8);
     assert_eq!(v["run"]["fixed_prompt"], false);
     assert_eq!(v["warmup_requests"], 3);

@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use llmbench::analysis::{analyze, load_run};
 use llmbench::record::{Outcome, RecordWriter, RequestRecord};
+use llmbench::report::stored::load_run;
+use llmbench::stats::analysis::analyze;
 
 /// Varied records: three phases (the first a warmup), streamed and not, failures of several
 /// classes, uneven timings from a fixed-seed generator.

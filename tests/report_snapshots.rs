@@ -6,7 +6,7 @@ mod report_fixture;
 
 use std::path::PathBuf;
 
-use llmbench::commands::render_comparison;
+use llmbench::app::results::render_comparison;
 use llmbench::report::Renderer;
 
 fn check(name: &str, actual: &str) {

@@ -296,10 +296,10 @@ async fn a_sweep_finds_the_mocks_saturation_within_10_percent() {
         slo(#{ ttft_ms: 35 });
         sweep(#{ concurrency: 16, probe: 2, steps: 2, low: 0.3, high: 1.5, duration: 1 });"#,
     );
-    let finished = llmbench::run::execute(plan, &common::options(dir.path()))
+    let finished = common::execute(plan, &common::options(dir.path()))
         .await
         .unwrap();
-    let sweep = finished.sweep.expect("a sweep outcome");
+    let sweep = finished.sweep.clone().expect("a sweep outcome");
     let analytic = 100.0;
     assert!(
         (sweep.saturation_rps - analytic).abs() / analytic < 0.10,
@@ -315,12 +315,12 @@ async fn a_sweep_finds_the_mocks_saturation_within_10_percent() {
     assert!(low.good_rate.unwrap() >= 90.0, "{low:?}");
     assert!(high.good_rate.unwrap() < 90.0, "{high:?}");
     assert_eq!(sweep.best_rate_within_slo, Some(low.rate));
-    let md = std::fs::read_to_string(&finished.files.markdown).unwrap();
+    let md = std::fs::read_to_string(&finished.files().unwrap().markdown).unwrap();
     assert!(
         md.contains("## Capacity sweep") && md.contains("| sweep-2 |"),
         "{md}"
     );
-    let html = std::fs::read_to_string(&finished.files.html).unwrap();
+    let html = std::fs::read_to_string(&finished.files().unwrap().html).unwrap();
     assert!(html.contains("<h2>Capacity sweep</h2>"), "{html}");
 }
 

@@ -47,7 +47,7 @@ async fn fake_metrics(energy: bool) -> (String, Instant) {
     (url, t0)
 }
 
-async fn run_with(url: &str) -> (llmbench::run::Finished, tempfile::TempDir) {
+async fn run_with(url: &str) -> (llmbench::run::RunOutcome, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let server = common::mock(20, 5, 20);
     let mut plan = common::plan(
@@ -65,9 +65,9 @@ async fn run_with(url: &str) -> (llmbench::run::Finished, tempfile::TempDir) {
 }
 
 /// Seconds on the fake server's clock at run-clock time `us`.
-fn server_s(finished: &llmbench::run::Finished, t0: Instant, us: u64) -> f64 {
+fn server_s(finished: &llmbench::run::RunOutcome, t0: Instant, us: u64) -> f64 {
     finished
-        .clock
+        .clock()
         .instant_at(us)
         .duration_since(t0)
         .as_secs_f64()
@@ -138,7 +138,7 @@ async fn scraped_counters_and_energy_match_the_known_curves() {
     }
 
     // Every reading is in the telemetry file, on the run clock.
-    let text = std::fs::read_to_string(&finished.files.telemetry).unwrap();
+    let text = std::fs::read_to_string(&finished.files().unwrap().telemetry).unwrap();
     let readings: Vec<Reading> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -221,7 +221,7 @@ async fn live_metrics_are_served_during_the_run() {
         .port();
     let mut options = common::options(dir.path());
     options.metrics_listen = Some(([127, 0, 0, 1], port).into());
-    let run = tokio::spawn(async move { llmbench::run::execute(plan, &options).await });
+    let run = tokio::spawn(async move { common::execute(plan, &options).await });
     let url = format!("http://127.0.0.1:{port}/metrics");
     llmbench::client::install_tls_provider();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();

@@ -7,10 +7,11 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use common::execute;
 use llmbench::mock::MockServer;
 use llmbench::plan::{Plan, Target};
 use llmbench::record::Outcome;
-use llmbench::run::{RunError, execute};
+use llmbench::run::RunError;
 use tokio_rustls::rustls;
 
 /// Accepts TLS on 127.0.0.1 and relays each connection to `backend`. Returns the address and
@@ -87,7 +88,7 @@ async fn https_needs_a_trusted_certificate_or_an_explicit_insecure() {
     let mut options = common::options(dir.path());
     options.client.ca_cert = Some(ca);
     let finished = execute(plan.clone(), &options).await.unwrap();
-    let records = llmbench::record::read_records(&finished.files.raw).unwrap();
+    let records = llmbench::record::read_records(&finished.files().unwrap().raw).unwrap();
     assert_eq!(records.len(), 6);
     assert!(
         records.iter().all(|r| r.outcome == Outcome::Ok),
@@ -99,7 +100,9 @@ async fn https_needs_a_trusted_certificate_or_an_explicit_insecure() {
     options.client.insecure = true;
     let finished = execute(plan, &options).await.unwrap();
     assert_eq!(finished.summary.all.ok, 6);
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&finished.files.metadata).unwrap()).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&finished.files().unwrap().metadata).unwrap(),
+    )
+    .unwrap();
     assert_eq!(meta["client"]["insecure"], true, "{meta}");
 }

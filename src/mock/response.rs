@@ -133,7 +133,7 @@ impl Generation {
         match fault {
             Fault::Stall => {
                 self.tally.count(|c| c.stalled += 1);
-                crate::timer::sleep_until(Instant::now() + self.stall).await;
+                crate::schedule::timer::sleep_until(Instant::now() + self.stall).await;
                 self.first_at += self.stall;
             }
             Fault::Drop => ending.settle(|c| c.dropped += 1),
@@ -200,7 +200,7 @@ pub(super) fn stream_response(
                 if let (Fault::Drop, Step::Token(k)) = (generation.fault, &step) {
                     // Cut when the next token is due, after a real pause (the server flushes
                     // while the stream waits), so the tokens before it are on the wire.
-                    crate::timer::sleep_until(generation.token_at(*k)).await;
+                    crate::schedule::timer::sleep_until(generation.token_at(*k)).await;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 match generation.strike(&mut ending).await {
@@ -229,7 +229,7 @@ pub(super) fn stream_response(
                     (generation.chunk(role), next)
                 }
                 Step::Token(k) => {
-                    crate::timer::sleep_until(generation.token_at(k)).await;
+                    crate::schedule::timer::sleep_until(generation.token_at(k)).await;
                     let last = k + 1 == generation.tokens;
                     if (k == 0 || last)
                         && let Some(id) = id
@@ -288,7 +288,7 @@ pub(super) fn whole_response(mut generation: Generation) -> Response {
             return Err(cut());
         }
         if generation.tokens > 0 {
-            crate::timer::sleep_until(generation.token_at(generation.tokens - 1)).await;
+            crate::schedule::timer::sleep_until(generation.token_at(generation.tokens - 1)).await;
         }
         if fault == Fault::Garbage {
             return Ok(Bytes::from_static(b"{\"choices\": [<html>oops"));

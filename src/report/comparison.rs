@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::Chart;
 use super::charts::{self, BarGroup};
-use super::{Chart, RunInfo};
+use crate::record::RunInfo;
 use crate::stats::{Metric, PhaseStats};
 
 /// A metric the comparison shows, and which direction is better.

@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::charts::{self, Band, Bar, BarGroup, Series};
 use std::collections::BTreeMap;
 
+use crate::stats::timeline::Timeline;
 use crate::stats::{Metric, PhaseStats, Summary};
 use crate::telemetry::{Kind, Reading};
-use crate::timeline::Timeline;
 
 /// One chart: an id (also the SVG element's id), a title and the SVG itself.
 #[derive(Debug, Clone, Serialize)]
@@ -260,7 +260,7 @@ fn over_time(t: &Timeline) -> Vec<Chart> {
         return Vec::new();
     }
     let bands = bands(t);
-    let series = |name: &str, f: &dyn Fn(&crate::timeline::Second) -> Option<f64>| Series {
+    let series = |name: &str, f: &dyn Fn(&crate::stats::timeline::Second) -> Option<f64>| Series {
         name: name.into(),
         points: t
             .seconds

@@ -1,128 +1,159 @@
-//! Where a run's outputs go: the run id, the result folders (checked writable before the first
-//! request), the raw records file (never overwriting another run), and atomic writes of the
-//! summary, reports and metadata.
+//! A run's outputs as bytes, and the one writer that puts bytes on disk. Each exporter renders
+//! from the `RunOutcome` alone (summary CSV, Markdown and HTML reports, run metadata JSON,
+//! `--export-json`); `write_atomic` writes each to a temporary file beside its path and renames
+//! it into place, so a reader never sees half a file. The raw records are streamed by their
+//! sink during the run, not here. Templates are checked before the first request
+//! (`check_templates`) so a broken template cannot cost a run its reports.
 
 use std::path::{Path, PathBuf};
 
-use crate::plan::{Plan, Target};
-use crate::record::RecordWriter;
+use crate::record::RunFiles;
+use crate::report::export::{RunExport, to_json};
+use crate::report::{Files, RenderError, Renderer, ReportContext};
+use crate::stats::analysis::analyze;
+use crate::stats::timeline::Timeline;
 
 use super::RunError;
+use super::finish::RunOutcome;
 
-/// Where a run's outputs go.
+/// One output file's path and contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything a run writes at its end, plus the terminal summary it prints.
 #[derive(Debug, Clone)]
-pub struct RunFiles {
-    pub raw: PathBuf,
-    pub csv: PathBuf,
-    pub markdown: PathBuf,
-    pub html: PathBuf,
-    pub metadata: PathBuf,
-    /// Telemetry readings, one JSON object per line.
-    pub telemetry: PathBuf,
+pub struct Exports {
+    pub files: Vec<Export>,
+    pub terminal: String,
 }
 
-impl RunFiles {
-    fn new(results: &Path, run_id: &str) -> Self {
-        Self {
-            raw: results.join("raw").join(format!("{run_id}.jsonl")),
-            csv: results.join("summary").join(format!("{run_id}.csv")),
-            markdown: results.join("reports").join(format!("{run_id}.md")),
-            html: results.join("reports").join(format!("{run_id}.html")),
-            metadata: results.join("runs").join(format!("{run_id}.json")),
-            telemetry: results
-                .join("raw")
-                .join(format!("{run_id}.telemetry.jsonl")),
-        }
+/// Compiles every template and renders the run's templates once against a run with no
+/// records, so a syntax error or an unknown variable stops the run before it starts.
+pub fn check_templates(renderer: &Renderer) -> Result<(), RenderError> {
+    renderer.compile_all()?;
+    let empty = analyze(std::iter::empty());
+    let info = crate::record::RunInfo {
+        id: "template-check".into(),
+        workload: String::new(),
+        script: String::new(),
+        target: String::new(),
+        base_url: String::new(),
+        model: String::new(),
+        endpoint: String::new(),
+        stream: true,
+        mock: false,
+        started_at: String::new(),
+        wall_s: 0.0,
+        interrupted: false,
+        llmbench_version: String::new(),
+        host: String::new(),
+        phases: Vec::new(),
+        max_tokens: None,
+        fixed_prompt: false,
+    };
+    let files = Files::from(&RunFiles::new(Path::new(""), "template-check"));
+    let ctx = ReportContext::new(&info, &empty.summary, &empty.timeline, &[], files);
+    renderer.run_report(&ctx).map(|_| ())
+}
+
+/// Renders every output of `outcome` whose files are `files`; `export_json` is the
+/// `--export-json` path, if given.
+pub fn render(
+    outcome: &RunOutcome,
+    files: &RunFiles,
+    export_json: Option<&Path>,
+    renderer: &Renderer,
+) -> Result<Exports, RenderError> {
+    let ctx = report_context(outcome, files, &outcome.timeline);
+    let report = renderer.run_report(&ctx)?;
+    let mut out = vec![
+        export(&files.csv, report.csv),
+        export(&files.markdown, report.markdown),
+        export(&files.html, report.html),
+    ];
+    if let Some(path) = export_json {
+        let json = RunExport::new(
+            &outcome.info,
+            &outcome.summary,
+            &outcome.timeline,
+            &outcome.warnings,
+        );
+        out.push(export(path, to_json(&json)));
+    }
+    out.push(export(&files.metadata, metadata(outcome)));
+    Ok(Exports {
+        files: out,
+        terminal: report.terminal,
+    })
+}
+
+fn export(path: &Path, text: String) -> Export {
+    Export {
+        path: path.to_owned(),
+        bytes: text.into_bytes(),
     }
 }
 
-/// Creates the output folders and proves each is writable (a probe file, removed at once).
-pub(super) fn check_results_writable(results: &Path) -> Result<(), RunError> {
-    for sub in ["raw", "summary", "reports", "runs"] {
-        let dir = results.join(sub);
-        let probe = dir.join(format!(".llmbench-probe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&probe, b""))
-            .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|source| RunError::Io {
-                what: "cannot write into the results folder (pass --results DIR to use another)",
-                path: dir.clone(),
-                source,
-            })?;
-    }
-    Ok(())
+fn report_context<'a>(
+    o: &'a RunOutcome,
+    files: &RunFiles,
+    timeline: &'a Timeline,
+) -> ReportContext<'a> {
+    ReportContext::new(
+        &o.info,
+        &o.summary,
+        timeline,
+        &o.warnings,
+        Files::from(files),
+    )
+    .with_telemetry(&o.summary, timeline, &o.telemetry, &o.readings)
+    .with_verdicts(o.setup.plan.slo, &o.verdicts)
+    .with_sweep(o.sweep.as_ref())
 }
 
-/// Makes the run id, creates the output folders and opens the raw file (never overwriting).
-pub(super) fn open_outputs(
-    results: &Path,
-    started: &chrono::DateTime<chrono::Utc>,
-    target: &Target,
-    model: &str,
-    plan: &Plan,
-) -> Result<(String, RunFiles, RecordWriter), RunError> {
-    for sub in ["raw", "summary", "reports", "runs"] {
-        let dir = results.join(sub);
-        std::fs::create_dir_all(&dir).map_err(|source| RunError::Io {
-            what: "cannot create the results folder (pass --results DIR to use another)",
-            path: dir.clone(),
-            source,
-        })?;
-    }
-    let base = format!(
-        "bench_{}_{}_{}_{}",
-        started.format("%Y%m%dT%H%M%SZ"),
-        sanitize(&target.name),
-        sanitize(model),
-        sanitize(&plan.workload)
-    );
-    for n in 1.. {
-        let run_id = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
-        let files = RunFiles::new(results, &run_id);
-        match RecordWriter::create_new(&files.raw) {
-            Ok(w) => return Ok((run_id, files, w)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(source) => {
-                return Err(RunError::Io {
-                    what: "cannot create the raw records file (pass --results DIR to use another folder)",
-                    path: files.raw,
-                    source,
-                });
-            }
-        }
-    }
-    unreachable!("some suffix is free")
+/// `results/runs/<id>.json`: the run, its plan and target (secrets redacted), the client's
+/// settings, statistics, telemetry, warnings, assertions and sweep.
+fn metadata(o: &RunOutcome) -> String {
+    let value = serde_json::json!({
+        "run": &o.info,
+        "plan": &o.setup.plan,
+        "target": &o.setup.target,
+        "client": &o.setup.settings.client,
+        "summary": &o.summary,
+        "telemetry": &o.telemetry,
+        "warnings": &o.warnings,
+        "assertions": &o.verdicts,
+        "sweep": &o.sweep,
+    });
+    serde_json::to_string_pretty(&value).expect("metadata serializes")
 }
 
-/// Keeps letters, digits, `.`, `_` and `-`; anything else becomes `-`.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+/// Writes every export; stops at the first that fails, naming its file.
+pub fn write_all(exports: &[Export]) -> Result<(), RunError> {
+    exports
+        .iter()
+        .try_for_each(|e| write_atomic(&e.path, &e.bytes))
 }
 
-/// Writes `text` to a temporary file beside `path`, then renames it into place.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), RunError> {
+/// Writes `bytes` to a temporary file beside `path`, then renames it into place. On failure
+/// the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), RunError> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
-    std::fs::write(&tmp, text)
+    std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| RunError::Io {
-            what: "cannot write",
-            path: path.to_owned(),
-            source,
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            RunError::Io {
+                what: "cannot write",
+                path: path.to_owned(),
+                source,
+            }
         })
 }
 
@@ -131,7 +162,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn run_ids_are_file_safe() {
-        assert_eq!(sanitize("meta-llama/Llama 3.1"), "meta-llama-Llama-3.1");
+    fn a_failed_write_leaves_neither_file_nor_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-folder").join("x.csv");
+        assert!(write_atomic(&path, "a").is_err());
+        assert!(!path.exists());
+        let ok = dir.path().join("x.csv");
+        write_atomic(&ok, "a,b\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&ok).unwrap(), "a,b\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn the_built_in_templates_pass_the_check() {
+        check_templates(&Renderer::new(None)).unwrap();
     }
 }

@@ -156,7 +156,7 @@ pub fn sweep_phases(map: Map, first_index: usize) -> RhaiResult<(Vec<Phase>, f64
     let duration = o.positive("duration")?.unwrap_or(30.0);
     let attainment = o
         .positive("attainment")?
-        .unwrap_or(crate::sweep::DEFAULT_ATTAINMENT);
+        .unwrap_or(crate::outcome::sweep::DEFAULT_ATTAINMENT);
     if attainment > 1.0 {
         return Err("sweep: attainment is a share of requests, at most 1 (e.g. 0.9)".into());
     }

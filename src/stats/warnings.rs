@@ -2,15 +2,7 @@
 //! Computed from a `Summary` and what the plan asked of each request.
 
 use super::{Metric, Summary};
-
-/// What the plan asked of every request, for the warnings that compare it with what happened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Requested {
-    /// `max_tokens` sent with each request.
-    pub max_tokens: Option<u32>,
-    /// Every request carried the same prompt text.
-    pub fixed_prompt: bool,
-}
+use crate::record::Requested;
 
 impl Summary {
     /// What a reader must know before trusting these numbers, each saying what to do about it.

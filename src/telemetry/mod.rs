@@ -114,15 +114,16 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Starts what `spec` asks for, writing readings to `path`. Must run inside a tokio runtime.
-    /// The file is created with the first reading, so a run without telemetry leaves none.
-    pub fn start(spec: &TelemetrySpec, clock: Clock, path: &Path) -> std::io::Result<Self> {
+    /// Starts what `spec` asks for, writing readings to `path` (`None`: kept in memory only).
+    /// Must run inside a tokio runtime. The file is created with the first reading, so a run
+    /// without telemetry leaves none.
+    pub fn start(spec: &TelemetrySpec, clock: Clock, path: Option<&Path>) -> std::io::Result<Self> {
         let (tx, rx) = channel();
         let sink = SampleSink {
             tx,
             stop: CancellationToken::new(),
         };
-        let out = path.to_owned();
+        let out = path.map(Path::to_owned);
         let recorder = std::thread::Builder::new()
             .name("llmbench-telemetry".into())
             .spawn(move || record(rx, out))?;
@@ -190,11 +191,12 @@ impl Telemetry {
 
 /// The recorder: appends every reading to the file (flushed per batch), keeps it for the
 /// summary, and prints each distinct notice once.
-fn record(rx: Receiver<Msg>, path: PathBuf) -> Collected {
+fn record(rx: Receiver<Msg>, path: Option<PathBuf>) -> Collected {
     let mut collected = Collected::default();
     let mut seen = BTreeSet::new();
     let mut out: Option<BufWriter<File>> = None;
-    let mut write_failed = false;
+    let mut write_failed = path.is_none();
+    let path = path.unwrap_or_default();
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Readings(batch) if batch.is_empty() => {}

@@ -159,7 +159,7 @@ pub async fn scrape_loop(
     let mut failing = false;
     loop {
         let last = tokio::select! {
-            _ = crate::timer::sleep_until(next) => sink.closed(),
+            _ = crate::schedule::timer::sleep_until(next) => sink.closed(),
             _ = sink.stopping() => true,
         };
         next += every;

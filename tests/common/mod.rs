@@ -9,7 +9,8 @@ use llmbench::config::Configs;
 use llmbench::mock::{MockConfig, MockServer};
 use llmbench::plan::{Plan, Target};
 use llmbench::record::{RequestRecord, read_records};
-use llmbench::run::{Finished, Options, execute};
+use llmbench::run::{RunError, RunOutcome};
+use llmbench::settings::Settings;
 
 /// Evaluates `src` as a script saved in `dir`.
 pub fn plan(dir: &Path, src: &str) -> Plan {
@@ -43,17 +44,23 @@ pub fn target(plan: &mut Plan, server: &MockServer) {
         .get_or_insert_with(|| llmbench::mock::MOCK_MODEL.into());
 }
 
-pub fn options(results: &Path) -> Options {
-    Options {
+/// Settings for a test run writing into `results` (5 s of grace after a signal).
+pub fn options(results: &Path) -> Settings {
+    Settings {
         grace: Duration::from_secs(5),
-        ..Options::new("test.rhai", results)
+        ..Settings::new("test.rhai", results)
     }
 }
 
+/// Runs `plan` through the whole pipeline with `settings`.
+pub async fn execute(plan: Plan, settings: &Settings) -> Result<RunOutcome, RunError> {
+    llmbench::run::run(plan, settings, Vec::new()).await
+}
+
 /// Runs `plan`, returning how it finished and its raw records.
-pub async fn run(plan: Plan, results: &Path) -> (Finished, Vec<RequestRecord>) {
+pub async fn run(plan: Plan, results: &Path) -> (RunOutcome, Vec<RequestRecord>) {
     let finished = execute(plan, &options(results)).await.unwrap();
-    let records = read_records(&finished.files.raw).unwrap();
+    let records = read_records(&finished.files().unwrap().raw).unwrap();
     (finished, records)
 }
 

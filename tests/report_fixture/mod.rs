@@ -2,9 +2,10 @@
 //! no host name), so rendered reports are byte-for-byte stable.
 #![allow(dead_code)]
 
-use llmbench::analysis::{Analysis, StoredRun, analyze, run_files};
-use llmbench::record::{Outcome, RequestRecord};
-use llmbench::report::RunInfo;
+use llmbench::record::{Outcome, RequestRecord, RunFiles, RunInfo};
+use llmbench::report::Files;
+use llmbench::report::stored::StoredRun;
+use llmbench::stats::analysis::{Analysis, analyze};
 
 /// One record: sent at `sent_ms`, TTFT and ITL in ms, `tokens` chunks of one token each.
 fn record(
@@ -114,7 +115,7 @@ pub fn info(id: &str, model: &str, workload: &str, started_at: &str) -> RunInfo 
 pub fn stored(info: RunInfo, records: &[RequestRecord]) -> StoredRun {
     let analysis: Analysis = analyze(records);
     let warnings = analysis.summary.warnings(&info.requested());
-    let files = run_files(std::path::Path::new("results"), &info.id);
+    let files = Files::from(&RunFiles::new(std::path::Path::new("results"), &info.id));
     StoredRun {
         info,
         analysis,

@@ -8,12 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::analysis::{StoredRun, load_run};
-use crate::cli::{ParseArgs, ReportArgs};
-use crate::export::{ComparisonExport, RunExport, to_json};
+use super::cli::{ParseArgs, ReportArgs};
+use super::{EXIT_OK, EXIT_USAGE};
 use crate::report::Renderer;
 use crate::report::comparison::{ComparedRun, ComparisonContext};
-use crate::run::{EXIT_OK, EXIT_USAGE, write_atomic};
+use crate::report::export::{ComparisonExport, RunExport, to_json};
+use crate::report::stored::{StoredRun, load_run};
+use crate::run::write_atomic;
+use crate::settings::templates_folder;
 
 /// File name of the comparison report (the original tool's), under `<results>/reports/`.
 pub const COMPARISON_NAME: &str = "benchmark_report";
@@ -25,11 +27,7 @@ fn usage(message: impl std::fmt::Display) -> u8 {
 }
 
 fn renderer(templates: &Option<PathBuf>) -> Renderer {
-    Renderer::new(
-        templates
-            .clone()
-            .or_else(|| Some(PathBuf::from("templates")).filter(|p| p.is_dir())),
-    )
+    Renderer::new(templates_folder(templates.as_ref()))
 }
 
 /// `llmbench parse RAW.jsonl...`: the summary CSV of each run, recomputed from its records.
@@ -285,7 +283,7 @@ pub fn report(args: &ReportArgs) -> u8 {
                 })
                 .collect(),
         );
-        if let Err(e) = write_atomic(path, &to_json(&export)) {
+        if let Err(e) = write_atomic(path, to_json(&export)) {
             return usage(e);
         }
     }

@@ -17,6 +17,8 @@ use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub mod timer;
+
 use crate::clock::{Clock, Instant};
 use crate::plan::{Arrival, Phase, Shape};
 
@@ -225,7 +227,7 @@ impl<T: Send + 'static> Scheduler<T> {
             };
             let intended = start + offset;
             tokio::select! {
-                _ = crate::timer::sleep_until(intended) => {}
+                _ = crate::schedule::timer::sleep_until(intended) => {}
                 _ = self.stop.cancelled() => break,
             }
             let dispatch = Dispatch {
@@ -336,7 +338,7 @@ async fn control_concurrency(shape: Shape, slots: Arc<Semaphore>, start: Instant
     let mut at = Duration::ZERO;
     while at < d {
         at += TICK;
-        crate::timer::sleep_until(start + at).await;
+        crate::schedule::timer::sleep_until(start + at).await;
         let want = level(&shape, at.as_secs_f64() / d.as_secs_f64());
         if want > current {
             slots.add_permits(want - current);

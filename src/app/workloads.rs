@@ -7,11 +7,13 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CheckArgs, OutputArgs, RunArgs, WorkloadArgs};
+use super::cli::{CheckArgs, RunArgs, WorkloadArgs};
+use super::{EXIT_OK, EXIT_USAGE, exit_code, run_with_flags};
 use crate::config::{Configs, Workload};
 use crate::plan::{Plan, Prompt};
-use crate::run::{self, EXIT_OK, EXIT_USAGE, Options, RunError};
+use crate::run::RunError;
 use crate::script::{self, Overrides};
+use crate::settings::LoadFlags;
 
 /// Prompt and answer lengths the original tool's workloads use unless overridden.
 pub const DEFAULT_INPUT_TOKENS: u32 = 256;
@@ -128,7 +130,7 @@ pub fn describe(plan: &Plan) -> String {
             }
             None => format!("from t={at:.0} s"),
         };
-        let _ = writeln!(w, "  {}  [{span}, {expected}]", run::describe_phase(p));
+        let _ = writeln!(w, "  {}  [{span}, {expected}]", p.describe());
     }
     let total = plan.expected_requests().map_or(
         "unknown (closed-loop phases run as fast as the server answers)".into(),
@@ -204,7 +206,7 @@ pub fn workload_plan(
 
 /// `llmbench run --target T --model M --workload W`.
 pub async fn run_workload(args: &WorkloadArgs) -> u8 {
-    let configs = Configs::new(&args.output.configs);
+    let configs = Configs::new(&args.load.output.configs);
     let overrides: Overrides = args.set.iter().cloned().collect();
     let plan = workload_plan(
         &configs,
@@ -213,9 +215,8 @@ pub async fn run_workload(args: &WorkloadArgs) -> u8 {
         &args.workload,
         &overrides,
     );
-    let label = format!("run --workload {}", args.workload);
     match plan {
-        Ok(plan) => execute(plan, &label, &args.output).await,
+        Ok(plan) => run_plan(plan, &args.workload, &args.load).await,
         Err(e) => {
             eprintln!("llmbench: {e}");
             EXIT_USAGE
@@ -223,25 +224,15 @@ pub async fn run_workload(args: &WorkloadArgs) -> u8 {
     }
 }
 
-async fn execute(plan: Plan, label: &str, output: &OutputArgs) -> u8 {
-    let options = Options {
-        templates: run::templates_folder(output.templates.as_ref()),
-        progress: !output.no_progress,
-        ..Options::new(label, &output.results)
-    };
-    run::exit_code_of(run::execute(plan, &options).await)
+async fn run_plan(plan: Plan, workload: &str, load: &LoadFlags) -> u8 {
+    let label = format!("run --workload {workload}");
+    exit_code(&run_with_flags(plan, load, None, &label).await)
 }
 
 /// `llmbench` with no script: interactive in a terminal, a usage error otherwise.
 pub async fn no_script(args: &RunArgs) -> u8 {
     if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        let output = OutputArgs {
-            results: args.results.clone(),
-            configs: args.configs.clone(),
-            templates: args.templates.clone(),
-            no_progress: args.no_progress,
-        };
-        interactive(&output).await
+        interactive(&args.load).await
     } else {
         eprintln!(
             "llmbench: no script given: run llmbench SCRIPT.rhai (e.g. scripts/quickstart.rhai), \
@@ -290,8 +281,8 @@ fn quote(s: &str) -> String {
 }
 
 /// `llmbench interactive`.
-pub async fn interactive(output: &OutputArgs) -> u8 {
-    let configs = Configs::new(&output.configs);
+pub async fn interactive(load: &LoadFlags) -> u8 {
+    let configs = Configs::new(&load.output.configs);
     let choice = match ask(&configs) {
         Ok(Some(c)) => c,
         Ok(None) => return EXIT_OK,
@@ -308,7 +299,7 @@ pub async fn interactive(output: &OutputArgs) -> u8 {
         &choice.workload,
         &overrides,
     ) {
-        Ok(plan) => execute(plan, &format!("run --workload {}", choice.workload), output).await,
+        Ok(plan) => run_plan(plan, &choice.workload, load).await,
         Err(e) => {
             eprintln!("llmbench: {e}");
             EXIT_USAGE

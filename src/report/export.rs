@@ -5,9 +5,9 @@
 
 use serde::Serialize;
 
-use crate::report::RunInfo;
+use crate::record::RunInfo;
+use crate::stats::timeline::Timeline;
 use crate::stats::{PhaseStats, Summary};
-use crate::timeline::Timeline;
 
 /// Schema of `llmbench run --export-json`.
 pub const RUN_SCHEMA: &str = "llmbench.run/1";

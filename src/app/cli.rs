@@ -1,9 +1,13 @@
-//! The command line: clap definitions and typed arguments, no I/O.
+//! The command line: clap definitions and typed arguments, no I/O. The flags shared by every
+//! command that runs load are defined once in `settings::flags` and flattened in here.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::settings::LoadFlags;
+use crate::settings::flags::{name_value, non_negative};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -122,31 +126,14 @@ pub struct WorkloadArgs {
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = name_value)]
     pub set: Vec<(String, String)>,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub load: LoadFlags,
 }
 
 /// `llmbench interactive`.
 #[derive(Debug, Args)]
 pub struct InteractiveArgs {
     #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-/// Where configs are read and results written, for commands that run a workload.
-#[derive(Debug, Args)]
-pub struct OutputArgs {
-    /// Folder for raw/, summary/, reports/ and runs/.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub results: PathBuf,
-    /// Folder holding targets.yaml, models.yaml and workloads.yaml.
-    #[arg(long, value_name = "DIR", default_value = "configs")]
-    pub configs: PathBuf,
-    /// Folder of report templates overriding the built-in ones (default: ./templates if present).
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
-    /// Do not show the progress bar.
-    #[arg(long)]
-    pub no_progress: bool,
+    pub load: LoadFlags,
 }
 
 /// `llmbench calibrate`.
@@ -163,13 +150,6 @@ pub struct CalibrateArgs {
     pub duration: f64,
 }
 
-fn name_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("{s:?} is not NAME=VALUE, e.g. --set rps=20")),
-    }
-}
-
 /// Running a workload script.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -181,84 +161,11 @@ pub struct RunArgs {
     /// param("rps", 5)).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = name_value)]
     pub set: Vec<(String, String)>,
-    /// Base URL of the server, up to the API version (overrides the script's target),
-    /// e.g. http://127.0.0.1:8000/v1.
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
     /// Model name to send (overrides the script's model).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// Name of the environment variable that holds the API key (the key itself never goes on
-    /// the command line).
-    #[arg(long, value_name = "VAR")]
-    pub api_key_env: Option<String>,
-    /// Folder for raw/, summary/, reports/ and runs/.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub results: PathBuf,
-    /// Folder holding targets.yaml and models.yaml.
-    #[arg(long, value_name = "DIR", default_value = "configs")]
-    pub configs: PathBuf,
-    /// Folder of report templates overriding the built-in ones (default: ./templates if present).
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
-    /// Seconds to wait for in-flight requests after Ctrl-C before cancelling them.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = non_negative)]
-    pub grace: f64,
-    /// Do not show the progress bar.
-    #[arg(long)]
-    pub no_progress: bool,
-    /// Scrape this Prometheus endpoint during the run (repeatable), e.g.
-    /// http://127.0.0.1:8000/metrics for vLLM or a DCGM exporter's /metrics.
-    #[arg(long, value_name = "URL")]
-    pub scrape: Vec<String>,
-    /// Telemetry sampling interval, milliseconds (NVML and scrapes).
-    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
-    pub telemetry_every_ms: u64,
-    /// Do not read local GPUs through NVML.
-    #[arg(long)]
-    pub no_nvml: bool,
-    /// Serve llmbench's own counters and latency histograms in Prometheus format here while
-    /// the run goes, e.g. 127.0.0.1:9464 (see configs/grafana/llmbench.json).
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<std::net::SocketAddr>,
-    /// GPU indices to read through NVML, e.g. 0,1 (default: all).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub gpus: Option<Vec<u32>>,
-    /// Also write the run's results as JSON to FILE (schema llmbench.run/1, see README).
-    #[arg(long, value_name = "FILE")]
-    pub export_json: Option<PathBuf>,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-}
-
-/// How requests reach the server: timeouts, retries, TLS, proxy, the preflight check.
-#[derive(Debug, Args)]
-pub struct ConnectionArgs {
-    /// Whole-request timeout in seconds, send to last byte (overrides the script's `timeout`).
-    #[arg(long, value_name = "SECONDS", value_parser = positive)]
-    pub timeout: Option<f64>,
-    /// Seconds allowed to establish a connection (TCP and TLS) [default: 10].
-    #[arg(long, value_name = "SECONDS", value_parser = positive)]
-    pub connect_timeout: Option<f64>,
-    /// Seconds from the send to the first content (or the whole body when not streaming).
-    #[arg(long, value_name = "SECONDS", value_parser = positive)]
-    pub first_token_timeout: Option<f64>,
-    /// Retry a request up to N times after a connection failure, 429 or 5xx that came before
-    /// any content (off by default: a retry hides failures and distorts latency).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub retries: u32,
-    /// PEM file of CA certificates to trust besides the system's (for https targets).
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// Accept any TLS certificate (recorded in the run metadata).
-    #[arg(long)]
-    pub insecure: bool,
-    /// Send requests through this proxy (HTTP(S)_PROXY is ignored otherwise).
-    #[arg(long, value_name = "URL")]
-    pub proxy: Option<String>,
-    /// Skip the one-request check of the target before the run.
-    #[arg(long)]
-    pub no_preflight: bool,
+    pub load: LoadFlags,
 }
 
 /// The mock server's settings.
@@ -319,26 +226,12 @@ pub struct FaultArgs {
     pub require_key: Option<String>,
 }
 
-fn positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
-        _ => Err(format!("{s:?} is not a number of seconds above 0, e.g. 30")),
-    }
-}
-
 fn probability(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
         _ => Err(format!(
             "{s:?} is not a probability: give a number from 0 to 1, e.g. 0.05"
         )),
-    }
-}
-
-fn non_negative(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
-        _ => Err(format!("{s:?} is not a number of 0 or more")),
     }
 }
 

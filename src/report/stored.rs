@@ -1,63 +1,15 @@
-//! One pass over a run's records into everything its reports need (statistics and timeline),
-//! and reading a finished run back from disk: its raw records (the source of truth) and, when
-//! present, its metadata (`results/runs/<id>.json`) for the run's description. A run being
-//! measured and `llmbench parse` / `llmbench report` all go through `Analyzer`, so they agree.
+//! A finished run read back from disk: its raw records (the source of truth) streamed through
+//! the same `Analyzer` the run used, its metadata (`results/runs/<id>.json`) for the run's
+//! description when present, and its telemetry readings. `parse` and `report` both use it.
 
 use std::path::{Path, PathBuf};
 
-use crate::record::{RecordReadError, RequestRecord, for_each_record};
-use crate::report::{Files, ReportContext, RunInfo};
-use crate::stats::{StatsBuilder, Summary};
+use crate::record::{RecordReadError, RequestRecord, RunFiles, RunInfo, for_each_record};
+use crate::stats::analysis::{Analysis, Analyzer, telemetry_over};
 use crate::telemetry::Reading;
-use crate::telemetry::summary::{TelemetrySummary, Window, summarize};
-use crate::timeline::{Timeline, TimelineBuilder};
+use crate::telemetry::summary::TelemetrySummary;
 
-/// Feeds every record to the statistics and the timeline.
-#[derive(Default)]
-pub struct Analyzer {
-    stats: StatsBuilder,
-    timeline: TimelineBuilder,
-}
-
-/// What a run's records say.
-#[derive(Debug, Clone)]
-pub struct Analysis {
-    pub summary: Summary,
-    pub timeline: Timeline,
-}
-
-impl Analyzer {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Counts good requests against `slo` (goodput), when there is one.
-    pub fn with_slo(mut self, slo: Option<crate::plan::Slo>) -> Self {
-        self.stats = self.stats.with_slo(slo);
-        self
-    }
-
-    pub fn add(&mut self, r: &RequestRecord) {
-        self.stats.add(r);
-        self.timeline.add(r);
-    }
-
-    pub fn finish(&self) -> Analysis {
-        Analysis {
-            summary: self.stats.finish(),
-            timeline: self.timeline.finish(),
-        }
-    }
-}
-
-/// Analysis of a set of records in one pass.
-pub fn analyze<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Analysis {
-    let mut a = Analyzer::new();
-    for r in records {
-        a.add(r);
-    }
-    a.finish()
-}
+use super::{Files, ReportContext};
 
 /// A finished run, read back from its files.
 #[derive(Debug, Clone)]
@@ -110,24 +62,6 @@ pub enum LoadError {
     },
 }
 
-/// Telemetry over each measured phase's window (and `all`): the phases' windows come from the
-/// records, so a run and `parse` of its files agree.
-pub fn telemetry_over(readings: &[Reading], summary: &Summary) -> TelemetrySummary {
-    let windows: Vec<Window> = summary
-        .rows()
-        .filter_map(|p| {
-            let (start_us, end_us) = p.window_us?;
-            Some(Window {
-                name: p.name.clone(),
-                start_us,
-                end_us,
-                output_tokens: p.output_tokens,
-            })
-        })
-        .collect();
-    summarize(readings, &windows)
-}
-
 /// The readings of `<results>/raw/<id>.telemetry.jsonl`; none when the file does not exist.
 fn read_telemetry(path: &Path) -> Result<Vec<Reading>, LoadError> {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -146,31 +80,10 @@ fn read_telemetry(path: &Path) -> Result<Vec<Reading>, LoadError> {
         .collect()
 }
 
-/// The paths of run `id` under a results folder (the layout `llmbench` writes).
-pub fn run_files(results: &Path, id: &str) -> Files {
-    let shown = |p: PathBuf| p.display().to_string();
-    Files {
-        raw: shown(results.join("raw").join(format!("{id}.jsonl"))),
-        csv: shown(results.join("summary").join(format!("{id}.csv"))),
-        markdown: shown(results.join("reports").join(format!("{id}.md"))),
-        html: shown(results.join("reports").join(format!("{id}.html"))),
-        metadata: shown(results.join("runs").join(format!("{id}.json"))),
-    }
-}
-
 /// Reads the run whose raw records are at `raw` (`<results>/raw/<id>.jsonl`).
 pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
-    let id = raw
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
-    let results = raw
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_owned)
-        .unwrap_or_default();
-    let mut files = run_files(&results, &id);
-    files.raw = raw.display().to_string();
+    let (id, run_files) = RunFiles::of_raw(raw);
+    let files = Files::from(&run_files);
     // Streamed: memory does not grow with the number of records.
     let mut analyzer = Analyzer::new();
     let mut seen = Seen::default();
@@ -179,13 +92,13 @@ pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
         seen.add(r);
     })?;
     let analysis = analyzer.finish();
-    let meta_path = PathBuf::from(&files.metadata);
-    let (info, has_metadata) = match std::fs::read_to_string(&meta_path) {
-        Ok(text) => (parse_metadata(&text, &meta_path)?, true),
+    let meta_path = &run_files.metadata;
+    let (info, has_metadata) = match std::fs::read_to_string(meta_path) {
+        Ok(text) => (parse_metadata(&text, meta_path)?, true),
         Err(_) => (seen.stand_in_info(&id), false),
     };
     let warnings = analysis.summary.warnings(&info.requested());
-    let readings = read_telemetry(&raw.with_file_name(format!("{id}.telemetry.jsonl")))?;
+    let readings = read_telemetry(&run_files.telemetry)?;
     let telemetry = telemetry_over(&readings, &analysis.summary);
     Ok(StoredRun {
         info,

@@ -2,7 +2,8 @@
 //! are.
 //!
 //! Runs the built-in mock in-process (on its own thread and runtime, same monotonic clock) and
-//! drives it through the ordinary run pipeline (`run::execute`) at rising stream counts and
+//! drives it through the ordinary run pipeline (`run::run`, writing nothing: the records are
+//! collected in memory) at rising stream counts and
 //! rising open-loop rates (evenly spaced arrivals, short responses). A stream step holds N
 //! streams in flight the way a busy server sees them: Poisson arrivals at N / (request length)
 //! per second, streams at 25 tokens/s each, measured once the count has built up (closed-loop
@@ -18,16 +19,18 @@
 //! its achieved rate is within 1% of the requested one.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::CalibrateArgs;
+use super::cli::CalibrateArgs;
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
 use crate::plan::{
     Arrival, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Target, TelemetrySpec,
 };
-use crate::record::{Outcome, RequestRecord, read_records};
-use crate::run::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Options, RunError, execute};
+use crate::record::{Outcome, RequestRecord};
+use crate::run::{MemorySink, RunError};
+use crate::settings::Settings;
+use crate::stats::sample::Sample;
 
 /// Added TTFT error (p50) a sustained step stays under, ms.
 pub const MAX_ADDED_P50_MS: f64 = 1.0;
@@ -291,15 +294,17 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
         params: Default::default(),
         attainment: None,
     };
-    let results = tempfile_dir()?;
-    let options = Options {
+    let settings = Settings {
         grace: Duration::from_secs(1),
         preflight: false,
-        quiet: true,
-        ..Options::new("calibrate", &results.path)
+        ..Settings::in_memory("calibrate")
     };
-    let finished = execute(plan, &options).await?;
-    let records = read_records(&finished.files.raw).map_err(|e| RunError::Usage(e.to_string()))?;
+    let collected = MemorySink::new();
+    let outcome = crate::run::run(plan, &settings, vec![Box::new(collected.clone())]).await?;
+    if let Some(signal) = outcome.interrupted {
+        return Err(RunError::Usage(format!("interrupted ({signal:?})")));
+    }
+    let records = collected.take();
     let log = server.timings();
     tokio::task::spawn_blocking(move || server.stop())
         .await
@@ -331,17 +336,16 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
         }
         _ => None,
     };
-    lateness.sort_by(f64::total_cmp);
-    added.sort_by(f64::total_cmp);
+    let (lateness, added) = (Sample::new(lateness), Sample::new(added));
     Ok(StepResult {
         load,
         requests: lateness.len() as u64,
         errors,
         achieved_rate,
-        lateness_p50_ms: percentile(&lateness, 0.5),
-        lateness_p99_ms: percentile(&lateness, 0.99),
-        added_p50_ms: percentile(&added, 0.5),
-        added_p99_ms: percentile(&added, 0.99),
+        lateness_p50_ms: lateness.quantile(0.5),
+        lateness_p99_ms: lateness.quantile(0.99),
+        added_p50_ms: added.quantile(0.5),
+        added_p99_ms: added.quantile(0.99),
     })
 }
 
@@ -365,39 +369,4 @@ fn phase(
         ramp: Default::default(),
         sweep: None,
     }
-}
-
-/// Nearest-rank percentile of sorted values (NaN when empty).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
-}
-
-/// A scratch results folder under the system temp dir, removed when dropped.
-struct ScratchDir {
-    path: PathBuf,
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-fn tempfile_dir() -> Result<ScratchDir, RunError> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "llmbench-calibrate-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&path).map_err(|source| RunError::Io {
-        what: "cannot create a scratch folder for calibration results",
-        path: path.clone(),
-        source,
-    })?;
-    Ok(ScratchDir { path })
 }

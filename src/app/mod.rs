@@ -1,0 +1,157 @@
+//! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
+//! outcome to an exit code. The commands here are thin: `workloads` (check, the original
+//! tool's `run --target --model --workload`, interactive mode), `results` (parse, report),
+//! `calibrate`, and `llmbench mock`. Nothing below this layer imports it.
+//!
+//! Exit codes: 0 success; 1 an assertion failed or no request succeeded; 2 usage, config,
+//! script or output error; 130 / 143 interrupted by SIGINT / SIGTERM (after writing what was
+//! measured).
+
+pub mod calibrate;
+pub mod cli;
+pub mod results;
+pub mod workloads;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::config::Configs;
+use crate::mock::MockConfig;
+use crate::run::{RunError, RunOutcome};
+use crate::settings::{self, LoadFlags};
+use cli::{Cli, Command, MockArgs, RunArgs};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// The command line's entry point: runs the command and returns the exit code.
+pub fn main(cli: Cli) -> u8 {
+    // One thread drives every request by default: no hand-offs between threads on the
+    // per-chunk path, which is most of llmbench's own CPU time (see benches/RESULTS.md).
+    let mut builder = match cli.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n as usize);
+            b
+        }
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("llmbench: cannot start the async runtime: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Mock(args)) => serve_mock(args, cli.threads).await,
+            Some(Command::Parse(args)) => results::parse(&args),
+            Some(Command::Report(args)) => results::report(&args),
+            Some(Command::Check(args)) => workloads::check(&args),
+            Some(Command::Run(args)) => workloads::run_workload(&args).await,
+            Some(Command::Interactive(args)) => workloads::interactive(&args.load).await,
+            Some(Command::Calibrate(args)) => calibrate::calibrate(&args).await,
+            None if cli.run.script.is_none() => workloads::no_script(&cli.run).await,
+            None => exit_code(&run_script(&cli.run).await),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+/// The exit code of a run, after saying why it failed where it did.
+pub fn exit_code(result: &Result<RunOutcome, RunError>) -> u8 {
+    match result {
+        Ok(outcome) => {
+            if let Some(e) = &outcome.feed_error {
+                eprintln!("llmbench: the prompt generator failed: {e}");
+            }
+            outcome_code(outcome)
+        }
+        Err(e) => {
+            eprintln!("llmbench: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// How a finished run maps to an exit code.
+pub fn outcome_code(o: &RunOutcome) -> u8 {
+    if let Some(signal) = o.interrupted {
+        signal.exit_code()
+    } else if o.feed_error.is_some() {
+        EXIT_USAGE
+    } else if o.summary.all.ok == 0 || o.verdicts.iter().any(|v| !v.passed) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Runs a plan with the flags of a load-running command: `model` is the command's model
+/// override, `label` what ran (for the run metadata).
+pub async fn run_with_flags(
+    plan: crate::plan::Plan,
+    flags: &LoadFlags,
+    model: Option<&str>,
+    label: &str,
+) -> Result<RunOutcome, RunError> {
+    let overrides = flags.overrides(model, |var| std::env::var(var).ok())?;
+    let plan = settings::apply(plan, &overrides)?;
+    crate::run::run(plan, &flags.settings(label), Vec::new()).await
+}
+
+/// `llmbench SCRIPT.rhai`: evaluates the script, applies the flags, and runs it.
+pub async fn run_script(args: &RunArgs) -> Result<RunOutcome, RunError> {
+    let path = args
+        .script
+        .as_deref()
+        .ok_or_else(|| RunError::Usage("no script given: llmbench SCRIPT.rhai".into()))?;
+    let configs = Configs::new(&args.load.output.configs);
+    let overrides = args.set.iter().cloned().collect();
+    let plan = crate::script::load_with(path, &configs, &overrides)?;
+    run_with_flags(
+        plan,
+        &args.load,
+        args.model.as_deref(),
+        &path.display().to_string(),
+    )
+    .await
+}
+
+async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
+    let config = MockConfig {
+        ttft: Duration::from_secs_f64(args.ttft_ms / 1000.0),
+        itl: Duration::from_secs_f64(args.itl_ms / 1000.0),
+        output_tokens: args.output_tokens,
+        model: args.model,
+        faults: crate::mock::FaultConfig {
+            seed: args.faults.seed,
+            fail_rate: args.faults.fail_rate,
+            rate_limit_rate: args.faults.rate_limit_rate,
+            drop_rate: args.faults.drop_rate,
+            garbage_rate: args.faults.garbage_rate,
+            stall_rate: args.faults.stall_rate,
+            stall: Duration::from_secs_f64(args.faults.stall_ms / 1000.0),
+            require_key: args.faults.require_key,
+        },
+        max_running: args.max_running,
+        threads: threads as usize,
+    };
+    if let Err(e) = config.faults.validate() {
+        eprintln!("llmbench mock: {e}");
+        return EXIT_USAGE;
+    }
+    match crate::mock::serve_until_ctrl_c(config, SocketAddr::new(args.host, args.port)).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!(
+                "llmbench mock: cannot listen on {}:{}: {e}; pick another --port",
+                args.host, args.port
+            );
+            EXIT_USAGE
+        }
+    }
+}

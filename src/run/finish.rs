@@ -1,0 +1,132 @@
+//! The third stage of a run, pure: from what was measured (and the assertions' verdicts, which
+//! the pipeline evaluates off the request thread so a signal can cut them short) to the
+//! `RunOutcome`: telemetry over the measured windows, the sweep's outcome, the warnings and the
+//! run metadata. Exporters render the outcome; nothing here touches a file.
+
+use crate::clock::Clock;
+use crate::outcome::sweep::{self, SweepOutcome};
+use crate::outcome::verdict::Verdict;
+use crate::plan::Prompt;
+use crate::record::{Requested, RunFiles, RunInfo};
+use crate::stats::Summary;
+use crate::stats::analysis::telemetry_over;
+use crate::stats::timeline::Timeline;
+use crate::telemetry::Reading;
+use crate::telemetry::summary::TelemetrySummary;
+
+use super::measure::Measured;
+use super::prepare::RunSetup;
+use super::signals::Interrupt;
+
+/// How a run went: everything its outputs are rendered from.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub setup: RunSetup,
+    /// The run metadata's description of the run.
+    pub info: RunInfo,
+    pub summary: Summary,
+    pub timeline: Timeline,
+    /// Telemetry over the measured windows (empty when nothing was sampled).
+    pub telemetry: TelemetrySummary,
+    pub readings: Vec<Reading>,
+    pub warnings: Vec<String>,
+    /// The script's assertions, evaluated against `summary`.
+    pub verdicts: Vec<Verdict>,
+    /// What a capacity sweep found, if the plan held one.
+    pub sweep: Option<SweepOutcome>,
+    /// The signal that stopped the run, if one did.
+    pub interrupted: Option<Interrupt>,
+    /// The prompt generator failed mid-run (a script error).
+    pub feed_error: Option<String>,
+}
+
+impl RunOutcome {
+    pub fn run_id(&self) -> &str {
+        &self.setup.run_id
+    }
+
+    /// The run's files; `None` for a run that wrote nothing.
+    pub fn files(&self) -> Option<&RunFiles> {
+        self.setup.files.as_ref()
+    }
+
+    /// The run's clock: record stamps are microseconds since its origin.
+    pub fn clock(&self) -> Clock {
+        self.setup.clock
+    }
+}
+
+/// Turns what was measured into the outcome. `verdicts` is `None` when a signal came while
+/// the assertions were being evaluated (they are then reported as not evaluated).
+pub fn finish(
+    m: Measured,
+    verdicts: Option<Vec<Verdict>>,
+    interrupted: Option<Interrupt>,
+) -> RunOutcome {
+    let setup = m.setup;
+    let plan = &setup.plan;
+    let summary = m.analysis.summary;
+    let telemetry = telemetry_over(&m.readings, &summary);
+    let sweep = sweep::outcome(
+        &m.ran_phases,
+        m.saturation,
+        &summary,
+        plan.slo.as_ref(),
+        plan.attainment.unwrap_or(sweep::DEFAULT_ATTAINMENT),
+    );
+    let requested = Requested {
+        max_tokens: plan.request.max_tokens,
+        fixed_prompt: matches!(plan.request.prompt, Prompt::Text(_)),
+    };
+    let mut warnings = summary.warnings(&requested);
+    warnings.extend(m.busy_warning);
+    if let Some(e) = &m.write_error {
+        warnings.insert(0, format!("Writing raw records failed ({e}); the raw file is incomplete, but these statistics cover every request."));
+    }
+    if let Some(e) = &m.feed_error {
+        warnings.insert(
+            0,
+            format!("The prompt generator failed, so the run stopped early: {e}"),
+        );
+    }
+    if verdicts.is_none() && !plan.assertions.is_empty() {
+        warnings.push(
+            "The run was interrupted while its assertions were evaluated, so none is reported."
+                .into(),
+        );
+    }
+    let info = RunInfo {
+        id: setup.run_id.clone(),
+        workload: plan.workload.clone(),
+        script: setup.settings.label.display().to_string(),
+        target: setup.target.name.clone(),
+        base_url: setup.target.base_url.clone(),
+        model: setup.model.clone(),
+        endpoint: plan.request.endpoint.name().into(),
+        stream: plan.request.stream,
+        mock: plan.target.is_none(),
+        started_at: setup
+            .started
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        wall_s: m.wall_s,
+        interrupted: interrupted.is_some(),
+        llmbench_version: env!("CARGO_PKG_VERSION").into(),
+        host: crate::host::description(),
+        phases: m.ran_phases.iter().map(|p| p.describe()).collect(),
+        max_tokens: requested.max_tokens,
+        fixed_prompt: requested.fixed_prompt,
+    };
+    RunOutcome {
+        info,
+        timeline: m.analysis.timeline,
+        telemetry,
+        readings: m.readings,
+        warnings,
+        verdicts: verdicts.unwrap_or_default(),
+        sweep,
+        interrupted,
+        feed_error: m.feed_error,
+        summary,
+        setup,
+    }
+}

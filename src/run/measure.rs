@@ -1,0 +1,144 @@
+//! The second stage of a run: the phases. Request bodies come from the feed (made ahead on
+//! their own thread), the scheduler releases each at its intended time, the client performs it,
+//! and every finished record goes through the bounded record channel to the sinks. A signal
+//! stops new arrivals; in-flight requests get the grace period, then are cancelled. What comes
+//! out (`Measured`) is plain data for the finish stage.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::client::PhaseLabel;
+use crate::plan::{Phase, SweepStep};
+use crate::record::RequestRecord;
+use crate::run::feed::Feed;
+use crate::run::progress::Progress;
+use crate::schedule::{Dispatch, Scheduler};
+use crate::stats::analysis::{Analysis, Analyzer};
+use crate::telemetry::Reading;
+
+use super::RunError;
+use super::prepare::{Prepared, RunSetup};
+use super::signals::Signals;
+use super::sink::{RawSink, RecordPump, RecordSink, Sinks};
+
+/// What measuring a run produced.
+pub struct Measured {
+    pub setup: RunSetup,
+    /// Statistics and timeline over every record.
+    pub analysis: Analysis,
+    /// Telemetry readings on the run clock.
+    pub readings: Vec<Reading>,
+    /// Phases as they ran (a sweep step's rate is set from the measured saturation).
+    pub ran_phases: Vec<Phase>,
+    /// Throughput of a sweep's saturation phase, requests per second.
+    pub saturation: Option<f64>,
+    /// llmbench's request thread was too busy to trust its stamps.
+    pub busy_warning: Option<String>,
+    /// Writing the raw records failed (the first error, naming the file).
+    pub write_error: Option<String>,
+    /// The prompt generator failed (a script error), which ended the run early.
+    pub feed_error: Option<String>,
+    /// A signal stopped the phases.
+    pub stopped: bool,
+    /// Seconds from the run clock's origin to the end of the phases.
+    pub wall_s: f64,
+}
+
+impl Prepared {
+    /// Runs every phase, feeding each record to the run's own sinks and to `others`.
+    pub async fn measure(
+        self,
+        signals: &Signals,
+        others: Vec<Box<dyn RecordSink>>,
+    ) -> Result<Measured, RunError> {
+        let Prepared {
+            setup,
+            raw,
+            renderer: _,
+            client,
+            telemetry,
+            live,
+            mock,
+        } = self;
+        let (plan, clock) = (&setup.plan, setup.clock);
+        let feed = Feed::start(&plan.request, &setup.model);
+        let mut sinks = Sinks {
+            stats: Analyzer::new().with_slo(plan.slo),
+            raw: raw.map(RawSink::new),
+            others: vec![Box::new(Progress::new(
+                plan.expected_requests(),
+                setup.settings.progress,
+            ))],
+        };
+        if let Some((view, _)) = &live {
+            sinks.others.push(Box::new(view.clone()));
+        }
+        sinks.others.extend(others);
+        let (records, pump) = RecordPump::start(sinks)
+            .map_err(|e| RunError::Usage(format!("cannot start the record writer: {e}")))?;
+
+        let mut scheduler = Scheduler::new(clock, feed.bodies, signals.stop.clone());
+        let mut ran_phases = Vec::new();
+        let mut saturation = None;
+        let busy = crate::host::BusyMeter::start();
+        for (index, phase) in plan.phases.iter().enumerate() {
+            let phase = &crate::outcome::sweep::resolve(phase, saturation);
+            ran_phases.push(phase.clone());
+            let label = Arc::new(PhaseLabel {
+                name: phase.name.clone(),
+                warmup: phase.warmup,
+            });
+            let (client, tx, abort) = (client.clone(), records.clone(), signals.abort.clone());
+            let view = live.as_ref().map(|(l, _)| l.clone());
+            let exec = move |dispatch: Dispatch, body: Bytes| {
+                let (client, label, tx, abort) =
+                    (client.clone(), label.clone(), tx.clone(), abort.clone());
+                if let Some(view) = view.as_ref().filter(|_| dispatch.admitted_us.is_some()) {
+                    view.sent();
+                }
+                async move {
+                    let record: RequestRecord =
+                        client.execute(dispatch, &label, body, &abort).await;
+                    let _ = tx.send(record).await;
+                }
+            };
+            let ran = scheduler.run_phase(index, phase, exec).await;
+            if phase.sweep == Some(SweepStep::Saturation) {
+                saturation = crate::outcome::sweep::saturation_rps(&ran);
+            }
+            if signals.stop.is_cancelled() || ran.feed_exhausted {
+                break;
+            }
+        }
+        let wall_s = clock.now_us() as f64 / 1e6;
+        let busy_warning = busy.and_then(|b| b.warning());
+        if let Some((_, server)) = &live {
+            server.abort();
+        }
+        let collected = telemetry.stop().await;
+        drop(scheduler);
+        drop(records);
+        // The producer stops at its next body; nobody waits for it to get there.
+        let feed_error = feed.status.stop();
+        let sinks = pump
+            .join()
+            .await
+            .ok_or_else(|| RunError::Usage("the record writer stopped unexpectedly".into()))?;
+        if let Some(m) = mock {
+            tokio::task::spawn_blocking(move || m.stop()).await.ok();
+        }
+        Ok(Measured {
+            setup,
+            analysis: sinks.stats.finish(),
+            readings: collected.readings,
+            ran_phases,
+            saturation,
+            busy_warning,
+            write_error: sinks.raw.and_then(|r| r.error),
+            feed_error,
+            stopped: signals.stop.is_cancelled(),
+            wall_s,
+        })
+    }
+}

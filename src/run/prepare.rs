@@ -1,0 +1,236 @@
+//! The first stage of a run: every check that can fail happens here, before the first request
+//! (the preflight's one request aside). The target and model are settled (the built-in mock is
+//! started when the plan has no target), the open-file limit is raised for the plan's
+//! concurrency, the results folder and the `--export-json` folder are proven writable, the
+//! report templates are compiled and rendered once against an empty run, the preflight request
+//! checks the target, the run id is claimed with its raw file, telemetry starts and the live
+//! listener binds. A `Prepared` run holds all of it, ready to measure.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::client::preflight;
+use crate::clock::Clock;
+use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
+use crate::plan::{Plan, Target};
+use crate::record::{RecordWriter, RunFiles, layout};
+use crate::report::Renderer;
+use crate::run::live::{self, Live};
+use crate::settings::{Outputs, Settings};
+use crate::telemetry::Telemetry;
+
+use super::RunError;
+use super::outputs;
+
+/// What a run is: settled before the first request, carried to the end unchanged.
+#[derive(Debug, Clone)]
+pub struct RunSetup {
+    pub plan: Plan,
+    /// The target requests go to (the built-in mock's address when the plan has none).
+    pub target: Target,
+    pub model: String,
+    pub settings: Settings,
+    pub clock: Clock,
+    /// Wall-clock time of the run clock's origin.
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub run_id: String,
+    /// Where the outputs go; `None` for a run that writes nothing.
+    pub files: Option<RunFiles>,
+}
+
+/// A run ready to measure: every fallible check has passed.
+pub struct Prepared {
+    pub setup: RunSetup,
+    pub(super) raw: Option<RecordWriter>,
+    /// The compiled templates, when the run writes reports.
+    pub(super) renderer: Option<Renderer>,
+    pub(super) client: Arc<Client>,
+    pub(super) telemetry: Telemetry,
+    pub(super) live: Option<(Arc<Live>, tokio::task::JoinHandle<()>)>,
+    /// The built-in mock, when the plan has no target; stopped when the run ends.
+    pub(super) mock: Option<MockServer>,
+}
+
+/// Runs every check and sets everything up; nothing is measured yet.
+pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunError> {
+    let mock = match &plan.target {
+        Some(_) => None,
+        None => Some(start_mock(&plan)?),
+    };
+    let (target, model) = target_and_model(&plan, mock.as_ref())?;
+    // Every stream needs a connection (twice over with the mock in this process).
+    let streams = plan.concurrency_cap() * if mock.is_some() { 2 } else { 1 };
+    crate::host::ensure_fd_limit(streams).map_err(|e| RunError::Usage(e.to_string()))?;
+    let renderer = match &settings.outputs {
+        Outputs::Files {
+            results,
+            templates,
+            export_json,
+        } => {
+            check_writable(results, export_json.as_deref())?;
+            let renderer = Renderer::new(templates.clone());
+            outputs::check_templates(&renderer)?;
+            Some(renderer)
+        }
+        Outputs::Memory => None,
+    };
+    let clock = Clock::start();
+    let started = chrono::DateTime::<chrono::Utc>::from(clock.wall_start());
+    let client = Arc::new(Client::with_options(
+        &target,
+        &plan.request,
+        plan.max_concurrency(),
+        clock,
+        &settings.client,
+    )?);
+    if settings.preflight
+        && let Some(warning) = client
+            .preflight(preflight::body(&plan.request, &model))
+            .await?
+    {
+        eprintln!("llmbench: {warning}");
+    }
+    let base = layout::base_id(&started, &target.name, &model, &plan.workload);
+    let (run_id, files, raw) = match &settings.outputs {
+        Outputs::Files { results, .. } => {
+            let (id, files, raw) = layout::claim(results, &base).map_err(|(path, source)| {
+                RunError::Io {
+                    what: "cannot create the raw records file (pass --results DIR to use another folder)",
+                    path,
+                    source,
+                }
+            })?;
+            (id, Some(files), Some(raw))
+        }
+        Outputs::Memory => (base, None, None),
+    };
+    let telemetry_file = files.as_ref().map(|f| f.telemetry.as_path());
+    let telemetry = Telemetry::start(&plan.telemetry, clock, telemetry_file).map_err(|source| {
+        RunError::Io {
+            what: "cannot start telemetry",
+            path: telemetry_file.unwrap_or(Path::new("")).to_owned(),
+            source,
+        }
+    })?;
+    let live = match settings.metrics_listen {
+        None => None,
+        Some(addr) => Some(listen(addr, &run_id, &plan.workload, &target.name, &model).await?),
+    };
+    Ok(Prepared {
+        setup: RunSetup {
+            plan,
+            target,
+            model,
+            settings: settings.clone(),
+            clock,
+            started,
+            run_id,
+            files,
+        },
+        raw,
+        renderer,
+        client,
+        telemetry,
+        live,
+        mock,
+    })
+}
+
+/// The target and model of the run: the plan's, else the built-in mock's.
+fn target_and_model(plan: &Plan, mock: Option<&MockServer>) -> Result<(Target, String), RunError> {
+    let target = match (&plan.target, mock) {
+        (Some(t), _) => t.clone(),
+        (None, Some(m)) => Target {
+            name: "mock".into(),
+            base_url: m.base_url(),
+            api_key: None,
+        },
+        (None, None) => unreachable!("a mock starts when there is no target"),
+    };
+    let model = match (&plan.model, mock) {
+        (Some(m), _) => m.clone(),
+        (None, Some(_)) => MOCK_MODEL.to_owned(),
+        (None, None) => {
+            return Err(RunError::Usage(
+                "no model: add model(\"NAME\") to the script or pass --model NAME".into(),
+            ));
+        }
+    };
+    if let Some(m) = mock {
+        eprintln!(
+            "llmbench: no target configured; using the built-in mock server at {} (TTFT {} ms, ITL {} ms, {} tokens)",
+            m.base_url(),
+            plan.mock.ttft_ms,
+            plan.mock.itl_ms,
+            plan.mock.output_tokens
+        );
+    }
+    Ok((target, model))
+}
+
+/// The results folders and the `--export-json` file's folder accept files.
+fn check_writable(results: &Path, export_json: Option<&Path>) -> Result<(), RunError> {
+    layout::check_writable(results).map_err(|(path, source)| RunError::Io {
+        what: "cannot write into the results folder (pass --results DIR to use another)",
+        path,
+        source,
+    })?;
+    if let Some(out) = export_json {
+        let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            return Err(RunError::Usage(format!(
+                "--export-json {}: the folder does not exist; create it or pick another path",
+                out.display()
+            )));
+        }
+        let dir = dir.unwrap_or(Path::new("."));
+        layout::check_folder_writable(dir).map_err(|source| RunError::Io {
+            what: "--export-json: cannot write into the folder (pick another path)",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
+    let config = MockConfig {
+        ttft: Duration::from_secs_f64(plan.mock.ttft_ms / 1000.0),
+        itl: Duration::from_secs_f64(plan.mock.itl_ms / 1000.0),
+        output_tokens: plan.mock.output_tokens,
+        model: MOCK_MODEL.into(),
+        faults: crate::mock::FaultConfig::default(),
+        max_running: plan.mock.max_running,
+        ..MockConfig::default()
+    };
+    MockServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| {
+        RunError::Usage(format!(
+            "cannot start the built-in mock server on 127.0.0.1: {e}"
+        ))
+    })
+}
+
+/// Binds `--metrics-listen` and starts serving the live view.
+async fn listen(
+    addr: SocketAddr,
+    run_id: &str,
+    workload: &str,
+    target: &str,
+    model: &str,
+) -> Result<(Arc<Live>, tokio::task::JoinHandle<()>), RunError> {
+    let listener = live::bind(addr).await.map_err(|e| {
+        RunError::Usage(format!(
+            "--metrics-listen {addr}: cannot listen there ({e}); pick a free port, e.g. 127.0.0.1:9464"
+        ))
+    })?;
+    let view = Arc::new(Live::new(run_id, workload, target, model));
+    eprintln!(
+        "llmbench: live metrics at http://{}/metrics",
+        listener.local_addr().map_or(addr, |a| a)
+    );
+    let server = live::serve(listener, view.clone());
+    Ok((view, server))
+}

@@ -1,0 +1,157 @@
+//! The flags every command that runs load shares, grouped once (connection, output, telemetry,
+//! run control) and flattened into `llmbench SCRIPT`, `llmbench run` and `llmbench interactive`.
+//! Pure clap definitions and value parsers: no I/O. `Settings` (the parent module) turns them
+//! into what a run uses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Every flag group of a command that runs load.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LoadFlags {
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
+    #[command(flatten)]
+    pub output: OutputFlags,
+    #[command(flatten)]
+    pub telemetry: TelemetryFlags,
+    #[command(flatten)]
+    pub control: ControlFlags,
+}
+
+/// Where requests go and how they get there: the server, its key, timeouts, retries, TLS,
+/// proxy, the preflight check.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionFlags {
+    /// Base URL of the server, up to the API version (overrides the script's or config's
+    /// target), e.g. http://127.0.0.1:8000/v1.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Name of the environment variable that holds the API key (the key itself never goes on
+    /// the command line).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Whole-request timeout in seconds, send to last byte (overrides the script's `timeout`).
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub timeout: Option<f64>,
+    /// Seconds allowed to establish a connection (TCP and TLS) [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub connect_timeout: Option<f64>,
+    /// Seconds from the send to the first content (or the whole body when not streaming).
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub first_token_timeout: Option<f64>,
+    /// Retry a request up to N times after a connection failure, 429 or 5xx that came before
+    /// any content (off by default: a retry hides failures and distorts latency).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// PEM file of CA certificates to trust besides the system's (for https targets).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any TLS certificate (recorded in the run metadata).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Send requests through this proxy (HTTP(S)_PROXY is ignored otherwise).
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Skip the one-request check of the target before the run.
+    #[arg(long)]
+    pub no_preflight: bool,
+}
+
+/// Where configs are read and results written.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputFlags {
+    /// Folder for raw/, summary/, reports/ and runs/.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Folder holding targets.yaml, models.yaml and workloads.yaml.
+    #[arg(long, value_name = "DIR", default_value = "configs")]
+    pub configs: PathBuf,
+    /// Folder of report templates overriding the built-in ones (default: ./templates if present).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Do not show the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Also write the run's results as JSON to FILE (schema llmbench.run/1, see README).
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+}
+
+impl Default for OutputFlags {
+    fn default() -> Self {
+        Self {
+            results: PathBuf::from("results"),
+            configs: PathBuf::from("configs"),
+            templates: None,
+            no_progress: false,
+            export_json: None,
+        }
+    }
+}
+
+/// GPU and server telemetry during the run, and llmbench's own live metrics.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Telemetry")]
+pub struct TelemetryFlags {
+    /// Scrape this Prometheus endpoint during the run (repeatable), e.g.
+    /// http://127.0.0.1:8000/metrics for vLLM or a DCGM exporter's /metrics.
+    #[arg(long, value_name = "URL")]
+    pub scrape: Vec<String>,
+    /// Telemetry sampling interval, milliseconds (NVML and scrapes) [default: the script's, else 500].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..))]
+    pub telemetry_every_ms: Option<u64>,
+    /// Do not read local GPUs through NVML.
+    #[arg(long)]
+    pub no_nvml: bool,
+    /// GPU indices to read through NVML, e.g. 0,1 (default: all).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub gpus: Option<Vec<u32>>,
+    /// Serve llmbench's own counters and latency histograms in Prometheus format here while
+    /// the run goes, e.g. 127.0.0.1:9464 (see configs/grafana/llmbench.json).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// How a run stops.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Run control")]
+pub struct ControlFlags {
+    /// Seconds to wait for in-flight requests after Ctrl-C or SIGTERM before cancelling them.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = non_negative)]
+    pub grace: f64,
+}
+
+impl Default for ControlFlags {
+    fn default() -> Self {
+        Self { grace: 30.0 }
+    }
+}
+
+/// A number of seconds above 0.
+pub fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("{s:?} is not a number of seconds above 0, e.g. 30")),
+    }
+}
+
+/// A finite number of 0 or more.
+pub fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("{s:?} is not a number of 0 or more")),
+    }
+}
+
+/// `NAME=VALUE`, for `--set`.
+pub fn name_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not NAME=VALUE, e.g. --set rps=20")),
+    }
+}

@@ -1,0 +1,74 @@
+//! One pass over a run's records into everything its reports need (statistics and timeline),
+//! and telemetry over the measured windows. A run being measured and `llmbench parse` /
+//! `llmbench report` (through `report::stored`) all go through `Analyzer`, so they agree.
+
+use super::timeline::{Timeline, TimelineBuilder};
+use crate::record::RequestRecord;
+use crate::stats::{StatsBuilder, Summary};
+use crate::telemetry::Reading;
+use crate::telemetry::summary::{TelemetrySummary, Window, summarize};
+
+/// Feeds every record to the statistics and the timeline.
+#[derive(Default)]
+pub struct Analyzer {
+    stats: StatsBuilder,
+    timeline: TimelineBuilder,
+}
+
+/// What a run's records say.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub summary: Summary,
+    pub timeline: Timeline,
+}
+
+impl Analyzer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts good requests against `slo` (goodput), when there is one.
+    pub fn with_slo(mut self, slo: Option<crate::plan::Slo>) -> Self {
+        self.stats = self.stats.with_slo(slo);
+        self
+    }
+
+    pub fn add(&mut self, r: &RequestRecord) {
+        self.stats.add(r);
+        self.timeline.add(r);
+    }
+
+    pub fn finish(&self) -> Analysis {
+        Analysis {
+            summary: self.stats.finish(),
+            timeline: self.timeline.finish(),
+        }
+    }
+}
+
+/// Analysis of a set of records in one pass.
+pub fn analyze<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Analysis {
+    let mut a = Analyzer::new();
+    for r in records {
+        a.add(r);
+    }
+    a.finish()
+}
+
+/// Telemetry over each measured phase's window (and `all`): the phases' windows come from the
+/// records, so a run and `parse` of its files agree.
+pub fn telemetry_over(readings: &[Reading], summary: &Summary) -> TelemetrySummary {
+    let windows: Vec<Window> = summary
+        .rows()
+        .filter_map(|p| {
+            let (start_us, end_us) = p.window_us?;
+            Some(Window {
+                name: p.name.clone(),
+                start_us,
+                end_us,
+                output_tokens: p.output_tokens,
+            })
+        })
+        .collect();
+    summarize(readings, &windows)
+}
