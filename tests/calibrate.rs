@@ -3,6 +3,49 @@
 
 use std::process::Command;
 
+/// Calibrate runs its steps in memory: with its working folder and its temp folder read-only
+/// (their permission bits; root ignores those, so the check is also that both stay empty) it
+/// still measures, and writes nothing anywhere.
+#[test]
+fn calibrate_writes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let cwd = tempfile::tempdir().unwrap();
+    let tmp_parent = tempfile::tempdir().unwrap();
+    let tmp = tmp_parent.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let read_only = std::fs::Permissions::from_mode(0o555);
+    for d in [cwd.path(), tmp.as_path(), tmp_parent.path()] {
+        std::fs::set_permissions(d, read_only.clone()).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .args([
+            "calibrate",
+            "--streams",
+            "1",
+            "--rates",
+            "50",
+            "--duration",
+            "0.3",
+        ])
+        .current_dir(cwd.path())
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    for d in [cwd.path(), tmp.as_path(), tmp_parent.path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("rate ")), "{stdout}");
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(tmp_parent.path()).unwrap().count(), 1);
+}
+
 #[test]
 fn calibrate_prints_one_line_per_step_and_the_limits_found() {
     let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))

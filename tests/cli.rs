@@ -1,33 +1,12 @@
-//! The `llmbench` binary as a user runs it: the quick start, exit codes, Ctrl-C, secrets.
+//! The `llmbench` binary as a user runs it: the quick start, exit codes, secrets, and the
+//! flags every load-running command shares.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn llmbench() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_llmbench"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+use std::path::Path;
+use std::process::Command;
 
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in ["raw", "summary", "reports", "runs"] {
-        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
-            out.extend(entries.map(|e| e.unwrap().path()));
-        }
-    }
-    out.sort();
-    out
-}
-
-fn with_ext(files: &[PathBuf], sub: &str, ext: &str) -> PathBuf {
-    files
-        .iter()
-        .find(|p| p.parent().unwrap().ends_with(sub) && p.extension().unwrap() == ext)
-        .unwrap_or_else(|| panic!("no {sub}/*.{ext} in {files:?}"))
-        .clone()
-}
+use common::{all_files, llmbench, only_file, result_files};
 
 #[test]
 fn the_quick_start_writes_the_four_files_with_the_documented_columns() {
@@ -46,13 +25,13 @@ fn the_quick_start_writes_the_four_files_with_the_documented_columns() {
     );
     assert!(stdout.contains("TTFT p50"), "a summary table: {stdout}");
 
-    let files = files_in(results.path());
+    let files = all_files(results.path());
     assert_eq!(files.len(), 5, "{files:?}");
-    let raw = with_ext(&files, "raw", "jsonl");
-    let csv = with_ext(&files, "summary", "csv");
-    let md = with_ext(&files, "reports", "md");
-    let html = with_ext(&files, "reports", "html");
-    let meta = with_ext(&files, "runs", "json");
+    let raw = only_file(results.path(), "raw", "jsonl");
+    let csv = only_file(results.path(), "summary", "csv");
+    let md = only_file(results.path(), "reports", "md");
+    let html = only_file(results.path(), "reports", "html");
+    let meta = only_file(results.path(), "runs", "json");
     assert!(
         raw.file_name()
             .unwrap()
@@ -124,7 +103,7 @@ fn a_script_error_exits_2_naming_file_line_and_column() {
         "{stderr}"
     );
     assert!(
-        files_in(dir.path()).is_empty(),
+        result_files(dir.path()).is_empty(),
         "nothing written for a bad script"
     );
 
@@ -172,62 +151,11 @@ fn too_few_file_descriptors_for_the_concurrency_is_a_clear_error_before_any_requ
         "{stderr}"
     );
     assert!(
-        files_in(dir.path())
+        all_files(dir.path())
             .iter()
             .all(|f| f.ends_with("wide.rhai")),
         "nothing written"
     );
-}
-
-#[test]
-fn ctrl_c_writes_what_was_measured_and_exits_130() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("long.rhai");
-    std::fs::write(
-        &script,
-        "mock(#{ ttft_ms: 20, itl_ms: 5, output_tokens: 20 });\n\
-         request(#{ prompt: |i| `p ${i}` });\n\
-         phase(\"long\", #{ duration: 60, rps: 20, concurrency: 8 });\n",
-    )
-    .unwrap();
-    let child = llmbench()
-        .arg(&script)
-        .args(["--no-progress", "--grace", "5", "--results"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
-    let started = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "stops within the grace period"
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(130), "{stdout}");
-    assert!(stdout.contains("INTERRUPTED"), "{stdout}");
-    let files = files_in(dir.path());
-    assert_eq!(files.len(), 5, "{files:?}");
-    let records = llmbench::record::read_records(&with_ext(&files, "raw", "jsonl")).unwrap();
-    assert!(
-        records.len() >= 20,
-        "about 2.5 s at 20 req/s: {}",
-        records.len()
-    );
-    assert!(
-        records
-            .iter()
-            .all(|r| r.outcome == llmbench::record::Outcome::Ok)
-    );
-    let md = std::fs::read_to_string(with_ext(&files, "reports", "md")).unwrap();
-    assert!(md.contains("Interrupted"));
 }
 
 #[test]
@@ -271,7 +199,7 @@ fn an_api_key_never_reaches_any_output() {
     for stream in [&out.stdout, &out.stderr] {
         assert!(!String::from_utf8_lossy(stream).contains(secret));
     }
-    let files = files_in(dir.path());
+    let files = result_files(dir.path());
     assert_eq!(files.len(), 5);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
@@ -281,4 +209,141 @@ fn an_api_key_never_reaches_any_output() {
             f.display()
         );
     }
+}
+
+/// `llmbench run --target --model --workload` takes the connection, output and telemetry flags
+/// of `llmbench SCRIPT`: here the URL, the key's variable and a JSON export, against a mock
+/// that refuses any other key.
+#[test]
+fn the_workload_command_takes_the_shared_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = common::MockProcess::start(&[
+        "--ttft-ms",
+        "5",
+        "--itl-ms",
+        "1",
+        "--output-tokens",
+        "4",
+        "--require-key",
+        "sk-shared-flags-test",
+    ]);
+    let json = dir.path().join("run.json");
+    let out = llmbench()
+        .args([
+            "run",
+            "--target",
+            "mock",
+            "--model",
+            "m",
+            "--workload",
+            "low-load",
+        ])
+        .args([
+            "--set",
+            "duration=2",
+            "--set",
+            "rps=3",
+            "--set",
+            "output_tokens=4",
+        ])
+        .args([
+            "--url",
+            &mock.base_url,
+            "--api-key-env",
+            "LLMBENCH_TEST_SHARED_KEY",
+        ])
+        .arg("--export-json")
+        .arg(&json)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .args([
+            "--no-progress",
+            "--timeout",
+            "30",
+            "--retries",
+            "0",
+            "--no-nvml",
+        ])
+        .env("LLMBENCH_TEST_SHARED_KEY", "sk-shared-flags-test")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "llmbench.run/1");
+    assert_eq!(v["run"]["workload"], "low-load");
+    assert_eq!(v["run"]["base_url"], mock.base_url.as_str());
+    let ok = v["all"]["ok"].as_u64().unwrap();
+    let stats = mock.stats();
+    assert!(ok >= 5, "{v}");
+    assert_eq!(
+        stats.completed, ok,
+        "every request carried the key: {stats:?}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sk-shared-flags-test"));
+}
+
+/// `interactive` and `run` show the same flag groups in their help as `llmbench SCRIPT`.
+#[test]
+fn every_load_command_lists_the_same_flags() {
+    let flags = |args: &[&str]| -> Vec<String> {
+        let out = llmbench().args(args).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut f: Vec<String> = text
+            .split_whitespace()
+            .filter(|w| w.starts_with("--"))
+            .map(|w| w.trim_end_matches([',', '.']).to_owned())
+            .filter(|w| {
+                ![
+                    "--target",
+                    "--workload",
+                    "--model",
+                    "--set",
+                    "--help",
+                    "--version",
+                ]
+                .contains(&w.as_str())
+            })
+            .collect();
+        f.sort();
+        f.dedup();
+        f
+    };
+    let script = flags(&[]);
+    assert!(script.contains(&"--api-key-env".to_owned()), "{script:?}");
+    assert!(script.contains(&"--scrape".to_owned()), "{script:?}");
+    assert_eq!(flags(&["run"]), script);
+    assert_eq!(flags(&["interactive"]), script);
+}
+
+/// A template that does not compile stops the run before any request reaches the server.
+#[test]
+fn a_broken_template_exits_2_before_the_first_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = common::MockProcess::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(templates.join("report.md.j2"), "# {{ run.id }\n{% if %}\n").unwrap();
+    let out = llmbench()
+        .args([
+            "scripts/quickstart.rhai",
+            "--no-progress",
+            "--url",
+            &mock.base_url,
+            "--model",
+            "m",
+        ])
+        .arg("--templates")
+        .arg(&templates)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("report.md.j2"), "{stderr}");
+    let stats = mock.stats_now();
+    assert_eq!((stats.received, stats.unlabelled), (0, 0), "{stats:?}");
+    assert!(all_files(&dir.path().join("results")).is_empty());
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use llmbench::record::read_records;
 
 fn llmbench(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_llmbench"))
+    common::llmbench()
         .args(args)
         .current_dir(cwd)
         .env_remove("LLMBENCH_CHROMIUM")

@@ -4,26 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
+use common::{llmbench, only_file};
 use llmbench::record::read_records;
-
-fn llmbench() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_llmbench"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn only_file(dir: &Path, ext: &str) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    files[0].clone()
-}
 
 #[test]
 fn check_succeeds_on_every_shipped_script() {
@@ -122,15 +106,15 @@ fn a_failing_assertion_exits_1_and_the_report_names_it() {
     );
     assert!(stdout.contains("assert pass: all succeeded"), "{stdout}");
     assert!(stdout.contains("0 of 6 requests good"), "{stdout}");
-    let md = std::fs::read_to_string(only_file(&results.join("reports"), "md")).unwrap();
+    let md = std::fs::read_to_string(only_file(&results, "reports", "md")).unwrap();
     assert!(md.contains("| TTFT p50 under 10 ms | **FAIL** |"), "{md}");
     assert!(md.contains("| all succeeded | pass | true |"), "{md}");
-    let html = std::fs::read_to_string(only_file(&results.join("reports"), "html")).unwrap();
+    let html = std::fs::read_to_string(only_file(&results, "reports", "html")).unwrap();
     assert!(
         html.contains("<td>TTFT p50 under 10 ms</td><td><strong>FAIL</strong>"),
         "{html}"
     );
-    let meta = std::fs::read_to_string(only_file(&results.join("runs"), "json")).unwrap();
+    let meta = std::fs::read_to_string(only_file(&results, "runs", "json")).unwrap();
     assert!(meta.contains("\"assertions\""), "{meta}");
 }
 
@@ -219,7 +203,7 @@ fn the_original_run_command_works_against_the_mock() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let raw = only_file(&results.join("raw"), "jsonl");
+    let raw = only_file(&results, "raw", "jsonl");
     let name = raw.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.contains("medium-load"), "{name}");
     let records = read_records(&raw).unwrap();

@@ -56,8 +56,8 @@ impl RunOutcome {
     }
 }
 
-/// Turns what was measured into the outcome. `verdicts` is `None` when a signal came while
-/// the assertions were being evaluated (they are then reported as not evaluated).
+/// Turns what was measured into the outcome. `verdicts` is `None` when a signal stopped the
+/// run before or while its assertions were evaluated (they are then reported as not evaluated).
 pub fn finish(
     m: Measured,
     verdicts: Option<Vec<Verdict>>,

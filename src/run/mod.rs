@@ -75,6 +75,13 @@ pub async fn run(
     let signals = Signals::watch(settings.grace)
         .map_err(|e| RunError::Usage(format!("cannot watch for Ctrl-C and SIGTERM: {e}")))?;
     let measured = prepared.measure(&signals, sinks).await?;
+    let n = measured.setup.plan.assertions.len();
+    if n > 0 && !settings.quiet {
+        eprintln!(
+            "llmbench: checking {n} assertion{}",
+            if n == 1 { "" } else { "s" }
+        );
+    }
     let verdicts = signals.unless_stopped(evaluate(&measured)).await;
     let outcome = finish(measured, verdicts, signals.interrupted());
     if let (Some(renderer), Some(files), Outputs::Files { export_json, .. }) =

@@ -119,13 +119,11 @@ impl Signals {
         Interrupt::from_code(self.which.load(Ordering::SeqCst))
     }
 
-    /// Runs `work` unless a first signal comes while it runs; `None` when one did (the work
-    /// is abandoned). After an earlier signal the work runs (a second signal quits the process).
+    /// Runs `work` unless the run is stopped, before or while it runs; `None` when it is
+    /// (the work is abandoned).
     pub async fn unless_stopped<T>(&self, work: impl Future<Output = T>) -> Option<T> {
-        if self.stop.is_cancelled() {
-            return Some(work.await);
-        }
         tokio::select! {
+            biased;
             _ = self.stop.cancelled() => None,
             out = work => Some(out),
         }

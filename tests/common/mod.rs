@@ -1,5 +1,10 @@
-//! Helpers shared by the integration tests: scripts in temp folders, runs against the mock.
+//! Helpers shared by the integration tests: scripts in temp folders, runs against the mock
+//! in this process; `process` for tests that run the binary.
 #![allow(dead_code)]
+
+mod process;
+#[allow(unused_imports)]
+pub use process::*;
 
 use std::net::SocketAddr;
 use std::path::Path;
