@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 pub mod timer;
 
+pub use timer::Pacer;
+
 use crate::clock::{Clock, Instant};
 use crate::plan::{Arrival, Phase, Shape};
 
@@ -129,6 +131,8 @@ pub struct Scheduler<T> {
     feed: Arc<Mutex<mpsc::Receiver<T>>>,
     /// Cancelled on the first Ctrl-C: no new arrivals, queued ones are released as cancelled.
     stop: CancellationToken,
+    /// How arrivals wait for their deadline.
+    pacer: Pacer,
 }
 
 /// What happened in one phase, as the scheduler saw it.
@@ -148,7 +152,14 @@ impl<T: Send + 'static> Scheduler<T> {
             next_id: 0,
             feed: Arc::new(Mutex::new(feed)),
             stop,
+            pacer: Pacer::Precise,
         }
+    }
+
+    /// Waits for deadlines with `pacer` (tests on tokio's paused clock use `Pacer::Tokio`).
+    pub fn with_pacer(mut self, pacer: Pacer) -> Self {
+        self.pacer = pacer;
+        self
     }
 
     /// Runs one phase to its bound, then waits for all of its requests to finish.
@@ -209,7 +220,7 @@ impl<T: Send + 'static> Scheduler<T> {
             };
         let _controller = match (&phase.ramp.concurrency, &slots, phase.duration) {
             (Some(shape), Some(slots), Some(d)) => Some(AbortOnDrop(tokio::spawn(
-                control_concurrency(shape.clone(), slots.clone(), start, d),
+                control_concurrency(shape.clone(), slots.clone(), start, d, self.pacer),
             ))),
             _ => None,
         };
@@ -227,7 +238,7 @@ impl<T: Send + 'static> Scheduler<T> {
             };
             let intended = start + offset;
             tokio::select! {
-                _ = crate::schedule::timer::sleep_until(intended) => {}
+                _ = self.pacer.sleep_until(intended) => {}
                 _ = self.stop.cancelled() => break,
             }
             let dispatch = Dispatch {
@@ -246,9 +257,11 @@ impl<T: Send + 'static> Scheduler<T> {
                 let _permit = match &slots {
                     None => None,
                     Some(slots) => tokio::select! {
+                        // A stopped run admits no one, even a waiter whose slot just freed.
+                        biased;
+                        _ = stop.cancelled() => return exec(dispatch, payload).await,
                         // FIFO: tokio's semaphore serves waiters in order.
                         permit = slots.acquire() => Some(permit.expect("semaphore never closed")),
-                        _ = stop.cancelled() => return exec(dispatch, payload).await,
                     },
                 };
                 dispatch.admitted_us = Some(clock.now_us());
@@ -332,13 +345,19 @@ fn level(shape: &Shape, frac: f64) -> usize {
 
 /// Follows a concurrency shape: adds slots as it rises; as it falls, takes free slots out
 /// (waiting for in-flight requests to finish, never cutting one short).
-async fn control_concurrency(shape: Shape, slots: Arc<Semaphore>, start: Instant, d: Duration) {
+async fn control_concurrency(
+    shape: Shape,
+    slots: Arc<Semaphore>,
+    start: Instant,
+    d: Duration,
+    pacer: Pacer,
+) {
     const TICK: Duration = Duration::from_millis(10);
     let mut current = level(&shape, 0.0);
     let mut at = Duration::ZERO;
     while at < d {
         at += TICK;
-        crate::schedule::timer::sleep_until(start + at).await;
+        pacer.sleep_until(start + at).await;
         let want = level(&shape, at.as_secs_f64() / d.as_secs_f64());
         if want > current {
             slots.add_permits(want - current);
@@ -461,21 +480,28 @@ mod tests {
         assert!((430..=570).contains(&in_10s), "{in_10s}");
     }
 
-    async fn collect(phase: Phase, feed_len: usize) -> (PhaseRun, Vec<Dispatch>) {
+    /// Runs `phase` on tokio's paused clock over a feed of `feed_len` payloads; each request
+    /// takes `service` (virtual time). Returns the run and every dispatch, in completion order.
+    async fn collect_with(
+        phase: Phase,
+        feed_len: usize,
+        service: Duration,
+    ) -> (PhaseRun, Vec<Dispatch>) {
         let (tx, rx) = mpsc::channel(feed_len.max(1));
         for i in 0..feed_len {
             tx.send(i).await.unwrap();
         }
         drop(tx);
         let seen = Arc::new(StdMutex::new(Vec::new()));
-        let mut s = Scheduler::new(Clock::start(), rx, CancellationToken::new());
+        let mut s =
+            Scheduler::new(Clock::start(), rx, CancellationToken::new()).with_pacer(Pacer::Tokio);
         let sink = seen.clone();
         let run = s
             .run_phase(0, &phase, move |d, payload: usize| {
                 let sink = sink.clone();
                 async move {
                     assert_eq!(d.id as usize, payload, "payloads follow request ids");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(service).await;
                     sink.lock().unwrap().push(d);
                 }
             })
@@ -484,7 +510,16 @@ mod tests {
         (run, seen)
     }
 
-    #[tokio::test]
+    async fn collect(phase: Phase, feed_len: usize) -> (PhaseRun, Vec<Dispatch>) {
+        collect_with(phase, feed_len, Duration::from_millis(5)).await
+    }
+
+    fn by_id(mut seen: Vec<Dispatch>) -> Vec<Dispatch> {
+        seen.sort_by_key(|d| d.id);
+        seen
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn open_loop_sends_rate_times_duration() {
         let (run, seen) = collect(phase(Some(20.0), Some(1_000), None), 100).await;
         assert_eq!(run.dispatched, 20);
@@ -492,7 +527,44 @@ mod tests {
         assert!(!run.feed_exhausted);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn a_constant_phase_sends_exactly_rate_times_duration_on_time() {
+        let (run, seen) = collect(phase(Some(20.0), Some(10_000), None), 1_000).await;
+        assert_eq!(run.dispatched, 200);
+        for (i, d) in by_id(seen).iter().enumerate() {
+            assert_eq!(d.intended_us, i as u64 * 50_000, "arrival {i}");
+            assert_eq!(
+                d.dispatched_us, d.intended_us,
+                "no lateness on the paused clock"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seeded_poisson_phase_sends_its_exact_schedule() {
+        let mut p = phase(Some(50.0), Some(10_000), None);
+        p.arrival = Arrival::Poisson;
+        p.seed = 3;
+        let (run, seen) = collect(p, 2_000).await;
+        // Seed 3 at 50 req/s puts 507 arrivals in the first 10 s (the mean is 500).
+        assert_eq!(run.dispatched, 507);
+        let expected: Vec<u64> = arrival_offsets(50.0, Arrival::Poisson, 3)
+            .take(507)
+            .map(|o| o.as_micros() as u64)
+            .collect();
+        let seen = by_id(seen);
+        for (d, at) in seen.iter().zip(&expected) {
+            assert!(
+                d.intended_us.abs_diff(*at) <= 1,
+                "{} vs {at}",
+                d.intended_us
+            );
+            // tokio's timer wheel fires on whole milliseconds, on the paused clock too.
+            assert!(d.dispatched_us - d.intended_us <= 1_000, "{d:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn request_bound_and_feed_end_stop_a_phase() {
         let (run, _) = collect(phase(Some(100.0), None, Some(7)), 100).await;
         assert_eq!(run.dispatched, 7);
@@ -501,36 +573,43 @@ mod tests {
         assert!(run.feed_exhausted);
     }
 
-    #[tokio::test]
-    async fn a_concurrency_cap_queues_and_never_drops() {
+    #[tokio::test(start_paused = true)]
+    async fn a_concurrency_cap_queues_in_order_and_never_drops() {
+        // Arrivals every 1 ms, 2 slots, 5 ms per request: request k (k ≥ 2) gets a slot when
+        // request k − 2 ends, at 5·⌊k/2⌋ + k mod 2 ms.
         let mut p = phase(Some(1000.0), None, Some(30));
         p.concurrency = Some(2);
         let (run, seen) = collect(p, 30).await;
         assert_eq!(run.dispatched, 30);
+        let seen = by_id(seen);
         assert_eq!(seen.len(), 30);
-        let max_queue = seen
-            .iter()
-            .map(|d| d.admitted_us.unwrap() - d.dispatched_us)
-            .max()
-            .unwrap();
-        assert!(
-            max_queue > 50_000,
-            "late arrivals waited for a slot: {max_queue}"
-        );
+        for (k, d) in seen.iter().enumerate() {
+            let k = k as u64;
+            let admitted_ms = if k < 2 { k } else { 5 * (k / 2) + k % 2 };
+            assert_eq!(d.dispatched_us, k * 1_000, "request {k} released on time");
+            assert_eq!(d.admitted_us, Some(admitted_ms * 1_000), "request {k}");
+        }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn closed_loop_keeps_lanes_busy_until_the_bound() {
         let mut p = phase(None, None, Some(12));
         p.concurrency = Some(3);
         let (run, seen) = collect(p, 100).await;
         assert_eq!(run.dispatched, 12);
-        let mut ids: Vec<u64> = seen.iter().map(|d| d.id).collect();
-        ids.sort();
-        assert_eq!(ids, (0..12).collect::<Vec<_>>());
+        let seen = by_id(seen);
+        assert_eq!(
+            seen.iter().map(|d| d.id).collect::<Vec<_>>(),
+            (0..12).collect::<Vec<_>>()
+        );
+        // Three lanes of 5 ms requests: four rounds, each starting when the last ended.
+        for (k, d) in seen.iter().enumerate() {
+            assert_eq!(d.intended_us, (k as u64 / 3) * 5_000, "request {k}");
+        }
+        assert_eq!(run.ended_us - run.started_us, 20_000);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn stop_releases_queued_requests_unadmitted() {
         let mut p = phase(Some(1000.0), None, Some(20));
         p.concurrency = Some(1);
@@ -539,7 +618,7 @@ mod tests {
             tx.send(i).await.unwrap();
         }
         let stop = CancellationToken::new();
-        let mut s = Scheduler::new(Clock::start(), rx, stop.clone());
+        let mut s = Scheduler::new(Clock::start(), rx, stop.clone()).with_pacer(Pacer::Tokio);
         let seen = Arc::new(StdMutex::new(Vec::new()));
         let sink = seen.clone();
         let stopper = stop.clone();
@@ -555,7 +634,9 @@ mod tests {
         })
         .await;
         let seen = seen.lock().unwrap();
-        assert!(seen.iter().any(|d| d.admitted_us.is_none()));
-        assert!(seen.iter().filter(|d| d.admitted_us.is_some()).count() >= 1);
+        // The first request held the one slot for 100 ms; arrivals 1..=19 came meanwhile and
+        // were released unadmitted when the run stopped.
+        assert_eq!(seen.len(), 20);
+        assert_eq!(seen.iter().filter(|d| d.admitted_us.is_some()).count(), 1);
     }
 }

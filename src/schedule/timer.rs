@@ -3,6 +3,10 @@
 //! the bulk of a wait, then hands the last stretch to one shared thread that sleeps to each
 //! deadline with the operating system's fine-grained timer and wakes the waiting task. Nothing
 //! spins, so precision costs no CPU.
+//!
+//! `Pacer` is the scheduler's choice of timer: `Precise` for runs, `Tokio` (tokio's own timer
+//! alone) for tests on tokio's paused clock, where waits take no real time and every arrival
+//! lands exactly on its deadline.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,6 +20,25 @@ use crate::clock::Instant;
 
 /// How much of a wait tokio's millisecond timer may take (it can fire up to ~1 ms late).
 const COARSE_MARGIN: Duration = Duration::from_micros(1_500);
+
+/// How the scheduler waits for an arrival's deadline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pacer {
+    /// `sleep_until`: tokio's timer for the bulk, the precise thread for the last stretch.
+    #[default]
+    Precise,
+    /// tokio's timer alone (exact on tokio's paused clock; ~1 ms late in real time).
+    Tokio,
+}
+
+impl Pacer {
+    pub async fn sleep_until(self, deadline: Instant) {
+        match self {
+            Self::Precise => sleep_until(deadline).await,
+            Self::Tokio => tokio::time::sleep_until(deadline).await,
+        }
+    }
+}
 
 /// Waits until `deadline` to within tens of microseconds.
 pub async fn sleep_until(deadline: Instant) {
