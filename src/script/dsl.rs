@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rhai::{AST, Dynamic, Engine, FnPtr, Map};
 
+use super::budget::Cancel;
 use super::callbacks::{Compiled, ScriptCheck, ScriptPrompt};
 use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
@@ -89,6 +90,7 @@ impl Draft {
         path: &Path,
         engine: Arc<Engine>,
         ast: Arc<AST>,
+        cancel: Cancel,
     ) -> Result<Plan, ScriptError> {
         let whole = |m: String| ScriptError::whole(path, m);
         if let Some(name) = self
@@ -118,6 +120,7 @@ impl Draft {
             file: path.to_owned(),
             engine,
             ast,
+            cancel,
         };
         let prompt = match request.prompt {
             PromptDraft::Fixed(Content::Text(t)) => Prompt::Text(t),

@@ -7,6 +7,7 @@
 //! beyond `dataset(...)` and imports, no network, limits on operations, depth and sizes. Every
 //! error names file, line and column, with the offending line.
 
+mod budget;
 mod callbacks;
 mod dsl;
 mod library;
@@ -24,6 +25,7 @@ use rhai::{Engine, EvalAltResult, Position};
 use crate::config::Configs;
 use crate::plan::Plan;
 
+pub use budget::{ASSERT_BUDGET, Cancel, EVAL_BUDGET, MEMORY_BUDGET, PROMPT_BUDGET};
 pub use library::{EMBEDDED, SCRIPT_PATH_VAR};
 
 /// A script that could not be evaluated into a plan.
@@ -134,13 +136,30 @@ pub fn load_with(
     configs: &Configs,
     overrides: &Overrides,
 ) -> Result<Plan, ScriptError> {
+    load_with_access(path, configs, overrides, &Access::default())
+}
+
+/// What a loaded script may reach beyond its own folder, and the handle that stops its calls.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// Stops the script's running prompt or assertion call, and every later one (Ctrl-C).
+    pub cancel: Cancel,
+}
+
+/// Like `load_with`, with what the script may reach and a cancel handle.
+pub fn load_with_access(
+    path: &Path,
+    configs: &Configs,
+    overrides: &Overrides,
+    access: &Access,
+) -> Result<Plan, ScriptError> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         ScriptError::whole(
             path,
             format!("cannot read the script: {e}; check the path (scripts live in scripts/)"),
         )
     })?;
-    load_source(path, &source, configs, overrides)
+    load_source_with(path, &source, configs, overrides, access)
 }
 
 /// Evaluates `source` as if it were the script at `path` (imports resolve beside `path`).
@@ -150,19 +169,34 @@ pub fn load_source(
     configs: &Configs,
     overrides: &Overrides,
 ) -> Result<Plan, ScriptError> {
+    load_source_with(path, source, configs, overrides, &Access::default())
+}
+
+/// Like `load_source`, with what the script may reach and a cancel handle.
+pub fn load_source_with(
+    path: &Path,
+    source: &str,
+    configs: &Configs,
+    overrides: &Overrides,
+    access: &Access,
+) -> Result<Plan, ScriptError> {
     let source = source.to_owned();
     let draft = Arc::new(Mutex::new(dsl::Draft::new(overrides.clone())));
     let loaded = library::Loaded::default();
-    let mut engine = engine(path, configs.clone(), draft.clone(), loaded.clone());
+    let mut engine = engine(path, configs.clone(), draft.clone(), loaded.clone(), access);
     let ast = engine
         .compile(&source)
         .map_err(|e| ScriptError::at(path, Some(&source), e.1, e.0.to_string()))?;
-    engine
-        .run_ast(&ast)
-        .map_err(|e| ScriptError::from_rhai(path, Some(&source), &e))?;
+    budget::run(EVAL_BUDGET, &access.cancel, || engine.run_ast(&ast)).map_err(|(e, trip)| {
+        let mut err = ScriptError::from_rhai(path, Some(&source), &e);
+        if let Some(trip) = trip {
+            err.message = trip.message("script evaluation", EVAL_BUDGET);
+        }
+        err
+    })?;
     let ast = callable(&mut engine, ast, &source, &loaded);
     let draft = std::mem::take(&mut *draft.lock().expect("draft lock"));
-    draft.finish(path, Arc::new(engine), Arc::new(ast))
+    draft.finish(path, Arc::new(engine), Arc::new(ast), access.cancel.clone())
 }
 
 /// Makes functions the script handed over callable after its top level has run: imported
@@ -191,8 +225,15 @@ fn callable(
 }
 
 /// A sandboxed engine with the DSL and the prompt built-ins registered.
-fn engine(path: &Path, configs: Configs, draft: dsl::Shared, loaded: library::Loaded) -> Engine {
+fn engine(
+    path: &Path,
+    configs: Configs,
+    draft: dsl::Shared,
+    loaded: library::Loaded,
+    access: &Access,
+) -> Engine {
     let mut engine = Engine::new();
+    budget::install(&mut engine, access.cancel.clone());
     engine
         .set_max_operations(50_000_000)
         .set_max_call_levels(64)
@@ -212,5 +253,7 @@ fn engine(path: &Path, configs: Configs, draft: dsl::Shared, loaded: library::Lo
     engine
 }
 
+#[cfg(test)]
+mod sandbox_tests;
 #[cfg(test)]
 mod tests;

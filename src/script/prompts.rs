@@ -290,7 +290,7 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
             return Ok(d.clone());
         }
         let d = Dataset {
-            items: Arc::new(read_dataset(&full)?),
+            items: Arc::new(super::budget::untracked(|| read_dataset(&full))?),
         };
         cache.insert(full, d.clone());
         Ok(d)
@@ -307,8 +307,16 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
     });
 }
 
+/// The most words or tokens one built-in call makes (more would pass the string limit anyway;
+/// checked first so a huge count is an error, not an allocation).
+const MAX_COUNT: usize = 2_000_000;
+
 fn count(what: &str, n: i64) -> Result<usize, String> {
-    usize::try_from(n).map_err(|_| format!("{what}({n}): the count must be 0 or more"))
+    let n = usize::try_from(n).map_err(|_| format!("{what}({n}): the count must be 0 or more"))?;
+    if n > MAX_COUNT {
+        return Err(format!("{what}({n}): at most {MAX_COUNT} at a time"));
+    }
+    Ok(n)
 }
 
 /// Turns what a prompt function returned into request content: a string, or a list of
