@@ -6,6 +6,7 @@
 //! before any content, keeping each failed attempt in the record.
 
 pub mod chunk;
+mod fresh;
 pub mod options;
 pub mod preflight;
 pub mod response;
@@ -317,13 +318,28 @@ impl Client {
                 .header(REQUEST_ID_HEADER, id)
                 .body(body.clone())
                 .send();
-            match self.before_first_token(first_token_deadline, send).await? {
+            let (sent, fresh) = self
+                .before_first_token(first_token_deadline, fresh::watch(send))
+                .await?;
+            match sent {
                 Ok(resp) => break resp,
                 // The server closed a kept-alive connection just as the request went out, before
                 // answering anything: the request was not processed, so it goes again on a new
-                // connection (recorded; the latency keeps the lost time).
-                Err(e) if st.reconnects < MAX_RECONNECTS && closed_before_response(&e) => {
+                // connection (recorded; the latency keeps the lost time). Only a reused
+                // connection: a new one closed unanswered is the server failing the request.
+                Err(e)
+                    if !fresh && st.reconnects < MAX_RECONNECTS && closed_before_response(&e) =>
+                {
                     st.reconnects += 1;
+                }
+                Err(e) if fresh && closed_before_response(&e) => {
+                    return Err(Failure::new(
+                        Outcome::Connection,
+                        format!(
+                            "the server closed a new connection without answering the request ({})",
+                            error_chain(&e.without_url())
+                        ),
+                    ));
                 }
                 Err(e) => return Err(Failure::from_reqwest(e)),
             }

@@ -1,0 +1,249 @@
+//! Hostile servers and hostile scripts: what llmbench does when a server closes connections
+//! unanswered, reports impossible numbers, spells media types oddly, floods tiny chunks or
+//! sends a huge body; and when a script tries to hold `llmbench check` for hours. Each server
+//! here is a small raw-TCP server on 127.0.0.1 started by its test.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use llmbench::client::{Client, PhaseLabel};
+use llmbench::clock::Clock;
+use llmbench::plan::{Content, Endpoint, Prompt, RequestSpec, Target};
+use llmbench::record::{Outcome, RequestRecord};
+use llmbench::schedule::Dispatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// What the test server does with one request: `conn` counts connections from 0, `nth`
+/// requests on that connection from 0.
+#[derive(Clone)]
+enum Action {
+    /// Write these bytes (a whole response).
+    Reply(Vec<u8>),
+    /// Close the connection without answering.
+    Close,
+    /// Write `head`, then `body` `times` times, then `tail`.
+    Repeat {
+        head: Vec<u8>,
+        body: Vec<u8>,
+        times: usize,
+        tail: Vec<u8>,
+    },
+}
+
+/// Reads one request (head and Content-Length body); false when the peer closed.
+async fn read_request(sock: &mut TcpStream, pending: &mut Vec<u8>) -> bool {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        if let Some(head_end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..head_end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if pending.len() >= head_end + 4 + len {
+                pending.drain(..head_end + 4 + len);
+                return true;
+            }
+        }
+        match sock.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Starts a server that answers by `plan(conn, nth)`; returns its base URL.
+async fn serve(plan: impl Fn(usize, usize) -> Action + Send + Sync + 'static) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let plan = Arc::new(plan);
+    let conns = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let conn = conns.fetch_add(1, Ordering::SeqCst);
+            let plan = plan.clone();
+            tokio::spawn(async move {
+                let _ = sock.set_nodelay(true);
+                let mut pending = Vec::new();
+                for nth in 0.. {
+                    if !read_request(&mut sock, &mut pending).await {
+                        return;
+                    }
+                    let ok = match plan(conn, nth) {
+                        Action::Reply(bytes) => sock.write_all(&bytes).await.is_ok(),
+                        Action::Close => return,
+                        Action::Repeat {
+                            head,
+                            body,
+                            times,
+                            tail,
+                        } => {
+                            let mut ok = sock.write_all(&head).await.is_ok();
+                            // Batches of writes, so a flood is fast.
+                            let batch: Vec<u8> = body.repeat((64 * 1024 / body.len()).max(1));
+                            let per = batch.len() / body.len();
+                            let mut left = times;
+                            while ok && left > 0 {
+                                let n = left.min(per);
+                                ok = sock.write_all(&batch[..n * body.len()]).await.is_ok();
+                                left -= n;
+                            }
+                            ok && sock.write_all(&tail).await.is_ok()
+                        }
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+fn spec(stream: bool) -> RequestSpec {
+    RequestSpec {
+        endpoint: Endpoint::Chat,
+        max_tokens: Some(16),
+        stream,
+        prompt: Prompt::Text("hi".into()),
+        system: None,
+        body: Default::default(),
+        headers: Default::default(),
+        timeout: Duration::from_secs(20),
+    }
+}
+
+/// Sends `n` requests one after another through one client (pool of one connection).
+async fn fetch_n(base_url: String, stream: bool, n: u64) -> Vec<RequestRecord> {
+    let clock = Clock::start();
+    let spec = spec(stream);
+    let target = Target {
+        name: "hostile".into(),
+        base_url,
+        api_key: None,
+    };
+    let client = Client::new(&target, &spec, 1, clock).unwrap();
+    let label = PhaseLabel {
+        name: "p".into(),
+        warmup: false,
+    };
+    let mut out = Vec::new();
+    for id in 0..n {
+        let now = clock.now_us();
+        let dispatch = Dispatch {
+            id,
+            phase_index: 0,
+            intended_us: now,
+            dispatched_us: now,
+            admitted_us: Some(now),
+        };
+        let body = llmbench::client::build_body(&spec, "m", &Content::Text("hi".into())).unwrap();
+        out.push(
+            client
+                .execute(dispatch, &label, body, &CancellationToken::new())
+                .await,
+        );
+    }
+    out
+}
+
+async fn fetch(base_url: String, stream: bool) -> RequestRecord {
+    fetch_n(base_url, stream, 1).await.remove(0)
+}
+
+fn json_response(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+const CHAT_BODY: &str = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+
+// ---- C(1): the resend-once rule is for reused connections only ----
+
+#[tokio::test]
+async fn a_new_connection_closed_unanswered_is_a_connection_failure() {
+    // Every connection reads its request and closes: nothing was ever answered.
+    let url = serve(|_, _| Action::Close).await;
+    let records = fetch_n(url, false, 3).await;
+    for r in &records {
+        assert_eq!(r.outcome, Outcome::Connection, "{:?}", r.error);
+        assert_eq!(r.reconnects, 0, "a new connection is not resent");
+        let e = r.error.as_deref().unwrap();
+        assert!(
+            e.contains("closed a new connection without answering"),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reused_connection_closed_unanswered_is_still_resent_once() {
+    // The first connection answers once and closes under the next request; later ones answer.
+    let url = serve(|conn, nth| {
+        if conn == 0 && nth > 0 {
+            Action::Close
+        } else {
+            Action::Reply(json_response(CHAT_BODY))
+        }
+    })
+    .await;
+    let records = fetch_n(url, false, 2).await;
+    assert_eq!(records[0].outcome, Outcome::Ok);
+    assert_eq!(records[1].outcome, Outcome::Ok, "{:?}", records[1].error);
+    assert_eq!(records[1].reconnects, 1);
+}
+
+#[tokio::test]
+async fn a_server_that_answers_once_per_connection_is_resent_on_a_new_one() {
+    // Each connection answers its first request and closes under the second: a resend goes on a
+    // new connection, which answers; no request is counted twice or lost.
+    let url = serve(|_, nth| {
+        if nth == 0 {
+            Action::Reply(json_response(CHAT_BODY))
+        } else {
+            Action::Close
+        }
+    })
+    .await;
+    let records = fetch_n(url, false, 3).await;
+    for r in &records {
+        assert_eq!(r.outcome, Outcome::Ok, "{:?}", r.error);
+    }
+    assert_eq!(records[1].reconnects, 1);
+}
+
+// ---- A: `llmbench check` on scripts that would hold it for hours ----
+
+#[test]
+fn check_stops_a_script_that_stays_within_the_limits_for_hours() {
+    let d = tempfile::tempdir().unwrap();
+    let script = d.path().join("slow.rhai");
+    std::fs::write(
+        &script,
+        "let a = []; a.pad(999000, 0); loop { a.push(1); a.pop(); }\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .current_dir(d.path())
+        .arg("check")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("script evaluation took more than 10 s (the budget)"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(14), "{took:?}");
+}
