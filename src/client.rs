@@ -4,6 +4,11 @@
 //! but the Authorization header (a server that echoes it back gets it scrubbed). It enforces the
 //! first-token and whole-request timeouts, and retries (off by default) only failures that came
 //! before any content, keeping each failed attempt in the record.
+//!
+//! Media types are compared without case or parameters (`Text/Event-Stream; charset=utf-8` is a
+//! stream). A streamed request whose response has no Content-Type is read as SSE when its body
+//! starts like SSE (`data:`, `event:`, `id:`, `retry:` or a `:` comment), as openai-python reads
+//! any streamed response, and as one JSON body otherwise.
 
 pub mod chunk;
 mod fresh;
@@ -365,21 +370,61 @@ impl Client {
                 format!("HTTP {}: {detail}", status.as_u16()),
             ));
         }
-        let is_sse = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if self.stream && is_sse {
-            self.read_stream(&mut resp, st, first_token_deadline).await
-        } else {
+        match (self.stream, media_type(resp.headers()).as_deref()) {
+            (true, Some(SSE)) => self.read_stream(&mut resp, st, first_token_deadline).await,
+            (true, None) => {
+                // No Content-Type: read it as SSE when it starts like SSE, as openai-python
+                // does with any streamed response; otherwise as one body.
+                let mut start = Vec::new();
+                while start.len() < SNIFF_BYTES
+                    && start.iter().all(u8::is_ascii_whitespace)
+                    && let Some(bytes) = self
+                        .before_first_token(first_token_deadline, resp.chunk())
+                        .await?
+                        .map_err(|e| {
+                            Failure::new(Outcome::StreamBroken, error_chain(&e.without_url()))
+                        })?
+                {
+                    start.extend_from_slice(&bytes);
+                }
+                if looks_like_sse(&start) {
+                    st.feed_stream(&start, self.clock.now_us());
+                    if st.complete() {
+                        return st.finish_stream(self.clock.now_us());
+                    }
+                    self.read_stream(&mut resp, st, first_token_deadline).await
+                } else {
+                    self.read_whole(&mut resp, st, start, first_token_deadline)
+                        .await
+                }
+            }
             // Asked for no stream, or the server ignored `stream: true`: one body.
-            let body = self
-                .before_first_token(first_token_deadline, resp.bytes())
-                .await?
-                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
-            st.whole_body(&body, self.clock.now_us())
+            _ => {
+                self.read_whole(&mut resp, st, Vec::new(), first_token_deadline)
+                    .await
+            }
         }
+    }
+
+    /// Reads a whole (non-streamed) body after the `start` already read.
+    async fn read_whole(
+        &self,
+        resp: &mut reqwest::Response,
+        st: &mut Received,
+        start: Vec<u8>,
+        first_token_deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), Failure> {
+        let mut body = start;
+        let read_all = async {
+            while let Some(bytes) = resp.chunk().await? {
+                body.extend_from_slice(&bytes);
+            }
+            Ok::<(), reqwest::Error>(())
+        };
+        self.before_first_token(first_token_deadline, read_all)
+            .await?
+            .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
+        st.whole_body(&body, self.clock.now_us())
     }
 
     async fn read_stream(
@@ -404,6 +449,30 @@ impl Client {
             }
         }
     }
+}
+
+/// The media type of a server-sent event stream.
+const SSE: &str = "text/event-stream";
+
+/// How much of a response without Content-Type is read to tell SSE from JSON.
+const SNIFF_BYTES: usize = 1024;
+
+/// The response's media type, lowercased, without parameters (`Text/Event-Stream;
+/// charset=utf-8` is `text/event-stream`); `None` without a Content-Type.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(v.as_bytes());
+    let media = text.split(';').next().unwrap_or_default().trim();
+    Some(media.to_ascii_lowercase())
+}
+
+/// The body starts like an SSE stream: its first line is a field (`data:`, `event:`, `id:`,
+/// `retry:`) or a comment (`:`).
+fn looks_like_sse(start: &[u8]) -> bool {
+    let start = start.trim_ascii_start();
+    [&b"data:"[..], b"event:", b"id:", b"retry:", b":"]
+        .iter()
+        .any(|p| start.starts_with(p))
 }
 
 /// How often a request is resent after its connection was closed before any response.
@@ -507,6 +576,29 @@ mod tests {
             b,
             json!({"model":"m","prompt":"x","max_tokens":32,"stream":false})
         );
+    }
+
+    #[test]
+    fn media_types_are_case_insensitive_and_sse_is_recognised_by_its_start() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            media_type(&h)
+        };
+        assert_eq!(
+            with("Text/Event-Stream; charset=utf-8").as_deref(),
+            Some(SSE)
+        );
+        assert_eq!(with(" TEXT/EVENT-STREAM ").as_deref(), Some(SSE));
+        assert_eq!(
+            with("application/json").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(media_type(&HeaderMap::new()), None);
+        assert!(looks_like_sse(b"\n data: {}"));
+        assert!(looks_like_sse(b": ping\n\n"));
+        assert!(!looks_like_sse(b"{\"data:\": 1}"));
+        assert!(!looks_like_sse(b""));
     }
 
     #[test]

@@ -220,6 +220,66 @@ async fn a_server_that_answers_once_per_connection_is_resent_on_a_new_one() {
     assert_eq!(records[1].reconnects, 1);
 }
 
+// ---- C(3): media types ----
+
+const SSE_BODY: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"he\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"llo\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+
+fn sse_response(content_type: Option<&str>) -> Vec<u8> {
+    let ct = content_type.map_or(String::new(), |t| format!("Content-Type: {t}\r\n"));
+    format!(
+        "HTTP/1.1 200 OK\r\n{ct}Content-Length: {}\r\n\r\n{SSE_BODY}",
+        SSE_BODY.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn media_types_are_case_insensitive() {
+    for ct in [
+        "Text/Event-Stream; charset=utf-8",
+        "TEXT/EVENT-STREAM",
+        "text/event-stream;charset=UTF-8",
+    ] {
+        let response = sse_response(Some(ct));
+        let r = fetch(
+            serve(move |_, _| Action::Reply(response.clone())).await,
+            true,
+        )
+        .await;
+        assert_eq!(r.outcome, Outcome::Ok, "{ct}: {:?}", r.error);
+        assert!(r.streamed, "{ct}");
+        assert_eq!(r.content_chunks, 2, "{ct}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_without_content_type_is_read_by_how_it_starts() {
+    let response = sse_response(None);
+    let r = fetch(
+        serve(move |_, _| Action::Reply(response.clone())).await,
+        true,
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Ok, "{:?}", r.error);
+    assert!(r.streamed);
+    assert_eq!(r.content_chunks, 2);
+
+    // A JSON body without Content-Type, to a streamed request, is one body.
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{CHAT_BODY}",
+        CHAT_BODY.len()
+    )
+    .into_bytes();
+    let r = fetch(
+        serve(move |_, _| Action::Reply(response.clone())).await,
+        true,
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Ok, "{:?}", r.error);
+    assert!(!r.streamed);
+    assert_eq!(r.output_tokens, 2);
+}
+
 // ---- A: `llmbench check` on scripts that would hold it for hours ----
 
 #[test]
