@@ -280,6 +280,65 @@ async fn a_stream_without_content_type_is_read_by_how_it_starts() {
     assert_eq!(r.output_tokens, 2);
 }
 
+// ---- C(2): impossible server numbers ----
+
+fn chat_with_usage(completion: &str) -> Vec<u8> {
+    json_response(&CHAT_BODY.replace(
+        r#""completion_tokens":2"#,
+        &format!(r#""completion_tokens":{completion}"#),
+    ))
+}
+
+#[tokio::test]
+async fn impossible_usage_is_an_invalid_response_and_totals_stay_sane() {
+    for bad in ["18446744073709551615", "-5", "2.5", "1e30"] {
+        let response = chat_with_usage(bad);
+        let r = fetch(
+            serve(move |_, _| Action::Reply(response.clone())).await,
+            false,
+        )
+        .await;
+        assert_eq!(r.outcome, Outcome::InvalidResponse, "{bad}: {:?}", r.error);
+        assert!(
+            r.error.as_deref().unwrap().contains("usage"),
+            "{bad}: {:?}",
+            r.error
+        );
+    }
+    // The same in a stream's usage chunk.
+    let stream = format!(
+        "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"hi\"}},\"finish_reason\":\"stop\"}}]}}\n\ndata: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":1,\"completion_tokens\":{}}}}}\n\ndata: [DONE]\n\n",
+        u64::MAX
+    );
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n{stream}",
+        stream.len()
+    )
+    .into_bytes();
+    let ok = chat_with_usage("7");
+    let url = serve(move |_, nth| {
+        if nth == 0 {
+            Action::Reply(response.clone())
+        } else {
+            Action::Reply(ok.clone())
+        }
+    })
+    .await;
+    let records = fetch_n(url, true, 2).await;
+    assert_eq!(records[0].outcome, Outcome::InvalidResponse);
+    assert_eq!(records[1].outcome, Outcome::Ok);
+    let summary = llmbench::stats::summarize(&records);
+    assert_eq!(summary.all.output_tokens, 7, "only the sane request counts");
+
+    // Records already holding huge counts (an old JSONL file) saturate instead of wrapping.
+    let mut huge = records[1].clone();
+    huge.output_tokens = u64::MAX;
+    huge.input_tokens = Some(u64::MAX);
+    let summary = llmbench::stats::summarize([&huge, &huge, &records[1]]);
+    assert_eq!(summary.all.output_tokens, u64::MAX);
+    assert_eq!(summary.all.input_tokens, u64::MAX);
+}
+
 // ---- A: `llmbench check` on scripts that would hold it for hours ----
 
 #[test]
