@@ -136,14 +136,44 @@ pub fn load_with(
     configs: &Configs,
     overrides: &Overrides,
 ) -> Result<Plan, ScriptError> {
-    load_with_access(path, configs, overrides, &Access::default())
+    load_with_access(path, configs, overrides, &Access::from_env())
 }
+
+/// Environment variable listing (comma-separated) more variables scripts may read as
+/// `api_key_env`, for commands that take no `--api-key-env`. Read by `Access::from_env`.
+pub const ALLOW_ENV_VAR: &str = "LLMBENCH_ALLOW_ENV";
 
 /// What a loaded script may reach beyond its own folder, and the handle that stops its calls.
 #[derive(Clone, Debug, Default)]
 pub struct Access {
+    /// Environment variables the script may read as `api_key_env` (from `--api-key-env`),
+    /// besides those `configs/targets.yaml` reads. Any other is an error naming the flag.
+    pub allow_env: Vec<String>,
     /// Stops the script's running prompt or assertion call, and every later one (Ctrl-C).
     pub cancel: Cancel,
+}
+
+impl Access {
+    /// The variables listed in `LLMBENCH_ALLOW_ENV`, and a fresh cancel handle.
+    pub fn from_env() -> Self {
+        let allow_env = std::env::var(ALLOW_ENV_VAR)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Self {
+            allow_env,
+            cancel: Cancel::new(),
+        }
+    }
+
+    /// Also allows `var` (e.g. the value of `--api-key-env`).
+    pub fn allowing(mut self, var: impl Into<String>) -> Self {
+        self.allow_env.push(var.into());
+        self
+    }
 }
 
 /// Like `load_with`, with what the script may reach and a cancel handle.
@@ -169,7 +199,7 @@ pub fn load_source(
     configs: &Configs,
     overrides: &Overrides,
 ) -> Result<Plan, ScriptError> {
-    load_source_with(path, source, configs, overrides, &Access::default())
+    load_source_with(path, source, configs, overrides, &Access::from_env())
 }
 
 /// Like `load_source`, with what the script may reach and a cancel handle.
@@ -244,12 +274,14 @@ fn engine(
         .set_max_modules(100);
     engine.disable_symbol("eval");
     let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+    let mut allowed_env = access.allow_env.clone();
+    allowed_env.extend(configs.key_vars());
     engine.set_module_resolver(library::Library::new(&base, loaded));
     engine.on_print(|s| eprintln!("{s}"));
     engine.on_debug(|s, src, pos| eprintln!("[debug {}{pos:?}] {s}", src.unwrap_or("")));
     let default_rng = Arc::new(Mutex::new(prompts::Rng::seeded(0)));
     prompts::register(&mut engine, base, default_rng);
-    dsl::register(&mut engine, configs, draft);
+    dsl::register(&mut engine, configs, draft, allowed_env);
     engine
 }
 

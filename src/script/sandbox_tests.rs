@@ -169,3 +169,140 @@ fn built_in_counts_are_bounded_before_allocating() {
     .to_string();
     assert!(err.contains("at most"), "{err}");
 }
+
+// ---- What a script may read ----
+
+const REQ: &str = "request(#{ prompt: \"x\" }); phase(\"a\", #{ requests: 1 });";
+
+fn key_of(plan: &Plan) -> Option<String> {
+    plan.target
+        .as_ref()
+        .and_then(|t| t.api_key.as_ref())
+        .map(|k| k.expose().to_owned())
+}
+
+#[test]
+fn a_script_reads_only_the_environment_variables_it_was_given() {
+    // SAFETY: these variable names are used by this test alone.
+    unsafe {
+        std::env::set_var("LLMBENCH_TEST_SANDBOX_SECRET", "aws-secret");
+        std::env::set_var("LLMBENCH_TEST_SANDBOX_FLAG", "sk-flag");
+        std::env::set_var("LLMBENCH_TEST_SANDBOX_YAML", "sk-yaml");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let configs = Configs::new(d.path().join("configs"));
+    let src = |var: &str| {
+        format!("target(#{{ base_url: \"http://127.0.0.1:9/v1\", api_key_env: \"{var}\" }}); {REQ}")
+    };
+    let load_as = |var: &str, access: &Access| {
+        load_with_access(
+            &write(d.path(), &src(var)),
+            &configs,
+            &Overrides::new(),
+            access,
+        )
+    };
+    // Not named anywhere: refused, naming the flag, and the value never appears.
+    let err = load_as("LLMBENCH_TEST_SANDBOX_SECRET", &Access::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("may not read") && err.contains("--api-key-env LLMBENCH_TEST_SANDBOX_SECRET"),
+        "{err}"
+    );
+    assert!(!err.contains("aws-secret"), "{err}");
+    // Given on the command line (the loader's allow-list).
+    let plan = load_as(
+        "LLMBENCH_TEST_SANDBOX_FLAG",
+        &Access::default().allowing("LLMBENCH_TEST_SANDBOX_FLAG"),
+    )
+    .unwrap();
+    assert_eq!(key_of(&plan).as_deref(), Some("sk-flag"));
+    // Allowed but not set: says so.
+    let err = load_as(
+        "LLMBENCH_TEST_SANDBOX_UNSET",
+        &Access::default().allowing("LLMBENCH_TEST_SANDBOX_UNSET"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("which is not set"), "{err}");
+    // Allowing one variable does not allow another.
+    assert!(
+        load_as(
+            "LLMBENCH_TEST_SANDBOX_SECRET",
+            &Access::default().allowing("LLMBENCH_TEST_SANDBOX_FLAG"),
+        )
+        .is_err()
+    );
+    // Named in configs/targets.yaml.
+    std::fs::create_dir_all(d.path().join("configs")).unwrap();
+    std::fs::write(
+        d.path().join("configs/targets.yaml"),
+        "targets:\n  - name: t\n    base_url: http://127.0.0.1:9/v1\n    api_key: \"${LLMBENCH_TEST_SANDBOX_YAML}\"\n",
+    )
+    .unwrap();
+    let plan = load_as("LLMBENCH_TEST_SANDBOX_YAML", &Access::default()).unwrap();
+    assert_eq!(key_of(&plan).as_deref(), Some("sk-yaml"));
+}
+
+#[test]
+fn access_from_env_reads_the_allow_list() {
+    // SAFETY: only this test reads the allow-list variable through `Access::from_env`; other
+    // tests that load scripts only gain permission for a variable nobody names.
+    unsafe {
+        std::env::set_var(
+            ALLOW_ENV_VAR,
+            " LLMBENCH_TEST_SANDBOX_A ,LLMBENCH_TEST_SANDBOX_B,",
+        )
+    };
+    let a = Access::from_env();
+    assert_eq!(
+        a.allow_env,
+        vec!["LLMBENCH_TEST_SANDBOX_A", "LLMBENCH_TEST_SANDBOX_B"]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn imports_and_datasets_that_lead_outside_are_refused_without_showing_the_file() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("passwd");
+    std::fs::write(&secret, "root:x:0:0:SECRET-LINE-1\n{ nope SECRET-LINE-2\n").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("lib")).unwrap();
+    std::fs::create_dir_all(d.path().join("configs")).unwrap();
+    std::fs::write(
+        d.path().join("configs/targets.yaml"),
+        "targets: [ SECRET-YAML\n",
+    )
+    .unwrap();
+    symlink(&secret, d.path().join("lib/evil.rhai")).unwrap();
+    symlink(
+        d.path().join("configs/targets.yaml"),
+        d.path().join("lib/cfg.rhai"),
+    )
+    .unwrap();
+    symlink(&secret, d.path().join("data.jsonl")).unwrap();
+    symlink(&secret, d.path().join("tok.json")).unwrap();
+    let configs = Configs::new(d.path().join("nothing"));
+    for (src, needle) in [
+        ("import \"lib/evil\" as e;", "leads outside"),
+        ("import \"lib/cfg\" as c;", "not a .rhai script"),
+        ("let ds = dataset(\"data.jsonl\");", "leads outside"),
+        ("let t = tokens(5, \"tok.json\");", "leads outside"),
+    ] {
+        let err = load(&write(d.path(), src), &configs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{src}\n  => {err}");
+        assert!(!err.contains("SECRET"), "{src}\n  => {err}");
+    }
+    // A real library file in the folder still imports.
+    std::fs::write(d.path().join("lib/ok.rhai"), "fn f() { 1 }").unwrap();
+    load(
+        &write(d.path(), &format!("import \"lib/ok\" as ok; {REQ}")),
+        &configs,
+    )
+    .unwrap();
+}
