@@ -9,6 +9,10 @@
 //! stream). A streamed request whose response has no Content-Type is read as SSE when its body
 //! starts like SSE (`data:`, `event:`, `id:`, `retry:` or a `:` comment), as openai-python reads
 //! any streamed response, and as one JSON body otherwise.
+//!
+//! Memory per request is bounded: a non-streamed body is read up to `MAX_BODY_BYTES` (more is an
+//! `invalid_response`), an SSE line and event by `sse`'s limits, and a record keeps at most
+//! `response::MAX_CHUNK_OFFSETS` chunk arrival times (the rest are counted as dropped).
 
 pub mod chunk;
 mod fresh;
@@ -417,13 +421,26 @@ impl Client {
         let mut body = start;
         let read_all = async {
             while let Some(bytes) = resp.chunk().await? {
+                if body.len() + bytes.len() > MAX_BODY_BYTES {
+                    return Ok(false);
+                }
                 body.extend_from_slice(&bytes);
             }
-            Ok::<(), reqwest::Error>(())
+            Ok::<bool, reqwest::Error>(true)
         };
-        self.before_first_token(first_token_deadline, read_all)
+        let whole = self
+            .before_first_token(first_token_deadline, read_all)
             .await?
             .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
+        if !whole {
+            return Err(Failure::new(
+                Outcome::InvalidResponse,
+                format!(
+                    "the response body is larger than {} MiB, the most llmbench reads of a body that is not streamed; it stopped reading there",
+                    MAX_BODY_BYTES >> 20
+                ),
+            ));
+        }
         st.whole_body(&body, self.clock.now_us())
     }
 
@@ -450,6 +467,10 @@ impl Client {
         }
     }
 }
+
+/// The most bytes of a non-streamed body llmbench reads (the largest real response is far
+/// smaller); a longer body is an `invalid_response`, measured up to where reading stopped.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// The media type of a server-sent event stream.
 const SSE: &str = "text/event-stream";

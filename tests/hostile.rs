@@ -339,6 +339,70 @@ async fn impossible_usage_is_an_invalid_response_and_totals_stay_sane() {
     assert_eq!(summary.all.input_tokens, u64::MAX);
 }
 
+// ---- C(4): memory per request is bounded ----
+
+#[tokio::test]
+async fn a_flood_of_tiny_chunks_keeps_a_bounded_number_of_offsets() {
+    const CHUNKS: usize = 150_000;
+    let max = llmbench::client::response::MAX_CHUNK_OFFSETS;
+    let url = serve(|_, _| Action::Repeat {
+        head: b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        body: b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n".to_vec(),
+        times: CHUNKS,
+        tail: b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+            .to_vec(),
+    })
+    .await;
+    let r = fetch(url, true).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{:?}", r.error);
+    assert_eq!(r.content_chunks, CHUNKS as u64, "every chunk is counted");
+    assert_eq!(r.chunk_offsets_us.len(), max, "offsets are capped");
+    assert_eq!(r.chunk_offsets_dropped, (CHUNKS - max) as u64);
+    // The new field round-trips, and a record written before it existed still parses.
+    let line = serde_json::to_string(&r).unwrap();
+    assert!(line.contains("\"chunk_offsets_dropped\":50000"));
+    let back: RequestRecord = serde_json::from_str(&line).unwrap();
+    assert_eq!(back.chunk_offsets_dropped, 50_000);
+    let mut old: serde_json::Value = serde_json::from_str(&line).unwrap();
+    old.as_object_mut().unwrap().remove("chunk_offsets_dropped");
+    let old: RequestRecord = serde_json::from_value(old).unwrap();
+    assert_eq!(old.chunk_offsets_dropped, 0);
+}
+
+/// Peak resident memory of this process, in bytes (Linux).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[tokio::test]
+async fn a_huge_body_is_cut_at_the_cap_with_bounded_memory() {
+    const BODY: usize = 400 << 20;
+    let url = serve(|_, _| Action::Repeat {
+        head: format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {BODY}\r\n\r\n"
+        )
+        .into_bytes(),
+        body: vec![b' '; 64 * 1024],
+        times: BODY / (64 * 1024),
+        tail: Vec::new(),
+    })
+    .await;
+    let started = Instant::now();
+    let r = fetch(url, false).await;
+    assert_eq!(r.outcome, Outcome::InvalidResponse, "{:?}", r.error);
+    let e = r.error.as_deref().unwrap();
+    assert!(e.contains("larger than 16 MiB"), "{e}");
+    assert!(r.headers_us.is_some() && r.end_us > 0, "still measured");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    if let Some(peak) = peak_rss() {
+        assert!(peak < 200 << 20, "peak RSS {} MiB", peak >> 20);
+    }
+}
+
 // ---- A: `llmbench check` on scripts that would hold it for hours ----
 
 #[test]
