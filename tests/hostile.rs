@@ -403,6 +403,36 @@ async fn a_huge_body_is_cut_at_the_cap_with_bounded_memory() {
     }
 }
 
+// ---- A: a prompt function at run time, through the feed ----
+
+#[test]
+fn the_feed_stops_a_hostile_prompt_function_within_its_budget() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("w.rhai");
+    std::fs::write(
+        &path,
+        "request(#{ prompt: |i| { if i > 0 { let a = []; a.pad(999000, 0); loop { a.push(1); a.pop(); } } `ok` } });\nphase(\"a\", #{ requests: 5 });",
+    )
+    .unwrap();
+    let plan =
+        llmbench::script::load(&path, &llmbench::config::Configs::new(d.path().join("c"))).unwrap();
+    let started = Instant::now();
+    let (mut bodies, status) = llmbench::feed::Feed::start(&plan.request, "m").split();
+    assert!(bodies.blocking_recv().is_some(), "request 0 is made");
+    assert!(
+        bodies.blocking_recv().is_none(),
+        "the feed stops at request 1"
+    );
+    drop(bodies);
+    let failure = status.failure().expect("the feed reports why");
+    let took = started.elapsed();
+    assert!(
+        failure.contains("the prompt function for request 1 took more than 5 s (the budget)"),
+        "{failure}"
+    );
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
+
 // ---- A: `llmbench check` on scripts that would hold it for hours ----
 
 #[test]
