@@ -173,7 +173,7 @@ fn check(ops: u64, cancel: &Cancel) -> Option<Trip> {
         Some(Trip::Cancelled)
     } else if live().wrapping_sub(active.live_at_start) > MEMORY_BUDGET as isize {
         Some(Trip::Memory)
-    } else if ops % CLOCK_EVERY == 0 && Instant::now() > active.deadline {
+    } else if ops.is_multiple_of(CLOCK_EVERY) && Instant::now() > active.deadline {
         Some(Trip::Time)
     } else {
         None
