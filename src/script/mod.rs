@@ -6,6 +6,22 @@
 //! imports in `library`, strict option maps in `opts`. The engine is sandboxed: no file access
 //! beyond `dataset(...)` and imports, no network, limits on operations, depth and sizes. Every
 //! error names file, line and column, with the offending line.
+//!
+//! Hostile scripts (see `budget`): evaluation, each prompt call and each assertion call run
+//! within a wall clock ([`EVAL_BUDGET`], [`PROMPT_BUDGET`], [`ASSERT_BUDGET`]) and a memory budget
+//! ([`MEMORY_BUDGET`], every collection and map key counted), checked before every operation.
+//! Files a script reads (imports, datasets, tokenizers) must lie inside the folder they were
+//! found in, links followed; an import must be a `.rhai` file.
+//!
+//! What the caller grants, through [`Access`] and [`load_with_access`] / [`load_source_with`]:
+//! - `allow_env`: environment variables the script may read as `target(#{ api_key_env })`, e.g.
+//!   `Access::from_env().allowing(var)` for `--api-key-env VAR`. Variables `configs/targets.yaml`
+//!   reads (`${VAR}`) are allowed too, and `Access::from_env` adds those listed in
+//!   `LLMBENCH_ALLOW_ENV` (comma-separated). Any other is an error naming `--api-key-env`.
+//!   `load`, `load_with` and `load_source` use `Access::from_env()`.
+//! - `cancel`: a [`Cancel`] handle; `access.cancel.cancel()` (e.g. on Ctrl-C) stops the prompt or
+//!   assertion call running now at its next operation ("... was cancelled") and makes every
+//!   later call of that plan fail at once. Clones share the flag; keep one before loading.
 
 mod budget;
 mod callbacks;
