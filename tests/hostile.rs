@@ -403,10 +403,10 @@ async fn a_huge_body_is_cut_at_the_cap_with_bounded_memory() {
     }
 }
 
-// ---- A: a prompt function at run time, through the feed ----
+// ---- A: a prompt function at run time ----
 
 #[test]
-fn the_feed_stops_a_hostile_prompt_function_within_its_budget() {
+fn a_hostile_prompt_function_stops_within_its_budget_on_the_producer_thread() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("w.rhai");
     std::fs::write(
@@ -416,16 +416,16 @@ fn the_feed_stops_a_hostile_prompt_function_within_its_budget() {
     .unwrap();
     let plan =
         llmbench::script::load(&path, &llmbench::config::Configs::new(d.path().join("c"))).unwrap();
+    let Prompt::Generated(g) = plan.request.prompt.clone() else {
+        panic!("a generated prompt")
+    };
+    // As the feed does: request 0, 1, ... on a thread of its own, stopping at the first error.
     let started = Instant::now();
-    let (mut bodies, status) = llmbench::feed::Feed::start(&plan.request, "m").split();
-    assert!(bodies.blocking_recv().is_some(), "request 0 is made");
-    assert!(
-        bodies.blocking_recv().is_none(),
-        "the feed stops at request 1"
-    );
-    drop(bodies);
-    let failure = status.failure().expect("the feed reports why");
+    let producer =
+        std::thread::spawn(move || (0..5u64).find_map(|i| g.generate(i).err().map(|e| (i, e))));
+    let (stopped_at, failure) = producer.join().unwrap().expect("the generator fails");
     let took = started.elapsed();
+    assert_eq!(stopped_at, 1);
     assert!(
         failure.contains("the prompt function for request 1 took more than 5 s (the budget)"),
         "{failure}"
