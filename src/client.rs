@@ -4,8 +4,18 @@
 //! but the Authorization header (a server that echoes it back gets it scrubbed). It enforces the
 //! first-token and whole-request timeouts, and retries (off by default) only failures that came
 //! before any content, keeping each failed attempt in the record.
+//!
+//! Media types are compared without case or parameters (`Text/Event-Stream; charset=utf-8` is a
+//! stream). A streamed request whose response has no Content-Type is read as SSE when its body
+//! starts like SSE (`data:`, `event:`, `id:`, `retry:` or a `:` comment), as openai-python reads
+//! any streamed response, and as one JSON body otherwise.
+//!
+//! Memory per request is bounded: a non-streamed body is read up to `MAX_BODY_BYTES` (more is an
+//! `invalid_response`), an SSE line and event by `sse`'s limits, and a record keeps at most
+//! `response::MAX_CHUNK_OFFSETS` chunk arrival times (the rest are counted as dropped).
 
 pub mod chunk;
+mod fresh;
 pub mod options;
 pub mod preflight;
 pub mod response;
@@ -317,13 +327,28 @@ impl Client {
                 .header(REQUEST_ID_HEADER, id)
                 .body(body.clone())
                 .send();
-            match self.before_first_token(first_token_deadline, send).await? {
+            let (sent, fresh) = self
+                .before_first_token(first_token_deadline, fresh::watch(send))
+                .await?;
+            match sent {
                 Ok(resp) => break resp,
                 // The server closed a kept-alive connection just as the request went out, before
                 // answering anything: the request was not processed, so it goes again on a new
-                // connection (recorded; the latency keeps the lost time).
-                Err(e) if st.reconnects < MAX_RECONNECTS && closed_before_response(&e) => {
+                // connection (recorded; the latency keeps the lost time). Only a reused
+                // connection: a new one closed unanswered is the server failing the request.
+                Err(e)
+                    if !fresh && st.reconnects < MAX_RECONNECTS && closed_before_response(&e) =>
+                {
                     st.reconnects += 1;
+                }
+                Err(e) if fresh && closed_before_response(&e) => {
+                    return Err(Failure::new(
+                        Outcome::Connection,
+                        format!(
+                            "the server closed a new connection without answering the request ({})",
+                            error_chain(&e.without_url())
+                        ),
+                    ));
                 }
                 Err(e) => return Err(Failure::from_reqwest(e)),
             }
@@ -349,21 +374,74 @@ impl Client {
                 format!("HTTP {}: {detail}", status.as_u16()),
             ));
         }
-        let is_sse = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if self.stream && is_sse {
-            self.read_stream(&mut resp, st, first_token_deadline).await
-        } else {
+        match (self.stream, media_type(resp.headers()).as_deref()) {
+            (true, Some(SSE)) => self.read_stream(&mut resp, st, first_token_deadline).await,
+            (true, None) => {
+                // No Content-Type: read it as SSE when it starts like SSE, as openai-python
+                // does with any streamed response; otherwise as one body.
+                let mut start = Vec::new();
+                while start.len() < SNIFF_BYTES
+                    && start.iter().all(u8::is_ascii_whitespace)
+                    && let Some(bytes) = self
+                        .before_first_token(first_token_deadline, resp.chunk())
+                        .await?
+                        .map_err(|e| {
+                            Failure::new(Outcome::StreamBroken, error_chain(&e.without_url()))
+                        })?
+                {
+                    start.extend_from_slice(&bytes);
+                }
+                if looks_like_sse(&start) {
+                    st.feed_stream(&start, self.clock.now_us());
+                    if st.complete() {
+                        return st.finish_stream(self.clock.now_us());
+                    }
+                    self.read_stream(&mut resp, st, first_token_deadline).await
+                } else {
+                    self.read_whole(&mut resp, st, start, first_token_deadline)
+                        .await
+                }
+            }
             // Asked for no stream, or the server ignored `stream: true`: one body.
-            let body = self
-                .before_first_token(first_token_deadline, resp.bytes())
-                .await?
-                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
-            st.whole_body(&body, self.clock.now_us())
+            _ => {
+                self.read_whole(&mut resp, st, Vec::new(), first_token_deadline)
+                    .await
+            }
         }
+    }
+
+    /// Reads a whole (non-streamed) body after the `start` already read.
+    async fn read_whole(
+        &self,
+        resp: &mut reqwest::Response,
+        st: &mut Received,
+        start: Vec<u8>,
+        first_token_deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), Failure> {
+        let mut body = start;
+        let read_all = async {
+            while let Some(bytes) = resp.chunk().await? {
+                if body.len() + bytes.len() > MAX_BODY_BYTES {
+                    return Ok(false);
+                }
+                body.extend_from_slice(&bytes);
+            }
+            Ok::<bool, reqwest::Error>(true)
+        };
+        let whole = self
+            .before_first_token(first_token_deadline, read_all)
+            .await?
+            .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
+        if !whole {
+            return Err(Failure::new(
+                Outcome::InvalidResponse,
+                format!(
+                    "the response body is larger than {} MiB, the most llmbench reads of a body that is not streamed; it stopped reading there",
+                    MAX_BODY_BYTES >> 20
+                ),
+            ));
+        }
+        st.whole_body(&body, self.clock.now_us())
     }
 
     async fn read_stream(
@@ -388,6 +466,34 @@ impl Client {
             }
         }
     }
+}
+
+/// The most bytes of a non-streamed body llmbench reads (the largest real response is far
+/// smaller); a longer body is an `invalid_response`, measured up to where reading stopped.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// The media type of a server-sent event stream.
+const SSE: &str = "text/event-stream";
+
+/// How much of a response without Content-Type is read to tell SSE from JSON.
+const SNIFF_BYTES: usize = 1024;
+
+/// The response's media type, lowercased, without parameters (`Text/Event-Stream;
+/// charset=utf-8` is `text/event-stream`); `None` without a Content-Type.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(v.as_bytes());
+    let media = text.split(';').next().unwrap_or_default().trim();
+    Some(media.to_ascii_lowercase())
+}
+
+/// The body starts like an SSE stream: its first line is a field (`data:`, `event:`, `id:`,
+/// `retry:`) or a comment (`:`).
+fn looks_like_sse(start: &[u8]) -> bool {
+    let start = start.trim_ascii_start();
+    [&b"data:"[..], b"event:", b"id:", b"retry:", b":"]
+        .iter()
+        .any(|p| start.starts_with(p))
 }
 
 /// How often a request is resent after its connection was closed before any response.
@@ -491,6 +597,29 @@ mod tests {
             b,
             json!({"model":"m","prompt":"x","max_tokens":32,"stream":false})
         );
+    }
+
+    #[test]
+    fn media_types_are_case_insensitive_and_sse_is_recognised_by_its_start() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            media_type(&h)
+        };
+        assert_eq!(
+            with("Text/Event-Stream; charset=utf-8").as_deref(),
+            Some(SSE)
+        );
+        assert_eq!(with(" TEXT/EVENT-STREAM ").as_deref(), Some(SSE));
+        assert_eq!(
+            with("application/json").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(media_type(&HeaderMap::new()), None);
+        assert!(looks_like_sse(b"\n data: {}"));
+        assert!(looks_like_sse(b": ping\n\n"));
+        assert!(!looks_like_sse(b"{\"data:\": 1}"));
+        assert!(!looks_like_sse(b""));
     }
 
     #[test]

@@ -176,6 +176,29 @@ impl Configs {
         Ok(file.workloads)
     }
 
+    /// The environment variables `targets.yaml` reads (each `${VAR}` in an `api_key`); empty
+    /// when the file does not exist or does not parse. A script may name these as `api_key_env`.
+    pub fn key_vars(&self) -> Vec<String> {
+        if !self.dir.join("targets.yaml").exists() {
+            return Vec::new();
+        }
+        let Ok(file) = self.read::<TargetsFile>("targets.yaml") else {
+            return Vec::new();
+        };
+        let mut vars = Vec::new();
+        for raw in file.targets.iter().filter_map(|t| t.api_key.as_deref()) {
+            let mut rest = raw;
+            while let Some(start) = rest.find("${") {
+                let Some(len) = rest[start + 2..].find('}') else {
+                    break;
+                };
+                vars.push(rest[start + 2..start + 2 + len].to_owned());
+                rest = &rest[start + 3 + len..];
+            }
+        }
+        vars
+    }
+
     /// Target names in `targets.yaml` (empty when the file does not exist).
     pub fn target_names(&self) -> Result<Vec<String>, ConfigError> {
         if !self.dir.join("targets.yaml").exists() {
@@ -299,6 +322,19 @@ mod tests {
             expand_env("${LLMBENCH_SURELY_UNSET_VAR}").unwrap_err(),
             "LLMBENCH_SURELY_UNSET_VAR"
         );
+    }
+
+    #[test]
+    fn the_variables_targets_yaml_reads_are_listed() {
+        let d = dir_with(&[(
+            "targets.yaml",
+            "targets:\n  - name: a\n    base_url: http://x\n    api_key: \"${KEY_A}\"\n  - name: b\n    base_url: http://y\n    api_key: \"pre-${KEY_B}-${KEY_C}\"\n  - name: c\n    base_url: http://z\n",
+        )]);
+        assert_eq!(
+            Configs::new(d.path()).key_vars(),
+            vec!["KEY_A", "KEY_B", "KEY_C"]
+        );
+        assert!(Configs::new(d.path().join("none")).key_vars().is_empty());
     }
 
     #[test]

@@ -175,6 +175,11 @@ pub struct RequestRecord {
         deserialize_with = "offsets_exact"
     )]
     pub chunk_offsets_us: Vec<u64>,
+    /// Content chunks whose arrival is not in `chunk_offsets_us`: past the client's cap on
+    /// offsets kept per record (`client::response::MAX_CHUNK_OFFSETS`), only the first are
+    /// kept. Chunk and token counts stay exact. Absent (0) in older records.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub chunk_offsets_dropped: u64,
 
     /// Prompt tokens as the server counted them (usage), when it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +262,7 @@ impl RequestRecord {
             last_token_us: None,
             end_us: intended_us,
             chunk_offsets_us: Vec::new(),
+            chunk_offsets_dropped: 0,
             input_tokens: None,
             output_tokens: 0,
             tokens_source: TokenSource::Chunks,
@@ -385,6 +391,10 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Appends records to a JSONL file, one line each, flushed as written.
 pub struct RecordWriter {
     path: PathBuf,
@@ -444,6 +454,7 @@ mod tests {
             last_token_us: Some(131_520),
             end_us: 131_600,
             chunk_offsets_us: vec![0, 10_000, 20_000, 30_000],
+            chunk_offsets_dropped: 0,
             input_tokens: Some(12),
             output_tokens: 4,
             tokens_source: TokenSource::Usage,

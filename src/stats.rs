@@ -372,8 +372,10 @@ impl PhaseAcc {
         if self.slo.as_ref().is_some_and(|slo| meets(slo, r)) {
             self.good += 1;
         }
-        self.input_tokens += r.input_tokens.unwrap_or(0);
-        self.output_tokens += r.output_tokens;
+        self.input_tokens = self
+            .input_tokens
+            .saturating_add(r.input_tokens.unwrap_or(0));
+        self.output_tokens = self.output_tokens.saturating_add(r.output_tokens);
         match r.tokens_source {
             TokenSource::Usage => self.from_usage += 1,
             TokenSource::Chunks => self.from_chunks += 1,
@@ -404,8 +406,8 @@ impl PhaseAcc {
         let max = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).max();
         self.first_sent_us = min(self.first_sent_us, other.first_sent_us);
         self.last_end_us = max(self.last_end_us, other.last_end_us);
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.from_usage += other.from_usage;
         self.from_chunks += other.from_chunks;
         self.reconnects += other.reconnects;

@@ -8,11 +8,33 @@ use serde::Deserialize;
 
 use crate::record::ServerTimings;
 
-/// Token usage as the server reports it.
+/// Token usage as the server reports it. A count that no request can have (negative, not a
+/// whole number, or over [`MAX_USAGE_TOKENS`]) makes the whole object invalid, so a server's
+/// nonsense never reaches the totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
+    #[serde(default, deserialize_with = "token_count")]
     pub prompt_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "token_count")]
     pub completion_tokens: Option<u64>,
+}
+
+/// The most tokens one request can plausibly count on either side (100 million: ten times the
+/// largest context windows). Not a bound from the bytes received: hidden reasoning tokens
+/// count toward `completion_tokens` without being sent.
+pub const MAX_USAGE_TOKENS: u64 = 100_000_000;
+
+fn token_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Option::<serde_json::Number>::deserialize(d)?;
+    match v {
+        None => Ok(None),
+        Some(n) => match n.as_u64() {
+            Some(t) if t <= MAX_USAGE_TOKENS => Ok(Some(t)),
+            _ => Err(serde::de::Error::custom(format!(
+                "usage reports {n} tokens; a token count is a whole number from 0 to {MAX_USAGE_TOKENS}, so the server's usage is wrong"
+            ))),
+        },
+    }
 }
 
 /// The parts of a chunk that matter for timing.
@@ -276,6 +298,28 @@ mod tests {
         let f = chunk(r#"{"choices":[{"delta":{},"finish_reason":"length"}],"usage":null}"#);
         assert!(f.finished);
         assert_eq!(f.usage, None);
+    }
+
+    #[test]
+    fn impossible_usage_is_invalid() {
+        for bad in ["18446744073709551615", "-1", "1.5", "100000001", "\"12\""] {
+            let json = format!(
+                r#"{{"choices":[],"usage":{{"prompt_tokens":1,"completion_tokens":{bad}}}}}"#
+            );
+            match parse_stream_data(json.as_bytes()) {
+                StreamItem::Invalid(msg) => {
+                    assert!(
+                        msg.contains("usage") || bad.starts_with('"'),
+                        "{bad}: {msg}"
+                    )
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let ok =
+            chunk(r#"{"choices":[],"usage":{"prompt_tokens":null,"completion_tokens":100000000}}"#);
+        assert_eq!(ok.usage.unwrap().completion_tokens, Some(MAX_USAGE_TOKENS));
+        assert_eq!(ok.usage.unwrap().prompt_tokens, None);
     }
 
     #[test]

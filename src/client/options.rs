@@ -48,6 +48,7 @@ impl ClientOptions {
             .tcp_nodelay(true)
             .pool_max_idle_per_host(pool.max(1))
             .pool_idle_timeout(Duration::from_secs(90))
+            .connector_layer(super::fresh::MarkFresh)
             .connect_timeout(
                 self.connect_timeout
                     .unwrap_or(DEFAULT_CONNECT_TIMEOUT)

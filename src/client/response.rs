@@ -11,6 +11,11 @@ use super::chunk::{
 };
 use super::sse::SseParser;
 
+/// The most chunk arrival offsets one record keeps (800 KB); later chunks are counted in
+/// `RequestRecord::chunk_offsets_dropped`, so a server streaming tiny chunks without end cannot
+/// grow one record without bound.
+pub const MAX_CHUNK_OFFSETS: usize = 100_000;
+
 /// A failed attempt: its class, which timeout fired (if one did) and a message for the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -92,6 +97,8 @@ pub struct Received {
     first_answer_us: Option<u64>,
     last_token_us: Option<u64>,
     offsets: Vec<u64>,
+    /// Content chunks past `MAX_CHUNK_OFFSETS`, whose offsets were not kept.
+    offsets_dropped: u64,
     chunks: u64,
     chars: u64,
     usage: Option<Usage>,
@@ -117,6 +124,7 @@ impl Default for Received {
             first_answer_us: None,
             last_token_us: None,
             offsets: Vec::new(),
+            offsets_dropped: 0,
             chunks: 0,
             chars: 0,
             usage: None,
@@ -207,7 +215,11 @@ impl Received {
             if info.answer_chars > 0 {
                 self.first_answer_us.get_or_insert(now);
             }
-            self.offsets.push(now - first);
+            if self.offsets.len() < MAX_CHUNK_OFFSETS {
+                self.offsets.push(now - first);
+            } else {
+                self.offsets_dropped += 1;
+            }
             self.last_token_us = Some(now);
             self.chunks += 1;
             self.chars += info.content_chars;
@@ -238,10 +250,10 @@ impl Received {
         rec.first_token_us = self.first_token_us;
         rec.first_answer_us = self.first_answer_us;
         rec.last_token_us = self.last_token_us;
-        rec.chunk_offsets_us = if rec.streamed {
-            self.offsets
+        (rec.chunk_offsets_us, rec.chunk_offsets_dropped) = if rec.streamed {
+            (self.offsets, self.offsets_dropped)
         } else {
-            Vec::new()
+            (Vec::new(), 0)
         };
         rec.content_chunks = self.chunks;
         rec.output_chars = self.chars;

@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, FnPtr};
 
 use super::ScriptError;
+use super::budget::{self, ASSERT_BUDGET, Cancel, PROMPT_BUDGET, Trip};
 use super::dsl::AssertDraft;
 use super::prompts::{Rng, content_of};
 use crate::plan::{CheckOutcome, Content, PromptGenerator, StatsCheck};
@@ -19,17 +21,40 @@ pub struct Compiled {
     pub file: PathBuf,
     pub engine: Arc<Engine>,
     pub ast: Arc<AST>,
+    /// Stops this script's calls early (see `budget`).
+    pub cancel: Cancel,
 }
 
+/// A call that failed, and the budget it ran out of, if that was why.
+type Failed = (Box<EvalAltResult>, Option<Trip>);
+
 impl Compiled {
-    fn call(&self, f: &FnPtr, args: Vec<Dynamic>) -> Result<Dynamic, String> {
-        f.call::<Dynamic>(&self.engine, &self.ast, args)
-            .map_err(|e| self.error(&e))
+    /// Calls `f` within `time` (and the memory budget).
+    fn try_call(&self, f: &FnPtr, args: Vec<Dynamic>, time: Duration) -> Result<Dynamic, Failed> {
+        budget::run(time, &self.cancel, || {
+            f.call::<Dynamic>(&self.engine, &self.ast, args)
+        })
     }
 
-    fn error(&self, e: &rhai::EvalAltResult) -> String {
+    /// Like `try_call`, with the error worded; `what` names the call for a budget error.
+    fn call(
+        &self,
+        f: &FnPtr,
+        args: Vec<Dynamic>,
+        time: Duration,
+        what: &dyn Fn() -> String,
+    ) -> Result<Dynamic, String> {
+        self.try_call(f, args, time)
+            .map_err(|failed| self.error(failed, time, what))
+    }
+
+    fn error(&self, (e, trip): Failed, time: Duration, what: &dyn Fn() -> String) -> String {
         let source = std::fs::read_to_string(&self.file).ok();
-        ScriptError::from_rhai(&self.file, source.as_deref(), e).to_string()
+        let mut err = ScriptError::from_rhai(&self.file, source.as_deref(), &e);
+        if let Some(trip) = trip {
+            err.message = trip.message(&what(), time);
+        }
+        err.to_string()
     }
 }
 
@@ -53,31 +78,31 @@ impl ScriptPrompt {
     }
 
     fn call(&self, index: u64) -> Result<Dynamic, String> {
+        let what = || format!("the prompt function for request {index}");
         let with_rng = || {
             vec![
                 Dynamic::from(index as i64),
                 Dynamic::from(Rng::for_request(self.seed, index)),
             ]
         };
+        let one = || vec![Dynamic::from(index as i64)];
+        let script = &self.script;
         match self.arity.load(Ordering::Relaxed) {
-            1 => self.script.call(&self.f, vec![Dynamic::from(index as i64)]),
-            2 => self.script.call(&self.f, with_rng()),
+            1 => script.call(&self.f, one(), PROMPT_BUDGET, &what),
+            2 => script.call(&self.f, with_rng(), PROMPT_BUDGET, &what),
             _ => {
                 // Try (i, rng); a function that takes only (i) is not found with two arguments.
-                let two = self
-                    .f
-                    .call::<Dynamic>(&self.script.engine, &self.script.ast, with_rng());
-                match two {
-                    Err(e)
+                match script.try_call(&self.f, with_rng(), PROMPT_BUDGET) {
+                    Err((e, None))
                         if matches!(&*e, EvalAltResult::ErrorFunctionNotFound(sig, _)
                         if sig.starts_with(&format!("{} (", self.f.fn_name()))) =>
                     {
                         self.arity.store(1, Ordering::Relaxed);
-                        self.script.call(&self.f, vec![Dynamic::from(index as i64)])
+                        script.call(&self.f, one(), PROMPT_BUDGET, &what)
                     }
                     other => {
                         self.arity.store(2, Ordering::Relaxed);
-                        other.map_err(|e| self.script.error(&e))
+                        other.map_err(|failed| script.error(failed, PROMPT_BUDGET, &what))
                     }
                 }
             }
@@ -117,9 +142,13 @@ impl StatsCheck for ScriptCheck {
     fn check(&self, stats: &serde_json::Value) -> Result<CheckOutcome, String> {
         let s = rhai::serde::to_dynamic(stats).map_err(|e| e.to_string())?;
         let fail = |e: String| format!("assert {:?}: {e}", self.name);
+        let what = || format!("assertion {:?}", self.name);
         match &self.check {
             AssertDraft::Bool(f) => {
-                let v = self.script.call(f, vec![s]).map_err(fail)?;
+                let v = self
+                    .script
+                    .call(f, vec![s], ASSERT_BUDGET, &what)
+                    .map_err(fail)?;
                 let passed = v.as_bool().map_err(|t| {
                     fail(format!("the function returned {t}; it must return true or false (or use assert(name, |s| value, \"<\", limit))"))
                 })?;
@@ -129,7 +158,10 @@ impl StatsCheck for ScriptCheck {
                 })
             }
             AssertDraft::Compare(f, op, limit) => {
-                let v = self.script.call(f, vec![s]).map_err(fail)?;
+                let v = self
+                    .script
+                    .call(f, vec![s], ASSERT_BUDGET, &what)
+                    .map_err(fail)?;
                 let value = if v.is_unit() {
                     None
                 } else {

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use rhai::{AST, Dynamic, Engine, FnPtr, Map};
 
+use super::budget::Cancel;
 use super::callbacks::{Compiled, ScriptCheck, ScriptPrompt};
 use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
 use super::prompts::content_of;
-use super::{Overrides, RhaiResult, ScriptError};
+use super::{ALLOW_ENV_VAR, Overrides, RhaiResult, ScriptError};
 use crate::config::Configs;
 use crate::plan::{
     ApiKey, Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Shape, Slo,
@@ -89,6 +90,7 @@ impl Draft {
         path: &Path,
         engine: Arc<Engine>,
         ast: Arc<AST>,
+        cancel: Cancel,
     ) -> Result<Plan, ScriptError> {
         let whole = |m: String| ScriptError::whole(path, m);
         if let Some(name) = self
@@ -118,6 +120,7 @@ impl Draft {
             file: path.to_owned(),
             engine,
             ast,
+            cancel,
         };
         let prompt = match request.prompt {
             PromptDraft::Fixed(Content::Text(t)) => Prompt::Text(t),
@@ -172,7 +175,8 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Draft> {
 }
 
 /// Registers every DSL function.
-pub fn register(engine: &mut Engine, configs: Configs, draft: Shared) {
+/// `allowed_env`: the environment variables a script may name as `api_key_env`.
+pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_env: Vec<String>) {
     let d = draft.clone();
     engine.register_fn("workload", move |name: &str| {
         lock(&d).workload = Some(name.to_owned());
@@ -193,6 +197,12 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared) {
         let name = o.string("name")?.unwrap_or_else(|| host_of(&base_url));
         let api_key = match o.string("api_key_env")? {
             None => None,
+            Some(var) if !allowed_env.contains(&var) => {
+                return Err(format!(
+                    "target: api_key_env names {var}, which this script may not read; a script reads only the variables given with --api-key-env, named in configs/targets.yaml (api_key: \"${{{var}}}\") or listed in {ALLOW_ENV_VAR}: run with --api-key-env {var}"
+                )
+                .into());
+            }
             Some(var) => Some(ApiKey::new(std::env::var(&var).map_err(|_| {
                 format!("target: api_key_env names {var}, which is not set; export {var}=<key>")
             })?)),

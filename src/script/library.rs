@@ -2,6 +2,10 @@
 //! (so `lib/x` is `scripts/lib/x.rhai`), then each folder in `LLMBENCH_SCRIPT_PATH`
 //! (colon-separated), then the copy of `scripts/lib` built into the binary. Imported files are
 //! compiled with the same sandboxed engine; an error inside one names that file.
+//!
+//! An import resolves inside one of those folders: a link that leads out of its folder, or to a
+//! file that is not a `.rhai` script, is refused before it is read, so an import error can never
+//! show lines of another file (a key file, a YAML config).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -98,8 +102,9 @@ impl Library {
         }
     }
 
-    /// The file `path` resolves to, or the name of a built-in copy, with its text.
-    fn find(&self, path: &str) -> Option<(String, Option<PathBuf>, String)> {
+    /// The file `path` resolves to, or the name of a built-in copy, with its text; an error
+    /// when the file found leads outside its folder or is not a script.
+    fn find(&self, path: &str) -> Result<Option<(String, Option<PathBuf>, String)>, String> {
         let rel = if path.ends_with(".rhai") {
             path.to_owned()
         } else {
@@ -107,11 +112,21 @@ impl Library {
         };
         for dir in &self.dirs {
             let file = dir.join(&rel);
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                return Some((file.display().to_string(), Some(file), text));
+            if !file.is_file() {
+                continue;
+            }
+            let real = contained(dir, &file).map_err(|e| format!("import {path:?}: {e}"))?;
+            if real.extension().is_none_or(|e| e != "rhai") {
+                return Err(format!(
+                    "import {path:?}: {} is a link to a file that is not a .rhai script; imports read only scripts",
+                    file.display()
+                ));
+            }
+            if let Ok(text) = std::fs::read_to_string(&real) {
+                return Ok(Some((file.display().to_string(), Some(file), text)));
             }
         }
-        EMBEDDED
+        Ok(EMBEDDED
             .iter()
             .find(|(name, _)| *name == rel)
             .map(|(name, text)| {
@@ -120,7 +135,7 @@ impl Library {
                     None,
                     (*text).to_owned(),
                 )
-            })
+            }))
     }
 
     fn searched(&self) -> String {
@@ -151,7 +166,10 @@ impl rhai::ModuleResolver for Library {
             )
             .into());
         }
-        let Some((name, file, text)) = self.find(path) else {
+        let found = self
+            .find(path)
+            .map_err(|e| Box::new(EvalAltResult::ErrorRuntime(e.into(), pos)))?;
+        let Some((name, file, text)) = found else {
             return Err(EvalAltResult::ErrorRuntime(
                 format!(
                     "import {path:?}: no such script; looked in {} (set {SCRIPT_PATH_VAR} to add folders)",
@@ -184,6 +202,31 @@ impl rhai::ModuleResolver for Library {
             .expect("library cache")
             .insert(path.to_owned(), module.clone());
         Ok(module)
+    }
+}
+
+/// The real path of `file`, found in folder `dir`, when it lies inside `dir` (following every
+/// link); an error saying so when a link leads out.
+pub(super) fn contained(dir: &Path, file: &Path) -> Result<PathBuf, String> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let root = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+    let real = file
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", file.display()))?;
+    if real.starts_with(&root) {
+        Ok(real)
+    } else {
+        Err(format!(
+            "{} leads outside {} (through a link); files a script reads must lie inside its folder or the library folders",
+            file.display(),
+            dir.display()
+        ))
     }
 }
 

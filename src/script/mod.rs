@@ -6,7 +6,24 @@
 //! imports in `library`, strict option maps in `opts`. The engine is sandboxed: no file access
 //! beyond `dataset(...)` and imports, no network, limits on operations, depth and sizes. Every
 //! error names file, line and column, with the offending line.
+//!
+//! Hostile scripts (see `budget`): evaluation, each prompt call and each assertion call run
+//! within a wall clock ([`EVAL_BUDGET`], [`PROMPT_BUDGET`], [`ASSERT_BUDGET`]) and a memory budget
+//! ([`MEMORY_BUDGET`], every collection and map key counted), checked before every operation.
+//! Files a script reads (imports, datasets, tokenizers) must lie inside the folder they were
+//! found in, links followed; an import must be a `.rhai` file.
+//!
+//! What the caller grants, through [`Access`] and [`load_with_access`] / [`load_source_with`]:
+//! - `allow_env`: environment variables the script may read as `target(#{ api_key_env })`, e.g.
+//!   `Access::from_env().allowing(var)` for `--api-key-env VAR`. Variables `configs/targets.yaml`
+//!   reads (`${VAR}`) are allowed too, and `Access::from_env` adds those listed in
+//!   `LLMBENCH_ALLOW_ENV` (comma-separated). Any other is an error naming `--api-key-env`.
+//!   `load`, `load_with` and `load_source` use `Access::from_env()`.
+//! - `cancel`: a [`Cancel`] handle; `access.cancel.cancel()` (e.g. on Ctrl-C) stops the prompt or
+//!   assertion call running now at its next operation ("... was cancelled") and makes every
+//!   later call of that plan fail at once. Clones share the flag; keep one before loading.
 
+mod budget;
 mod callbacks;
 mod dsl;
 mod library;
@@ -24,6 +41,7 @@ use rhai::{Engine, EvalAltResult, Position};
 use crate::config::Configs;
 use crate::plan::Plan;
 
+pub use budget::{ASSERT_BUDGET, Cancel, EVAL_BUDGET, MEMORY_BUDGET, PROMPT_BUDGET};
 pub use library::{EMBEDDED, SCRIPT_PATH_VAR};
 
 /// A script that could not be evaluated into a plan.
@@ -134,13 +152,60 @@ pub fn load_with(
     configs: &Configs,
     overrides: &Overrides,
 ) -> Result<Plan, ScriptError> {
+    load_with_access(path, configs, overrides, &Access::from_env())
+}
+
+/// Environment variable listing (comma-separated) more variables scripts may read as
+/// `api_key_env`, for commands that take no `--api-key-env`. Read by `Access::from_env`.
+pub const ALLOW_ENV_VAR: &str = "LLMBENCH_ALLOW_ENV";
+
+/// What a loaded script may reach beyond its own folder, and the handle that stops its calls.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// Environment variables the script may read as `api_key_env` (from `--api-key-env`),
+    /// besides those `configs/targets.yaml` reads. Any other is an error naming the flag.
+    pub allow_env: Vec<String>,
+    /// Stops the script's running prompt or assertion call, and every later one (Ctrl-C).
+    pub cancel: Cancel,
+}
+
+impl Access {
+    /// The variables listed in `LLMBENCH_ALLOW_ENV`, and a fresh cancel handle.
+    pub fn from_env() -> Self {
+        let allow_env = std::env::var(ALLOW_ENV_VAR)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Self {
+            allow_env,
+            cancel: Cancel::new(),
+        }
+    }
+
+    /// Also allows `var` (e.g. the value of `--api-key-env`).
+    pub fn allowing(mut self, var: impl Into<String>) -> Self {
+        self.allow_env.push(var.into());
+        self
+    }
+}
+
+/// Like `load_with`, with what the script may reach and a cancel handle.
+pub fn load_with_access(
+    path: &Path,
+    configs: &Configs,
+    overrides: &Overrides,
+    access: &Access,
+) -> Result<Plan, ScriptError> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         ScriptError::whole(
             path,
             format!("cannot read the script: {e}; check the path (scripts live in scripts/)"),
         )
     })?;
-    load_source(path, &source, configs, overrides)
+    load_source_with(path, &source, configs, overrides, access)
 }
 
 /// Evaluates `source` as if it were the script at `path` (imports resolve beside `path`).
@@ -150,19 +215,34 @@ pub fn load_source(
     configs: &Configs,
     overrides: &Overrides,
 ) -> Result<Plan, ScriptError> {
+    load_source_with(path, source, configs, overrides, &Access::from_env())
+}
+
+/// Like `load_source`, with what the script may reach and a cancel handle.
+pub fn load_source_with(
+    path: &Path,
+    source: &str,
+    configs: &Configs,
+    overrides: &Overrides,
+    access: &Access,
+) -> Result<Plan, ScriptError> {
     let source = source.to_owned();
     let draft = Arc::new(Mutex::new(dsl::Draft::new(overrides.clone())));
     let loaded = library::Loaded::default();
-    let mut engine = engine(path, configs.clone(), draft.clone(), loaded.clone());
+    let mut engine = engine(path, configs.clone(), draft.clone(), loaded.clone(), access);
     let ast = engine
         .compile(&source)
         .map_err(|e| ScriptError::at(path, Some(&source), e.1, e.0.to_string()))?;
-    engine
-        .run_ast(&ast)
-        .map_err(|e| ScriptError::from_rhai(path, Some(&source), &e))?;
+    budget::run(EVAL_BUDGET, &access.cancel, || engine.run_ast(&ast)).map_err(|(e, trip)| {
+        let mut err = ScriptError::from_rhai(path, Some(&source), &e);
+        if let Some(trip) = trip {
+            err.message = trip.message("script evaluation", EVAL_BUDGET);
+        }
+        err
+    })?;
     let ast = callable(&mut engine, ast, &source, &loaded);
     let draft = std::mem::take(&mut *draft.lock().expect("draft lock"));
-    draft.finish(path, Arc::new(engine), Arc::new(ast))
+    draft.finish(path, Arc::new(engine), Arc::new(ast), access.cancel.clone())
 }
 
 /// Makes functions the script handed over callable after its top level has run: imported
@@ -191,8 +271,15 @@ fn callable(
 }
 
 /// A sandboxed engine with the DSL and the prompt built-ins registered.
-fn engine(path: &Path, configs: Configs, draft: dsl::Shared, loaded: library::Loaded) -> Engine {
+fn engine(
+    path: &Path,
+    configs: Configs,
+    draft: dsl::Shared,
+    loaded: library::Loaded,
+    access: &Access,
+) -> Engine {
     let mut engine = Engine::new();
+    budget::install(&mut engine, access.cancel.clone());
     engine
         .set_max_operations(50_000_000)
         .set_max_call_levels(64)
@@ -203,14 +290,18 @@ fn engine(path: &Path, configs: Configs, draft: dsl::Shared, loaded: library::Lo
         .set_max_modules(100);
     engine.disable_symbol("eval");
     let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+    let mut allowed_env = access.allow_env.clone();
+    allowed_env.extend(configs.key_vars());
     engine.set_module_resolver(library::Library::new(&base, loaded));
     engine.on_print(|s| eprintln!("{s}"));
     engine.on_debug(|s, src, pos| eprintln!("[debug {}{pos:?}] {s}", src.unwrap_or("")));
     let default_rng = Arc::new(Mutex::new(prompts::Rng::seeded(0)));
     prompts::register(&mut engine, base, default_rng);
-    dsl::register(&mut engine, configs, draft);
+    dsl::register(&mut engine, configs, draft, allowed_env);
     engine
 }
 
+#[cfg(test)]
+mod sandbox_tests;
 #[cfg(test)]
 mod tests;

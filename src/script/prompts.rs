@@ -115,7 +115,8 @@ fn content_to_dynamic(c: &Content) -> Dynamic {
 pub const DATA_PATH_VAR: &str = "LLMBENCH_DATA_PATH";
 
 /// Where `dataset(path)` reads: a relative path without `..`, in the script's folder or else in
-/// a folder of `LLMBENCH_DATA_PATH`. A script cannot name arbitrary files (keys, configs).
+/// a folder of `LLMBENCH_DATA_PATH`, and (following links) still inside that folder. A script
+/// cannot name arbitrary files (keys, configs).
 pub(super) fn locate_dataset(base: &Path, path: &str) -> Result<PathBuf, String> {
     use std::path::Component;
     let rel = Path::new(path);
@@ -131,11 +132,14 @@ pub(super) fn locate_dataset(base: &Path, path: &str) -> Result<PathBuf, String>
     if let Some(extra) = std::env::var_os(DATA_PATH_VAR) {
         dirs.extend(std::env::split_paths(&extra));
     }
-    Ok(dirs
-        .iter()
-        .map(|d| d.join(rel))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| base.join(rel)))
+    for dir in &dirs {
+        let file = dir.join(rel);
+        if file.is_file() {
+            super::library::contained(dir, &file).map_err(|e| format!("{path:?}: {e}"))?;
+            return Ok(file);
+        }
+    }
+    Ok(base.join(rel))
 }
 
 /// Reads a JSONL file (one prompt per line: a string, or an object with `prompt`, `text`,
@@ -290,7 +294,7 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
             return Ok(d.clone());
         }
         let d = Dataset {
-            items: Arc::new(read_dataset(&full)?),
+            items: Arc::new(super::budget::untracked(|| read_dataset(&full))?),
         };
         cache.insert(full, d.clone());
         Ok(d)
@@ -307,8 +311,16 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
     });
 }
 
+/// The most words or tokens one built-in call makes (more would pass the string limit anyway;
+/// checked first so a huge count is an error, not an allocation).
+const MAX_COUNT: usize = 2_000_000;
+
 fn count(what: &str, n: i64) -> Result<usize, String> {
-    usize::try_from(n).map_err(|_| format!("{what}({n}): the count must be 0 or more"))
+    let n = usize::try_from(n).map_err(|_| format!("{what}({n}): the count must be 0 or more"))?;
+    if n > MAX_COUNT {
+        return Err(format!("{what}({n}): at most {MAX_COUNT} at a time"));
+    }
+    Ok(n)
 }
 
 /// Turns what a prompt function returned into request content: a string, or a list of

@@ -94,7 +94,7 @@ fn bad_values_say_what_is_wrong() {
         ("target(#{ name: \"x\" });", "base_url is required"),
         (
             "target(#{ base_url: \"http://h/v1\", api_key_env: \"LLMBENCH_UNSET_VAR_X\" });",
-            "not set",
+            "may not read",
         ),
         ("request(#{ prompt: \"x\" });", "no phase"),
         ("phase(\"a\", #{ duration: 1 });", "no request"),

@@ -76,7 +76,13 @@ impl TokenizerSet {
         }
     }
 
+    /// Loading is a trusted read of a file (or a compiled-in table): it does not count toward
+    /// the calling script's memory budget.
     pub fn get(&self, name: &str) -> Result<Arc<dyn Tokens>, String> {
+        super::budget::untracked(|| self.load(name))
+    }
+
+    fn load(&self, name: &str) -> Result<Arc<dyn Tokens>, String> {
         if !name.ends_with(".json") {
             return Ok(Arc::new(Tiktoken(encoding(name)?)));
         }
