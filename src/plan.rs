@@ -33,6 +33,29 @@ pub struct Plan {
     pub params: std::collections::BTreeMap<String, String>,
     /// With a sweep: the share of good requests (0..=1) a step needs to meet the SLO.
     pub attainment: Option<f64>,
+    /// Stops the script's prompt and assertion calls (the run cancels it on a signal).
+    #[serde(skip)]
+    pub cancel: Cancel,
+}
+
+/// Stops the running (and every later) call into one loaded script. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the call running now at its next operation, and makes every later call fail
+    /// at once.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Telemetry to collect during a run.

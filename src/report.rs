@@ -336,14 +336,20 @@ impl Renderer {
             .map_err(fail)
     }
 
-    /// Loads and compiles every template (a syntax error names its file and line).
-    pub fn compile_all(&self) -> Result<(), RenderError> {
+    /// Compiles every template (a syntax error names its file and line) and renders the run's
+    /// templates once against a run with no records, so a broken template stops a run before
+    /// its first request instead of costing it its reports.
+    pub fn check(&self) -> Result<(), RenderError> {
         for (name, _) in EMBEDDED {
             self.env
                 .get_template(name)
                 .map_err(|e| RenderError::new(name, e))?;
         }
-        Ok(())
+        let empty = crate::stats::analysis::analyze(std::iter::empty());
+        let info = RunInfo::placeholder("template-check", "");
+        let files = Files::from(&RunFiles::new(std::path::Path::new(""), &info.id));
+        let ctx = ReportContext::new(&info, &empty.summary, &empty.timeline, &[], files);
+        self.run_report(&ctx).map(|_| ())
     }
 }
 
@@ -397,6 +403,11 @@ fn pad(v: Value, width: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_templates_pass_the_check() {
+        Renderer::new(None).check().unwrap();
+    }
 
     #[test]
     fn csv_columns_are_unique_and_follow_the_naming_rule() {

@@ -26,9 +26,14 @@ fn sources() -> Vec<(String, PathBuf, String)> {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
                 let rel = p.strip_prefix(&root).unwrap().with_extension("");
-                let mut parts: Vec<String> =
-                    rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
-                if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+                let mut parts: Vec<String> = rel
+                    .iter()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .collect();
+                if matches!(
+                    parts.last().map(String::as_str),
+                    Some("mod" | "lib" | "main")
+                ) {
                     parts.pop();
                 }
                 let text = std::fs::read_to_string(&p).unwrap();
@@ -106,7 +111,8 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             targets.extend(resolve(&modules, parent, &p).or_else(|| Some(parent.join("::"))));
         }
         for t in targets {
-            let descendant = t == *module || t.starts_with(&format!("{module}::")) || module.is_empty();
+            let descendant =
+                t == *module || t.starts_with(&format!("{module}::")) || module.is_empty();
             if !descendant && !t.is_empty() {
                 edges.entry(module.clone()).or_default().insert(t);
             }
@@ -181,18 +187,34 @@ fn files_and_functions_stay_small() {
         // closes a brace at the same indentation.
         for (i, line) in lines.iter().enumerate() {
             let t = line.trim_start();
-            let is_fn = ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn ", "async fn ", "pub async fn ", "pub(crate) async fn ", "const fn "]
-                .iter()
-                .any(|p| t.starts_with(p));
+            let is_fn = [
+                "fn ",
+                "pub fn ",
+                "pub(crate) fn ",
+                "pub(super) fn ",
+                "async fn ",
+                "pub async fn ",
+                "pub(crate) async fn ",
+                "const fn ",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p));
             let one_line = t.contains('{') && t.ends_with('}');
             if !is_fn || t.ends_with(';') || one_line {
                 continue;
             }
             let indent = line.len() - t.len();
             let close = " ".repeat(indent) + "}";
-            if let Some(len) = lines[i + 1..].iter().position(|l| *l == close) {
-                if len + 2 > MAX_FN_LINES {
-                    long.push(format!("{}:{}: a function of {} lines", path.display(), i + 1, len + 2));
+            if let Some(len) = lines[i + 1..].iter().position(|l| *l == close)
+                && len + 2 > MAX_FN_LINES
+            {
+                {
+                    long.push(format!(
+                        "{}:{}: a function of {} lines",
+                        path.display(),
+                        i + 1,
+                        len + 2
+                    ));
                 }
             }
         }

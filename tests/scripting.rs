@@ -50,9 +50,13 @@ fn check_prints_the_plan_with_set_values_and_redacted_secrets() {
     let out = llmbench()
         .arg("check")
         .arg(&script)
-        .args(["--set", "rps=20"])
+        .args([
+            "--set",
+            "rps=20",
+            "--api-key-env",
+            "LLMBENCH_TEST_CHECK_KEY",
+        ])
         .env("LLMBENCH_TEST_CHECK_KEY", "sk-planted-check-key")
-        .env("LLMBENCH_ALLOW_ENV", "LLMBENCH_TEST_CHECK_KEY")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

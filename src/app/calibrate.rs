@@ -293,6 +293,7 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
         assertions: Vec::new(),
         params: Default::default(),
         attainment: None,
+        cancel: Default::default(),
     };
     let settings = Settings {
         grace: Duration::from_secs(1),

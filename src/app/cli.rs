@@ -106,6 +106,10 @@ pub struct CheckArgs {
     /// Folder holding targets.yaml and models.yaml.
     #[arg(long, value_name = "DIR", default_value = "configs")]
     pub configs: PathBuf,
+    /// The environment variable the script may read as its target's `api_key_env` (as with
+    /// a run; the key is never printed).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
 }
 
 /// `llmbench run --target T --model M --workload W`.

@@ -111,7 +111,12 @@ pub async fn run_script(args: &RunArgs) -> Result<RunOutcome, RunError> {
         .ok_or_else(|| RunError::Usage("no script given: llmbench SCRIPT.rhai".into()))?;
     let configs = Configs::new(&args.load.output.configs);
     let overrides = args.set.iter().cloned().collect();
-    let plan = crate::script::load_with(path, &configs, &overrides)?;
+    let plan = crate::script::load_with_access(
+        path,
+        &configs,
+        &overrides,
+        &access(args.load.connection.api_key_env.as_deref()),
+    )?;
     run_with_flags(
         plan,
         &args.load,
@@ -119,6 +124,16 @@ pub async fn run_script(args: &RunArgs) -> Result<RunOutcome, RunError> {
         &path.display().to_string(),
     )
     .await
+}
+
+/// What a script may read: the variables in `LLMBENCH_ALLOW_ENV` and the one `--api-key-env`
+/// names.
+fn access(api_key_env: Option<&str>) -> crate::script::Access {
+    let access = crate::script::Access::from_env();
+    match api_key_env {
+        Some(var) => access.allowing(var),
+        None => access,
+    }
 }
 
 async fn serve_mock(args: MockArgs, threads: u16) -> u8 {

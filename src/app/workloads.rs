@@ -22,7 +22,13 @@ pub const DEFAULT_OUTPUT_TOKENS: u32 = 256;
 /// `llmbench check SCRIPT`: prints the plan, sends nothing.
 pub fn check(args: &CheckArgs) -> u8 {
     let overrides: Overrides = args.set.iter().cloned().collect();
-    match script::load_with(&args.script, &Configs::new(&args.configs), &overrides) {
+    let access = super::access(args.api_key_env.as_deref());
+    match script::load_with_access(
+        &args.script,
+        &Configs::new(&args.configs),
+        &overrides,
+        &access,
+    ) {
         Ok(plan) => {
             print!("{}", describe(&plan));
             EXIT_OK

@@ -34,6 +34,29 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
+    /// A run with this id and nothing else known: every text is `unknown`.
+    pub fn placeholder(id: &str, unknown: &str) -> Self {
+        Self {
+            id: id.into(),
+            workload: unknown.into(),
+            script: unknown.into(),
+            target: unknown.into(),
+            base_url: unknown.into(),
+            model: unknown.into(),
+            endpoint: unknown.into(),
+            stream: true,
+            mock: false,
+            started_at: unknown.into(),
+            wall_s: 0.0,
+            interrupted: false,
+            llmbench_version: env!("CARGO_PKG_VERSION").into(),
+            host: unknown.into(),
+            phases: Vec::new(),
+            max_tokens: None,
+            fixed_prompt: false,
+        }
+    }
+
     /// What the plan asked of each request, for the warnings.
     pub fn requested(&self) -> Requested {
         Requested {

@@ -149,23 +149,10 @@ impl Seen {
     /// A description for a run whose metadata file is missing: what the records can tell.
     fn stand_in_info(self, id: &str) -> RunInfo {
         RunInfo {
-            id: id.into(),
-            workload: "unknown".into(),
-            script: "unknown".into(),
-            target: "unknown".into(),
-            base_url: "unknown".into(),
-            model: "unknown".into(),
-            endpoint: "unknown".into(),
             stream: self.streamed,
-            mock: false,
-            started_at: "unknown".into(),
             wall_s: self.last_end_us as f64 / 1e6,
-            interrupted: false,
-            llmbench_version: env!("CARGO_PKG_VERSION").into(),
-            host: "unknown".into(),
             phases: self.phases.into_iter().filter(|p| !p.is_empty()).collect(),
-            max_tokens: None,
-            fixed_prompt: false,
+            ..RunInfo::placeholder(id, "unknown")
         }
     }
 }

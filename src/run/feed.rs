@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::client::build_body;
-use crate::plan::{Content, Prompt, RequestSpec};
+use crate::plan::{Cancel, Content, Prompt, RequestSpec};
 
 /// How many bodies the producer keeps ready.
 pub const AHEAD: usize = 1024;
@@ -50,8 +50,9 @@ impl FeedStatus {
 }
 
 impl Feed {
-    /// Starts producing bodies for `spec` addressed to `model`.
-    pub fn start(spec: &RequestSpec, model: &str) -> Self {
+    /// Starts producing bodies for `spec` addressed to `model`. A generator error after
+    /// `cancel` (the run is stopping) is the stop, not a failure.
+    pub fn start(spec: &RequestSpec, model: &str, cancel: Cancel) -> Self {
         let (tx, rx) = mpsc::channel(AHEAD);
         let (spec, model) = (spec.clone(), model.to_owned());
         let status = FeedStatus::default();
@@ -64,6 +65,7 @@ impl Feed {
                 }));
                 match made {
                     Ok(Ok(())) => {}
+                    Ok(Err(_)) if cancel.is_cancelled() => {}
                     Ok(Err(e)) => shared.fail(e),
                     Err(_) => shared.fail("the prompt generator panicked".into()),
                 }

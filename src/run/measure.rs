@@ -62,7 +62,7 @@ impl Prepared {
             mock,
         } = self;
         let (plan, clock) = (&setup.plan, setup.clock);
-        let feed = Feed::start(&plan.request, &setup.model);
+        let feed = Feed::start(&plan.request, &setup.model, plan.cancel.clone());
         let mut sinks = Sinks {
             stats: Analyzer::new().with_slo(plan.slo),
             raw: raw.map(RawSink::new),

@@ -74,6 +74,9 @@ pub async fn run(
     let renderer = prepared.renderer.take();
     let signals = Signals::watch(settings.grace)
         .map_err(|e| RunError::Usage(format!("cannot watch for Ctrl-C and SIGTERM: {e}")))?;
+    // A signal also stops the script's prompt or assertion call that is running.
+    let cancel = prepared.setup.plan.cancel.clone();
+    let _cancel_scripts = signals.on_stop(move || cancel.cancel());
     let measured = prepared.measure(&signals, sinks).await?;
     let n = measured.setup.plan.assertions.len();
     if n > 0 && !settings.quiet {

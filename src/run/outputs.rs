@@ -2,15 +2,13 @@
 //! from the `RunOutcome` alone (summary CSV, Markdown and HTML reports, run metadata JSON,
 //! `--export-json`); `write_atomic` writes each to a temporary file beside its path and renames
 //! it into place, so a reader never sees half a file. The raw records are streamed by their
-//! sink during the run, not here. Templates are checked before the first request
-//! (`check_templates`) so a broken template cannot cost a run its reports.
+//! sink during the run, not here.
 
 use std::path::{Path, PathBuf};
 
 use crate::record::RunFiles;
 use crate::report::export::{RunExport, to_json};
 use crate::report::{Files, RenderError, Renderer, ReportContext};
-use crate::stats::analysis::analyze;
 use crate::stats::timeline::Timeline;
 
 use super::RunError;
@@ -28,35 +26,6 @@ pub struct Export {
 pub struct Exports {
     pub files: Vec<Export>,
     pub terminal: String,
-}
-
-/// Compiles every template and renders the run's templates once against a run with no
-/// records, so a syntax error or an unknown variable stops the run before it starts.
-pub fn check_templates(renderer: &Renderer) -> Result<(), RenderError> {
-    renderer.compile_all()?;
-    let empty = analyze(std::iter::empty());
-    let info = crate::record::RunInfo {
-        id: "template-check".into(),
-        workload: String::new(),
-        script: String::new(),
-        target: String::new(),
-        base_url: String::new(),
-        model: String::new(),
-        endpoint: String::new(),
-        stream: true,
-        mock: false,
-        started_at: String::new(),
-        wall_s: 0.0,
-        interrupted: false,
-        llmbench_version: String::new(),
-        host: String::new(),
-        phases: Vec::new(),
-        max_tokens: None,
-        fixed_prompt: false,
-    };
-    let files = Files::from(&RunFiles::new(Path::new(""), "template-check"));
-    let ctx = ReportContext::new(&info, &empty.summary, &empty.timeline, &[], files);
-    renderer.run_report(&ctx).map(|_| ())
 }
 
 /// Renders every output of `outcome` whose files are `files`; `export_json` is the
@@ -178,8 +147,4 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
-    #[test]
-    fn the_built_in_templates_pass_the_check() {
-        check_templates(&Renderer::new(None)).unwrap();
-    }
 }

@@ -23,7 +23,6 @@ use crate::settings::{Outputs, Settings};
 use crate::telemetry::Telemetry;
 
 use super::RunError;
-use super::outputs;
 
 /// What a run is: settled before the first request, carried to the end unchanged.
 #[derive(Debug, Clone)]
@@ -72,7 +71,7 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
         } => {
             check_writable(results, export_json.as_deref())?;
             let renderer = Renderer::new(templates.clone());
-            outputs::check_templates(&renderer)?;
+            renderer.check()?;
             Some(renderer)
         }
         Outputs::Memory => None,

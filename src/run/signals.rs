@@ -114,6 +114,15 @@ impl Signals {
         })
     }
 
+    /// Calls `f` once when the run is stopped (for as long as the returned guard lives).
+    pub fn on_stop(&self, f: impl FnOnce() + Send + 'static) -> OnStop {
+        let stop = self.stop.clone();
+        OnStop(tokio::spawn(async move {
+            stop.cancelled().await;
+            f();
+        }))
+    }
+
     /// The signal that interrupted the run, if one came.
     pub fn interrupted(&self) -> Option<Interrupt> {
         Interrupt::from_code(self.which.load(Ordering::SeqCst))
@@ -127,6 +136,15 @@ impl Signals {
             _ = self.stop.cancelled() => None,
             out = work => Some(out),
         }
+    }
+}
+
+/// Keeps an `on_stop` callback armed; dropping it disarms it.
+pub struct OnStop(tokio::task::JoinHandle<()>);
+
+impl Drop for OnStop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

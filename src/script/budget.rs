@@ -20,8 +20,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult};
@@ -39,25 +37,7 @@ pub const MEMORY_BUDGET: usize = 128 * 1024 * 1024;
 /// costs ~20 ns).
 const CLOCK_EVERY: u64 = 16;
 
-/// Stops the running (and every later) call into one loaded script. Clones share the flag.
-#[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Stops the call running now at its next operation, and makes every later call fail
-    /// at once.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+pub use crate::plan::Cancel;
 
 /// Which budget a call ran out of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

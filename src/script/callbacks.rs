@@ -11,9 +11,14 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, FnPtr};
 
 use super::ScriptError;
 use super::budget::{self, ASSERT_BUDGET, Cancel, PROMPT_BUDGET, Trip};
-use super::dsl::AssertDraft;
 use super::prompts::{Rng, content_of};
 use crate::plan::{CheckOutcome, Content, PromptGenerator, StatsCheck};
+
+/// `assert(name, |s| bool)` or `assert(name, |s| value, op, limit)`, as the script gave it.
+pub enum AssertDraft {
+    Bool(FnPtr),
+    Compare(FnPtr, String, f64),
+}
 
 /// A compiled script and the file it came from.
 #[derive(Clone)]

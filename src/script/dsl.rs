@@ -10,7 +10,7 @@ use std::time::Duration;
 use rhai::{AST, Dynamic, Engine, FnPtr, Map};
 
 use super::budget::Cancel;
-use super::callbacks::{Compiled, ScriptCheck, ScriptPrompt};
+use super::callbacks::{AssertDraft, Compiled, ScriptCheck, ScriptPrompt};
 use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
 use super::prompts::content_of;
@@ -55,12 +55,6 @@ struct RequestDraft {
 enum PromptDraft {
     Fixed(Content),
     Function(FnPtr),
-}
-
-/// `assert(name, |s| bool)` or `assert(name, |s| value, op, limit)`.
-pub enum AssertDraft {
-    Bool(FnPtr),
-    Compare(FnPtr, String, f64),
 }
 
 /// Body fields the request options already own.
@@ -120,7 +114,7 @@ impl Draft {
             file: path.to_owned(),
             engine,
             ast,
-            cancel,
+            cancel: cancel.clone(),
         };
         let prompt = match request.prompt {
             PromptDraft::Fixed(Content::Text(t)) => Prompt::Text(t),
@@ -166,6 +160,7 @@ impl Draft {
             assertions,
             params: self.params,
             attainment: self.attainment,
+            cancel,
         })
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! An import resolves inside one of those folders: a link that leads out of its folder, or to a
 //! file that is not a `.rhai` script, is refused before it is read, so an import error can never
-//! show lines of another file (a key file, a YAML config).
+//! show lines of another file (a key file, a YAML config). `locate_dataset` applies the same
+//! rule to the data files `dataset(...)` and tokenizers read.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -228,6 +229,37 @@ pub(super) fn contained(dir: &Path, file: &Path) -> Result<PathBuf, String> {
             dir.display()
         ))
     }
+}
+
+/// Environment variable with extra folders `dataset(...)` may read from.
+pub const DATA_PATH_VAR: &str = "LLMBENCH_DATA_PATH";
+
+/// Where `dataset(path)` reads: a relative path without `..`, in the script's folder or else in
+/// a folder of `LLMBENCH_DATA_PATH`, and (following links) still inside that folder. A script
+/// cannot name arbitrary files (keys, configs).
+pub(super) fn locate_dataset(base: &Path, path: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let rel = Path::new(path);
+    if !rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "{path:?}: give a path relative to the script's folder, without \"..\"; for files elsewhere add their folder to {DATA_PATH_VAR}"
+        ));
+    }
+    let mut dirs = vec![base.to_owned()];
+    if let Some(extra) = std::env::var_os(DATA_PATH_VAR) {
+        dirs.extend(std::env::split_paths(&extra));
+    }
+    for dir in &dirs {
+        let file = dir.join(rel);
+        if file.is_file() {
+            contained(dir, &file).map_err(|e| format!("{path:?}: {e}"))?;
+            return Ok(file);
+        }
+    }
+    Ok(base.join(rel))
 }
 
 #[cfg(test)]

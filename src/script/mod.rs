@@ -31,6 +31,7 @@ mod opts;
 mod phases;
 pub mod prompts;
 pub mod tokens;
+mod words;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tiktoken_rs::CoreBPE;
 
-use super::prompts::{Rng, locate_dataset, words_from};
+use super::library::locate_dataset;
+use super::words::{Rng, words_from};
 
 /// Something that turns text into token ids and back.
 pub trait Tokens: Send + Sync {
@@ -147,7 +148,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         // A word-level tokenizer over the prompt vocabulary.
         let mut vocab = vec!["[UNK]"];
-        for w in super::super::prompts::VOCABULARY {
+        for w in super::super::words::VOCABULARY {
             if !vocab.contains(w) {
                 vocab.push(w);
             }
