@@ -93,17 +93,6 @@ impl BusyMeter {
         }
         ((thread_cpu_s() - self.cpu_s) / wall).clamp(0.0, 1.0)
     }
-
-    /// The warning a run gives when the request thread was too busy to be trusted.
-    pub fn warning(&self) -> Option<String> {
-        let busy = self.busy_share();
-        (busy >= BUSY_WARNING).then(|| {
-            format!(
-                "llmbench's request thread was busy {:.0}% of the run, so its own queueing may have delayed sends and first-token stamps: rerun with --threads 2 (or more), on a machine with more free cores, or check this machine's limits with `llmbench calibrate`.",
-                busy * 100.0
-            )
-        })
-    }
 }
 
 /// CPU time (user + system) of the calling thread so far, seconds.

@@ -24,7 +24,7 @@ use crate::outcome::verdict::Verdict;
 use crate::plan::Slo;
 use crate::record::{Outcome, RunFiles, RunInfo};
 use crate::stats::timeline::Timeline;
-use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary};
+use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary, Warning};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::{Energy, TelemetrySummary};
 
@@ -80,7 +80,7 @@ pub struct ReportContext<'a> {
     /// All measured phases together.
     pub all: PhaseView<'a>,
     pub warmup_requests: u64,
-    pub warnings: &'a [String],
+    pub warnings: &'a [Warning],
     /// Summary CSV header and rows (phases, then `all`), already formatted.
     pub columns: Vec<String>,
     pub rows: Vec<Vec<String>>,
@@ -128,7 +128,7 @@ impl<'a> ReportContext<'a> {
         run: &'a RunInfo,
         summary: &'a Summary,
         timeline: &Timeline,
-        warnings: &'a [String],
+        warnings: &'a [Warning],
         files: Files,
     ) -> Self {
         Self {

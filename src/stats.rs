@@ -13,6 +13,7 @@ mod warnings;
 pub use crate::record::Requested;
 use round::round_to_unit;
 pub use shape::{Bin, Shape};
+pub use warnings::Warning;
 
 use std::collections::BTreeMap;
 

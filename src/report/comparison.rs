@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::Chart;
 use super::charts::{self, BarGroup};
 use crate::record::RunInfo;
+use crate::stats::Warning;
 use crate::stats::{Metric, PhaseStats};
 
 /// A metric the comparison shows, and which direction is better.
@@ -72,7 +73,7 @@ fn value(p: &PhaseStats, key: &str) -> Option<f64> {
 pub struct ComparedRun<'a> {
     pub info: &'a RunInfo,
     pub all: &'a PhaseStats,
-    pub warnings: &'a [String],
+    pub warnings: &'a [Warning],
     /// The run's own HTML report, relative to the comparison report.
     pub report_link: String,
 }
@@ -103,7 +104,7 @@ pub struct Row {
     pub is_baseline: bool,
     pub interrupted: bool,
     pub cells: Vec<Cell>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     pub report_link: String,
 }
 

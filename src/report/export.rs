@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::record::RunInfo;
 use crate::stats::timeline::Timeline;
-use crate::stats::{PhaseStats, Summary};
+use crate::stats::{PhaseStats, Summary, Warning};
 
 /// Schema of `llmbench run --export-json`.
 pub const RUN_SCHEMA: &str = "llmbench.run/1";
@@ -22,7 +22,7 @@ pub struct RunExport<'a> {
     pub phases: &'a [PhaseStats],
     pub all: &'a PhaseStats,
     pub warmup_requests: u64,
-    pub warnings: &'a [String],
+    pub warnings: &'a [Warning],
     pub timeline: &'a Timeline,
 }
 
@@ -31,7 +31,7 @@ impl<'a> RunExport<'a> {
         run: &'a RunInfo,
         summary: &'a Summary,
         timeline: &'a Timeline,
-        warnings: &'a [String],
+        warnings: &'a [Warning],
     ) -> Self {
         Self {
             schema: RUN_SCHEMA,

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::record::{RecordReadError, RequestRecord, RunFiles, RunInfo, for_each_record};
+use crate::stats::Warning;
 use crate::stats::analysis::{Analysis, Analyzer, telemetry_over};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::TelemetrySummary;
@@ -17,7 +18,7 @@ pub struct StoredRun {
     pub info: RunInfo,
     pub analysis: Analysis,
     /// Warnings recomputed from the records and the run's description.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     pub files: Files,
     /// Whether `results/runs/<id>.json` was found (otherwise `info` is a stand-in).
     pub has_metadata: bool,

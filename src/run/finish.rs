@@ -8,9 +8,9 @@ use crate::outcome::sweep::{self, SweepOutcome};
 use crate::outcome::verdict::Verdict;
 use crate::plan::Prompt;
 use crate::record::{Requested, RunFiles, RunInfo};
-use crate::stats::Summary;
 use crate::stats::analysis::telemetry_over;
 use crate::stats::timeline::Timeline;
+use crate::stats::{Summary, Warning};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::TelemetrySummary;
 
@@ -29,7 +29,7 @@ pub struct RunOutcome {
     /// Telemetry over the measured windows (empty when nothing was sampled).
     pub telemetry: TelemetrySummary,
     pub readings: Vec<Reading>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// The script's assertions, evaluated against `summary`.
     pub verdicts: Vec<Verdict>,
     /// What a capacity sweep found, if the plan held one.
@@ -78,22 +78,19 @@ pub fn finish(
         max_tokens: plan.request.max_tokens,
         fixed_prompt: matches!(plan.request.prompt, Prompt::Text(_)),
     };
-    let mut warnings = summary.warnings(&requested);
-    warnings.extend(m.busy_warning);
-    if let Some(e) = &m.write_error {
-        warnings.insert(0, format!("Writing raw records failed ({e}); the raw file is incomplete, but these statistics cover every request."));
-    }
+    let mut warnings = Vec::new();
     if let Some(e) = &m.feed_error {
-        warnings.insert(
-            0,
-            format!("The prompt generator failed, so the run stopped early: {e}"),
-        );
+        warnings.push(Warning::PromptGeneratorFailed { error: e.clone() });
+    }
+    if let Some(e) = &m.write_error {
+        warnings.push(Warning::RawWriteFailed { error: e.clone() });
+    }
+    warnings.extend(summary.warnings(&requested));
+    if let Some(share) = m.busy_share.filter(|s| *s >= crate::host::BUSY_WARNING) {
+        warnings.push(Warning::BusyRequestThread { share });
     }
     if verdicts.is_none() && !plan.assertions.is_empty() {
-        warnings.push(
-            "The run was interrupted while its assertions were evaluated, so none is reported."
-                .into(),
-        );
+        warnings.push(Warning::AssertionsNotEvaluated);
     }
     let info = RunInfo {
         id: setup.run_id.clone(),

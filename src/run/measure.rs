@@ -33,8 +33,9 @@ pub struct Measured {
     pub ran_phases: Vec<Phase>,
     /// Throughput of a sweep's saturation phase, requests per second.
     pub saturation: Option<f64>,
-    /// llmbench's request thread was too busy to trust its stamps.
-    pub busy_warning: Option<String>,
+    /// Share of the phases' wall time llmbench's request thread was on the CPU (one request
+    /// thread only).
+    pub busy_share: Option<f64>,
     /// Writing the raw records failed (the first error, naming the file).
     pub write_error: Option<String>,
     /// The prompt generator failed (a script error), which ended the run early.
@@ -112,7 +113,7 @@ impl Prepared {
             }
         }
         let wall_s = clock.now_us() as f64 / 1e6;
-        let busy_warning = busy.and_then(|b| b.warning());
+        let busy_share = busy.map(|b| b.busy_share());
         if let Some((_, server)) = &live {
             server.abort();
         }
@@ -134,7 +135,7 @@ impl Prepared {
             readings: collected.readings,
             ran_phases,
             saturation,
-            busy_warning,
+            busy_share,
             write_error: sinks.raw.and_then(|r| r.error),
             feed_error,
             stopped: signals.stop.is_cancelled(),
