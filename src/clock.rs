@@ -29,7 +29,7 @@ impl Clock {
 
     /// Microseconds from the origin to `t` (0 for instants before the origin).
     pub fn us_at(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.origin).as_micros() as u64
+        crate::units::duration_us(t.saturating_duration_since(self.origin))
     }
 
     /// The instant `us` microseconds after the origin.

@@ -24,3 +24,4 @@ pub mod script;
 pub mod settings;
 pub mod stats;
 pub mod telemetry;
+pub mod units;

@@ -374,7 +374,7 @@ impl RequestRecord {
     /// Output tokens per second of end-to-end latency (successful requests).
     pub fn output_tok_per_s(&self) -> Option<f64> {
         let e2el = self.e2el_us()?;
-        (e2el > 0).then(|| self.output_tokens as f64 / (e2el as f64 / 1e6))
+        (e2el > 0).then(|| self.output_tokens as f64 / crate::units::us_to_s(e2el))
     }
 
     fn succeeded(&self) -> Option<()> {

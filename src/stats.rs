@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::plan::Slo;
 use crate::record::{Outcome, RequestRecord, TokenSource};
+use crate::units::{span_s, us_f_to_ms, us_to_ms};
 
 /// The latency and token metrics every phase reports, in CSV column order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,9 +325,9 @@ pub fn meets(slo: &Slo, r: &RequestRecord) -> bool {
         (Some(_), None) => false,
     };
     r.outcome == Outcome::Ok
-        && within(slo.ttft_ms, r.ttft_us().map(|u| u as f64 / 1000.0))
-        && (r.tpot_us().is_none() || within(slo.tpot_ms, r.tpot_us().map(|u| u / 1000.0)))
-        && within(slo.e2el_ms, r.e2el_us().map(|u| u as f64 / 1000.0))
+        && within(slo.ttft_ms, r.ttft_us().map(us_to_ms))
+        && (r.tpot_us().is_none() || within(slo.tpot_ms, r.tpot_us().map(us_f_to_ms)))
+        && within(slo.e2el_ms, r.e2el_us().map(us_to_ms))
 }
 
 impl PhaseAcc {
@@ -364,7 +365,7 @@ impl PhaseAcc {
                 self.metrics[i].add(v * m.scale());
             }
         };
-        let ms = |us: Option<u64>| us.map(|v| v as f64 / 1000.0);
+        let ms = |us: Option<u64>| us.map(us_to_ms);
         put(Metric::QueueMs, ms(r.queue_us()));
         put(Metric::LatenessMs, ms(Some(r.lateness_us())));
         if r.outcome != Outcome::Ok {
@@ -384,7 +385,7 @@ impl PhaseAcc {
         put(Metric::TtftMs, ms(r.ttft_us()));
         put(Metric::TtftAnswerMs, ms(r.ttft_answer_us()));
         put(Metric::TtftIntendedMs, ms(r.ttft_intended_us()));
-        put(Metric::TpotMs, r.tpot_us().map(|us| us / 1000.0));
+        put(Metric::TpotMs, r.tpot_us().map(us_f_to_ms));
         put(Metric::E2elMs, ms(r.e2el_us()));
         put(Metric::E2elIntendedMs, ms(r.e2el_intended_us()));
         put(Metric::OutputTokS, r.output_tok_per_s());
@@ -427,7 +428,7 @@ impl PhaseAcc {
         let requests: u64 = self.outcomes.values().sum();
         let ok = self.outcomes.get(&Outcome::Ok).copied().unwrap_or(0);
         let duration_s = match (self.first_sent_us, self.last_end_us) {
-            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e6,
+            (Some(a), Some(b)) if b > a => span_s(a, b),
             _ => 0.0,
         };
         let per_s = |n: u64| {

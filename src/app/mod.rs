@@ -19,6 +19,7 @@ use crate::config::Configs;
 use crate::mock::MockConfig;
 use crate::run::{RunError, RunOutcome};
 use crate::settings::{self, LoadFlags};
+use crate::units::ms_to_duration;
 use cli::{Cli, Command, MockArgs, RunArgs};
 
 pub const EXIT_OK: u8 = 0;
@@ -138,8 +139,8 @@ fn access(api_key_env: Option<&str>) -> crate::script::Access {
 
 async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
     let config = MockConfig {
-        ttft: Duration::from_secs_f64(args.ttft_ms / 1000.0),
-        itl: Duration::from_secs_f64(args.itl_ms / 1000.0),
+        ttft: ms_to_duration(args.ttft_ms),
+        itl: ms_to_duration(args.itl_ms),
         output_tokens: args.output_tokens,
         model: args.model,
         faults: crate::mock::FaultConfig {
@@ -149,7 +150,7 @@ async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
             drop_rate: args.faults.drop_rate,
             garbage_rate: args.faults.garbage_rate,
             stall_rate: args.faults.stall_rate,
-            stall: Duration::from_secs_f64(args.faults.stall_ms / 1000.0),
+            stall: ms_to_duration(args.faults.stall_ms),
             require_key: args.faults.require_key,
         },
         max_running: args.max_running,

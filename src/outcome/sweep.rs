@@ -13,7 +13,7 @@ pub const DEFAULT_ATTAINMENT: f64 = 0.9;
 
 /// Throughput of a finished saturation phase: requests completed per second of the phase.
 pub fn saturation_rps(run: &PhaseRun) -> Option<f64> {
-    let secs = run.ended_us.saturating_sub(run.started_us) as f64 / 1e6;
+    let secs = crate::units::span_s(run.started_us, run.ended_us);
     (secs > 0.0 && run.dispatched > 0).then(|| run.dispatched as f64 / secs)
 }
 

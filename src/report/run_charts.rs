@@ -109,7 +109,7 @@ fn telemetry(readings: &[Reading], t: &Timeline) -> Vec<Chart> {
             .entry(key)
             .or_insert((r.kind, Vec::new()))
             .1
-            .push((r.t_us as f64 / 1e6, r.value));
+            .push((crate::units::us_to_s(r.t_us), r.value));
     }
     let mut names: Vec<&str> = by_name.keys().copied().collect();
     let rank = |n: &str| {

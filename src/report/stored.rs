@@ -151,7 +151,7 @@ impl Seen {
     fn stand_in_info(self, id: &str) -> RunInfo {
         RunInfo {
             stream: self.streamed,
-            wall_s: self.last_end_us as f64 / 1e6,
+            wall_s: crate::units::us_to_s(self.last_end_us),
             phases: self.phases.into_iter().filter(|p| !p.is_empty()).collect(),
             ..RunInfo::placeholder(id, "unknown")
         }

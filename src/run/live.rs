@@ -149,12 +149,12 @@ impl Live {
         }
         p.input_tokens += r.input_tokens.unwrap_or(0);
         p.output_tokens += r.output_tokens;
-        let secs = |us: u64| us as f64 / 1e6;
+        let secs = crate::units::us_to_s;
         if let Some(v) = r.ttft_us() {
             p.ttft.observe(secs(v));
         }
         if let Some(v) = r.tpot_us() {
-            p.tpot.observe(v / 1e6);
+            p.tpot.observe(crate::units::us_f_to_s(v));
         }
         for gap in r.itl_us() {
             p.itl.observe(secs(gap));

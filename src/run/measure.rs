@@ -112,7 +112,7 @@ impl Prepared {
                 break;
             }
         }
-        let wall_s = clock.now_us() as f64 / 1e6;
+        let wall_s = crate::units::us_to_s(clock.now_us());
         let busy_share = busy.map(|b| b.busy_share());
         if let Some((_, server)) = &live {
             server.abort();

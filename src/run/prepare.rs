@@ -9,7 +9,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::client::Client;
 use crate::client::preflight;
@@ -21,6 +20,7 @@ use crate::report::Renderer;
 use crate::run::live::{self, Live};
 use crate::settings::{Outputs, Settings};
 use crate::telemetry::Telemetry;
+use crate::units::ms_to_duration;
 
 use super::RunError;
 
@@ -197,8 +197,8 @@ fn check_writable(results: &Path, export_json: Option<&Path>) -> Result<(), RunE
 
 fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
     let config = MockConfig {
-        ttft: Duration::from_secs_f64(plan.mock.ttft_ms / 1000.0),
-        itl: Duration::from_secs_f64(plan.mock.itl_ms / 1000.0),
+        ttft: ms_to_duration(plan.mock.ttft_ms),
+        itl: ms_to_duration(plan.mock.itl_ms),
         output_tokens: plan.mock.output_tokens,
         model: MOCK_MODEL.into(),
         faults: crate::mock::FaultConfig::default(),

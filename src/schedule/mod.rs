@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(run.dispatched, 507);
         let expected: Vec<u64> = arrival_offsets(50.0, Arrival::Poisson, 3)
             .take(507)
-            .map(|o| o.as_micros() as u64)
+            .map(crate::units::duration_us)
             .collect();
         let seen = by_id(seen);
         for (d, at) in seen.iter().zip(&expected) {

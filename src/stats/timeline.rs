@@ -171,7 +171,7 @@ impl TimelineBuilder {
             .enumerate()
             .map(|(t, b)| {
                 whole += b.whole_delta;
-                let ms = |us: u64| us as f64 / 1000.0;
+                let ms = crate::units::us_to_ms;
                 Second {
                     t: t as u64,
                     sent: b.sent,

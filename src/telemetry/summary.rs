@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Kind, Reading};
+use crate::units::span_s;
 
 /// A stretch of the run to summarise: a phase, or all measured phases.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +122,7 @@ fn increase(pts: &[(u64, f64)], start: u64, end: u64) -> f64 {
 fn integral(pts: &[(u64, f64)], start: u64, end: u64) -> f64 {
     clip(pts, start, end)
         .windows(2)
-        .map(|w| (w[1].0 - w[0].0) as f64 / 1e6 * (w[0].1 + w[1].1) / 2.0)
+        .map(|w| span_s(w[0].0, w[1].0) * (w[0].1 + w[1].1) / 2.0)
         .sum()
 }
 
@@ -142,7 +143,7 @@ pub fn summarize(readings: &[Reading], windows: &[Window]) -> TelemetrySummary {
     ) else {
         return TelemetrySummary::default();
     };
-    let span_s = (end.saturating_sub(start)) as f64 / 1e6;
+    let secs = span_s(start, end);
     let series = grouped
         .iter()
         .map(|((source, name, labels), (kind, pts))| {
@@ -168,7 +169,7 @@ pub fn summarize(readings: &[Reading], windows: &[Window]) -> TelemetrySummary {
                 max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 last: *values.last().expect("at least one value"),
                 delta,
-                rate_per_s: delta.filter(|_| span_s > 0.0).map(|d| d / span_s),
+                rate_per_s: delta.filter(|_| secs > 0.0).map(|d| d / secs),
             }
         })
         .collect();
@@ -202,7 +203,7 @@ pub fn summarize(readings: &[Reading], windows: &[Window]) -> TelemetrySummary {
                                 }
                             })
                             .sum();
-                        let secs = (w.end_us.saturating_sub(w.start_us)) as f64 / 1e6;
+                        let secs = span_s(w.start_us, w.end_us);
                         let tokens = (w.output_tokens > 0).then_some(w.output_tokens as f64);
                         Energy {
                             window: w.name.clone(),
@@ -241,8 +242,8 @@ mod tests {
     fn window(start_s: f64, end_s: f64, tokens: u64) -> Window {
         Window {
             name: "w".into(),
-            start_us: (start_s * 1e6) as u64,
-            end_us: (end_s * 1e6) as u64,
+            start_us: crate::units::s_to_us(start_s),
+            end_us: crate::units::s_to_us(end_s),
             output_tokens: tokens,
         }
     }
@@ -258,7 +259,7 @@ mod tests {
                     "gpu_power_w",
                     Kind::Gauge,
                     "0",
-                    (t * 1e6) as u64,
+                    crate::units::s_to_us(t),
                     100.0 + 10.0 * t,
                 )
             })
