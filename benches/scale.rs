@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use llmbench::app::calibrate::added_ttft_us;
 use llmbench::mock::LoggedTiming;
 use llmbench::record::{Outcome, read_records};
+use llmbench::stats::sample::Sample;
 
 /// One set-up: the mock's timing, and the script's request and phase.
 struct SetUp {
@@ -138,20 +139,13 @@ fn wait_with_usage(child: Child) -> (i32, f64, f64, i64) {
     )
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
-fn ms_summary(mut v: Vec<f64>) -> String {
-    v.sort_by(f64::total_cmp);
+fn ms_summary(v: Vec<f64>) -> String {
+    let v = Sample::new(v);
     format!(
         "p50 {:.3} / p99 {:.3} / max {:.3} ms",
-        percentile(&v, 0.5),
-        percentile(&v, 0.99),
-        v.last().copied().unwrap_or(f64::NAN)
+        v.quantile(0.5),
+        v.quantile(0.99),
+        v.max()
     )
 }
 

@@ -3,19 +3,17 @@
 //! sends a huge body; and when a script tries to hold `llmbench check` for hours. Each server
 //! here is a small raw-TCP server on 127.0.0.1 started by its test.
 
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use llmbench::client::{Client, PhaseLabel};
-use llmbench::clock::Clock;
-use llmbench::plan::{Content, Endpoint, Prompt, RequestSpec, Target};
+use llmbench::plan::{Endpoint, Prompt, RequestSpec};
 use llmbench::record::{Outcome, RequestRecord};
-use llmbench::schedule::Dispatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 /// What the test server does with one request: `conn` counts connections from 0, `nth`
 /// requests on that connection from 0.
@@ -120,36 +118,7 @@ fn spec(stream: bool) -> RequestSpec {
 
 /// Sends `n` requests one after another through one client (pool of one connection).
 async fn fetch_n(base_url: String, stream: bool, n: u64) -> Vec<RequestRecord> {
-    let clock = Clock::start();
-    let spec = spec(stream);
-    let target = Target {
-        name: "hostile".into(),
-        base_url,
-        api_key: None,
-    };
-    let client = Client::new(&target, &spec, 1, clock).unwrap();
-    let label = PhaseLabel {
-        name: "p".into(),
-        warmup: false,
-    };
-    let mut out = Vec::new();
-    for id in 0..n {
-        let now = clock.now_us();
-        let dispatch = Dispatch {
-            id,
-            phase_index: 0,
-            intended_us: now,
-            dispatched_us: now,
-            admitted_us: Some(now),
-        };
-        let body = llmbench::client::build_body(&spec, "m", &Content::Text("hi".into())).unwrap();
-        out.push(
-            client
-                .execute(dispatch, &label, body, &CancellationToken::new())
-                .await,
-        );
-    }
-    out
+    common::send_in_turn(base_url, &spec(stream), n).await
 }
 
 async fn fetch(base_url: String, stream: bool) -> RequestRecord {

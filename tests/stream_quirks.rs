@@ -2,6 +2,8 @@
 //! the client's own response reader with read k arriving at (k + 1) ms, so the expected TTFT is
 //! exact; and a few served over a real socket to the real client.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -497,7 +499,6 @@ async fn closes_reused_connections(body: Vec<u8>) -> String {
 #[tokio::test]
 async fn a_kept_alive_connection_closed_under_a_request_is_retried_on_a_new_one() {
     let url = closes_reused_connections(fixture("llamacpp/chat_nonstream.json")).await;
-    let clock = Clock::start();
     let spec = RequestSpec {
         endpoint: Endpoint::Chat,
         max_tokens: Some(16),
@@ -508,33 +509,7 @@ async fn a_kept_alive_connection_closed_under_a_request_is_retried_on_a_new_one(
         headers: Default::default(),
         timeout: Duration::from_secs(10),
     };
-    let target = Target {
-        name: "closer".into(),
-        base_url: url,
-        api_key: None,
-    };
-    let client = Client::new(&target, &spec, 1, clock).unwrap();
-    let label = PhaseLabel {
-        name: "p".into(),
-        warmup: false,
-    };
-    let mut records = Vec::new();
-    for id in 0..2 {
-        let now = clock.now_us();
-        let dispatch = Dispatch {
-            id,
-            phase_index: 0,
-            intended_us: now,
-            dispatched_us: now,
-            admitted_us: Some(now),
-        };
-        let body = llmbench::client::build_body(&spec, "m", &Content::Text("hi".into())).unwrap();
-        records.push(
-            client
-                .execute(dispatch, &label, body, &CancellationToken::new())
-                .await,
-        );
-    }
+    let records = common::send_in_turn(url, &spec, 2).await;
     assert_eq!(records[0].outcome, Outcome::Ok);
     assert_eq!(records[0].reconnects, 0);
     assert_eq!(records[1].outcome, Outcome::Ok, "{:?}", records[1].error);

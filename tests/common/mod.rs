@@ -102,3 +102,39 @@ pub fn fixed_server(
     });
     (addr, hits)
 }
+
+/// Sends `n` requests for `spec` to `base_url` one after another through one client (a pool of
+/// one connection), each dispatched the moment the last ended.
+pub async fn send_in_turn(
+    base_url: String,
+    spec: &llmbench::plan::RequestSpec,
+    n: u64,
+) -> Vec<RequestRecord> {
+    use llmbench::client::{Client, PhaseLabel, build_body};
+    let clock = llmbench::clock::Clock::start();
+    let target = Target {
+        name: "test".into(),
+        base_url,
+        api_key: None,
+    };
+    let client = Client::new(&target, spec, 1, clock).unwrap();
+    let label = PhaseLabel {
+        name: "p".into(),
+        warmup: false,
+    };
+    let mut out = Vec::new();
+    for id in 0..n {
+        let now = clock.now_us();
+        let dispatch = llmbench::schedule::Dispatch {
+            id,
+            phase_index: 0,
+            intended_us: now,
+            dispatched_us: now,
+            admitted_us: Some(now),
+        };
+        let body = build_body(spec, "m", &llmbench::plan::Content::Text("hi".into())).unwrap();
+        let abort = tokio_util::sync::CancellationToken::new();
+        out.push(client.execute(dispatch, &label, body, &abort).await);
+    }
+    out
+}
