@@ -146,5 +146,4 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
-
 }

@@ -70,4 +70,3 @@ pub(super) fn words_from(rng: &mut Rng, n: usize) -> String {
     }
     out
 }
-
