@@ -14,6 +14,7 @@
 //! `invalid_response`), an SSE line and event by `sse`'s limits, and a record keeps at most
 //! `response::MAX_CHUNK_OFFSETS` chunk arrival times (the rest are counted as dropped).
 
+mod body;
 pub mod chunk;
 mod fresh;
 pub mod options;
@@ -32,7 +33,7 @@ use crate::clock::Clock;
 use crate::plan::{ApiKey, Content, Endpoint, RequestSpec, Target};
 use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind};
 use crate::schedule::Dispatch;
-use chunk::{BodyError, parse_body, truncate};
+use body::failed_status;
 pub use options::ClientOptions;
 use response::{Failure, Received, error_chain};
 
@@ -357,144 +358,15 @@ impl Client {
         let status = resp.status();
         st.status = Some(status.as_u16());
         if !status.is_success() {
-            st.retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_WAIT.as_secs_f64())));
-            let text = read_prefix(&mut resp, 2048).await;
-            let detail = match parse_body(text.as_bytes()) {
-                Err(BodyError::Error(msg)) => msg,
-                _ => truncate(text.trim(), 300),
-            };
-            return Err(Failure::new(
-                Outcome::HttpStatus,
-                format!("HTTP {}: {detail}", status.as_u16()),
-            ));
+            return Err(failed_status(&mut resp, st, status).await);
         }
-        match (self.stream, media_type(resp.headers()).as_deref()) {
-            (true, Some(SSE)) => self.read_stream(&mut resp, st, first_token_deadline).await,
-            (true, None) => {
-                // No Content-Type: read it as SSE when it starts like SSE, as openai-python
-                // does with any streamed response; otherwise as one body.
-                let mut start = Vec::new();
-                while start.len() < SNIFF_BYTES
-                    && start.iter().all(u8::is_ascii_whitespace)
-                    && let Some(bytes) = self
-                        .before_first_token(first_token_deadline, resp.chunk())
-                        .await?
-                        .map_err(|e| {
-                            Failure::new(Outcome::StreamBroken, error_chain(&e.without_url()))
-                        })?
-                {
-                    start.extend_from_slice(&bytes);
-                }
-                if looks_like_sse(&start) {
-                    st.feed_stream(&start, self.clock.now_us());
-                    if st.complete() {
-                        return st.finish_stream(self.clock.now_us());
-                    }
-                    self.read_stream(&mut resp, st, first_token_deadline).await
-                } else {
-                    self.read_whole(&mut resp, st, start, first_token_deadline)
-                        .await
-                }
-            }
-            // Asked for no stream, or the server ignored `stream: true`: one body.
-            _ => {
-                self.read_whole(&mut resp, st, Vec::new(), first_token_deadline)
-                    .await
-            }
-        }
-    }
-
-    /// Reads a whole (non-streamed) body after the `start` already read.
-    async fn read_whole(
-        &self,
-        resp: &mut reqwest::Response,
-        st: &mut Received,
-        start: Vec<u8>,
-        first_token_deadline: Option<tokio::time::Instant>,
-    ) -> Result<(), Failure> {
-        let mut body = start;
-        let read_all = async {
-            while let Some(bytes) = resp.chunk().await? {
-                if body.len() + bytes.len() > MAX_BODY_BYTES {
-                    return Ok(false);
-                }
-                body.extend_from_slice(&bytes);
-            }
-            Ok::<bool, reqwest::Error>(true)
-        };
-        let whole = self
-            .before_first_token(first_token_deadline, read_all)
-            .await?
-            .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
-        if !whole {
-            return Err(Failure::new(
-                Outcome::InvalidResponse,
-                format!(
-                    "the response body is larger than {} MiB, the most llmbench reads of a body that is not streamed; it stopped reading there",
-                    MAX_BODY_BYTES >> 20
-                ),
-            ));
-        }
-        st.whole_body(&body, self.clock.now_us())
-    }
-
-    async fn read_stream(
-        &self,
-        resp: &mut reqwest::Response,
-        st: &mut Received,
-        first_token_deadline: Option<tokio::time::Instant>,
-    ) -> Result<(), Failure> {
-        loop {
-            let deadline = first_token_deadline.filter(|_| !st.has_content());
-            let read = self
-                .before_first_token(deadline, resp.chunk())
-                .await?
-                .map_err(|e| Failure::new(Outcome::StreamBroken, error_chain(&e.without_url())))?;
-            let now = self.clock.now_us();
-            match read {
-                Some(bytes) => st.feed_stream(&bytes, now),
-                None => return st.finish_stream(now),
-            }
-            if st.complete() {
-                return st.finish_stream(now);
-            }
-        }
+        self.read_body(&mut resp, st, first_token_deadline).await
     }
 }
 
 /// The most bytes of a non-streamed body llmbench reads (the largest real response is far
 /// smaller); a longer body is an `invalid_response`, measured up to where reading stopped.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
-
-/// The media type of a server-sent event stream.
-const SSE: &str = "text/event-stream";
-
-/// How much of a response without Content-Type is read to tell SSE from JSON.
-const SNIFF_BYTES: usize = 1024;
-
-/// The response's media type, lowercased, without parameters (`Text/Event-Stream;
-/// charset=utf-8` is `text/event-stream`); `None` without a Content-Type.
-fn media_type(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(CONTENT_TYPE)?;
-    let text = String::from_utf8_lossy(v.as_bytes());
-    let media = text.split(';').next().unwrap_or_default().trim();
-    Some(media.to_ascii_lowercase())
-}
-
-/// The body starts like an SSE stream: its first line is a field (`data:`, `event:`, `id:`,
-/// `retry:`) or a comment (`:`).
-fn looks_like_sse(start: &[u8]) -> bool {
-    let start = start.trim_ascii_start();
-    [&b"data:"[..], b"event:", b"id:", b"retry:", b":"]
-        .iter()
-        .any(|p| start.starts_with(p))
-}
 
 /// How often a request is resent after its connection was closed before any response.
 const MAX_RECONNECTS: u32 = 2;
@@ -510,19 +382,6 @@ fn closed_before_response(e: &reqwest::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-/// Up to `limit` bytes of a body, as text (for error messages).
-async fn read_prefix(resp: &mut reqwest::Response, limit: usize) -> String {
-    let mut buf = Vec::new();
-    while buf.len() < limit {
-        match resp.chunk().await {
-            Ok(Some(b)) => buf.extend_from_slice(&b),
-            _ => break,
-        }
-    }
-    buf.truncate(limit);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[cfg(test)]
@@ -597,29 +456,6 @@ mod tests {
             b,
             json!({"model":"m","prompt":"x","max_tokens":32,"stream":false})
         );
-    }
-
-    #[test]
-    fn media_types_are_case_insensitive_and_sse_is_recognised_by_its_start() {
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
-            media_type(&h)
-        };
-        assert_eq!(
-            with("Text/Event-Stream; charset=utf-8").as_deref(),
-            Some(SSE)
-        );
-        assert_eq!(with(" TEXT/EVENT-STREAM ").as_deref(), Some(SSE));
-        assert_eq!(
-            with("application/json").as_deref(),
-            Some("application/json")
-        );
-        assert_eq!(media_type(&HeaderMap::new()), None);
-        assert!(looks_like_sse(b"\n data: {}"));
-        assert!(looks_like_sse(b": ping\n\n"));
-        assert!(!looks_like_sse(b"{\"data:\": 1}"));
-        assert!(!looks_like_sse(b""));
     }
 
     #[test]

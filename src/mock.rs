@@ -328,6 +328,7 @@ pub(crate) enum Kind {
     Completions,
 }
 
+/// Answers one request: checks it, applies the fault chosen for it, then generates the reply.
 async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Response {
     let received = Instant::now();
     let id = headers
@@ -343,68 +344,14 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
     } else {
         s.stats.lock().expect("mock stats lock").unlabelled += 1;
     }
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !s.config.faults.authorized(authorization) {
-        tally.count(|c| c.unauthorized += 1);
-        // Like some real servers, echo what was given: the client must scrub it.
-        let given = authorization.unwrap_or("").trim_start_matches("Bearer ");
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
-            &format!("Incorrect API key provided: {given}"),
-        );
-    }
-    let req: Value = match serde_json::from_slice(body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            tally.count(|c| c.bad_request += 1);
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "request body is not a JSON object",
-            );
-        }
+    let req = match checked_request(&s, &tally, headers, body) {
+        Ok(req) => req,
+        Err(refused) => return *refused,
     };
-    let fault = id.map_or(Fault::None, |id| {
-        let attempt = {
-            let mut seen = s.seen.lock().expect("mock seen lock");
-            let n = seen.entry(id, || 0);
-            *n += 1;
-            *n - 1
-        };
-        s.config.faults.fault_for(id, attempt)
-    });
-    match fault {
-        Fault::Fail => {
-            tally.count(|c| c.failed += 1);
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "mock: injected server error",
-            );
-        }
-        Fault::RateLimit => {
-            tally.count(|c| c.rate_limited += 1);
-            let mut r = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_exceeded",
-                "mock: injected rate limit",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return r;
-        }
-        Fault::None | Fault::Drop | Fault::Garbage | Fault::Stall => {}
+    let fault = id.map_or(Fault::None, |id| fault_for(&s, id));
+    if let Some(r) = injected_error(fault, &tally) {
+        return r;
     }
-    let prompt_tokens = match kind {
-        Kind::Chat => req["messages"]
-            .as_array()
-            .map(|m| m.iter().map(|m| words(&m["content"])).sum())
-            .unwrap_or(0),
-        Kind::Completions => words(&req["prompt"]),
-    };
     let cap = req["max_tokens"]
         .as_u64()
         .or_else(|| req["max_completion_tokens"].as_u64())
@@ -423,8 +370,102 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
         // A retry of the same id starts its log afresh.
         *s.log.lock().expect("mock log lock").entry(id, || timing) = timing;
     }
-    // With a batch limit, wait for a slot; generation starts at admission.
-    let admitted = match &s.slots {
+    let admitted = admit(&s, received, n).await;
+    let generation = Generation {
+        kind,
+        model: s.config.model.clone(),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        prompt_tokens: prompt_tokens(kind, &req),
+        tokens: n,
+        first_at: admitted + s.config.ttft,
+        itl: s.config.itl,
+        fault,
+        stall: s.config.faults.stall,
+        tally,
+    };
+    if stream {
+        stream_response(generation, usage_in_stream, id, s.log)
+    } else {
+        whole_response(generation)
+    }
+}
+
+/// The request's JSON object, or the 401 (wrong API key) or 400 (not a JSON object) answer.
+fn checked_request(
+    s: &Shared,
+    tally: &Tally,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, Box<Response>> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !s.config.faults.authorized(authorization) {
+        tally.count(|c| c.unauthorized += 1);
+        // Like some real servers, echo what was given: the client must scrub it.
+        let given = authorization.unwrap_or("").trim_start_matches("Bearer ");
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            &format!("Incorrect API key provided: {given}"),
+        )));
+    }
+    match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => {
+            tally.count(|c| c.bad_request += 1);
+            Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "request body is not a JSON object",
+            )))
+        }
+    }
+}
+
+/// The fault for this attempt of request `id` (counting how often the id was seen).
+fn fault_for(s: &Shared, id: u64) -> Fault {
+    let attempt = {
+        let mut seen = s.seen.lock().expect("mock seen lock");
+        let n = seen.entry(id, || 0);
+        *n += 1;
+        *n - 1
+    };
+    s.config.faults.fault_for(id, attempt)
+}
+
+/// The error answer of a fault that is one (500, or 429 with `Retry-After`); `None` otherwise.
+fn injected_error(fault: Fault, tally: &Tally) -> Option<Response> {
+    match fault {
+        Fault::Fail => {
+            tally.count(|c| c.failed += 1);
+            Some(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "mock: injected server error",
+            ))
+        }
+        Fault::RateLimit => {
+            tally.count(|c| c.rate_limited += 1);
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "mock: injected rate limit",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            Some(r)
+        }
+        Fault::None | Fault::Drop | Fault::Garbage | Fault::Stall => None,
+    }
+}
+
+/// When generation of `n` tokens starts: on arrival, or with a batch limit once a slot is free
+/// (held until the generation would end).
+async fn admit(s: &Shared, received: Instant, n: u64) -> Instant {
+    match &s.slots {
         None => received,
         Some(slots) => {
             let permit = slots
@@ -440,25 +481,17 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
             });
             at
         }
-    };
-    let generation = Generation {
-        kind,
-        model: s.config.model.clone(),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        prompt_tokens,
-        tokens: n,
-        first_at: admitted + s.config.ttft,
-        itl: s.config.itl,
-        fault,
-        stall: s.config.faults.stall,
-        tally,
-    };
-    if stream {
-        stream_response(generation, usage_in_stream, id, s.log)
-    } else {
-        whole_response(generation)
+    }
+}
+
+/// The prompt's length in words: of every message (chat) or of the prompt (completions).
+fn prompt_tokens(kind: Kind, req: &Value) -> u64 {
+    match kind {
+        Kind::Chat => req["messages"]
+            .as_array()
+            .map(|m| m.iter().map(|m| words(&m["content"])).sum())
+            .unwrap_or(0),
+        Kind::Completions => words(&req["prompt"]),
     }
 }
 

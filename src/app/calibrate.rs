@@ -18,12 +18,13 @@
 //! A step is sustained when it had no errors, its added error p50 is under 1 ms and (open loop)
 //! its achieved rate is within 1% of the requested one.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::cli::CalibrateArgs;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
+use crate::mock::{MOCK_MODEL, MockConfig, MockServer, MockTiming};
 use crate::plan::{
     Arrival, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Target, TelemetrySpec,
 };
@@ -190,7 +191,39 @@ pub async fn calibrate(args: &CalibrateArgs) -> u8 {
 /// Runs one step against a fresh mock (request ids restart with each run) and measures it.
 pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunError> {
     let sending = Sending::of(load);
-    let mock = match sending {
+    let mock = mock_for(sending);
+    let server = MockServer::start(mock.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .map_err(|e| RunError::Usage(format!("cannot start the mock on 127.0.0.1: {e}")))?;
+    let duration = Duration::from_secs_f64(args.duration);
+    // How long one request lasts at the mock's pace.
+    let length = mock.ttft + mock.itl * mock.output_tokens.saturating_sub(1);
+    let phases = phases_for(sending, length, duration);
+    let built_up_us = match sending {
+        Sending::Spread(_) => length.as_micros() as u64,
+        Sending::Lanes(_) | Sending::Rate(_) => 0,
+    };
+    let plan = plan_for(load, server.base_url(), &mock, phases);
+    let settings = Settings {
+        grace: Duration::from_secs(1),
+        preflight: false,
+        ..Settings::in_memory("calibrate")
+    };
+    let collected = MemorySink::new();
+    let outcome = crate::run::run(plan, &settings, vec![Box::new(collected.clone())]).await?;
+    if let Some(signal) = outcome.interrupted {
+        return Err(RunError::Usage(format!("interrupted ({signal:?})")));
+    }
+    let records = collected.take();
+    let log = server.timings();
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .ok();
+    Ok(measure(load, &records, &log, built_up_us))
+}
+
+/// The mock's pace for a step: what kind of load it sends decides how long a response is.
+fn mock_for(sending: Sending) -> MockConfig {
+    match sending {
         // A few streams: short requests, so a few seconds hold many of them.
         Sending::Lanes(_) => MockConfig {
             ttft: Duration::from_millis(20),
@@ -212,13 +245,12 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
             output_tokens: 4,
             ..MockConfig::default()
         },
-    };
-    let server = MockServer::start(mock.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
-        .map_err(|e| RunError::Usage(format!("cannot start the mock on 127.0.0.1: {e}")))?;
-    let duration = Duration::from_secs_f64(args.duration);
-    // How long one request lasts at the mock's pace.
-    let length = mock.ttft + mock.itl * mock.output_tokens.saturating_sub(1);
-    let phases = match sending {
+    }
+}
+
+/// The phases of a step, given how long one request lasts and how long to measure.
+fn phases_for(sending: Sending, length: Duration, duration: Duration) -> Vec<Phase> {
+    match sending {
         // A few streams: that many lanes, each sending its next request when the last ends
         // (in step with each other, which costs nothing at this count).
         Sending::Lanes(c) => {
@@ -257,19 +289,19 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
             ),
             phase("measure", false, None, Some(duration), Some(r), None),
         ],
-    };
-    let built_up_us = match sending {
-        Sending::Spread(_) => length.as_micros() as u64,
-        Sending::Lanes(_) | Sending::Rate(_) => 0,
-    };
-    let plan = Plan {
+    }
+}
+
+/// The plan of a step: streamed chat requests to the mock at `base_url`, no telemetry.
+fn plan_for(load: Load, base_url: String, mock: &MockConfig, phases: Vec<Phase>) -> Plan {
+    Plan {
         workload: match load {
             Load::Streams(c) => format!("calibrate-streams-{c}"),
             Load::Rate(r) => format!("calibrate-rate-{r}"),
         },
         target: Some(Target {
             name: "mock".into(),
-            base_url: server.base_url(),
+            base_url,
             api_key: None,
         }),
         model: Some(MOCK_MODEL.into()),
@@ -294,23 +326,16 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
         params: Default::default(),
         attainment: None,
         cancel: Default::default(),
-    };
-    let settings = Settings {
-        grace: Duration::from_secs(1),
-        preflight: false,
-        ..Settings::in_memory("calibrate")
-    };
-    let collected = MemorySink::new();
-    let outcome = crate::run::run(plan, &settings, vec![Box::new(collected.clone())]).await?;
-    if let Some(signal) = outcome.interrupted {
-        return Err(RunError::Usage(format!("interrupted ({signal:?})")));
     }
-    let records = collected.take();
-    let log = server.timings();
-    tokio::task::spawn_blocking(move || server.stop())
-        .await
-        .ok();
+}
 
+/// A step's result from its records and the mock's log, leaving out warmup and build-up.
+fn measure(
+    load: Load,
+    records: &[RequestRecord],
+    log: &HashMap<u64, MockTiming>,
+    built_up_us: u64,
+) -> StepResult {
     let mut lateness = Vec::new();
     let mut added = Vec::new();
     let mut dispatched = Vec::new();
@@ -338,7 +363,7 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
         _ => None,
     };
     let (lateness, added) = (Sample::new(lateness), Sample::new(added));
-    Ok(StepResult {
+    StepResult {
         load,
         requests: lateness.len() as u64,
         errors,
@@ -347,7 +372,7 @@ pub async fn step(load: Load, args: &CalibrateArgs) -> Result<StepResult, RunErr
         lateness_p99_ms: lateness.quantile(0.99),
         added_p50_ms: added.quantile(0.5),
         added_p99_ms: added.quantile(0.99),
-    })
+    }
 }
 
 fn phase(

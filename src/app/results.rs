@@ -205,54 +205,16 @@ pub fn report(args: &ReportArgs) -> u8 {
     } else {
         None
     };
-    let raws = if args.runs.is_empty() {
-        let all = all_runs(&args.results);
-        if all.is_empty() {
-            return usage(format!(
-                "no runs under {}: run a benchmark first, or pass --results DIR",
-                args.results.join("raw").display()
-            ));
-        }
-        all
-    } else {
-        let mut v = Vec::new();
-        for spec in &args.runs {
-            match resolve_run(spec, &args.results) {
-                Ok(p) => v.push(p),
-                Err(e) => return usage(e),
-            }
-        }
-        v
+    let runs = match chosen_runs(args) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
     };
-    let mut runs = Vec::new();
-    for raw in &raws {
-        match load_run(raw) {
-            Ok(r) => runs.push(r),
-            Err(e) => return usage(e),
-        }
-    }
-    runs.sort_by(|a, b| (&a.info.started_at, &a.info.id).cmp(&(&b.info.started_at, &b.info.id)));
-    runs.dedup_by(|a, b| a.info.id == b.info.id);
     let baseline = match &args.baseline {
         None => 0,
-        Some(spec) => {
-            let id = Path::new(spec)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| spec.clone());
-            match runs.iter().position(|r| r.info.id == id) {
-                Some(i) => i,
-                None => {
-                    return usage(format!(
-                        "--baseline {spec}: not among the runs compared; name one of: {}",
-                        runs.iter()
-                            .map(|r| r.info.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
-        }
+        Some(spec) => match baseline_index(spec, &runs) {
+            Ok(i) => i,
+            Err(e) => return usage(e),
+        },
     };
     let reports = args.results.join("reports");
     let (md, html) = match render_comparison(&runs, baseline, &renderer(&args.templates)) {
@@ -269,23 +231,10 @@ pub fn report(args: &ReportArgs) -> u8 {
             return usage(e);
         }
     }
-    if let Some(path) = &args.export_json {
-        let export = ComparisonExport::new(
-            &runs[baseline].info.id,
-            runs.iter()
-                .map(|r| {
-                    RunExport::new(
-                        &r.info,
-                        &r.analysis.summary,
-                        &r.analysis.timeline,
-                        &r.warnings,
-                    )
-                })
-                .collect(),
-        );
-        if let Err(e) = write_atomic(path, to_json(&export)) {
-            return usage(e);
-        }
+    if let Some(path) = &args.export_json
+        && let Err(e) = write_export(path, &runs, baseline)
+    {
+        return usage(e);
     }
     println!(
         "compared {} runs (baseline {})\nreports: {}\n         {}",
@@ -302,6 +251,69 @@ pub fn report(args: &ReportArgs) -> u8 {
         println!("         {}", pdf.display());
     }
     EXIT_OK
+}
+
+/// The runs the report compares (those named, or all under `--results`), loaded, in start
+/// order, each once.
+fn chosen_runs(args: &ReportArgs) -> Result<Vec<StoredRun>, String> {
+    let raws = if args.runs.is_empty() {
+        let all = all_runs(&args.results);
+        if all.is_empty() {
+            return Err(format!(
+                "no runs under {}: run a benchmark first, or pass --results DIR",
+                args.results.join("raw").display()
+            ));
+        }
+        all
+    } else {
+        let mut v = Vec::new();
+        for spec in &args.runs {
+            v.push(resolve_run(spec, &args.results)?);
+        }
+        v
+    };
+    let mut runs = Vec::new();
+    for raw in &raws {
+        runs.push(load_run(raw).map_err(|e| e.to_string())?);
+    }
+    runs.sort_by(|a, b| (&a.info.started_at, &a.info.id).cmp(&(&b.info.started_at, &b.info.id)));
+    runs.dedup_by(|a, b| a.info.id == b.info.id);
+    Ok(runs)
+}
+
+/// Where the run `--baseline` names (a run id or a raw file's path) is among `runs`.
+fn baseline_index(spec: &str, runs: &[StoredRun]) -> Result<usize, String> {
+    let id = Path::new(spec)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| spec.to_owned());
+    runs.iter().position(|r| r.info.id == id).ok_or_else(|| {
+        format!(
+            "--baseline {spec}: not among the runs compared; name one of: {}",
+            runs.iter()
+                .map(|r| r.info.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// Writes the comparison's JSON export (`--export-json`) to `path`.
+fn write_export(path: &Path, runs: &[StoredRun], baseline: usize) -> Result<(), String> {
+    let export = ComparisonExport::new(
+        &runs[baseline].info.id,
+        runs.iter()
+            .map(|r| {
+                RunExport::new(
+                    &r.info,
+                    &r.analysis.summary,
+                    &r.analysis.timeline,
+                    &r.warnings,
+                )
+            })
+            .collect(),
+    );
+    write_atomic(path, to_json(&export)).map_err(|e| e.to_string())
 }
 
 /// The comparison report's Markdown and HTML; `runs` in report order.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::cli::{CheckArgs, RunArgs, WorkloadArgs};
 use super::{EXIT_OK, EXIT_USAGE, exit_code, run_with_flags};
 use crate::config::{Configs, Workload};
-use crate::plan::{Plan, Prompt};
+use crate::plan::{Plan, Prompt, RequestSpec};
 use crate::run::RunError;
 use crate::script::{self, Overrides};
 use crate::settings::LoadFlags;
@@ -46,6 +46,27 @@ pub fn describe(plan: &Plan) -> String {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "workload: {}", plan.workload);
+    describe_target(w, plan);
+    describe_request(w, &plan.request);
+    if !plan.params.is_empty() {
+        let p: Vec<String> = plan
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            w,
+            "params:   {} (change with --set NAME=VALUE)",
+            p.join(" ")
+        );
+    }
+    describe_phases(w, plan);
+    describe_checks(w, plan);
+    out
+}
+
+/// The `target:` and `model:` lines (the API key only said to be there or not).
+fn describe_target(w: &mut String, plan: &Plan) {
     match &plan.target {
         Some(t) => {
             let key = if t.api_key.is_some() {
@@ -69,7 +90,10 @@ pub fn describe(plan: &Plan) -> String {
         "model:    {}",
         plan.model.as_deref().unwrap_or("(the mock's)")
     );
-    let r = &plan.request;
+}
+
+/// The `request:` line and its system, body, headers (names only) and prompt lines.
+fn describe_request(w: &mut String, r: &RequestSpec) {
     let _ = writeln!(
         w,
         "request:  {} endpoint, {}, max_tokens {}, timeout {} s",
@@ -96,7 +120,12 @@ pub fn describe(plan: &Plan) -> String {
         let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
         let _ = writeln!(w, "  headers: {} (values redacted)", names.join(", "));
     }
-    let sample = match &r.prompt {
+    let _ = writeln!(w, "  prompt:  {}", prompt_sample(&r.prompt));
+}
+
+/// What the prompt is, with request 0's for a generated one.
+fn prompt_sample(prompt: &Prompt) -> String {
+    match prompt {
         Prompt::Text(t) => format!("the same text every time: {}", shorten(t, 100)),
         Prompt::Messages(m) => format!("the same {} messages every time", m.len()),
         Prompt::Generated(g) => match g.generate(0) {
@@ -108,20 +137,11 @@ pub fn describe(plan: &Plan) -> String {
             }
             Err(e) => format!("{}; FAILS for request 0: {e}", g.describe()),
         },
-    };
-    let _ = writeln!(w, "  prompt:  {sample}");
-    if !plan.params.is_empty() {
-        let p: Vec<String> = plan
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let _ = writeln!(
-            w,
-            "params:   {} (change with --set NAME=VALUE)",
-            p.join(" ")
-        );
     }
+}
+
+/// The `phases:` list with each phase's time span and expected requests, then the total.
+fn describe_phases(w: &mut String, plan: &Plan) {
     let _ = writeln!(w, "phases:");
     let mut at = 0.0;
     for p in &plan.phases {
@@ -143,6 +163,10 @@ pub fn describe(plan: &Plan) -> String {
         |n| n.to_string(),
     );
     let _ = writeln!(w, "expected requests: {total}");
+}
+
+/// The `slo:` line and one `assert:` line per assertion.
+fn describe_checks(w: &mut String, plan: &Plan) {
     if let Some(s) = &plan.slo {
         let limits: Vec<String> = [
             ("TTFT", s.ttft_ms),
@@ -157,7 +181,6 @@ pub fn describe(plan: &Plan) -> String {
     for a in &plan.assertions {
         let _ = writeln!(w, "assert:   {} ({})", a.name, a.check.describe());
     }
-    out
 }
 
 fn shorten(s: &str, n: usize) -> String {
@@ -315,8 +338,44 @@ pub async fn interactive(load: &LoadFlags) -> u8 {
 
 /// Asks the questions; `None` when the user declines to start.
 fn ask(configs: &Configs) -> Result<Option<Choice>, String> {
-    use dialoguer::{Confirm, Input, Select};
-    let io = |e: dialoguer::Error| format!("interactive mode needs a terminal: {e}");
+    use dialoguer::Confirm;
+    let target = choose_target(configs)?;
+    let model = choose_model(configs)?;
+    let w = choose_workload(configs)?;
+    let mut set = Vec::new();
+    if Confirm::new()
+        .with_prompt("Customize duration, rps, concurrency or token counts?")
+        .default(false)
+        .interact()
+        .map_err(io)?
+    {
+        set = customize(&w)?;
+    }
+    let choice = Choice {
+        target,
+        model,
+        workload: w.name.clone(),
+        set,
+    };
+    eprintln!(
+        "\nThe same run from the command line:\n  {}\n",
+        choice.command_line(configs.dir())
+    );
+    let go = Confirm::new()
+        .with_prompt("Start the run?")
+        .default(true)
+        .interact()
+        .map_err(io)?;
+    Ok(go.then_some(choice))
+}
+
+/// A prompt that could not be shown, as interactive mode reports it.
+fn io(e: dialoguer::Error) -> String {
+    format!("interactive mode needs a terminal: {e}")
+}
+
+/// Asks for a target: those in `targets.yaml`, then the built-in mock.
+fn choose_target(configs: &Configs) -> Result<String, String> {
     let mut targets = configs.target_names().map_err(|e| e.to_string())?;
     targets.push("mock".into());
     let labels: Vec<String> = targets
@@ -329,22 +388,32 @@ fn ask(configs: &Configs) -> Result<Option<Choice>, String> {
             }
         })
         .collect();
-    let t = Select::new()
+    let t = dialoguer::Select::new()
         .with_prompt("Target")
         .items(&labels)
         .default(0)
         .interact()
         .map_err(io)?;
+    Ok(targets[t].clone())
+}
+
+/// Asks for a model: those in `models.yaml`, or the mock's when there are none.
+fn choose_model(configs: &Configs) -> Result<String, String> {
     let mut models = configs.model_names().map_err(|e| e.to_string())?;
     if models.is_empty() {
         models.push(crate::mock::MOCK_MODEL.into());
     }
-    let m = Select::new()
+    let m = dialoguer::Select::new()
         .with_prompt("Model")
         .items(&models)
         .default(0)
         .interact()
         .map_err(io)?;
+    Ok(models[m].clone())
+}
+
+/// Asks for a workload from `workloads.yaml` (`high-load` first when there is one).
+fn choose_workload(configs: &Configs) -> Result<Workload, String> {
     let workloads = configs.workloads().map_err(|e| e.to_string())?;
     let names: Vec<String> = workloads
         .iter()
@@ -359,84 +428,67 @@ fn ask(configs: &Configs) -> Result<Option<Choice>, String> {
         .iter()
         .position(|w| w.name == "high-load")
         .unwrap_or(0);
-    let wi = Select::new()
+    let wi = dialoguer::Select::new()
         .with_prompt("Workload")
         .items(&names)
         .default(default)
         .interact()
         .map_err(io)?;
-    let w = &workloads[wi];
+    Ok(workloads[wi].clone())
+}
+
+/// Asks for the workload's numbers; the `--set` pairs of those that differ from its own.
+fn customize(w: &Workload) -> Result<Vec<(String, String)>, String> {
+    use dialoguer::Input;
     let mut set = Vec::new();
-    if Confirm::new()
-        .with_prompt("Customize duration, rps, concurrency or token counts?")
-        .default(false)
-        .interact()
-        .map_err(io)?
-    {
-        let duration: f64 = Input::new()
-            .with_prompt("Duration (s)")
-            .default(w.duration)
-            .interact_text()
-            .map_err(io)?;
-        let rps: f64 = Input::new()
-            .with_prompt("Requests per second")
-            .default(w.rps)
-            .interact_text()
-            .map_err(io)?;
-        let conc: u32 = Input::new()
-            .with_prompt("Concurrency")
-            .default(w.concurrency)
-            .interact_text()
-            .map_err(io)?;
-        let input: u32 = Input::new()
-            .with_prompt("Input tokens")
-            .default(DEFAULT_INPUT_TOKENS)
-            .interact_text()
-            .map_err(io)?;
-        let out: u32 = Input::new()
-            .with_prompt("Output tokens")
-            .default(DEFAULT_OUTPUT_TOKENS)
-            .interact_text()
-            .map_err(io)?;
-        let mut put = |k: &str, v: String, d: String| {
-            if v != d {
-                set.push((k.to_owned(), v));
-            }
-        };
-        put(
-            "duration",
-            format!("{duration:?}"),
-            format!("{:?}", w.duration),
-        );
-        put("rps", format!("{rps:?}"), format!("{:?}", w.rps));
-        put("concurrency", conc.to_string(), w.concurrency.to_string());
-        put(
-            "input_tokens",
-            input.to_string(),
-            DEFAULT_INPUT_TOKENS.to_string(),
-        );
-        put(
-            "output_tokens",
-            out.to_string(),
-            DEFAULT_OUTPUT_TOKENS.to_string(),
-        );
-    }
-    let choice = Choice {
-        target: targets[t].clone(),
-        model: models[m].clone(),
-        workload: w.name.clone(),
-        set,
-    };
-    eprintln!(
-        "\nThe same run from the command line:\n  {}\n",
-        choice.command_line(configs.dir())
-    );
-    let go = Confirm::new()
-        .with_prompt("Start the run?")
-        .default(true)
-        .interact()
+    let duration: f64 = Input::new()
+        .with_prompt("Duration (s)")
+        .default(w.duration)
+        .interact_text()
         .map_err(io)?;
-    Ok(go.then_some(choice))
+    let rps: f64 = Input::new()
+        .with_prompt("Requests per second")
+        .default(w.rps)
+        .interact_text()
+        .map_err(io)?;
+    let conc: u32 = Input::new()
+        .with_prompt("Concurrency")
+        .default(w.concurrency)
+        .interact_text()
+        .map_err(io)?;
+    let input: u32 = Input::new()
+        .with_prompt("Input tokens")
+        .default(DEFAULT_INPUT_TOKENS)
+        .interact_text()
+        .map_err(io)?;
+    let out: u32 = Input::new()
+        .with_prompt("Output tokens")
+        .default(DEFAULT_OUTPUT_TOKENS)
+        .interact_text()
+        .map_err(io)?;
+    let mut put = |k: &str, v: String, d: String| {
+        if v != d {
+            set.push((k.to_owned(), v));
+        }
+    };
+    put(
+        "duration",
+        format!("{duration:?}"),
+        format!("{:?}", w.duration),
+    );
+    put("rps", format!("{rps:?}"), format!("{:?}", w.rps));
+    put("concurrency", conc.to_string(), w.concurrency.to_string());
+    put(
+        "input_tokens",
+        input.to_string(),
+        DEFAULT_INPUT_TOKENS.to_string(),
+    );
+    put(
+        "output_tokens",
+        out.to_string(),
+        DEFAULT_OUTPUT_TOKENS.to_string(),
+    );
+    Ok(set)
 }
 
 #[cfg(test)]

@@ -161,20 +161,25 @@ fn cut() -> std::io::Error {
     )
 }
 
+/// Steps of a streamed response: role chunk (chat), tokens 0..n, usage chunk (if asked), [DONE].
+enum Step {
+    Role,
+    Token(u64),
+    Usage,
+    Done,
+    End,
+}
+
+/// What the stream sends next, and the state it goes on from.
+type Piece = (Result<Bytes, std::io::Error>, (Generation, Step, Ending));
+
+/// A streamed (SSE) response: one piece per step, each on its deadline.
 pub(super) fn stream_response(
     generation: Generation,
     usage: bool,
     id: Option<u64>,
     log: Arc<Mutex<super::recent::Recent<MockTiming>>>,
 ) -> Response {
-    // Steps: role chunk (chat), tokens 0..n, usage chunk (if asked), [DONE].
-    enum Step {
-        Role,
-        Token(u64),
-        Usage,
-        Done,
-        End,
-    }
     let first = match generation.kind {
         Kind::Chat => Step::Role,
         Kind::Completions if generation.tokens > 0 => Step::Token(0),
@@ -185,89 +190,9 @@ pub(super) fn stream_response(
         settled: false,
     };
     let state = (generation, first, ending);
-    let stream = futures_util::stream::unfold(state, move |(mut generation, step, mut ending)| {
+    let stream = futures_util::stream::unfold(state, move |(generation, step, ending)| {
         let log = log.clone();
-        async move {
-            let after_tokens = if usage { Step::Usage } else { Step::Done };
-            let mid = generation.tokens / 2;
-            let at_fault_point = match step {
-                Step::Token(k) => k >= mid,
-                Step::Usage | Step::Done => true,
-                Step::Role | Step::End => false,
-            };
-            let mut prefix = None;
-            if at_fault_point && generation.fault != Fault::None {
-                if let (Fault::Drop, Step::Token(k)) = (generation.fault, &step) {
-                    // Cut when the next token is due, after a real pause (the server flushes
-                    // while the stream waits), so the tokens before it are on the wire.
-                    crate::schedule::timer::sleep_until(generation.token_at(*k)).await;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                match generation.strike(&mut ending).await {
-                    Fault::Drop => return Some((Err(cut()), (generation, Step::End, ending))),
-                    Fault::Garbage => prefix = Some(Bytes::from_static(GARBAGE)),
-                    _ => {}
-                }
-            }
-            let next_after = |k: u64| {
-                if k + 1 < generation.tokens {
-                    Step::Token(k + 1)
-                } else if usage {
-                    Step::Usage
-                } else {
-                    Step::Done
-                }
-            };
-            let (bytes, next) = match step {
-                Step::Role => {
-                    let role = json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null});
-                    let next = if generation.tokens > 0 {
-                        Step::Token(0)
-                    } else {
-                        after_tokens
-                    };
-                    (generation.chunk(role), next)
-                }
-                Step::Token(k) => {
-                    crate::schedule::timer::sleep_until(generation.token_at(k)).await;
-                    let last = k + 1 == generation.tokens;
-                    if (k == 0 || last)
-                        && let Some(id) = id
-                        && let Some(t) = log.lock().expect("mock log lock").get_mut(&id)
-                    {
-                        let now = Instant::now();
-                        if k == 0 {
-                            t.first_token = Some(now);
-                        }
-                        if last {
-                            t.last_token = Some(now);
-                        }
-                    }
-                    (generation.token_chunk(k), next_after(k))
-                }
-                Step::Usage => {
-                    let v = json!({
-                        "id": "cmpl-llmbench-mock",
-                        "object": "chat.completion.chunk",
-                        "created": generation.created,
-                        "model": generation.model,
-                        "choices": [],
-                        "usage": generation.usage(),
-                    });
-                    (sse(&v), Step::Done)
-                }
-                Step::Done => (Bytes::from_static(b"data: [DONE]\n\n"), Step::End),
-                Step::End => {
-                    ending.settle(|c| c.completed += 1);
-                    return None;
-                }
-            };
-            let bytes = match prefix {
-                Some(p) => [p, bytes].concat().into(),
-                None => bytes,
-            };
-            Some((Ok::<_, std::io::Error>(bytes), (generation, next, ending)))
-        }
+        advance(generation, step, ending, usage, id, log)
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -275,6 +200,121 @@ pub(super) fn stream_response(
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(stream))
         .expect("static response parts are valid")
+}
+
+/// One step of the stream: the fault due there, then the step's bytes; `None` at the end.
+async fn advance(
+    mut generation: Generation,
+    step: Step,
+    mut ending: Ending,
+    usage: bool,
+    id: Option<u64>,
+    log: Arc<Mutex<super::recent::Recent<MockTiming>>>,
+) -> Option<Piece> {
+    let prefix = match fault_before(&mut generation, &step, &mut ending).await {
+        Ok(prefix) => prefix,
+        Err(cut) => return Some((Err(cut), (generation, Step::End, ending))),
+    };
+    let Some((bytes, next)) = piece(&generation, step, usage, id, &log).await else {
+        ending.settle(|c| c.completed += 1);
+        return None;
+    };
+    let bytes = match prefix {
+        Some(p) => [p, bytes].concat().into(),
+        None => bytes,
+    };
+    Some((Ok::<_, std::io::Error>(bytes), (generation, next, ending)))
+}
+
+/// Strikes the pending fault once the stream is at its middle: a drop is the error that cuts
+/// the stream, garbage the bytes sent before this step's.
+async fn fault_before(
+    generation: &mut Generation,
+    step: &Step,
+    ending: &mut Ending,
+) -> Result<Option<Bytes>, std::io::Error> {
+    let mid = generation.tokens / 2;
+    let at_fault_point = match step {
+        Step::Token(k) => *k >= mid,
+        Step::Usage | Step::Done => true,
+        Step::Role | Step::End => false,
+    };
+    if !at_fault_point || generation.fault == Fault::None {
+        return Ok(None);
+    }
+    if let (Fault::Drop, Step::Token(k)) = (generation.fault, step) {
+        // Cut when the next token is due, after a real pause (the server flushes
+        // while the stream waits), so the tokens before it are on the wire.
+        crate::schedule::timer::sleep_until(generation.token_at(*k)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    match generation.strike(ending).await {
+        Fault::Drop => Err(cut()),
+        Fault::Garbage => Ok(Some(Bytes::from_static(GARBAGE))),
+        _ => Ok(None),
+    }
+}
+
+/// The bytes of one step (a token on its deadline, logged when first or last) and the step
+/// after it; `None` for the end.
+async fn piece(
+    generation: &Generation,
+    step: Step,
+    usage: bool,
+    id: Option<u64>,
+    log: &Mutex<super::recent::Recent<MockTiming>>,
+) -> Option<(Bytes, Step)> {
+    let after_tokens = if usage { Step::Usage } else { Step::Done };
+    let next_after = |k: u64| {
+        if k + 1 < generation.tokens {
+            Step::Token(k + 1)
+        } else if usage {
+            Step::Usage
+        } else {
+            Step::Done
+        }
+    };
+    Some(match step {
+        Step::Role => {
+            let role = json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null});
+            let next = if generation.tokens > 0 {
+                Step::Token(0)
+            } else {
+                after_tokens
+            };
+            (generation.chunk(role), next)
+        }
+        Step::Token(k) => {
+            crate::schedule::timer::sleep_until(generation.token_at(k)).await;
+            let last = k + 1 == generation.tokens;
+            if (k == 0 || last)
+                && let Some(id) = id
+                && let Some(t) = log.lock().expect("mock log lock").get_mut(&id)
+            {
+                let now = Instant::now();
+                if k == 0 {
+                    t.first_token = Some(now);
+                }
+                if last {
+                    t.last_token = Some(now);
+                }
+            }
+            (generation.token_chunk(k), next_after(k))
+        }
+        Step::Usage => {
+            let v = json!({
+                "id": "cmpl-llmbench-mock",
+                "object": "chat.completion.chunk",
+                "created": generation.created,
+                "model": generation.model,
+                "choices": [],
+                "usage": generation.usage(),
+            });
+            (sse(&v), Step::Done)
+        }
+        Step::Done => (Bytes::from_static(b"data: [DONE]\n\n"), Step::End),
+        Step::End => return None,
+    })
 }
 
 pub(super) fn whole_response(mut generation: Generation) -> Response {

@@ -172,6 +172,22 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Draft> {
 /// Registers every DSL function.
 /// `allowed_env`: the environment variables a script may name as `api_key_env`.
 pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_env: Vec<String>) {
+    register_target(engine, &draft, configs, allowed_env);
+    register_mock(engine, &draft);
+    register_telemetry(engine, &draft);
+    register_request(engine, &draft);
+    register_phases(engine, &draft);
+    register_params(engine, &draft);
+    register_checks(engine, &draft);
+}
+
+/// `workload`, `target` (a configs name or an address) and `model`.
+fn register_target(
+    engine: &mut Engine,
+    draft: &Shared,
+    configs: Configs,
+    allowed_env: Vec<String>,
+) {
     let d = draft.clone();
     engine.register_fn("workload", move |name: &str| {
         lock(&d).workload = Some(name.to_owned());
@@ -216,7 +232,10 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_en
         lock(&d).model = Some(full);
         Ok(())
     });
+}
 
+/// `mock`: the built-in mock server's pace.
+fn register_mock(engine: &mut Engine, draft: &Shared) {
     let d = draft.clone();
     engine.register_fn("mock", move |map: Map| -> RhaiResult<()> {
         let mut o = Opts::new(
@@ -239,7 +258,10 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_en
         lock(&d).mock = Some(spec);
         Ok(())
     });
+}
 
+/// `telemetry`: Prometheus scrapes and NVML sampling during the run.
+fn register_telemetry(engine: &mut Engine, draft: &Shared) {
     let d = draft.clone();
     engine.register_fn("telemetry", move |map: Map| -> RhaiResult<()> {
         let mut o = Opts::new(
@@ -298,14 +320,20 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_en
         });
         Ok(())
     });
+}
 
+/// `request`: what every request sends.
+fn register_request(engine: &mut Engine, draft: &Shared) {
     let d = draft.clone();
     engine.register_fn("request", move |map: Map| -> RhaiResult<()> {
         let request = request_options(map)?;
         lock(&d).request = Some(request);
         Ok(())
     });
+}
 
+/// `phase`, `sweep` and the `ramp` and `steps` shapes their options take.
+fn register_phases(engine: &mut Engine, draft: &Shared) {
     let d = draft.clone();
     engine.register_fn("phase", move |name: &str, map: Map| -> RhaiResult<()> {
         let mut draft = lock(&d);
@@ -316,20 +344,6 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_en
         draft.phases.push(phase_options(name, map, index)?);
         Ok(())
     });
-
-    let d = draft.clone();
-    engine.register_fn(
-        "param",
-        move |name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
-            let mut draft = lock(&d);
-            let value = match draft.overrides.get(name) {
-                None => default,
-                Some(text) => parse_like(name, text, &default)?,
-            };
-            draft.params.insert(name.to_owned(), value.to_string());
-            Ok(value)
-        },
-    );
 
     engine.register_type_with_name::<Shape>("Shape");
     engine.register_fn("ramp", |from: Dynamic, to: Dynamic| -> RhaiResult<Shape> {
@@ -365,7 +379,27 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_en
         draft.attainment = Some(attainment);
         Ok(())
     });
+}
 
+/// `param`: a script value that `--set NAME=VALUE` can change.
+fn register_params(engine: &mut Engine, draft: &Shared) {
+    let d = draft.clone();
+    engine.register_fn(
+        "param",
+        move |name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
+            let mut draft = lock(&d);
+            let value = match draft.overrides.get(name) {
+                None => default,
+                Some(text) => parse_like(name, text, &default)?,
+            };
+            draft.params.insert(name.to_owned(), value.to_string());
+            Ok(value)
+        },
+    );
+}
+
+/// `slo` and `assert`: what the run is judged by.
+fn register_checks(engine: &mut Engine, draft: &Shared) {
     let d = draft.clone();
     engine.register_fn("slo", move |map: Map| -> RhaiResult<()> {
         let mut o = Opts::new("slo", map, &["ttft_ms", "tpot_ms", "e2el_ms"])?;
@@ -387,7 +421,7 @@ pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_en
             .assertions
             .push((name.to_owned(), AssertDraft::Bool(f)));
     });
-    let d = draft;
+    let d = draft.clone();
     engine.register_fn(
         "assert",
         move |name: &str, f: FnPtr, op: &str, limit: Dynamic| -> RhaiResult<()> {

@@ -306,3 +306,5 @@ fn engine(
 mod sandbox_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_prompts;
