@@ -153,28 +153,30 @@ pub fn headless_args(profile: &Path) -> Vec<String> {
     .collect()
 }
 
-/// Prints `html` to `pdf` with headless Chromium.
+/// Prints `html` to PDF with headless Chromium (into its private profile folder), then writes
+/// the bytes to `pdf` through the one atomic writer, so no half-printed PDF is ever at `pdf`.
 fn print_pdf(chromium: &Path, html: &Path, pdf: &Path) -> Result<(), String> {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
     let profile = tempfile_dir()?;
+    let printed = profile.join("printed.pdf");
     let out = Command::new(chromium)
         .args(headless_args(&profile))
         .arg("--no-pdf-header-footer")
-        .arg(format!("--print-to-pdf={}", abs(pdf).display()))
+        .arg(format!("--print-to-pdf={}", printed.display()))
         .arg(format!("file://{}", abs(html).display()))
         .output();
+    let bytes = std::fs::read(&printed);
     let _ = std::fs::remove_dir_all(&profile);
     let out = out.map_err(|e| format!("cannot start {}: {e}", chromium.display()))?;
-    if out.status.success() && pdf.is_file() {
-        Ok(())
-    } else {
-        Err(format!(
+    match bytes {
+        Ok(bytes) if out.status.success() => write_atomic(pdf, bytes).map_err(|e| e.to_string()),
+        _ => Err(format!(
             "{} could not print {} to PDF ({}): {}",
             chromium.display(),
             html.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )),
     }
 }
 
