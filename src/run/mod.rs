@@ -86,7 +86,7 @@ pub async fn run(
         );
     }
     let verdicts = signals.unless_stopped(evaluate(&measured)).await;
-    let outcome = finish(measured, verdicts, signals.interrupted());
+    let mut outcome = finish(measured, verdicts, signals.interrupted());
     if let (Some(renderer), Some(files), Outputs::Files { export_json, .. }) =
         (&renderer, outcome.files(), &settings.outputs)
     {
@@ -98,6 +98,9 @@ pub async fn run(
         }
         written?;
     }
+    // A signal while the outputs were written let them finish (they describe a whole run);
+    // the exit code still says the run was interrupted.
+    outcome.interrupted = outcome.interrupted.or(signals.interrupted());
     Ok(outcome)
 }
 
