@@ -6,7 +6,7 @@
 //! origin (see `clock`). Raw records are the source of truth: statistics are recomputed from them.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -398,7 +398,9 @@ fn is_zero_u64(n: &u64) -> bool {
 /// Appends records to a JSONL file, one line each, flushed as written.
 pub struct RecordWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    file: File,
+    /// Bytes of whole records in the file.
+    len: u64,
     line: Vec<u8>,
 }
 
@@ -406,20 +408,36 @@ impl RecordWriter {
     /// Creates `path`, failing if it already exists (a run never overwrites another).
     pub fn create_new(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        Ok(Self {
-            path: path.to_owned(),
-            out: BufWriter::with_capacity(64 * 1024, file),
-            line: Vec::with_capacity(1024),
-        })
+        Ok(Self::on(path, file))
     }
 
-    /// Writes one record and flushes it to the operating system.
+    fn on(path: &Path, file: File) -> Self {
+        Self {
+            path: path.to_owned(),
+            file,
+            len: 0,
+            line: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Writes one record, whole or not at all, and hands it to the operating system (one
+    /// write per record). A write that fails part-way (a full disk) is cut back to the last
+    /// whole record, so the file stays readable.
     pub fn append(&mut self, record: &RequestRecord) -> io::Result<()> {
         self.line.clear();
         serde_json::to_writer(&mut self.line, record).map_err(io::Error::other)?;
         self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        self.out.flush()
+        match self.file.write_all(&self.line) {
+            Ok(()) => {
+                self.len += self.line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                let _ = self.file.seek(io::SeekFrom::Start(self.len));
+                Err(e)
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -430,6 +448,18 @@ impl RecordWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_keeps_only_whole_records() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let Ok(full) = OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let mut w = RecordWriter::on(Path::new("/dev/full"), full);
+        let e = w.append(&sample()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(w.len, 0);
+    }
 
     pub(crate) fn sample() -> RequestRecord {
         RequestRecord {

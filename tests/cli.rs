@@ -347,3 +347,65 @@ fn a_broken_template_exits_2_before_the_first_request() {
     assert_eq!((stats.received, stats.unlabelled), (0, 0), "{stats:?}");
     assert!(all_files(&dir.path().join("results")).is_empty());
 }
+
+/// A results folder on a 64 KiB tmpfs fills up mid-run: the raw file keeps whole records only
+/// (it reads back), no temporary file is left, the summary is still printed and the message
+/// names the file that could not be written. Needs permission to mount (root in a container
+/// with CAP_SYS_ADMIN, as CI has); elsewhere it says so and checks nothing.
+#[test]
+fn a_full_disk_loses_no_completed_record_and_still_prints_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("small");
+    std::fs::create_dir(&results).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&results)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let script = dir.path().join("many.rhai");
+    std::fs::write(
+        &script,
+        "mock(#{ ttft_ms: 1, itl_ms: 1, output_tokens: 4 });\n\
+         request(#{ max_tokens: 4, prompt: |i| `prompt number ${i} with some words to fill it` });\n\
+         phase(\"p\", #{ requests: 400, concurrency: 8 });\n",
+    )
+    .unwrap();
+    let out = llmbench()
+        .arg(&script)
+        .arg("--no-progress")
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let files = all_files(&results);
+    let raw = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .cloned();
+    let records = raw.map(|r| llmbench::record::read_records(&r));
+    let _ = Command::new("umount").arg(&results).status();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stdout.contains("requests"),
+        "the summary is printed: {stdout}"
+    );
+    assert!(stderr.contains("cannot write"), "{stderr}");
+    let records = records
+        .expect("a raw file")
+        .expect("every line is a whole record");
+    assert!(
+        !records.is_empty() && records.len() < 400,
+        "{}",
+        records.len()
+    );
+    assert!(
+        !files.iter().any(|p| p.to_string_lossy().ends_with(".tmp")),
+        "{files:?}"
+    );
+}

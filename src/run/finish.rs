@@ -82,8 +82,11 @@ pub fn finish(
     if let Some(e) = &m.feed_error {
         warnings.push(Warning::PromptGeneratorFailed { error: e.clone() });
     }
-    if let Some(e) = &m.write_error {
-        warnings.push(Warning::RawWriteFailed { error: e.clone() });
+    if let Some((error, kept)) = &m.write_error {
+        warnings.push(Warning::RawWriteFailed {
+            error: error.clone(),
+            kept: *kept,
+        });
     }
     warnings.extend(summary.warnings(&requested));
     if let Some(share) = m.busy_share.filter(|s| *s >= crate::host::BUSY_WARNING) {

@@ -36,12 +36,11 @@ pub struct Measured {
     /// Share of the phases' wall time llmbench's request thread was on the CPU (one request
     /// thread only).
     pub busy_share: Option<f64>,
-    /// Writing the raw records failed (the first error, naming the file).
-    pub write_error: Option<String>,
+    /// Writing the raw records failed: the first error (naming the file) and how many records
+    /// the file kept.
+    pub write_error: Option<(String, u64)>,
     /// The prompt generator failed (a script error), which ended the run early.
     pub feed_error: Option<String>,
-    /// A signal stopped the phases.
-    pub stopped: bool,
     /// Seconds from the run clock's origin to the end of the phases.
     pub wall_s: f64,
 }
@@ -136,9 +135,8 @@ impl Prepared {
             ran_phases,
             saturation,
             busy_share,
-            write_error: sinks.raw.and_then(|r| r.error),
+            write_error: sinks.raw.and_then(|r| r.error.map(|e| (e, r.written))),
             feed_error,
-            stopped: signals.stop.is_cancelled(),
             wall_s,
         })
     }

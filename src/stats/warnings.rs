@@ -45,8 +45,8 @@ pub enum Warning {
     FewSamples { ok: u64 },
     /// llmbench's request thread was on the CPU this share (0..1) of the run.
     BusyRequestThread { share: f64 },
-    /// Writing the raw records failed (the error names the file).
-    RawWriteFailed { error: String },
+    /// Writing the raw records failed (the error names the file) after `kept` records.
+    RawWriteFailed { error: String, kept: u64 },
     /// The prompt generator failed, which ended the run early.
     PromptGeneratorFailed { error: String },
     /// A signal stopped the run before its assertions were evaluated.
@@ -115,9 +115,9 @@ impl fmt::Display for Warning {
                 "llmbench's request thread was busy {:.0}% of the run, so its own queueing may have delayed sends and first-token stamps: rerun with --threads 2 (or more), on a machine with more free cores, or check this machine's limits with `llmbench calibrate`.",
                 share * 100.0
             ),
-            Self::RawWriteFailed { error } => write!(
+            Self::RawWriteFailed { error, kept } => write!(
                 f,
-                "Writing raw records failed ({error}); the raw file is incomplete, but these statistics cover every request."
+                "Writing raw records failed ({error}); the raw file keeps the first {kept} records, but these statistics cover every request. Free space there or pass --results DIR."
             ),
             Self::PromptGeneratorFailed { error } => write!(
                 f,
