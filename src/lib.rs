@@ -12,6 +12,7 @@ pub mod app;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod escape;
 pub mod host;
 pub mod mock;
 pub mod outcome;

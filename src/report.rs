@@ -1,7 +1,8 @@
 //! Reports: a serialisable context built from the statistics, rendered by minijinja templates
 //! into Markdown, HTML, the summary CSV and the terminal summary. Templates load from a folder
 //! (`templates/` by default) and fall back to copies embedded in the binary. Undefined variables
-//! are errors, HTML is escaped by extension, and CSV fields go through a `csv` filter.
+//! are errors, and every printed value is escaped for its file type (`escape`: HTML, Markdown,
+//! terminal; CSV fields go through the `csv` filter).
 //! `RunReport` is the one path from a run's analysis to its files: the run itself and
 //! `llmbench parse` both go through it, so the CSV they write is the same.
 
@@ -286,10 +287,15 @@ impl Renderer {
         env.set_auto_escape_callback(|name| {
             if name.contains(".html") {
                 AutoEscape::Html
+            } else if name.contains(".md") {
+                AutoEscape::Custom("markdown".into())
+            } else if name.contains(".txt") {
+                AutoEscape::Custom("terminal".into())
             } else {
                 AutoEscape::None
             }
         });
+        env.set_formatter(format_value);
         env.set_loader(move |name| {
             if let Some(dir) = &dir {
                 let path = dir.join(name);
@@ -369,12 +375,27 @@ impl RenderError {
     }
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
+/// The `csv` filter: one CSV field (see `escape::csv`).
 fn csv_field(v: String) -> String {
-    if v.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
+    crate::escape::csv(&v)
+}
+
+/// Prints a template value, escaped for the template's format (see `escape`).
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    let escape: fn(&str) -> String = match state.auto_escape() {
+        AutoEscape::Custom(f) if f == "markdown" => crate::escape::markdown,
+        AutoEscape::Custom(f) if f == "terminal" => crate::escape::terminal,
+        _ => return minijinja::escape_formatter(out, state, value),
+    };
+    if value.is_safe() {
+        write!(out, "{value}").map_err(minijinja::Error::from)
     } else {
-        v
+        out.write_str(&escape(&value.to_string()))
+            .map_err(minijinja::Error::from)
     }
 }
 

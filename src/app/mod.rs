@@ -67,15 +67,22 @@ pub fn exit_code(result: &Result<RunOutcome, RunError>) -> u8 {
     match result {
         Ok(outcome) => {
             if let Some(e) = &outcome.feed_error {
-                eprintln!("llmbench: the prompt generator failed: {e}");
+                eprintln!(
+                    "llmbench: the prompt generator failed: {}",
+                    crate::escape::terminal(e)
+                );
             }
             outcome_code(outcome)
         }
-        Err(e) => {
-            eprintln!("llmbench: {e}");
-            EXIT_USAGE
-        }
+        Err(e) => usage_error(e),
     }
+}
+
+/// Prints an error the way every llmbench command does (escaped for the terminal: it may
+/// carry a server's text) and returns exit code 2.
+pub fn usage_error(e: impl std::fmt::Display) -> u8 {
+    eprintln!("llmbench: {}", crate::escape::terminal(&e.to_string()));
+    EXIT_USAGE
 }
 
 /// How a finished run maps to an exit code.

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::EXIT_OK;
 use super::cli::{ParseArgs, ReportArgs};
-use super::{EXIT_OK, EXIT_USAGE};
 use crate::report::Renderer;
 use crate::report::comparison::{ComparedRun, ComparisonContext};
 use crate::report::export::{ComparisonExport, RunExport, to_json};
@@ -20,11 +20,7 @@ use crate::settings::templates_folder;
 /// File name of the comparison report (the original tool's), under `<results>/reports/`.
 pub const COMPARISON_NAME: &str = "benchmark_report";
 
-/// Prints the error the way every llmbench command does and returns exit code 2.
-fn usage(message: impl std::fmt::Display) -> u8 {
-    eprintln!("llmbench: {message}");
-    EXIT_USAGE
-}
+use super::usage_error as usage;
 
 fn renderer(templates: &Option<PathBuf>) -> Renderer {
     Renderer::new(templates_folder(templates.as_ref()))

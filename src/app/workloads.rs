@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use super::cli::{CheckArgs, RunArgs, WorkloadArgs};
-use super::{EXIT_OK, EXIT_USAGE, exit_code, run_with_flags};
+use super::{EXIT_OK, EXIT_USAGE, exit_code, run_with_flags, usage_error};
 use crate::config::{Configs, Workload};
 use crate::plan::{Plan, Prompt, RequestSpec};
 use crate::run::RunError;
@@ -33,10 +33,7 @@ pub fn check(args: &CheckArgs) -> u8 {
             print!("{}", describe(&plan));
             EXIT_OK
         }
-        Err(e) => {
-            eprintln!("llmbench: {e}");
-            EXIT_USAGE
-        }
+        Err(e) => usage_error(e),
     }
 }
 
@@ -246,10 +243,7 @@ pub async fn run_workload(args: &WorkloadArgs) -> u8 {
     );
     match plan {
         Ok(plan) => run_plan(plan, &args.workload, &args.load).await,
-        Err(e) => {
-            eprintln!("llmbench: {e}");
-            EXIT_USAGE
-        }
+        Err(e) => usage_error(e),
     }
 }
 
@@ -315,10 +309,7 @@ pub async fn interactive(load: &LoadFlags) -> u8 {
     let choice = match ask(&configs) {
         Ok(Some(c)) => c,
         Ok(None) => return EXIT_OK,
-        Err(e) => {
-            eprintln!("llmbench: {e}");
-            return EXIT_USAGE;
-        }
+        Err(e) => return usage_error(e),
     };
     let overrides: Overrides = choice.set.iter().cloned().collect();
     match workload_plan(
@@ -329,10 +320,7 @@ pub async fn interactive(load: &LoadFlags) -> u8 {
         &overrides,
     ) {
         Ok(plan) => run_plan(plan, &choice.workload, load).await,
-        Err(e) => {
-            eprintln!("llmbench: {e}");
-            EXIT_USAGE
-        }
+        Err(e) => usage_error(e),
     }
 }
 

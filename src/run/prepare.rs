@@ -90,7 +90,7 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
             .preflight(preflight::body(&plan.request, &model))
             .await?
     {
-        eprintln!("llmbench: {warning}");
+        eprintln!("llmbench: {}", crate::escape::terminal(&warning));
     }
     let base = layout::base_id(&started, &target.name, &model, &plan.workload);
     let (run_id, files, raw) = match &settings.outputs {

@@ -232,7 +232,7 @@ fn record(rx: Receiver<Msg>, path: Option<PathBuf>) -> Collected {
             }
             Msg::Notice(n) => {
                 if seen.insert(n.clone()) {
-                    eprintln!("llmbench: {n}");
+                    eprintln!("llmbench: {}", crate::escape::terminal(&n));
                     collected.notices.push(n);
                 }
             }
