@@ -4,7 +4,8 @@
 //! function where there is one) into a bounded channel, so generating a prompt never delays an
 //! arrival. The scheduler takes bodies in order, so request `id` always gets prompt `id`.
 //! When the run ends the producer is told to stop and is not waited for: it makes no prompt
-//! after the one in hand.
+//! after the one in hand. What is made ahead is bounded twice: at most `AHEAD` bodies and at
+//! most `AHEAD_BYTES` of them (a script making 640 KB prompts keeps ~100 ready, not 1,024).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,11 +18,54 @@ use crate::plan::{Cancel, Content, Prompt, RequestSpec};
 
 /// How many bodies the producer keeps ready.
 pub const AHEAD: usize = 1024;
+/// How many bytes of bodies the producer keeps ready (one larger body is always allowed).
+pub const AHEAD_BYTES: usize = 64 * 1024 * 1024;
 
 /// The producer's end: the scheduler reads `bodies`; `status` says why the feed stopped early.
 pub struct Feed {
-    pub bodies: mpsc::Receiver<Bytes>,
+    pub bodies: mpsc::Receiver<Body>,
     pub status: FeedStatus,
+}
+
+/// A ready request body. Its bytes count toward `AHEAD_BYTES` until it is taken.
+pub struct Body {
+    bytes: Bytes,
+    ahead: Arc<Ahead>,
+}
+
+impl Body {
+    /// The body's bytes; the producer may make another in its place.
+    pub fn take(self) -> Bytes {
+        self.ahead.release(self.bytes.len());
+        self.bytes.clone()
+    }
+}
+
+/// Bytes of bodies made and not yet taken.
+#[derive(Default)]
+struct Ahead {
+    bytes: Mutex<usize>,
+    taken: std::sync::Condvar,
+}
+
+impl Ahead {
+    /// Waits until `len` more bytes fit (or nothing is ahead), then counts them.
+    fn reserve(&self, len: usize, status: &FeedStatus) {
+        let mut ahead = self.bytes.lock().expect("feed budget lock");
+        while *ahead > 0 && *ahead + len > AHEAD_BYTES && !status.stopped() {
+            ahead = self
+                .taken
+                .wait_timeout(ahead, std::time::Duration::from_millis(50))
+                .expect("feed budget lock")
+                .0;
+        }
+        *ahead += len;
+    }
+
+    fn release(&self, len: usize) {
+        *self.bytes.lock().expect("feed budget lock") -= len;
+        self.taken.notify_one();
+    }
 }
 
 /// Shared with the producer: its failure, and the run's word to stop.
@@ -79,9 +123,15 @@ impl Feed {
 fn produce(
     spec: &RequestSpec,
     model: &str,
-    tx: &mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<Body>,
     status: &FeedStatus,
 ) -> Result<(), String> {
+    let ahead = Arc::new(Ahead::default());
+    let send = |bytes: Bytes| {
+        ahead.reserve(bytes.len(), status);
+        let ahead = ahead.clone();
+        tx.blocking_send(Body { bytes, ahead }).is_ok()
+    };
     let fixed = match &spec.prompt {
         Prompt::Text(text) => Some(Content::Text(text.clone())),
         Prompt::Messages(m) => Some(Content::Messages(m.clone())),
@@ -89,7 +139,7 @@ fn produce(
     };
     if let Some(content) = fixed {
         let body = build_body(spec, model, &content)?;
-        while !status.stopped() && tx.blocking_send(body.clone()).is_ok() {}
+        while !status.stopped() && send(body.clone()) {}
         return Ok(());
     }
     let Prompt::Generated(generator) = &spec.prompt else {
@@ -102,9 +152,46 @@ fn produce(
         let body = generator
             .generate(index)
             .and_then(|content| build_body(spec, model, &content))?;
-        if tx.blocking_send(body).is_err() {
+        if !send(body) {
             break;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_prompts_are_made_ahead_by_bytes_not_only_by_count() {
+        let plan = crate::script::load_source(
+            std::path::Path::new("big.rhai"),
+            "request(#{ prompt: |i| words(100000), max_tokens: 1 }); phase(\"p\", #{ requests: 4 });",
+            &crate::config::Configs::new("/nonexistent"),
+            &Default::default(),
+        )
+        .unwrap();
+        let feed = Feed::start(&plan.request, "m", plan.cancel.clone());
+        // Wait until the producer stops adding (it blocks on the byte budget).
+        let (mut last, mut still) = (0, 0);
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let n = feed.bodies.len();
+            still = if n == last { still + 1 } else { 0 };
+            last = n;
+            if still >= 10 && n > 0 {
+                break;
+            }
+        }
+        let mut bodies = feed.bodies;
+        let one = bodies.try_recv().unwrap().take().len();
+        assert!(one > 500_000, "{one}");
+        assert!(
+            last <= AHEAD_BYTES / one + 1,
+            "{last} bodies of {one} bytes ahead"
+        );
+        assert!(last < AHEAD);
+        feed.status.stop();
+    }
 }

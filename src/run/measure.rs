@@ -6,12 +6,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::client::PhaseLabel;
 use crate::plan::{Phase, SweepStep};
 use crate::record::RequestRecord;
-use crate::run::feed::Feed;
+use crate::run::feed::{Body, Feed};
 use crate::run::progress::Progress;
 use crate::schedule::{Dispatch, Scheduler};
 use crate::stats::analysis::{Analysis, Analyzer};
@@ -91,12 +89,14 @@ impl Prepared {
             });
             let (client, tx, abort) = (client.clone(), records.clone(), signals.abort.clone());
             let view = live.as_ref().map(|(l, _)| l.clone());
-            let exec = move |dispatch: Dispatch, body: Bytes| {
+            let exec = move |dispatch: Dispatch, body: Body| {
                 let (client, label, tx, abort) =
                     (client.clone(), label.clone(), tx.clone(), abort.clone());
                 if let Some(view) = view.as_ref().filter(|_| dispatch.admitted_us.is_some()) {
                     view.sent();
                 }
+                // Taken here (sent now, or released unsent): its bytes leave the feed's budget.
+                let body = body.take();
                 async move {
                     let record: RequestRecord =
                         client.execute(dispatch, &label, body, &abort).await;
