@@ -205,7 +205,9 @@ fn register_target(
         let base_url = o
             .string("base_url")?
             .ok_or("target: base_url is required, e.g. \"http://127.0.0.1:8000/v1\"")?;
-        let name = o.string("name")?.unwrap_or_else(|| host_of(&base_url));
+        let name = o
+            .string("name")?
+            .unwrap_or_else(|| crate::redact::host_port(&base_url));
         let api_key = match o.string("api_key_env")? {
             None => None,
             Some(var) if !allowed_env.contains(&var) => {
@@ -566,12 +568,4 @@ fn parse_like(name: &str, text: &str, default: &Dynamic) -> RhaiResult<Dynamic> 
         )
         .into())
     }
-}
-
-fn host_of(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or(url)
-        .to_owned()
 }

@@ -115,7 +115,7 @@ pub struct PlanOverrides {
 pub fn apply(mut plan: Plan, o: &PlanOverrides) -> Result<Plan, SettingsError> {
     if let Some(url) = &o.url {
         plan.target = Some(Target {
-            name: url_host(url),
+            name: crate::redact::host_port(url),
             base_url: url.clone(),
             api_key: plan.target.as_ref().and_then(|t| t.api_key.clone()),
         });
@@ -204,16 +204,6 @@ impl LoadFlags {
     }
 }
 
-/// A target's name from its URL: the host and port.
-fn url_host(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .filter(|h| !h.is_empty())
-        .unwrap_or(url)
-        .to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,7 +284,23 @@ mod tests {
     }
 
     #[test]
-    fn a_host_is_named_by_its_address() {
-        assert_eq!(url_host("http://127.0.0.1:8000/v1"), "127.0.0.1:8000");
+    fn a_target_from_url_is_named_by_its_address_without_credentials() {
+        for url in [
+            "http://127.0.0.1:8000/v1",
+            "http://bob:hunter2-pass@127.0.0.1:8000/v1",
+            "http://127.0.0.1:8000?api_key=sk-in-the-query",
+            "http://127.0.0.1:8000/v1?api-version=1&key=k3y-k3y-k3y",
+        ] {
+            let o = PlanOverrides {
+                url: Some(url.into()),
+                ..Default::default()
+            };
+            let p = apply(plan(), &o).unwrap();
+            assert_eq!(p.target.as_ref().unwrap().name, "127.0.0.1:8000", "{url}");
+            let json = serde_json::to_string(&p).unwrap();
+            for secret in ["hunter2", "sk-in-the-query", "k3y-k3y"] {
+                assert!(!json.contains(secret), "{json}");
+            }
+        }
     }
 }
