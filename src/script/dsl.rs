@@ -210,6 +210,9 @@ fn register_target(
             .unwrap_or_else(|| crate::redact::host_port(&base_url));
         let api_key = match o.string("api_key_env")? {
             None => None,
+            Some(var) if crate::redact::looks_like_key(&var) && std::env::var(&var).is_err() => {
+                return Err("target: api_key_env takes the name of an environment variable holding the key, but this looks like a key itself (not shown here): write api_key_env: \"OPENAI_API_KEY\" and run with OPENAI_API_KEY=<key> and --api-key-env OPENAI_API_KEY".into());
+            }
             Some(var) if !allowed_env.contains(&var) => {
                 return Err(format!(
                     "target: api_key_env names {var}, which this script may not read; a script reads only the variables given with --api-key-env, named in configs/targets.yaml (api_key: \"${{{var}}}\") or listed in {ALLOW_ENV_VAR}: run with --api-key-env {var}"

@@ -184,9 +184,11 @@ impl LoadFlags {
             None => None,
             Some(var) => {
                 let key = env(var).ok_or_else(|| {
-                    SettingsError(format!(
-                        "--api-key-env {var}: the variable is not set; export {var}=<key> first"
-                    ))
+                    SettingsError(if crate::redact::looks_like_key(var) {
+                        "--api-key-env takes the name of an environment variable holding the key, but what was given looks like a key itself (not shown here); export it and pass the name: export OPENAI_API_KEY=<key>; --api-key-env OPENAI_API_KEY".into()
+                    } else {
+                        format!("--api-key-env {var}: the variable is not set; export {var}=<key> first")
+                    })
                 })?;
                 Some((var.clone(), ApiKey::new(key)))
             }
@@ -281,6 +283,18 @@ mod tests {
         assert!(e.0.contains("export LLMBENCH_NOT_SET=<key>"), "{e}");
         let o = flags.overrides(None, |_| Some("k".into())).unwrap();
         assert_eq!(o.api_key.unwrap().1.expose(), "k");
+        for key in ["sk-proj-abc123XYZ", "abcdef0123456789abcdef", "hf_AbCdEf"] {
+            let flags = LoadFlags {
+                connection: ConnectionFlags {
+                    api_key_env: Some(key.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let e = flags.overrides(None, |_| None).unwrap_err();
+            assert!(e.0.contains("looks like a key"), "{e}");
+            assert!(!e.0.contains(&key[..6]), "{e}");
+        }
     }
 
     #[test]
