@@ -160,6 +160,8 @@ async fn one_bad_file_in_raw_is_skipped_and_the_other_runs_are_used() {
     std::fs::write(&telemetry, "{\"t_us\": 1}\n").unwrap();
     let corrupt = raw.join("bench_corrupt.jsonl");
     std::fs::write(&corrupt, "{oops\n").unwrap();
+    let bad_telemetry = a.files().unwrap().telemetry.clone();
+    std::fs::write(&bad_telemetry, "{oops\n").unwrap();
     let huge = raw.join("bench_huge.jsonl");
     std::fs::write(&huge, vec![b'x'; (16 << 20) + 10]).unwrap();
     let raw_b = b.files().unwrap().raw.clone();
@@ -181,7 +183,14 @@ async fn one_bad_file_in_raw_is_skipped_and_the_other_runs_are_used() {
         "{stderr}"
     );
     assert!(stderr.contains("bench_huge.jsonl"), "{stderr}");
-    assert!(!stderr.contains("telemetry"), "{stderr}");
+    assert!(!stderr.contains("bench_x"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:1: not a telemetry reading",
+            bad_telemetry.display()
+        )),
+        "{stderr}"
+    );
     assert!(
         stderr.contains(&format!("{}: its last line", raw_b.display())),
         "{stderr}"

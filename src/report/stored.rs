@@ -25,8 +25,8 @@ pub struct StoredRun {
     /// Telemetry readings (`raw/<id>.telemetry.jsonl`, when the run sampled any).
     pub readings: Vec<Reading>,
     pub telemetry: TelemetrySummary,
-    /// What reading skipped, one warning each: a torn last line of the records or the
-    /// telemetry (a crash or a full disk), each naming its file.
+    /// What reading skipped, one warning each, naming its file: a torn last line of the records
+    /// or the telemetry (a crash or a full disk), or a telemetry file that could not be read.
     pub notes: Vec<String>,
 }
 
@@ -121,8 +121,17 @@ pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
         Err(_) => (seen.stand_in_info(&id), false),
     };
     let warnings = analysis.summary.warnings(&info.requested());
-    let (readings, torn_telemetry) = read_telemetry(&run_files.telemetry)?;
-    notes.extend(torn_telemetry);
+    // Telemetry is beside the records: a bad telemetry file costs the run its telemetry only.
+    let readings = match read_telemetry(&run_files.telemetry) {
+        Ok((readings, torn)) => {
+            notes.extend(torn);
+            readings
+        }
+        Err(e) => {
+            notes.push(format!("{e}; the run is read without its telemetry"));
+            Vec::new()
+        }
+    };
     let telemetry = telemetry_over(&readings, &analysis.summary);
     Ok(StoredRun {
         info,
