@@ -1,7 +1,10 @@
 //! The OpenAI client: builds request bodies, sends them, reads the response (streamed or not),
 //! stamps every event on the run clock, and turns the result into one `RequestRecord` with a
 //! typed outcome. It never panics on what a server sends, and never puts the API key anywhere
-//! but the Authorization header (a server that echoes it back gets it scrubbed). It enforces the
+//! but the Authorization header. Every message it records goes through the run's one
+//! `Redactor` (the key, URL credentials, header values) before it is cut to
+//! `MAX_ERROR_CHARS`, so a server echoing a secret leaves none of it, whole or in part. It
+//! enforces the
 //! first-token and whole-request timeouts, and retries (off by default) only failures that came
 //! before any content, keeping each failed attempt in the record.
 //!
@@ -30,8 +33,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::plan::{ApiKey, Content, Endpoint, RequestSpec, Target};
+use crate::plan::{Content, Endpoint, RequestSpec, Target};
 use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind};
+use crate::redact::{Redactor, public_url};
 use crate::schedule::Dispatch;
 use body::failed_status;
 pub use options::ClientOptions;
@@ -129,9 +133,42 @@ pub struct Client {
     timeout: Duration,
     first_token_timeout: Option<Duration>,
     retries: u32,
-    /// Kept only to scrub it from anything a server echoes back.
-    key: Option<ApiKey>,
+    /// Every secret of the target, the request headers and the proxy, to clean what a server
+    /// sends back (and every error) before it is cut or recorded.
+    redactor: Redactor,
     clock: Clock,
+}
+
+/// The most characters of an error message a record keeps (after redaction).
+pub const MAX_ERROR_CHARS: usize = 400;
+
+/// The redactor of a run: the target's key and URL credentials, every request header's value
+/// (any may carry a secret) and the proxy's credentials.
+pub fn redactor(target: &Target, spec: &RequestSpec, options: &ClientOptions) -> Redactor {
+    let mut r = Redactor::new().with_url(&target.base_url);
+    if let Some(key) = &target.api_key {
+        r.add(key.expose());
+    }
+    for (_, value) in &spec.headers {
+        r.add(value);
+    }
+    if let Some(proxy) = &options.proxy {
+        r.add_url(proxy);
+    }
+    r
+}
+
+/// The URL requests go to: the base URL's path with the endpoint's appended, its query (e.g.
+/// Azure's `?api-version=`) kept, the fragment dropped.
+fn endpoint_url(base: &str, endpoint: Endpoint) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(base.trim()).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?}", url.scheme()));
+    }
+    let path = format!("{}/{}", url.path().trim_end_matches('/'), endpoint.path());
+    url.set_path(&path);
+    url.set_fragment(None);
+    Ok(url)
 }
 
 /// Longest wait before a retry, whatever `Retry-After` says.
@@ -156,18 +193,13 @@ impl Client {
         clock: Clock,
         options: &ClientOptions,
     ) -> Result<Self, ClientError> {
-        let base = target.base_url.trim_end_matches('/');
-        let url = reqwest::Url::parse(&format!("{base}/{}", spec.endpoint.path()))
-            .map_err(|e| e.to_string())
-            .and_then(|u| match u.scheme() {
-                "http" | "https" => Ok(u),
-                other => Err(format!("scheme {other:?}")),
-            })
-            .map_err(|reason| ClientError::BadUrl {
+        let url = endpoint_url(&target.base_url, spec.endpoint).map_err(|reason| {
+            ClientError::BadUrl {
                 name: target.name.clone(),
-                url: target.base_url.clone(),
+                url: public_url(&target.base_url),
                 reason,
-            })?;
+            }
+        })?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &target.api_key {
@@ -192,19 +224,19 @@ impl Client {
             timeout: spec.timeout,
             first_token_timeout: options.first_token_timeout,
             retries: options.retries,
-            key: target.api_key.clone(),
+            redactor: redactor(target, spec, options),
             clock,
         })
     }
 
-    /// Replaces the API key wherever a server echoed it back.
-    fn scrub(&self, message: String) -> String {
-        match &self.key {
-            Some(k) if !k.expose().is_empty() && message.contains(k.expose()) => {
-                message.replace(k.expose(), "[redacted]")
-            }
-            _ => message,
-        }
+    /// An error message as a record keeps it: redacted, then cut to `MAX_ERROR_CHARS`.
+    fn clean(&self, message: &str) -> String {
+        self.redactor.cut(message, MAX_ERROR_CHARS)
+    }
+
+    /// The run's redactor, for anything else that shows what a server sent.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Performs one request and returns its record. A dispatch that was never admitted (the run
@@ -261,7 +293,7 @@ impl Client {
                     rec.failed_attempts.push(FailedAttempt {
                         outcome: f.outcome,
                         status: state.status,
-                        error: Some(self.scrub(f.message)),
+                        error: Some(self.clean(&f.message)),
                         sent_us,
                         end_us,
                     });
@@ -272,7 +304,7 @@ impl Client {
             rec.sent_us = Some(sent_us);
             rec.end_us = end_us;
             state.into_record(&mut rec, result);
-            rec.error = rec.error.take().map(|m| self.scrub(m));
+            rec.error = rec.error.take().map(|m| self.clean(&m));
             return rec;
         }
     }
@@ -455,6 +487,45 @@ mod tests {
         assert_eq!(
             b,
             json!({"model":"m","prompt":"x","max_tokens":32,"stream":false})
+        );
+    }
+
+    #[test]
+    fn the_endpoint_goes_on_the_path_and_the_query_stays_a_query() {
+        let url = |base: &str| endpoint_url(base, Endpoint::Chat).unwrap().to_string();
+        assert_eq!(url("http://h:1/v1"), "http://h:1/v1/chat/completions");
+        assert_eq!(url("http://h:1/v1/"), "http://h:1/v1/chat/completions");
+        assert_eq!(url("http://h:1"), "http://h:1/chat/completions");
+        assert_eq!(
+            url("https://x.openai.azure.com/openai/deployments/d?api-version=2024-06-01#frag"),
+            "https://x.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-06-01"
+        );
+        assert_eq!(
+            endpoint_url("http://h/v1/?api_key=k", Endpoint::Completions)
+                .unwrap()
+                .as_str(),
+            "http://h/v1/completions?api_key=k"
+        );
+    }
+
+    #[test]
+    fn a_bad_url_error_shows_no_credential() {
+        let t = Target {
+            name: "t".into(),
+            base_url: "ftp://bob:hunter2-pass@x/v1?api_key=sk-in-query-123".into(),
+            api_key: None,
+        };
+        let err = Client::new(&t, &spec(Endpoint::Chat, true), 1, Clock::start())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("ftp://[redacted]@x/v1?api_key=[redacted]"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hunter2") && !err.contains("sk-in-query"),
+            "{err}"
         );
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::plan::{ApiKey, Target};
+use crate::redact::{self, Redactor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,9 +88,11 @@ impl Configs {
             path: path.clone(),
             source,
         })?;
+        // The message and its line and column, never the file's lines: a line near the error may
+        // hold a key, so no snippet is shown and every value that may be a secret is redacted.
         serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
             path,
-            message: e.to_string(),
+            message: file_secrets(&text).redact(&e.without_snippet().to_string()),
         })
     }
 
@@ -218,6 +221,33 @@ impl Configs {
     }
 }
 
+/// The values in a YAML file that may be secrets: each value of a credential-like key
+/// (`api_key:`, `token:`, see `redact::is_credential_param`) and the credentials of each URL.
+fn file_secrets(text: &str) -> Redactor {
+    let mut r = Redactor::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches('-')
+            .trim()
+            .trim_matches(['"', '\'']);
+        let value = value.trim().trim_matches(['"', '\'']);
+        if redact::is_credential_param(key) {
+            r.add(value);
+            for piece in value.split(|c: char| c.is_whitespace() || "{}[],\"'#".contains(c)) {
+                r.add(piece);
+            }
+        }
+        if value.contains("://") {
+            r.add_url(value);
+        }
+    }
+    r
+}
+
 /// Replaces each `${VAR}` with the variable's value; `Err(VAR)` names the first unset one.
 pub fn expand_env(raw: &str) -> Result<String, String> {
     let mut out = String::new();
@@ -335,6 +365,29 @@ mod tests {
             vec!["KEY_A", "KEY_B", "KEY_C"]
         );
         assert!(Configs::new(d.path().join("none")).key_vars().is_empty());
+    }
+
+    #[test]
+    fn a_yaml_error_shows_no_line_of_the_file_nor_a_key() {
+        let key = "sk-yaml-planted-0123456789abcdef";
+        for text in [
+            format!("targets:\n  - name: a\n    api_key: \"{key}\"\n    base_url: [\n"),
+            format!("targets:\n  - name: a\n    api_key: {key}\n  base_url: x\n"),
+            format!("targets:\n  - name: a\n    base_url: http://u:{key}@h/v1\n    bogus: 1\n"),
+            format!(
+                "targets:\n  - name: a\n    base_url: http://h/v1?token={key}\n    api_key: [1]\n"
+            ),
+            format!("targets:\n  - name: a\n    api_key: {{ {key}\n"),
+        ] {
+            let d = dir_with(&[("targets.yaml", text.as_str())]);
+            let err = Configs::new(d.path()).target("a").unwrap_err().to_string();
+            assert!(
+                err.contains("targets.yaml") && err.contains("line"),
+                "{err}"
+            );
+            assert!(!err.contains(&key[..8]), "{err}");
+            assert!(!err.contains("base_url: "), "a line of the file: {err}");
+        }
     }
 
     #[test]

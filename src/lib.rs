@@ -5,7 +5,8 @@
 //! load-running command, overrides on a plan) → `config` + `script` → `plan` → `run`
 //! (prepare → measure → finish) driving `schedule` → `client` → `record` → `stats` →
 //! `outcome` (verdicts, sweeps) → `report`. Beside them: `telemetry` (GPU and Prometheus
-//! samples on the run clock), `mock` (the built-in server), `clock`, `host`.
+//! samples on the run clock), `mock` (the built-in server), `redact` (the one redactor of a
+//! run's secrets, and how URLs may be shown), `clock`, `host`.
 //! `main.rs` only parses the command line and hands it to `app`.
 
 pub mod app;
@@ -18,6 +19,7 @@ pub mod mock;
 pub mod outcome;
 pub mod plan;
 pub mod record;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod schedule;

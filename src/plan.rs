@@ -61,7 +61,9 @@ impl Cancel {
 /// Telemetry to collect during a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TelemetrySpec {
-    /// Prometheus endpoints to scrape (full URLs, e.g. `http://127.0.0.1:8000/metrics`).
+    /// Prometheus endpoints to scrape (full URLs, e.g. `http://127.0.0.1:8000/metrics`),
+    /// serialized without credentials.
+    #[serde(serialize_with = "serialize_public_urls")]
     pub prometheus: Vec<String>,
     /// Sampling interval for every source.
     #[serde(serialize_with = "serialize_secs")]
@@ -162,11 +164,21 @@ pub const UNCAPPED_POOL: usize = 1024;
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
     pub name: String,
-    /// Base URL up to and including the API version, e.g. `http://127.0.0.1:8000/v1`.
+    /// Base URL up to and including the API version, e.g. `http://127.0.0.1:8000/v1`; it may
+    /// carry credentials (userinfo, a `?api_key=`), so it serializes as `redact::public_url`.
+    #[serde(serialize_with = "serialize_public_url")]
     pub base_url: String,
     /// Bearer token; never serialized or printed.
     #[serde(serialize_with = "ApiKey::serialize_redacted")]
     pub api_key: Option<ApiKey>,
+}
+
+fn serialize_public_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::redact::public_url(url))
+}
+
+fn serialize_public_urls<S: serde::Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(|u| crate::redact::public_url(u)))
 }
 
 /// A secret API key. Its `Debug` and `Serialize` forms never contain the key.

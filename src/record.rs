@@ -17,7 +17,8 @@ mod read;
 pub use layout::RunFiles;
 pub use meta::{Requested, RunInfo};
 pub use read::{
-    MAX_RECORD_BYTES, RecordReadError, for_each_record, parse_each, parse_records, read_records,
+    MAX_RECORD_BYTES, RecordReadError, TornLine, for_each_record, parse_each, parse_records,
+    read_records,
 };
 
 /// How a request ended. Every request that was planned ends in exactly one class.

@@ -36,17 +36,7 @@ fn run_with_planted_key(url: &str, extra: &[&str]) -> (Option<i32>, String, Vec<
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stdout.contains(SECRET), "stdout: {stdout}");
-    assert!(!stderr.contains(SECRET), "stderr: {stderr}");
-    let files = all_files(dir.path());
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(SECRET),
-            "the key leaked into {}",
-            f.display()
-        );
-    }
+    assert_no_leak(&[SECRET], &stdout, &stderr, dir.path());
     (
         out.status.code(),
         stderr,
@@ -90,6 +80,193 @@ fn a_planted_key_reaches_no_output_on_error_paths() {
     let (code, stderr, _) = run_with_planted_key(&url, &[]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("cannot reach"), "{stderr}");
+}
+
+/// No secret of `secrets`, nor its first 8 characters, is in `stdout`, `stderr`, or the name
+/// or contents of any file under `dir`.
+fn assert_no_leak(secrets: &[&str], stdout: &str, stderr: &str, dir: &std::path::Path) {
+    let files = all_files(dir);
+    let mut texts = vec![
+        ("stdout".to_owned(), stdout.to_owned()),
+        ("stderr".to_owned(), stderr.to_owned()),
+    ];
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        texts.push((f.display().to_string(), f.display().to_string()));
+        texts.push((
+            f.display().to_string(),
+            String::from_utf8_lossy(&bytes).into(),
+        ));
+    }
+    for (what, text) in &texts {
+        for s in secrets {
+            assert!(!text.contains(&s[..8]), "{s} leaked into {what}: {text}");
+        }
+    }
+}
+
+const PASSWORD: &str = "pw-cli-planted-9876543210";
+const USER: &str = "planted-user-name";
+const QUERY_KEY: &str = "q-cli-planted-1357924680";
+const HEADER_VALUE: &str = "h-cli-planted-2468013579";
+
+/// A server answering the `i`-th request (from 0) with `answer(i)` and closing the
+/// connection; it keeps each request's first line.
+fn answering_server(
+    answer: impl Fn(usize) -> Vec<u8> + Send + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = lines.clone();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let complete = loop {
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    if buf.len() >= end + 4 + len {
+                        break true;
+                    }
+                }
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break false,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            if !complete {
+                continue;
+            }
+            let first = String::from_utf8_lossy(&buf)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            seen.lock().unwrap().push(first);
+            let _ = conn.write_all(&answer(i));
+        }
+    });
+    (format!("http://{addr}/v1"), lines)
+}
+
+/// Answer `i`: a secret echoed after `offset` characters, as an OpenAI error (401), a plain
+/// 500 or an invalid body.
+fn echo_answer(offset: usize, secret: &str, kind: usize) -> Vec<u8> {
+    let text = format!("{}{secret} is not valid", "y".repeat(offset));
+    let (status, ctype, body) = match kind {
+        0 => (
+            "401 Unauthorized",
+            "application/json",
+            serde_json::json!({"error": {"message": text}}).to_string(),
+        ),
+        1 => ("500 Internal Server Error", "text/plain", text),
+        _ => (
+            "200 OK",
+            "application/json",
+            serde_json::json!({ "choices": text }).to_string(),
+        ),
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Runs a script sending `requests` requests to `url` with every kind of secret planted (key,
+/// URL user and password, credential query parameter, a header); returns the exit code and
+/// stderr after checking that no output holds any of them.
+fn run_with_every_secret(url: &str, requests: usize, extra: &[&str]) -> (Option<i32>, String) {
+    let scripts = tempfile::tempdir().unwrap();
+    let script = scripts.path().join("s.rhai");
+    std::fs::write(
+        &script,
+        format!("request(#{{ prompt: \"hi\", max_tokens: 3, stream: false, headers: #{{ \"x-api-key\": \"{HEADER_VALUE}\" }} }});\nphase(\"p\", #{{ requests: {requests} }});\n"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "{}?api_key={QUERY_KEY}&api-version=2024-06-01",
+        url.replace("http://", &format!("http://{USER}:{PASSWORD}@"))
+    );
+    let out = llmbench()
+        .arg(&script)
+        .args(["--no-progress", "--url", &url, "--model", "m"])
+        .args(["--api-key-env", "LLMBENCH_PLANTED_KEY"])
+        .args(extra)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .env("LLMBENCH_PLANTED_KEY", SECRET)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let secrets = [SECRET, PASSWORD, USER, QUERY_KEY, HEADER_VALUE];
+    assert_no_leak(&secrets, &stdout, &stderr, dir.path());
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn secrets_echoed_around_every_cut_reach_no_output_whole_or_in_part() {
+    let secrets = [SECRET, PASSWORD, USER, QUERY_KEY, HEADER_VALUE];
+    let offsets: Vec<usize> = (0..10)
+        .chain(185..215)
+        .chain(280..320)
+        .chain(375..415)
+        .collect();
+    let n = offsets.len();
+    let plan = offsets.clone();
+    let (url, lines) = answering_server(move |i| {
+        let offset = plan[i % plan.len()];
+        echo_answer(offset, secrets[i % secrets.len()], (i / secrets.len()) % 3)
+    });
+    let (code, _) = run_with_every_secret(&url, n, &["--no-preflight"]);
+    assert_eq!(code, Some(1), "every request failed");
+    let lines = lines.lock().unwrap();
+    assert_eq!(lines.len(), n);
+    let want =
+        format!("POST /v1/chat/completions?api_key={QUERY_KEY}&api-version=2024-06-01 HTTP/1.1");
+    assert!(lines.iter().all(|l| *l == want), "{:?}", lines[0]);
+
+    // The preflight's message (a refusal, a warning about a 500, not the OpenAI API), cut at
+    // 200 characters, around its cut; a run that goes on gets the same kind of answer.
+    for j in 0..24 {
+        let (url, _) =
+            answering_server(move |_| echo_answer(185 + j, secrets[j % secrets.len()], j % 3));
+        let (code, stderr) = run_with_every_secret(&url, 1, &[]);
+        assert!(matches!(code, Some(1 | 2)), "{stderr}");
+        assert!(stderr.contains("preflight"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_key_given_as_the_variable_name_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(
+        &script,
+        "request(#{ prompt: \"hi\" });\nphase(\"p\", #{ requests: 1 });\n",
+    )
+    .unwrap();
+    let out = llmbench()
+        .arg(&script)
+        .args(["--url", "http://127.0.0.1:9/v1", "--model", "m"])
+        .args(["--api-key-env", SECRET])
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("looks like a key"), "{stderr}");
+    assert!(!stderr.contains(&SECRET[..8]), "{stderr}");
 }
 
 fn exit_2_mentioning(args: &[&str], needles: &[&str]) {

@@ -429,3 +429,77 @@ fn check_stops_a_script_that_stays_within_the_limits_for_hours() {
     );
     assert!(took < Duration::from_secs(14), "{took:?}");
 }
+
+// ---- Secrets a server echoes back, at every offset around the cuts ----
+
+const KEY: &str = "sk-hostile-planted-0123456789abcdefghijklmnop";
+const PASSWORD: &str = "pw-hostile-planted-9876543210";
+const QUERY_KEY: &str = "q-hostile-planted-1357924680";
+const HEADER_VALUE: &str = "h-hostile-planted-2468013579";
+const SECRETS: [&str; 4] = [KEY, PASSWORD, QUERY_KEY, HEADER_VALUE];
+
+/// The first secret whose first 8 characters (or more) appear in `text`.
+fn leaked(text: &str) -> Option<&'static str> {
+    SECRETS.into_iter().find(|s| text.contains(&s[..8]))
+}
+
+fn http(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Answer `i` of a server that echoes a secret after `i` characters of padding: as an OpenAI
+/// error object (`kind` 0), a plain-text 500 (1), an error event in a stream (2), or a body
+/// whose field holds the text where a list belongs (3).
+fn echo(kind: usize, i: usize) -> Vec<u8> {
+    let text = format!("{}{} is not valid", "x".repeat(i), SECRETS[i % 4]);
+    let error = serde_json::json!({"error": {"message": text}}).to_string();
+    match kind {
+        0 => http("401 Unauthorized", "application/json", &error),
+        1 => http("500 Internal Server Error", "text/plain", &text),
+        2 => http("200 OK", "text/event-stream", &format!("data: {error}\n\n")),
+        _ => {
+            let body = serde_json::json!({ "choices": text }).to_string();
+            http("200 OK", "application/json", &body)
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_echoed_secret_survives_in_a_record_whole_or_in_part() {
+    const OFFSETS: usize = 470;
+    for kind in 0..4 {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let base =
+            serve(move |_, _| Action::Reply(echo(kind, c.fetch_add(1, Ordering::SeqCst)))).await;
+        let target = llmbench::plan::Target {
+            name: "t".into(),
+            base_url: format!(
+                "{}?api_key={QUERY_KEY}&api-version=2024-06-01",
+                base.replace("http://", &format!("http://planted-user:{PASSWORD}@"))
+            ),
+            api_key: Some(llmbench::plan::ApiKey::new(KEY)),
+        };
+        let mut spec = spec(kind == 2);
+        spec.headers = vec![("x-api-key".into(), HEADER_VALUE.into())];
+        let records = common::send_in_turn_to(&target, &spec, OFFSETS as u64).await;
+        assert_eq!(count.load(Ordering::SeqCst), OFFSETS, "one request each");
+        for (i, r) in records.iter().enumerate() {
+            assert_ne!(r.outcome, Outcome::Ok, "{kind} {i}");
+            let line = serde_json::to_string(r).unwrap();
+            assert_eq!(leaked(&line), None, "kind {kind}, offset {i}: {line}");
+            let error = r.error.as_deref().unwrap_or_default();
+            assert!(error.chars().count() <= 401, "{error}");
+            if i < 250 {
+                assert!(
+                    error.contains("[redacted]"),
+                    "kind {kind}, offset {i}: {error}"
+                );
+            }
+        }
+    }
+}

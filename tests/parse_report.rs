@@ -1,6 +1,6 @@
 //! `llmbench parse` and `llmbench report` as a user runs them, on runs made against the mock on
 //! 127.0.0.1: parse reproduces a run's CSV byte for byte; report compares runs; both reject bad
-//! input with exit 2 and write nothing.
+//! input with exit 2 and write nothing, but one bad file among several is skipped with a warning.
 
 mod common;
 
@@ -144,6 +144,103 @@ async fn parse_reproduces_the_run_csv_and_report_compares_runs() {
         std::fs::read_dir(results.join("reports")).unwrap().count(),
         before
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_file_in_raw_is_skipped_and_the_other_runs_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let a = one_run(dir.path(), &results, 5).await;
+    let b = one_run(dir.path(), &results, 5).await;
+    let raw = results.join("raw");
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    // A telemetry file (skipped by its name, whatever it holds), a corrupt run, an oversized
+    // one, and run b torn at the end (half a record, no newline, as a full disk leaves it).
+    let telemetry = raw.join("bench_x.telemetry.jsonl");
+    std::fs::write(&telemetry, "{\"t_us\": 1}\n").unwrap();
+    let corrupt = raw.join("bench_corrupt.jsonl");
+    std::fs::write(&corrupt, "{oops\n").unwrap();
+    let bad_telemetry = a.files().unwrap().telemetry.clone();
+    std::fs::write(&bad_telemetry, "{oops\n").unwrap();
+    let huge = raw.join("bench_huge.jsonl");
+    std::fs::write(&huge, vec![b'x'; (16 << 20) + 10]).unwrap();
+    let raw_b = b.files().unwrap().raw.clone();
+    let text = std::fs::read_to_string(&raw_b).unwrap();
+    let first = text.lines().next().unwrap();
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&raw_b)
+        .unwrap();
+    std::io::Write::write_all(&mut torn, &first.as_bytes()[..first.len() / 2]).unwrap();
+    drop(torn);
+
+    let res = path(&results);
+    let out = llmbench(&["report", "--results", &res], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("skipping") && stderr.contains("bench_corrupt.jsonl:1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bench_huge.jsonl"), "{stderr}");
+    assert!(!stderr.contains("bench_x"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:1: not a telemetry reading",
+            bad_telemetry.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{}: its last line", raw_b.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cut short"), "{stderr}");
+    let md = std::fs::read_to_string(results.join("reports/benchmark_report.md")).unwrap();
+    assert!(md.contains(a.run_id()) && md.contains(b.run_id()), "{md}");
+    assert!(!md.contains("bench_corrupt"), "{md}");
+
+    // parse of every file in raw/: the good runs are written, b's CSV as the run wrote it.
+    let out_dir = dir.path().join("csv");
+    std::fs::create_dir(&out_dir).unwrap();
+    let all: Vec<String> = [&a.files().unwrap().raw, &raw_b, &corrupt, &huge, &telemetry]
+        .into_iter()
+        .map(|p| path(p))
+        .collect();
+    let mut args = vec!["parse"];
+    args.extend(all.iter().map(String::as_str));
+    args.extend(["--out-dir", out_dir.to_str().unwrap()]);
+    let out = llmbench(&args, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("bench_corrupt.jsonl") && stderr.contains("bench_huge.jsonl"));
+    assert_eq!(common::all_files(&out_dir).len(), 2);
+    assert_eq!(
+        std::fs::read(out_dir.join(format!("{}.csv", b.run_id()))).unwrap(),
+        std::fs::read(&b.files().unwrap().csv).unwrap()
+    );
+    // One torn file alone is read too; bad files only are exit 2.
+    let out = llmbench(&["parse", &path(&raw_b)], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, std::fs::read(&b.files().unwrap().csv).unwrap());
+    let out = llmbench(
+        &[
+            "parse",
+            &path(&corrupt),
+            &path(&huge),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let only_bad = dir.path().join("bad-results");
+    std::fs::create_dir_all(only_bad.join("raw")).unwrap();
+    std::fs::copy(&corrupt, only_bad.join("raw/bench_corrupt.jsonl")).unwrap();
+    std::fs::copy(&huge, only_bad.join("raw/bench_huge.jsonl")).unwrap();
+    let out = llmbench(&["report", "--results", &path(&only_bad)], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!only_bad.join("reports").exists());
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! The `parse` and `report` commands: read finished runs back from `results/` (raw records are
 //! the source of truth), recompute their statistics, and write the summary CSV (`parse`) or the
 //! comparison report across runs (`report`, optionally printed to PDF by headless Chromium).
-//! Everything is read and rendered before the first file is written, so a bad run or template
-//! leaves nothing half-written.
+//! Everything is read and rendered before the first file is written, so a bad template leaves
+//! nothing half-written. One bad file does not stop the others: among several runs, one that
+//! cannot be read is skipped with a warning naming it and why (exit 2 only when none is left);
+//! a telemetry file (`raw/<id>.telemetry.jsonl`) is never taken for a run's records; a torn
+//! last line (a crash, a full disk) is skipped with a warning.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,52 @@ pub const COMPARISON_NAME: &str = "benchmark_report";
 
 use super::usage_error as usage;
 
+/// Prints a warning about one file that the command goes on without (in part or whole).
+fn warn(message: impl std::fmt::Display) {
+    eprintln!("llmbench: warning: {message}");
+}
+
+/// A run's telemetry readings, not its records (`raw/<id>.telemetry.jsonl`).
+fn is_telemetry_file(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".telemetry.jsonl"))
+}
+
+/// Loads the run at `raw`, printing a warning for each torn line it skipped.
+fn load_noting(raw: &Path) -> Result<StoredRun, String> {
+    if is_telemetry_file(raw) {
+        return Err(format!(
+            "{}: a run's telemetry readings, not its records; give its raw/<run-id>.jsonl",
+            raw.display()
+        ));
+    }
+    let run = load_run(raw).map_err(|e| e.to_string())?;
+    run.notes.iter().for_each(warn);
+    Ok(run)
+}
+
+/// Loads every run of `raws`. With one, a run that cannot be read is the error; with several it
+/// is skipped with a warning naming it (telemetry files quietly), and only none left is an error.
+fn load_all(raws: &[PathBuf]) -> Result<Vec<StoredRun>, String> {
+    if let [one] = raws {
+        return load_noting(one).map(|r| vec![r]);
+    }
+    let mut runs = Vec::new();
+    for raw in raws.iter().filter(|p| !is_telemetry_file(p)) {
+        match load_noting(raw) {
+            Ok(r) => runs.push(r),
+            Err(e) => warn(format_args!("skipping {}: {e}", raw.display())),
+        }
+    }
+    if runs.is_empty() {
+        return Err(format!(
+            "none of the {} files given could be read as a run's records (see the warnings above)",
+            raws.len()
+        ));
+    }
+    Ok(runs)
+}
+
 fn renderer(templates: &Option<PathBuf>) -> Renderer {
     Renderer::new(templates_folder(templates.as_ref()))
 }
@@ -35,12 +84,12 @@ pub fn parse(args: &ParseArgs) -> u8 {
         ));
     }
     let renderer = renderer(&args.templates);
+    let runs = match load_all(&args.raw) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
     let mut outputs = Vec::new();
-    for raw in &args.raw {
-        let run = match load_run(raw) {
-            Ok(r) => r,
-            Err(e) => return usage(e),
-        };
+    for run in &runs {
         let csv = match renderer.summary_csv(&run.report_context()) {
             Ok(c) => c,
             Err(e) => return usage(e),
@@ -96,14 +145,14 @@ fn resolve_run(spec: &str, results: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Every raw records file under `<results>/raw/`, by name.
+/// Every raw records file under `<results>/raw/`, by name (telemetry files left out).
 fn all_runs(results: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(results.join("raw"))
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl") && !is_telemetry_file(p))
         .collect();
     v.sort();
     v
@@ -270,10 +319,7 @@ fn chosen_runs(args: &ReportArgs) -> Result<Vec<StoredRun>, String> {
         }
         v
     };
-    let mut runs = Vec::new();
-    for raw in &raws {
-        runs.push(load_run(raw).map_err(|e| e.to_string())?);
-    }
+    let mut runs = load_all(&raws)?;
     runs.sort_by(|a, b| (&a.info.started_at, &a.info.id).cmp(&(&b.info.started_at, &b.info.id)));
     runs.dedup_by(|a, b| a.info.id == b.info.id);
     Ok(runs)

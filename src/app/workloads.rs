@@ -71,7 +71,8 @@ fn describe_target(w: &mut String, plan: &Plan) {
             } else {
                 "none"
             };
-            let _ = writeln!(w, "target:   {} at {} (api key: {key})", t.name, t.base_url);
+            let url = crate::redact::public_url(&t.base_url);
+            let _ = writeln!(w, "target:   {} at {url} (api key: {key})", t.name);
         }
         None => {
             let m = &plan.mock;

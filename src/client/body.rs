@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
-use super::chunk::{BodyError, parse_body, truncate};
+use super::chunk::{BodyError, parse_body};
 use super::response::{Failure, Received, error_chain};
 use super::{Client, MAX_BODY_BYTES, MAX_RETRY_WAIT};
 use crate::record::Outcome;
@@ -116,7 +116,8 @@ impl Client {
 }
 
 /// The failure of a response with an error status: its message (the server's error, or the
-/// start of its body) and `Retry-After` (kept in `st`).
+/// start of its body, uncut: the client redacts it and then cuts it) and `Retry-After` (kept in
+/// `st`).
 pub(super) async fn failed_status(
     resp: &mut reqwest::Response,
     st: &mut Received,
@@ -132,7 +133,7 @@ pub(super) async fn failed_status(
     let text = read_prefix(resp, 2048).await;
     let detail = match parse_body(text.as_bytes()) {
         Err(BodyError::Error(msg)) => msg,
-        _ => truncate(text.trim(), 300),
+        _ => text.trim().to_owned(),
     };
     Failure::new(
         Outcome::HttpStatus,

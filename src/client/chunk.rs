@@ -206,7 +206,7 @@ pub fn parse_body(json: &[u8]) -> Result<ChunkInfo, BodyError> {
             .map(str::to_owned)
             .or_else(|| err.as_str().map(str::to_owned))
             .unwrap_or_else(|| err.to_string());
-        return Err(BodyError::Error(truncate(&msg, 300)));
+        return Err(BodyError::Error(msg));
     }
     let Some(choices) = body.choices else {
         if body.usage.is_some() || body.timings.is_some() {
@@ -227,14 +227,6 @@ pub fn parse_body(json: &[u8]) -> Result<ChunkInfo, BodyError> {
         usage: body.usage,
         timings: body.timings,
     })
-}
-
-/// Shortens `s` to at most `max` characters, marking the cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -359,12 +351,6 @@ mod tests {
         assert!(chat.finished);
         let comp = parse_body(br#"{"choices":[{"text":"abc","finish_reason":"length"}]}"#).unwrap();
         assert_eq!(comp.content_chars, 3);
-    }
-
-    #[test]
-    fn truncate_marks_the_cut() {
-        assert_eq!(truncate("abcdef", 3), "abc…");
-        assert_eq!(truncate("abc", 3), "abc");
     }
 
     proptest::proptest! {

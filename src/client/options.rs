@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::ClientError;
+use crate::redact::public_url;
 
 /// Connection settings beyond the target and the request shape.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -59,7 +60,7 @@ impl ClientOptions {
             Some(url) => {
                 let proxy =
                     reqwest::Proxy::all(url.as_str()).map_err(|_| ClientError::BadProxy {
-                        proxy: without_userinfo(url),
+                        proxy: public_url(url),
                     })?;
                 b.proxy(proxy)
             }
@@ -94,22 +95,8 @@ fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S
 
 fn redacted_url<S: serde::Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match u {
-        Some(u) => s.serialize_str(&without_userinfo(u)),
+        Some(u) => s.serialize_str(&public_url(u)),
         None => s.serialize_none(),
-    }
-}
-
-/// A URL with any `user:password@` replaced, for messages and metadata.
-pub fn without_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}://[redacted]@{}", &rest[at + 1..]),
-                None => url.to_owned(),
-            }
-        }
-        None => url.to_owned(),
     }
 }
 
@@ -120,10 +107,10 @@ mod tests {
     #[test]
     fn proxy_credentials_never_show() {
         assert_eq!(
-            without_userinfo("http://bob:hunter2@proxy:3128/x"),
+            public_url("http://bob:hunter2@proxy:3128/x"),
             "http://[redacted]@proxy:3128/x"
         );
-        assert_eq!(without_userinfo("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(public_url("http://proxy:3128"), "http://proxy:3128");
         let o = ClientOptions {
             proxy: Some("http://u:p@h:1".into()),
             ..ClientOptions::default()

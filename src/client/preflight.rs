@@ -7,11 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 
-use super::chunk::{BodyError, StreamItem, parse_body, parse_stream_data, truncate};
-use super::options::without_userinfo;
+use super::chunk::{BodyError, StreamItem, parse_body, parse_stream_data};
 use super::sse::SseParser;
-use super::{Client, build_body, error_chain};
+use super::{Client, MAX_ERROR_CHARS, build_body, error_chain};
 use crate::plan::RequestSpec;
+use crate::redact::{Redactor, public_url};
 
 /// Why the target failed the preflight check (the run does not start).
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,7 @@ impl Client {
     /// when the server answered 429 or 5xx: it may be busy, so the run goes on.
     pub async fn preflight(&self, body: Bytes) -> Result<Option<String>, PreflightError> {
         let limit = self.timeout.min(Duration::from_secs(60));
-        let url = without_userinfo(self.url.as_str());
+        let url = public_url(self.url.as_str());
         match tokio::time::timeout(limit, self.preflight_exchange(body, &url)).await {
             Ok(r) => r,
             Err(_) => Err(PreflightError::Timeout {
@@ -87,7 +87,7 @@ impl Client {
             .await
             .map_err(|e| PreflightError::Unreachable {
                 url: url.clone(),
-                reason: self.scrub(error_chain(&e.without_url())),
+                reason: self.clean(&error_chain(&e.without_url())),
             })?;
         let status = resp.status().as_u16();
         let sse = resp
@@ -105,10 +105,11 @@ impl Client {
         buf.truncate(READ_LIMIT);
         if !(200..300).contains(&status) {
             let text = String::from_utf8_lossy(&buf);
-            let detail = self.scrub(match parse_body(text.trim().as_bytes()) {
+            let detail = match parse_body(text.trim().as_bytes()) {
                 Err(BodyError::Error(msg)) => msg,
-                _ => truncate(text.trim(), 200),
-            });
+                _ => text.trim().to_owned(),
+            };
+            let detail = self.redactor.cut(&detail, 200);
             return match status {
                 401 | 403 => Err(PreflightError::Unauthorized {
                     url,
@@ -125,15 +126,16 @@ impl Client {
                 }),
             };
         }
+        let r = &self.redactor;
         let verdict = if sse {
-            first_stream_item(&buf)
+            first_stream_item(&buf, r)
         } else {
             match parse_body(&buf) {
                 Ok(_) => Ok(()),
-                Err(BodyError::Error(msg)) => Err(format!("an error object: {msg}")),
+                Err(BodyError::Error(msg)) => Err(format!("an error object: {}", r.cut(&msg, 200))),
                 Err(BodyError::Invalid(_)) => Err(format!(
                     "the body is not an OpenAI response: {:?}",
-                    truncate(String::from_utf8_lossy(&buf).trim(), 120)
+                    r.cut(String::from_utf8_lossy(&buf).trim(), 120)
                 )),
             }
         };
@@ -141,13 +143,14 @@ impl Client {
             .map(|()| None)
             .map_err(|detail| PreflightError::NotOpenAi {
                 url,
-                detail: self.scrub(detail),
+                detail: self.redactor.cut(&detail, MAX_ERROR_CHARS),
             })
     }
 }
 
-/// The first event of a stream must be an OpenAI chunk or `[DONE]`.
-fn first_stream_item(bytes: &[u8]) -> Result<(), String> {
+/// The first event of a stream must be an OpenAI chunk or `[DONE]`; what a message quotes of
+/// the server is redacted by `r` before it is cut.
+fn first_stream_item(bytes: &[u8], r: &Redactor) -> Result<(), String> {
     let mut parser = SseParser::new();
     let mut first = None;
     let mut take = |ev: super::sse::SseEvent<'_>| {
@@ -160,11 +163,15 @@ fn first_stream_item(bytes: &[u8]) -> Result<(), String> {
     }
     match first {
         Some(StreamItem::Chunk(_)) | Some(StreamItem::Done) => Ok(()),
-        Some(StreamItem::Error(msg)) => Err(format!("an error in the stream: {msg}")),
-        Some(StreamItem::Invalid(msg)) => Err(format!("its first stream event is {msg}")),
+        Some(StreamItem::Error(msg)) => {
+            Err(format!("an error in the stream: {}", r.cut(&msg, 200)))
+        }
+        Some(StreamItem::Invalid(msg)) => {
+            Err(format!("its first stream event is {}", r.cut(&msg, 200)))
+        }
         None => Err(format!(
             "the stream has no events: {:?}",
-            truncate(String::from_utf8_lossy(bytes).trim(), 120)
+            r.cut(String::from_utf8_lossy(bytes).trim(), 120)
         )),
     }
 }

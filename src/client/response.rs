@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use crate::record::{Outcome, RequestRecord, ServerTimings, TimeoutKind, TokenSource};
 
-use super::chunk::{
-    BodyError, ChunkInfo, StreamItem, Usage, parse_body, parse_stream_data, truncate,
-};
+use super::chunk::{BodyError, ChunkInfo, StreamItem, Usage, parse_body, parse_stream_data};
 use super::sse::SseParser;
 
 /// The most chunk arrival offsets one record keeps (800 KB); later chunks are counted in
@@ -69,7 +67,8 @@ impl Failure {
     }
 }
 
-/// An error and its causes on one line ("a: b: c"), without repeating itself.
+/// An error and its causes on one line ("a: b: c"), without repeating itself; uncut (the
+/// client redacts, then cuts, what it records).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
@@ -81,7 +80,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    truncate(&msg, 400)
+    msg
 }
 
 /// What has arrived for one request so far.

@@ -6,7 +6,9 @@
 //! thread takes the parsed blocks back in the same turn, so it sees every record in file order,
 //! while the next blocks are being parsed. The first bad line is an error naming the file and
 //! the line (every record before it has been seen); a line over `MAX_RECORD_BYTES` is refused
-//! without being held whole; no input makes this panic.
+//! without being held whole; no input makes this panic. One exception: a last line without a
+//! newline that stops in the middle of a record (what a crash or a full disk leaves) is skipped
+//! and reported as a `TornLine`, so the caller can warn and use every record before it.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -39,12 +41,30 @@ pub enum RecordReadError {
     TooLong { path: PathBuf, line: usize },
 }
 
+/// A last line cut short: no newline, and its JSON stops before the record ends. It is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TornLine {
+    /// Its line number, from 1.
+    pub line: usize,
+    pub bytes: usize,
+}
+
+impl std::fmt::Display for TornLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "its last line ({}, {} bytes, no newline) is cut short, as a crash or a full disk leaves it; skipped, every record before it is used",
+            self.line, self.bytes
+        )
+    }
+}
+
 /// Calls `each` with every record of a JSONL file, in file order; a bad line is an error naming
-/// file and line.
+/// file and line. A torn last line is skipped and returned.
 pub fn for_each_record(
     path: &Path,
     each: impl FnMut(&RequestRecord),
-) -> Result<(), RecordReadError> {
+) -> Result<Option<TornLine>, RecordReadError> {
     let file = File::open(path).map_err(|source| RecordReadError::Io {
         path: path.to_owned(),
         source,
@@ -52,14 +72,16 @@ pub fn for_each_record(
     parse_each(file, path, each)
 }
 
-/// Every record of a JSONL file, in memory (for small files: prefer `for_each_record`).
+/// Every record of a JSONL file, in memory (for small files: prefer `for_each_record`); a torn
+/// last line is left out.
 pub fn read_records(path: &Path) -> Result<Vec<RequestRecord>, RecordReadError> {
     let mut records = Vec::new();
     for_each_record(path, |r| records.push(r.clone()))?;
     Ok(records)
 }
 
-/// Every record from `reader` (`path` names it in errors), in memory.
+/// Every record from `reader` (`path` names it in errors), in memory; a torn last line is left
+/// out.
 pub fn parse_records(
     reader: impl Read + Send,
     path: &Path,
@@ -70,12 +92,13 @@ pub fn parse_records(
 }
 
 /// Calls `each` with every record from `reader` (`path` names it in errors), in order, on this
-/// thread, while other threads read and deserialize the ones after it.
+/// thread, while other threads read and deserialize the ones after it. A torn last line is
+/// skipped and returned.
 pub fn parse_each(
     reader: impl Read + Send,
     path: &Path,
     mut each: impl FnMut(&RequestRecord),
-) -> Result<(), RecordReadError> {
+) -> Result<Option<TornLine>, RecordReadError> {
     let parsers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
     std::thread::scope(|scope| {
         // Every channel end this thread uses lives inside the scope: if `each` panics, unwinding
@@ -98,20 +121,27 @@ pub fn parse_each(
         // Block k went to parser k % parsers, which answers in the order it received: reading
         // the parsers in turn gives the records in file order.
         let mut lines_before = 0;
+        let mut torn = None;
         for block in 0.. {
             let (parsed_rx, done_tx) = &from_parsers[block % parsers];
             let Ok(parsed) = parsed_rx.recv() else {
-                return Ok(()); // the input ended
+                return Ok(torn); // the input ended
             };
             parsed.records.iter().for_each(&mut each);
             if let Some(e) = parsed.error {
                 return Err(e.after_lines(lines_before));
             }
+            if let Some(t) = parsed.torn {
+                torn = Some(TornLine {
+                    line: t.line + lines_before,
+                    ..t
+                });
+            }
             lines_before += parsed.lines;
             // Handed back to be emptied where the records were allocated.
             let _ = done_tx.send(parsed.records);
         }
-        Ok(())
+        Ok(torn)
     })
 }
 
@@ -122,6 +152,8 @@ struct Parsed {
     /// Lines in the block.
     lines: usize,
     error: Option<RecordReadError>,
+    /// The block's last line, torn (only the input's last block can have one).
+    torn: Option<TornLine>,
 }
 
 impl RecordReadError {
@@ -209,13 +241,13 @@ fn parse_blocks(
     for block in blocks {
         let mut records = done.try_recv().unwrap_or_default();
         records.clear();
-        let (lines, error) = match block {
+        let (lines, error, torn) = match block {
             Ok(bytes) => {
                 let read = parse_lines(&bytes, path, &mut records);
                 let _ = spent.send(bytes);
                 read
             }
-            Err(e) => (0, Some(e)),
+            Err(e) => (0, Some(e), None),
         };
         let last = error.is_some();
         if parsed
@@ -223,6 +255,7 @@ fn parse_blocks(
                 records,
                 lines,
                 error,
+                torn,
             })
             .is_err()
             || last
@@ -233,27 +266,37 @@ fn parse_blocks(
 }
 
 /// Appends the records of a block of lines to `records` until a bad line; returns the number of
-/// lines read and the error, if any (lines counted from the block's start).
+/// lines read, the error, if any, and a torn last line (lines counted from the block's start).
 fn parse_lines(
     block: &[u8],
     path: &Path,
     records: &mut Vec<RequestRecord>,
-) -> (usize, Option<RecordReadError>) {
+) -> (usize, Option<RecordReadError>, Option<TornLine>) {
     let mut line = 0;
     let mut start = 0;
     // Every line ends with a newline except, at the end of the input, the last one.
-    let ends = memchr::memchr_iter(b'\n', block)
-        .chain((block.last() != Some(&b'\n')).then_some(block.len()));
+    let unterminated = block.last().is_some_and(|b| *b != b'\n');
+    let ends = memchr::memchr_iter(b'\n', block).chain(unterminated.then_some(block.len()));
     for end in ends {
         line += 1;
         match parse_line(&block[start..end], path, line) {
             Ok(Some(record)) => records.push(record),
             Ok(None) => {}
-            Err(e) => return (line, Some(e)),
+            // The input's last line, without a newline, ending inside the record: torn.
+            Err(RecordReadError::Parse { source, .. })
+                if unterminated && end == block.len() && source.is_eof() =>
+            {
+                let torn = TornLine {
+                    line,
+                    bytes: end - start,
+                };
+                return (line, None, Some(torn));
+            }
+            Err(e) => return (line, Some(e), None),
         }
         start = end + 1;
     }
-    (line, None)
+    (line, None, None)
 }
 
 /// The record on line `n` (without its newline); `None` for a blank line.
@@ -313,6 +356,47 @@ mod tests {
                 Err(e) => proptest::prop_assert!(e.to_string().starts_with("r.jsonl:")),
             }
         }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_reported_anything_else_bad_is_an_error() {
+        let (records, text) = lines(3_000);
+        let whole = text.len();
+        let last_start = text[..whole - 1].iter().rposition(|b| *b == b'\n').unwrap() + 1;
+        for cut in [
+            last_start + 1,
+            last_start + 7,
+            (last_start + whole) / 2,
+            whole - 2,
+        ] {
+            let mut seen = 0;
+            let torn = parse_each(&text[..cut], Path::new("r.jsonl"), |_| seen += 1).unwrap();
+            assert_eq!(seen, 2_999, "{cut}");
+            assert_eq!(
+                torn,
+                Some(TornLine {
+                    line: 3_000,
+                    bytes: cut - last_start
+                })
+            );
+        }
+        // The whole last record without its newline is a record, not torn.
+        assert_eq!(
+            parse_each(&text[..whole - 1], Path::new("r.jsonl"), |_| {}).unwrap(),
+            None
+        );
+        assert_eq!(
+            parse_records(&text[..whole - 1], Path::new("r.jsonl")).unwrap(),
+            records
+        );
+        // Cut short in the middle of the file, or garbage at its end: errors.
+        let mut middle = text[..last_start - 10].to_vec();
+        middle.push(b'\n');
+        middle.extend_from_slice(&text[last_start..]);
+        assert!(parse_records(&middle[..], Path::new("r.jsonl")).is_err());
+        let mut garbage = text.clone();
+        garbage.extend_from_slice(b"{oops");
+        assert!(parse_records(&garbage[..], Path::new("r.jsonl")).is_err());
     }
 
     #[test]

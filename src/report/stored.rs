@@ -25,6 +25,9 @@ pub struct StoredRun {
     /// Telemetry readings (`raw/<id>.telemetry.jsonl`, when the run sampled any).
     pub readings: Vec<Reading>,
     pub telemetry: TelemetrySummary,
+    /// What reading skipped, one warning each, naming its file: a torn last line of the records
+    /// or the telemetry (a crash or a full disk), or a telemetry file that could not be read.
+    pub notes: Vec<String>,
 }
 
 impl StoredRun {
@@ -63,22 +66,37 @@ pub enum LoadError {
     },
 }
 
-/// The readings of `<results>/raw/<id>.telemetry.jsonl`; none when the file does not exist.
-fn read_telemetry(path: &Path) -> Result<Vec<Reading>, LoadError> {
+/// The readings of `<results>/raw/<id>.telemetry.jsonl` (none when the file does not exist),
+/// and a note when its last line was torn (no newline, cut inside a reading) and skipped.
+fn read_telemetry(path: &Path) -> Result<(Vec<Reading>, Option<String>), LoadError> {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| LoadError::Telemetry {
-                path: path.to_owned(),
-                line: i + 1,
-                message: e.to_string(),
-            })
-        })
-        .collect()
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut readings = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(l) {
+            Ok(r) => readings.push(r),
+            Err(e) if e.is_eof() && i + 1 == lines.len() => {
+                let torn = crate::record::TornLine {
+                    line: i + 1,
+                    bytes: l.len(),
+                };
+                return Ok((readings, Some(format!("{}: {torn}", path.display()))));
+            }
+            Err(e) => {
+                return Err(LoadError::Telemetry {
+                    path: path.to_owned(),
+                    line: i + 1,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok((readings, None))
 }
 
 /// Reads the run whose raw records are at `raw` (`<results>/raw/<id>.jsonl`).
@@ -88,10 +106,14 @@ pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
     // Streamed: memory does not grow with the number of records.
     let mut analyzer = Analyzer::new();
     let mut seen = Seen::default();
-    for_each_record(raw, |r| {
+    let torn = for_each_record(raw, |r| {
         analyzer.add(r);
         seen.add(r);
     })?;
+    let mut notes: Vec<String> = torn
+        .iter()
+        .map(|t| format!("{}: {t}", raw.display()))
+        .collect();
     let analysis = analyzer.finish();
     let meta_path = &run_files.metadata;
     let (info, has_metadata) = match std::fs::read_to_string(meta_path) {
@@ -99,7 +121,17 @@ pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
         Err(_) => (seen.stand_in_info(&id), false),
     };
     let warnings = analysis.summary.warnings(&info.requested());
-    let readings = read_telemetry(&run_files.telemetry)?;
+    // Telemetry is beside the records: a bad telemetry file costs the run its telemetry only.
+    let readings = match read_telemetry(&run_files.telemetry) {
+        Ok((readings, torn)) => {
+            notes.extend(torn);
+            readings
+        }
+        Err(e) => {
+            notes.push(format!("{e}; the run is read without its telemetry"));
+            Vec::new()
+        }
+    };
     let telemetry = telemetry_over(&readings, &analysis.summary);
     Ok(StoredRun {
         info,
@@ -109,6 +141,7 @@ pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
         has_metadata,
         readings,
         telemetry,
+        notes,
     })
 }
 

@@ -100,7 +100,7 @@ pub fn finish(
         workload: plan.workload.clone(),
         script: setup.settings.label.display().to_string(),
         target: setup.target.name.clone(),
-        base_url: setup.target.base_url.clone(),
+        base_url: crate::redact::public_url(&setup.target.base_url),
         model: setup.model.clone(),
         endpoint: plan.request.endpoint.name().into(),
         stream: plan.request.stream,

@@ -205,9 +205,14 @@ fn register_target(
         let base_url = o
             .string("base_url")?
             .ok_or("target: base_url is required, e.g. \"http://127.0.0.1:8000/v1\"")?;
-        let name = o.string("name")?.unwrap_or_else(|| host_of(&base_url));
+        let name = o
+            .string("name")?
+            .unwrap_or_else(|| crate::redact::host_port(&base_url));
         let api_key = match o.string("api_key_env")? {
             None => None,
+            Some(var) if crate::redact::looks_like_key(&var) && std::env::var(&var).is_err() => {
+                return Err("target: api_key_env takes the name of an environment variable holding the key, but this looks like a key itself (not shown here): write api_key_env: \"OPENAI_API_KEY\" and run with OPENAI_API_KEY=<key> and --api-key-env OPENAI_API_KEY".into());
+            }
             Some(var) if !allowed_env.contains(&var) => {
                 return Err(format!(
                     "target: api_key_env names {var}, which this script may not read; a script reads only the variables given with --api-key-env, named in configs/targets.yaml (api_key: \"${{{var}}}\") or listed in {ALLOW_ENV_VAR}: run with --api-key-env {var}"
@@ -566,12 +571,4 @@ fn parse_like(name: &str, text: &str, default: &Dynamic) -> RhaiResult<Dynamic> 
         )
         .into())
     }
-}
-
-fn host_of(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or(url)
-        .to_owned()
 }

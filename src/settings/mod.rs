@@ -115,7 +115,7 @@ pub struct PlanOverrides {
 pub fn apply(mut plan: Plan, o: &PlanOverrides) -> Result<Plan, SettingsError> {
     if let Some(url) = &o.url {
         plan.target = Some(Target {
-            name: url_host(url),
+            name: crate::redact::host_port(url),
             base_url: url.clone(),
             api_key: plan.target.as_ref().and_then(|t| t.api_key.clone()),
         });
@@ -184,9 +184,11 @@ impl LoadFlags {
             None => None,
             Some(var) => {
                 let key = env(var).ok_or_else(|| {
-                    SettingsError(format!(
-                        "--api-key-env {var}: the variable is not set; export {var}=<key> first"
-                    ))
+                    SettingsError(if crate::redact::looks_like_key(var) {
+                        "--api-key-env takes the name of an environment variable holding the key, but what was given looks like a key itself (not shown here); export it and pass the name: export OPENAI_API_KEY=<key>; --api-key-env OPENAI_API_KEY".into()
+                    } else {
+                        format!("--api-key-env {var}: the variable is not set; export {var}=<key> first")
+                    })
                 })?;
                 Some((var.clone(), ApiKey::new(key)))
             }
@@ -202,16 +204,6 @@ impl LoadFlags {
             timeout: conn.timeout.map(Duration::from_secs_f64),
         })
     }
-}
-
-/// A target's name from its URL: the host and port.
-fn url_host(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .filter(|h| !h.is_empty())
-        .unwrap_or(url)
-        .to_owned()
 }
 
 #[cfg(test)]
@@ -291,10 +283,38 @@ mod tests {
         assert!(e.0.contains("export LLMBENCH_NOT_SET=<key>"), "{e}");
         let o = flags.overrides(None, |_| Some("k".into())).unwrap();
         assert_eq!(o.api_key.unwrap().1.expose(), "k");
+        for key in ["sk-proj-abc123XYZ", "abcdef0123456789abcdef", "hf_AbCdEf"] {
+            let flags = LoadFlags {
+                connection: ConnectionFlags {
+                    api_key_env: Some(key.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let e = flags.overrides(None, |_| None).unwrap_err();
+            assert!(e.0.contains("looks like a key"), "{e}");
+            assert!(!e.0.contains(&key[..6]), "{e}");
+        }
     }
 
     #[test]
-    fn a_host_is_named_by_its_address() {
-        assert_eq!(url_host("http://127.0.0.1:8000/v1"), "127.0.0.1:8000");
+    fn a_target_from_url_is_named_by_its_address_without_credentials() {
+        for url in [
+            "http://127.0.0.1:8000/v1",
+            "http://bob:hunter2-pass@127.0.0.1:8000/v1",
+            "http://127.0.0.1:8000?api_key=sk-in-the-query",
+            "http://127.0.0.1:8000/v1?api-version=1&key=k3y-k3y-k3y",
+        ] {
+            let o = PlanOverrides {
+                url: Some(url.into()),
+                ..Default::default()
+            };
+            let p = apply(plan(), &o).unwrap();
+            assert_eq!(p.target.as_ref().unwrap().name, "127.0.0.1:8000", "{url}");
+            let json = serde_json::to_string(&p).unwrap();
+            for secret in ["hunter2", "sk-in-the-query", "k3y-k3y"] {
+                assert!(!json.contains(secret), "{json}");
+            }
+        }
     }
 }

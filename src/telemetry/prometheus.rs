@@ -144,6 +144,9 @@ pub async fn scrape_loop(
     sink: SampleSink,
 ) {
     crate::client::install_tls_provider();
+    // The URL may carry credentials: readings and notices name it without them.
+    let shown = crate::redact::public_url(&url);
+    let redactor = crate::redact::Redactor::new().with_url(&url);
     let http = match reqwest::Client::builder()
         .no_proxy()
         .timeout(every.max(Duration::from_secs(2)))
@@ -151,7 +154,7 @@ pub async fn scrape_loop(
     {
         Ok(h) => h,
         Err(e) => {
-            sink.notice(format!("cannot scrape {url}: {e}"));
+            sink.notice(redactor.redact(&format!("cannot scrape {shown}: {e}")));
             return;
         }
     };
@@ -187,7 +190,7 @@ pub async fn scrape_loop(
                     .filter(|p| keep(&p.name, &named))
                     .map(|p| Reading {
                         t_us,
-                        source: url.clone(),
+                        source: shown.clone(),
                         name: p.name,
                         labels: p.labels,
                         kind: p.kind,
@@ -199,7 +202,10 @@ pub async fn scrape_loop(
             }
             Err(e) => {
                 if !failing {
-                    sink.notice(format!("scraping {url} failed: {e}; will keep trying"));
+                    sink.notice(redactor.redact(&format!(
+                        "scraping {shown} failed: {}; will keep trying",
+                        crate::client::response::error_chain(&e.without_url())
+                    )));
                 }
                 failing = true;
             }

@@ -110,14 +110,23 @@ pub async fn send_in_turn(
     spec: &llmbench::plan::RequestSpec,
     n: u64,
 ) -> Vec<RequestRecord> {
-    use llmbench::client::{Client, PhaseLabel, build_body};
-    let clock = llmbench::clock::Clock::start();
     let target = Target {
         name: "test".into(),
         base_url,
         api_key: None,
     };
-    let client = Client::new(&target, spec, 1, clock).unwrap();
+    send_in_turn_to(&target, spec, n).await
+}
+
+/// `send_in_turn` to any target (its key, its URL's credentials).
+pub async fn send_in_turn_to(
+    target: &Target,
+    spec: &llmbench::plan::RequestSpec,
+    n: u64,
+) -> Vec<RequestRecord> {
+    use llmbench::client::{Client, PhaseLabel, build_body};
+    let clock = llmbench::clock::Clock::start();
+    let client = Client::new(target, spec, 1, clock).unwrap();
     let label = PhaseLabel {
         name: "p".into(),
         warmup: false,

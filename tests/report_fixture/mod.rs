@@ -124,6 +124,7 @@ pub fn stored(info: RunInfo, records: &[RequestRecord]) -> StoredRun {
         has_metadata: true,
         readings: Vec::new(),
         telemetry: Default::default(),
+        notes: Vec::new(),
     }
 }
 
