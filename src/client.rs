@@ -137,6 +137,8 @@ pub struct Client {
     /// sends back (and every error) before it is cut or recorded.
     redactor: Redactor,
     clock: Clock,
+    /// Cancelled when the run stops (the first signal): no request starts another attempt.
+    no_retries: CancellationToken,
 }
 
 /// The most characters of an error message a record keeps (after redaction).
@@ -226,7 +228,14 @@ impl Client {
             retries: options.retries,
             redactor: redactor(target, spec, options),
             clock,
+            no_retries: CancellationToken::new(),
         })
+    }
+
+    /// Cancel it to stop retries: a request waiting to retry (a `Retry-After`, a back-off)
+    /// ends with the failure it has instead of trying again. The run cancels it on a signal.
+    pub fn retries_stop(&self) -> CancellationToken {
+        self.no_retries.clone()
     }
 
     /// An error message as a record keeps it: redacted, then cut to `MAX_ERROR_CHARS`.
@@ -274,7 +283,11 @@ impl Client {
                 .await;
             let end_us = self.clock.now_us();
             let retry = match &result {
-                Err(f) if rec.attempts <= self.retries && !abort.is_cancelled() => {
+                Err(f)
+                    if rec.attempts <= self.retries
+                        && !abort.is_cancelled()
+                        && !self.no_retries.is_cancelled() =>
+                {
                     f.retryable(&state)
                 }
                 _ => false,
@@ -287,6 +300,7 @@ impl Client {
                 let waited = tokio::select! {
                     _ = tokio::time::sleep(wait) => true,
                     _ = abort.cancelled() => false,
+                    _ = self.no_retries.cancelled() => false,
                 };
                 if waited {
                     let f = result.expect_err("only failures are retried");

@@ -254,3 +254,51 @@ fn ctrl_c_during_a_slow_assertion_is_honoured() {
     assert_eq!(mock.stats().completed, 8);
     drop(stderr);
 }
+
+#[test]
+fn a_signal_stops_requests_waiting_to_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every answer is a 429 with Retry-After: 1; with --retries 20 each request would keep
+    // trying for 20 s, well past the signal.
+    let mock = MockProcess::start(&["--ttft-ms", "1", "--itl-ms", "1", "--rate-limit-rate", "1"]);
+    let script = dir.path().join("retry.rhai");
+    std::fs::write(
+        &script,
+        "request(#{ max_tokens: 4, prompt: |i| `p ${i}` });\n\
+         phase(\"p\", #{ requests: 6, rps: 20 });\n",
+    )
+    .unwrap();
+    let child = llmbench()
+        .arg(&script)
+        .args(["--no-progress", "--url", &mock.base_url, "--model", "m"])
+        .args(["--retries", "20", "--grace", "30", "--no-preflight"])
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ready: every request has been answered once and is waiting for its retry.
+    let until = Instant::now() + Duration::from_secs(30);
+    while mock.stats_now().rate_limited < 6 {
+        assert!(Instant::now() < until, "the mock never saw six requests");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "no retry after the signal: {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let records = raw_records(&dir.path().join("results"));
+    assert_eq!(records.len(), 6);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.status == Some(429) && r.attempts < 20),
+        "{records:?}"
+    );
+}

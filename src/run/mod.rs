@@ -77,6 +77,9 @@ pub async fn run(
     // A signal also stops the script's prompt or assertion call that is running.
     let cancel = prepared.setup.plan.cancel.clone();
     let _cancel_scripts = signals.on_stop(move || cancel.cancel());
+    // ... and every retry a request is waiting to make.
+    let retries = prepared.client.retries_stop();
+    let _stop_retries = signals.on_stop(move || retries.cancel());
     let measured = prepared.measure(&signals, sinks).await?;
     let n = measured.setup.plan.assertions.len();
     if n > 0 && !settings.quiet {
