@@ -19,29 +19,40 @@ fn run_with_planted_key(url: &str, extra: &[&str]) -> (Option<i32>, String, Vec<
         "request(#{ prompt: \"hi\", max_tokens: 3 });\nphase(\"p\", #{ requests: 4 });\n",
     )
     .unwrap();
+    let (code, stderr) = run_planted(
+        &script,
+        url,
+        &[&["--connect-timeout", "2"], extra].concat(),
+        dir.path(),
+        &[SECRET],
+    );
+    (code, stderr, all_files(&dir.path().join("results")))
+}
+
+/// Runs `script` against `url` with the planted key (`--api-key-env`) and `extra` flags,
+/// writing under `dir/results`; checks that none of `secrets` (whole or an 8+ character piece)
+/// reached stdout, stderr or any file under `dir`; returns the exit code and stderr.
+fn run_planted(
+    script: &std::path::Path,
+    url: &str,
+    extra: &[&str],
+    dir: &std::path::Path,
+    secrets: &[&str],
+) -> (Option<i32>, String) {
     let out = llmbench()
-        .arg(&script)
+        .arg(script)
         .args(["--no-progress", "--url", url, "--model", "m"])
-        .args([
-            "--api-key-env",
-            "LLMBENCH_PLANTED_KEY",
-            "--connect-timeout",
-            "2",
-        ])
+        .args(["--api-key-env", "LLMBENCH_PLANTED_KEY"])
         .args(extra)
         .arg("--results")
-        .arg(dir.path().join("results"))
+        .arg(dir.join("results"))
         .env("LLMBENCH_PLANTED_KEY", SECRET)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_no_leak(&[SECRET], &stdout, &stderr, dir.path());
-    (
-        out.status.code(),
-        stderr,
-        all_files(&dir.path().join("results")),
-    )
+    assert_no_leak(secrets, &stdout, &stderr, dir);
+    (out.status.code(), stderr)
 }
 
 #[test]
@@ -196,21 +207,8 @@ fn run_with_every_secret(url: &str, requests: usize, extra: &[&str]) -> (Option<
         "{}?api_key={QUERY_KEY}&api-version=2024-06-01",
         url.replace("http://", &format!("http://{USER}:{PASSWORD}@"))
     );
-    let out = llmbench()
-        .arg(&script)
-        .args(["--no-progress", "--url", &url, "--model", "m"])
-        .args(["--api-key-env", "LLMBENCH_PLANTED_KEY"])
-        .args(extra)
-        .arg("--results")
-        .arg(dir.path().join("results"))
-        .env("LLMBENCH_PLANTED_KEY", SECRET)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let secrets = [SECRET, PASSWORD, USER, QUERY_KEY, HEADER_VALUE];
-    assert_no_leak(&secrets, &stdout, &stderr, dir.path());
-    (out.status.code(), stderr)
+    run_planted(&script, &url, extra, dir.path(), &secrets)
 }
 
 #[test]
