@@ -184,7 +184,7 @@ fn a_signal_after_a_short_grace_cancels_the_rest_and_loses_nothing() {
 fn a_second_signal_exits_at_once_with_the_records_already_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let mock = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "50", "--output-tokens", "40"]);
-    let child = start_run(
+    let mut child = start_run(
         dir.path(),
         "request(#{ max_tokens: 40, prompt: |i| `p ${i}` });\n\
          phase(\"long\", #{ duration: 60, rps: 20, concurrency: 64 });\n",
@@ -194,6 +194,16 @@ fn a_second_signal_exits_at_once_with_the_records_already_on_disk() {
     let results = dir.path().join("results");
     wait_for_records(&results, 10);
     signal(&child, "INT");
+    // Ready for the second: the run said it is stopping (so the first was seen first).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("received; stopping") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "the run said it is stopping"
+        );
+    }
     let second = Instant::now();
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
@@ -211,6 +221,7 @@ fn a_second_signal_exits_at_once_with_the_records_already_on_disk() {
         "{stats:?}"
     );
     assert!(count(&records, |r| r.outcome == Outcome::Ok) <= stats.completed);
+    drop(stderr);
 }
 
 #[test]
