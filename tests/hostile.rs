@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use llmbench::plan::{Endpoint, Prompt, RequestSpec};
+use llmbench::plan::{Prompt, RequestSpec};
 use llmbench::record::{Outcome, RequestRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -104,16 +104,7 @@ async fn serve(plan: impl Fn(usize, usize) -> Action + Send + Sync + 'static) ->
 }
 
 fn spec(stream: bool) -> RequestSpec {
-    RequestSpec {
-        endpoint: Endpoint::Chat,
-        max_tokens: Some(16),
-        stream,
-        prompt: Prompt::Text("hi".into()),
-        system: None,
-        body: Default::default(),
-        headers: Default::default(),
-        timeout: Duration::from_secs(20),
-    }
+    common::chat_spec(stream, Duration::from_secs(20))
 }
 
 /// Sends `n` requests one after another through one client (pool of one connection).

@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{MockProcess, all_files, llmbench, only_file, raw_records, signal, wait_for_records};
+use common::{
+    MockProcess, all_files, llmbench, only_file, raw_records, signal, stderr_until,
+    wait_for_records,
+};
 use llmbench::mock::MockStats;
 use llmbench::record::{Outcome, RequestRecord};
 
@@ -195,15 +198,7 @@ fn a_second_signal_exits_at_once_with_the_records_already_on_disk() {
     wait_for_records(&results, 10);
     signal(&child, "INT");
     // Ready for the second: the run said it is stopping (so the first was seen first).
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("received; stopping") {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
-            "the run said it is stopping"
-        );
-    }
+    let stderr = stderr_until(&mut child, "received; stopping");
     let second = Instant::now();
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
@@ -241,15 +236,7 @@ fn ctrl_c_during_a_slow_assertion_is_honoured() {
     let results = dir.path().join("results");
     wait_for_records(&results, 8);
     // Kept open until the run ends: its last lines still fit in the pipe.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("checking 1 assertion") {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
-            "the run said it checks its assertions"
-        );
-    }
+    let stderr = stderr_until(&mut child, "checking 1 assertion");
     let sent = Instant::now();
     signal(&child, "INT");
     let out = child.wait_with_output().unwrap();

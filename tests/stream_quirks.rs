@@ -10,7 +10,7 @@ use std::time::Duration;
 use llmbench::client::response::replay_stream;
 use llmbench::client::{Client, PhaseLabel};
 use llmbench::clock::Clock;
-use llmbench::plan::{Content, Endpoint, Prompt, RequestSpec, Target};
+use llmbench::plan::{Content, Target};
 use llmbench::record::{Outcome, RequestRecord, TokenSource};
 use llmbench::schedule::Dispatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -378,16 +378,7 @@ async fn canned_server(response: Vec<u8>) -> String {
 
 async fn fetch(base_url: String, stream: bool) -> RequestRecord {
     let clock = Clock::start();
-    let spec = RequestSpec {
-        endpoint: Endpoint::Chat,
-        max_tokens: Some(16),
-        stream,
-        prompt: Prompt::Text("hi".into()),
-        system: None,
-        body: Default::default(),
-        headers: Default::default(),
-        timeout: Duration::from_secs(10),
-    };
+    let spec = common::chat_spec(stream, Duration::from_secs(10));
     let target = Target {
         name: "canned".into(),
         base_url,
@@ -499,16 +490,7 @@ async fn closes_reused_connections(body: Vec<u8>) -> String {
 #[tokio::test]
 async fn a_kept_alive_connection_closed_under_a_request_is_retried_on_a_new_one() {
     let url = closes_reused_connections(fixture("llamacpp/chat_nonstream.json")).await;
-    let spec = RequestSpec {
-        endpoint: Endpoint::Chat,
-        max_tokens: Some(16),
-        stream: false,
-        prompt: Prompt::Text("hi".into()),
-        system: None,
-        body: Default::default(),
-        headers: Default::default(),
-        timeout: Duration::from_secs(10),
-    };
+    let spec = common::chat_spec(false, Duration::from_secs(10));
     let records = common::send_in_turn(url, &spec, 2).await;
     assert_eq!(records[0].outcome, Outcome::Ok);
     assert_eq!(records[0].reconnects, 0);

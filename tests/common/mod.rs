@@ -103,6 +103,20 @@ pub fn fixed_server(
     (addr, hits)
 }
 
+/// A chat request spec: prompt "hi", `max_tokens` 16, streamed or not, with `timeout`.
+pub fn chat_spec(stream: bool, timeout: Duration) -> llmbench::plan::RequestSpec {
+    llmbench::plan::RequestSpec {
+        endpoint: llmbench::plan::Endpoint::Chat,
+        max_tokens: Some(16),
+        stream,
+        prompt: llmbench::plan::Prompt::Text("hi".into()),
+        system: None,
+        body: Default::default(),
+        headers: Default::default(),
+        timeout,
+    }
+}
+
 /// Sends `n` requests for `spec` to `base_url` one after another through one client (a pool of
 /// one connection), each dispatched the moment the last ended.
 pub async fn send_in_turn(

@@ -89,6 +89,19 @@ pub fn wait_for_records(results: &Path, n: usize) {
     );
 }
 
+/// Reads `child`'s stderr until a line contains `needle` (a readiness signal the run prints);
+/// returns the reader, to keep the pipe open until the run ends.
+pub fn stderr_until(child: &mut Child, needle: &str) -> BufReader<std::process::ChildStderr> {
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut line = String::new();
+    while !line.contains(needle) {
+        line.clear();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "the run ended without printing {needle:?}");
+    }
+    stderr
+}
+
 /// Sends `signal` (e.g. "INT", "TERM") to `child`.
 pub fn signal(child: &Child, signal: &str) {
     let ok = Command::new("kill")
