@@ -1,6 +1,9 @@
 //! The original tool's YAML configs: `configs/targets.yaml` (name, base_url, api_key) and
 //! `configs/models.yaml` (name, full_name), parsed and validated. `${VAR}` in an api_key reads
 //! the environment, so keys need not be written into files. Errors name the file and line.
+//! The shipped copies of the three files are built into the binary: a file missing from the
+//! config folder is read from its built-in copy, so llmbench works from any folder; a file on
+//! disk always wins (whole: the two are never merged).
 
 use std::path::{Path, PathBuf};
 
@@ -82,24 +85,31 @@ impl Configs {
         &self.dir
     }
 
+    /// Where `file` is read from, for messages: the folder's copy, else the built-in one.
+    pub fn path_of(&self, file: &str) -> PathBuf {
+        let path = self.dir.join(file);
+        match embedded(file) {
+            Some(_) if !path.exists() => PathBuf::from(format!("(built-in) configs/{file}")),
+            _ => path,
+        }
+    }
+
     fn read<T: for<'de> Deserialize<'de>>(&self, file: &str) -> Result<T, ConfigError> {
         let path = self.dir.join(file);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        // The message and its line and column, never the file's lines: a line near the error may
-        // hold a key, so no snippet is shown and every value that may be a secret is redacted.
-        serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
-            path,
-            message: file_secrets(&text).redact(&e.without_snippet().to_string()),
-        })
+        let text = match embedded(file) {
+            Some(text) if !path.exists() => return parse(self.path_of(file), text),
+            _ => std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?,
+        };
+        parse(path, &text)
     }
 
     /// The target called `name` in `targets.yaml`.
     pub fn target(&self, name: &str) -> Result<Target, ConfigError> {
         let file: TargetsFile = self.read("targets.yaml")?;
-        let path = self.dir.join("targets.yaml");
+        let path = self.path_of("targets.yaml");
         let names: Vec<&str> = file.targets.iter().map(|t| t.name.as_str()).collect();
         let entry = file
             .targets
@@ -131,11 +141,8 @@ impl Configs {
     }
 
     /// The full model name for `name` from `models.yaml`; `name` itself when the file does not
-    /// exist or does not list it (a script may name a model directly).
+    /// list it (a script may name a model directly).
     pub fn model(&self, name: &str) -> Result<String, ConfigError> {
-        if !self.dir.join("models.yaml").exists() {
-            return Ok(name.to_owned());
-        }
         let file: ModelsFile = self.read("models.yaml")?;
         Ok(file
             .models
@@ -154,7 +161,7 @@ impl Configs {
             .find(|w| w.name == name)
             .cloned()
             .ok_or_else(|| ConfigError::Invalid {
-                path: self.dir.join("workloads.yaml"),
+                path: self.path_of("workloads.yaml"),
                 message: format!(
                     "no workload named {name:?}; the file defines: {}",
                     names.join(", ")
@@ -165,10 +172,16 @@ impl Configs {
     /// Every workload in `workloads.yaml`, checked (positive duration, rps and concurrency).
     pub fn workloads(&self) -> Result<Vec<Workload>, ConfigError> {
         let file: WorkloadsFile = self.read("workloads.yaml")?;
+        if file.workloads.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: self.path_of("workloads.yaml"),
+                message: "lists no workload; add one (name, duration, rps, concurrency)".into(),
+            });
+        }
         for w in &file.workloads {
             if !(w.duration > 0.0 && w.rps > 0.0 && w.concurrency > 0) {
                 return Err(ConfigError::Invalid {
-                    path: self.dir.join("workloads.yaml"),
+                    path: self.path_of("workloads.yaml"),
                     message: format!(
                         "workload {:?}: duration, rps and concurrency must all be greater than 0",
                         w.name
@@ -180,11 +193,8 @@ impl Configs {
     }
 
     /// The environment variables `targets.yaml` reads (each `${VAR}` in an `api_key`); empty
-    /// when the file does not exist or does not parse. A script may name these as `api_key_env`.
+    /// when the file does not parse. A script may name these as `api_key_env`.
     pub fn key_vars(&self) -> Vec<String> {
-        if !self.dir.join("targets.yaml").exists() {
-            return Vec::new();
-        }
         let Ok(file) = self.read::<TargetsFile>("targets.yaml") else {
             return Vec::new();
         };
@@ -202,23 +212,45 @@ impl Configs {
         vars
     }
 
-    /// Target names in `targets.yaml` (empty when the file does not exist).
+    /// Target names in `targets.yaml`, in file order.
     pub fn target_names(&self) -> Result<Vec<String>, ConfigError> {
-        if !self.dir.join("targets.yaml").exists() {
-            return Ok(Vec::new());
-        }
         let file: TargetsFile = self.read("targets.yaml")?;
         Ok(file.targets.into_iter().map(|t| t.name).collect())
     }
 
-    /// Model short names in `models.yaml` (empty when the file does not exist).
+    /// Model full names (what a server knows them by) in `models.yaml`, in file order.
+    pub fn model_full_names(&self) -> Result<Vec<String>, ConfigError> {
+        let file: ModelsFile = self.read("models.yaml")?;
+        Ok(file.models.into_iter().map(|m| m.full_name).collect())
+    }
+
+    /// Model short names in `models.yaml`, in file order.
     pub fn model_names(&self) -> Result<Vec<String>, ConfigError> {
-        if !self.dir.join("models.yaml").exists() {
-            return Ok(Vec::new());
-        }
         let file: ModelsFile = self.read("models.yaml")?;
         Ok(file.models.into_iter().map(|m| m.name).collect())
     }
+}
+
+/// The shipped `configs/` files, for when the config folder lacks one.
+pub const EMBEDDED: [(&str, &str); 3] = [
+    ("targets.yaml", include_str!("../configs/targets.yaml")),
+    ("models.yaml", include_str!("../configs/models.yaml")),
+    ("workloads.yaml", include_str!("../configs/workloads.yaml")),
+];
+
+/// The built-in copy of the config file `file`.
+pub fn embedded(file: &str) -> Option<&'static str> {
+    EMBEDDED.iter().find(|(n, _)| *n == file).map(|(_, t)| *t)
+}
+
+/// Parses a config file's text; `path` names it in errors.
+fn parse<T: for<'de> Deserialize<'de>>(path: PathBuf, text: &str) -> Result<T, ConfigError> {
+    // The message and its line and column, never the file's lines: a line near the error may
+    // hold a key, so no snippet is shown and every value that may be a secret is redacted.
+    serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+        path,
+        message: file_secrets(text).redact(&e.without_snippet().to_string()),
+    })
 }
 
 /// The values in a YAML file that may be secrets: each value of a credential-like key
@@ -341,6 +373,32 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_file_is_read_from_its_built_in_copy_and_a_file_on_disk_wins() {
+        let empty = tempfile::tempdir().unwrap();
+        let c = Configs::new(empty.path());
+        assert_eq!(c.workloads().unwrap().len(), 4);
+        assert_eq!(c.target_names().unwrap(), vec!["vllm-local"]);
+        assert_eq!(c.model_names().unwrap(), vec!["llama-3.1-8b-instruct"]);
+        let err = c.workload("nope").unwrap_err().to_string();
+        assert!(err.contains("(built-in) configs/workloads.yaml"), "{err}");
+        let d = dir_with(&[(
+            "workloads.yaml",
+            "workloads:\n  - name: mine\n    duration: 1\n    rps: 7\n    concurrency: 1\n",
+        )]);
+        let names: Vec<String> = Configs::new(d.path())
+            .workloads()
+            .unwrap()
+            .into_iter()
+            .map(|w| w.name)
+            .collect();
+        assert_eq!(
+            names,
+            vec!["mine"],
+            "the file replaces the built-in list whole"
+        );
+    }
+
+    #[test]
     fn api_keys_expand_env_vars() {
         // SAFETY: this test alone uses this variable name.
         unsafe { std::env::set_var("LLMBENCH_TEST_KEY_CFG", "sk-123") };
@@ -364,7 +422,10 @@ mod tests {
             Configs::new(d.path()).key_vars(),
             vec!["KEY_A", "KEY_B", "KEY_C"]
         );
-        assert!(Configs::new(d.path().join("none")).key_vars().is_empty());
+        assert!(
+            Configs::new(d.path().join("none")).key_vars().is_empty(),
+            "the built-in targets.yaml reads no variable"
+        );
     }
 
     #[test]
