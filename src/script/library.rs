@@ -1,6 +1,6 @@
 //! The script library: resolves `import "lib/..."` from the script's folder, then `scripts/`
 //! (so `lib/x` is `scripts/lib/x.rhai`), then each folder in `LLMBENCH_SCRIPT_PATH`
-//! (colon-separated), then the copy of `scripts/lib` built into the binary. Imported files are
+//! (colon-separated), then the copy of `scripts/lib` built into the binary (`shipped`). Imported files are
 //! compiled with the same sandboxed engine; an error inside one names that file.
 //!
 //! An import resolves inside one of those folders: a link that leads out of its folder, or to a
@@ -15,37 +15,15 @@ use std::sync::{Arc, Mutex};
 use rhai::{AST, Engine, EvalAltResult, Module, Position, Scope, Shared};
 
 use super::ScriptError;
-
-/// `scripts/lib` as shipped, for when llmbench runs outside its source tree.
-pub const EMBEDDED: [(&str, &str); 4] = [
-    (
-        "lib/prompts.rhai",
-        include_str!("../../scripts/lib/prompts.rhai"),
-    ),
-    (
-        "lib/ramps.rhai",
-        include_str!("../../scripts/lib/ramps.rhai"),
-    ),
-    ("lib/slo.rhai", include_str!("../../scripts/lib/slo.rhai")),
-    (
-        "lib/workloads.rhai",
-        include_str!("../../scripts/lib/workloads.rhai"),
-    ),
-];
+use super::shipped::{BUILT_IN, LIBRARY, SCRIPT_PATH_VAR, built_in, search_path};
 
 /// The text of a library file named in an error: from disk, or the built-in copy.
 pub fn source_text(name: &str) -> Option<String> {
-    if let Some(rel) = name.strip_prefix("(built-in) scripts/") {
-        return EMBEDDED
-            .iter()
-            .find(|(n, _)| *n == rel)
-            .map(|(_, t)| (*t).to_owned());
+    if let Some(rel) = name.strip_prefix(BUILT_IN) {
+        return built_in(rel).map(str::to_owned);
     }
     std::fs::read_to_string(name).ok()
 }
-
-/// Environment variable with extra library folders.
-pub const SCRIPT_PATH_VAR: &str = "LLMBENCH_SCRIPT_PATH";
 
 pub struct Library {
     dirs: Vec<PathBuf>,
@@ -92,10 +70,8 @@ pub fn import_aliases(source: &str) -> Vec<(String, String)> {
 
 impl Library {
     pub fn new(script_dir: &Path, loaded: Loaded) -> Self {
-        let mut dirs = vec![script_dir.to_owned(), PathBuf::from("scripts")];
-        if let Some(extra) = std::env::var_os(SCRIPT_PATH_VAR) {
-            dirs.extend(std::env::split_paths(&extra));
-        }
+        let mut dirs = vec![script_dir.to_owned()];
+        dirs.extend(search_path());
         Self {
             dirs,
             cache: Mutex::default(),
@@ -127,16 +103,10 @@ impl Library {
                 return Ok(Some((file.display().to_string(), Some(file), text)));
             }
         }
-        Ok(EMBEDDED
+        Ok(LIBRARY
             .iter()
             .find(|(name, _)| *name == rel)
-            .map(|(name, text)| {
-                (
-                    format!("(built-in) scripts/{name}"),
-                    None,
-                    (*text).to_owned(),
-                )
-            }))
+            .map(|(name, text)| (format!("{BUILT_IN}{name}"), None, (*text).to_owned())))
     }
 
     fn searched(&self) -> String {

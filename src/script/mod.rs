@@ -3,7 +3,7 @@
 //! A script is evaluated once. Its DSL calls (`dsl`) fill a draft, which becomes the plan;
 //! functions it hands over (prompt generators, assertions) stay callable through the plan's
 //! `PromptGenerator` and `StatsCheck` traits (`callbacks`). Prompt built-ins live in `prompts`,
-//! imports in `library`, strict option maps in `opts`. The engine is sandboxed: no file access
+//! imports in `library`, the built-in scripts in `shipped`, strict option maps in `opts`. The engine is sandboxed: no file access
 //! beyond `dataset(...)` and imports, no network, limits on operations, depth and sizes. Every
 //! error names file, line and column, with the offending line.
 //!
@@ -30,6 +30,7 @@ mod library;
 mod opts;
 mod phases;
 pub mod prompts;
+pub mod shipped;
 pub mod tokens;
 mod words;
 
@@ -43,7 +44,7 @@ use crate::config::Configs;
 use crate::plan::Plan;
 
 pub use budget::{ASSERT_BUDGET, Cancel, EVAL_BUDGET, MEMORY_BUDGET, PROMPT_BUDGET};
-pub use library::{EMBEDDED, SCRIPT_PATH_VAR};
+pub use shipped::SCRIPT_PATH_VAR;
 
 /// A script that could not be evaluated into a plan.
 #[derive(Debug, thiserror::Error)]
@@ -200,13 +201,16 @@ pub fn load_with_access(
     overrides: &Overrides,
     access: &Access,
 ) -> Result<Plan, ScriptError> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        ScriptError::whole(
-            path,
-            format!("cannot read the script: {e}; check the path (scripts live in scripts/)"),
-        )
-    })?;
-    load_source_with(path, &source, configs, overrides, access)
+    let found = shipped::locate(path)
+        .map_err(|e| ScriptError::whole(path, format!("cannot read the script: {e}")))?
+        .ok_or_else(|| {
+            ScriptError::whole(
+                path,
+                "no such script: check the path, or run `llmbench scripts` to list the scripts \
+                 available by name",
+            )
+        })?;
+    load_source_with(&found.path, &found.text, configs, overrides, access)
 }
 
 /// Evaluates `source` as if it were the script at `path` (imports resolve beside `path`).
@@ -243,7 +247,13 @@ pub fn load_source_with(
     })?;
     let ast = callable(&mut engine, ast, &source, &loaded);
     let draft = std::mem::take(&mut *draft.lock().expect("draft lock"));
-    draft.finish(path, Arc::new(engine), Arc::new(ast), access.cancel.clone())
+    let mut plan = draft.finish(path, Arc::new(engine), Arc::new(ast), access.cancel.clone())?;
+    if plan.model.is_none() {
+        plan.known_models = configs
+            .model_full_names()
+            .map_err(|e| ScriptError::whole(path, format!("no model given, and {e}")))?;
+    }
+    Ok(plan)
 }
 
 /// Makes functions the script handed over callable after its top level has run: imported

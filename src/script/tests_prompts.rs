@@ -235,7 +235,7 @@ fn imports_resolve_from_the_script_folder_then_scripts_then_the_search_path() {
 #[test]
 fn the_built_in_library_is_a_copy_of_scripts_lib() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    for (name, text) in EMBEDDED {
+    for (name, text) in crate::script::shipped::LIBRARY {
         assert_eq!(
             std::fs::read_to_string(root.join(name)).unwrap(),
             text,
@@ -243,7 +243,11 @@ fn the_built_in_library_is_a_copy_of_scripts_lib() {
         );
     }
     let listed = std::fs::read_dir(root.join("lib")).unwrap().count();
-    assert_eq!(listed, EMBEDDED.len(), "every scripts/lib file is built in");
+    assert_eq!(
+        listed,
+        crate::script::shipped::LIBRARY.len(),
+        "every scripts/lib file is built in"
+    );
 }
 
 #[test]
