@@ -143,6 +143,7 @@ impl Draft {
             workload,
             target: self.target,
             model: self.model,
+            known_models: Vec::new(),
             mock: self.mock.unwrap_or_default(),
             request: RequestSpec {
                 endpoint: request.endpoint,
@@ -231,12 +232,37 @@ fn register_target(
         Ok(())
     });
 
-    let (d, c) = (draft.clone(), configs);
+    let (d, c) = (draft.clone(), configs.clone());
     engine.register_fn("model", move |name: &str| -> RhaiResult<()> {
         let full = c.model(name).map_err(|e| e.to_string())?;
         lock(&d).model = Some(full);
         Ok(())
     });
+
+    // The entry of configs/workloads.yaml called `name`, as #{ name, duration, rps,
+    // concurrency }: the one definition the standard workloads read (whole numbers as ints).
+    engine.register_fn(
+        "configured_workload",
+        move |name: &str| -> RhaiResult<Map> {
+            let w = configs.workload(name).map_err(|e| e.to_string())?;
+            let as_number = |x: f64| -> Dynamic {
+                if x.fract() == 0.0 && x.abs() < 1e15 {
+                    Dynamic::from_int(x as rhai::INT)
+                } else {
+                    Dynamic::from_float(x)
+                }
+            };
+            let mut m = Map::new();
+            m.insert("name".into(), w.name.into());
+            m.insert("duration".into(), as_number(w.duration));
+            m.insert("rps".into(), as_number(w.rps));
+            m.insert(
+                "concurrency".into(),
+                Dynamic::from_int(w.concurrency.into()),
+            );
+            Ok(m)
+        },
+    );
 }
 
 /// `mock`: the built-in mock server's pace.
