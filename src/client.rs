@@ -20,6 +20,7 @@
 mod body;
 pub mod chunk;
 mod fresh;
+pub mod models;
 pub mod options;
 pub mod preflight;
 pub mod response;
@@ -128,6 +129,8 @@ pub struct PhaseLabel {
 pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
+    /// The target's model list, `GET {base_url}/models`.
+    models_url: reqwest::Url,
     headers: HeaderMap,
     stream: bool,
     timeout: Duration,
@@ -163,11 +166,16 @@ pub fn redactor(target: &Target, spec: &RequestSpec, options: &ClientOptions) ->
 /// The URL requests go to: the base URL's path with the endpoint's appended, its query (e.g.
 /// Azure's `?api-version=`) kept, the fragment dropped.
 fn endpoint_url(base: &str, endpoint: Endpoint) -> Result<reqwest::Url, String> {
+    api_url(base, endpoint.path())
+}
+
+/// `base` (up to the API version) joined with `path`, e.g. `models`.
+fn api_url(base: &str, path: &str) -> Result<reqwest::Url, String> {
     let mut url = reqwest::Url::parse(base.trim()).map_err(|e| e.to_string())?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("scheme {:?}", url.scheme()));
     }
-    let path = format!("{}/{}", url.path().trim_end_matches('/'), endpoint.path());
+    let path = format!("{}/{}", url.path().trim_end_matches('/'), path);
     url.set_path(&path);
     url.set_fragment(None);
     Ok(url)
@@ -202,6 +210,7 @@ impl Client {
                 reason,
             }
         })?;
+        let models_url = api_url(&target.base_url, "models").expect("the endpoint URL parsed");
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &target.api_key {
@@ -221,6 +230,7 @@ impl Client {
         Ok(Self {
             http,
             url,
+            models_url,
             headers,
             stream: spec.stream,
             timeout: spec.timeout,

@@ -17,8 +17,12 @@ pub struct Plan {
     pub workload: String,
     /// The server to load; `None` means the built-in mock server.
     pub target: Option<Target>,
-    /// Model name sent in each request; `None` means the mock's default.
+    /// Model name sent in each request; `None`: the mock's, or the one the server serves (see
+    /// `client::models`).
     pub model: Option<String>,
+    /// The full names of `configs/models.yaml`, in file order: the choice among several models
+    /// a server serves when the plan names none.
+    pub known_models: Vec<String>,
     /// Timing of the built-in mock server, used when no target is configured.
     pub mock: MockSpec,
     pub request: RequestSpec,

@@ -305,6 +305,7 @@ fn plan_for(load: Load, base_url: String, mock: &MockConfig, phases: Vec<Phase>)
             api_key: None,
         }),
         model: Some(MOCK_MODEL.into()),
+        known_models: Vec::new(),
         mock: MockSpec::default(),
         request: RequestSpec {
             endpoint: Endpoint::Chat,

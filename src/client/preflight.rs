@@ -44,6 +44,15 @@ pub enum PreflightError {
     Timeout { url: String, secs: f64 },
 }
 
+/// What a passed preflight check learned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Passed {
+    /// The server answered 429 or 5xx: it may be busy, so the run goes on with this warning.
+    pub busy: Option<String>,
+    /// The model the answer names (`models::answered_model`).
+    pub answered_model: Option<String>,
+}
+
 /// The preflight request body: the run's request shape, a one-word prompt, one token.
 pub fn body(spec: &RequestSpec, model: &str) -> Bytes {
     let spec = RequestSpec {
@@ -58,9 +67,9 @@ pub fn body(spec: &RequestSpec, model: &str) -> Bytes {
 const READ_LIMIT: usize = 64 * 1024;
 
 impl Client {
-    /// Sends one request and checks the answer looks like the OpenAI API. `Ok(Some(warning))`
-    /// when the server answered 429 or 5xx: it may be busy, so the run goes on.
-    pub async fn preflight(&self, body: Bytes) -> Result<Option<String>, PreflightError> {
+    /// Sends one request and checks the answer looks like the OpenAI API (a 429 or 5xx passes
+    /// with a warning: the server may be busy).
+    pub async fn preflight(&self, body: Bytes) -> Result<Passed, PreflightError> {
         let limit = self.timeout.min(Duration::from_secs(60));
         let url = public_url(self.url.as_str());
         match tokio::time::timeout(limit, self.preflight_exchange(body, &url)).await {
@@ -72,11 +81,7 @@ impl Client {
         }
     }
 
-    async fn preflight_exchange(
-        &self,
-        body: Bytes,
-        url: &str,
-    ) -> Result<Option<String>, PreflightError> {
+    async fn preflight_exchange(&self, body: Bytes, url: &str) -> Result<Passed, PreflightError> {
         let url = url.to_owned();
         let mut resp = self
             .http
@@ -116,9 +121,12 @@ impl Client {
                     status,
                     detail,
                 }),
-                429 | 500..=599 => Ok(Some(format!(
-                    "preflight: {url} answered HTTP {status} ({detail}); going on, it may be busy"
-                ))),
+                429 | 500..=599 => Ok(Passed {
+                    busy: Some(format!(
+                        "preflight: {url} answered HTTP {status} ({detail}); going on, it may be busy"
+                    )),
+                    answered_model: None,
+                }),
                 _ => Err(PreflightError::Rejected {
                     url,
                     status,
@@ -140,7 +148,10 @@ impl Client {
             }
         };
         verdict
-            .map(|()| None)
+            .map(|()| Passed {
+                busy: None,
+                answered_model: super::models::answered_model(&buf, sse),
+            })
             .map_err(|detail| PreflightError::NotOpenAi {
                 url,
                 detail: self.redactor.cut(&detail, MAX_ERROR_CHARS),

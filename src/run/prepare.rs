@@ -1,6 +1,7 @@
 //! The first stage of a run: every check that can fail happens here, before the first request
 //! (the preflight's one request aside). The target and model are settled (the built-in mock is
-//! started when the plan has no target), the open-file limit is raised for the plan's
+//! started when the plan has no target; a plan without a model takes the one the server
+//! serves, see `client::models`), the open-file limit is raised for the plan's
 //! concurrency, the results folder and the `--export-json` folder are proven writable, the
 //! report templates are compiled and rendered once against an empty run, the preflight request
 //! checks the target, the run id is claimed with its raw file, telemetry starts and the live
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::client::Client;
-use crate::client::preflight;
+use crate::client::{models, preflight};
 use crate::clock::Clock;
 use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
 use crate::plan::{Plan, Target};
@@ -59,7 +60,7 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
         Some(_) => None,
         None => Some(start_mock(&plan)?),
     };
-    let (target, model) = target_and_model(&plan, mock.as_ref())?;
+    let target = run_target(&plan, mock.as_ref());
     // Every stream needs a connection (twice over with the mock in this process).
     let streams = plan.concurrency_cap() * if mock.is_some() { 2 } else { 1 };
     crate::host::ensure_fd_limit(streams).map_err(|e| RunError::Usage(e.to_string()))?;
@@ -85,12 +86,17 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
         clock,
         &settings.client,
     )?);
-    if settings.preflight
-        && let Some(warning) = client
+    let model = run_model(&plan, mock.is_some(), &client).await?;
+    if settings.preflight {
+        let passed = client
             .preflight(preflight::body(&plan.request, &model))
-            .await?
-    {
-        eprintln!("llmbench: {}", crate::escape::terminal(&warning));
+            .await?;
+        let mismatch = passed
+            .answered_model
+            .and_then(|answered| models::mismatch(&model, &answered));
+        for warning in passed.busy.iter().chain(mismatch.iter()) {
+            eprintln!("llmbench: {}", crate::escape::terminal(warning));
+        }
     }
     let base = layout::base_id(&started, &target.name, &model, &plan.workload);
     let (run_id, files, raw) = match &settings.outputs {
@@ -138,36 +144,45 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
     })
 }
 
-/// The target and model of the run: the plan's, else the built-in mock's.
-fn target_and_model(plan: &Plan, mock: Option<&MockServer>) -> Result<(Target, String), RunError> {
-    let target = match (&plan.target, mock) {
+/// The target of the run: the plan's, else the built-in mock's (said on stderr).
+fn run_target(plan: &Plan, mock: Option<&MockServer>) -> Target {
+    match (&plan.target, mock) {
         (Some(t), _) => t.clone(),
-        (None, Some(m)) => Target {
-            name: "mock".into(),
-            base_url: m.base_url(),
-            api_key: None,
-        },
-        (None, None) => unreachable!("a mock starts when there is no target"),
-    };
-    let model = match (&plan.model, mock) {
-        (Some(m), _) => m.clone(),
-        (None, Some(_)) => MOCK_MODEL.to_owned(),
-        (None, None) => {
-            return Err(RunError::Usage(
-                "no model: add model(\"NAME\") to the script or pass --model NAME".into(),
-            ));
+        (None, Some(m)) => {
+            eprintln!(
+                "llmbench: no target configured; using the built-in mock server at {} (TTFT {} ms, ITL {} ms, {} tokens)",
+                m.base_url(),
+                plan.mock.ttft_ms,
+                plan.mock.itl_ms,
+                plan.mock.output_tokens
+            );
+            Target {
+                name: "mock".into(),
+                base_url: m.base_url(),
+                api_key: None,
+            }
         }
-    };
-    if let Some(m) = mock {
-        eprintln!(
-            "llmbench: no target configured; using the built-in mock server at {} (TTFT {} ms, ITL {} ms, {} tokens)",
-            m.base_url(),
-            plan.mock.ttft_ms,
-            plan.mock.itl_ms,
-            plan.mock.output_tokens
-        );
+        (None, None) => unreachable!("a mock starts when there is no target"),
     }
-    Ok((target, model))
+}
+
+/// The model of the run: the plan's; the built-in mock's; else the one `models::choose` picks
+/// from the server's list (said on stderr).
+async fn run_model(plan: &Plan, mock: bool, client: &Client) -> Result<String, RunError> {
+    if let Some(m) = &plan.model {
+        return Ok(m.clone());
+    }
+    if mock {
+        return Ok(MOCK_MODEL.to_owned());
+    }
+    let chosen = models::choose(client.served_models().await, &plan.known_models)
+        .map_err(RunError::Usage)?;
+    eprintln!(
+        "llmbench: model {} ({})",
+        crate::escape::terminal(&chosen.model),
+        crate::escape::terminal(&chosen.why)
+    );
+    Ok(chosen.model)
 }
 
 /// The results folders and the `--export-json` file's folder accept files.
@@ -200,7 +215,8 @@ fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
         ttft: ms_to_duration(plan.mock.ttft_ms),
         itl: ms_to_duration(plan.mock.itl_ms),
         output_tokens: plan.mock.output_tokens,
-        model: MOCK_MODEL.into(),
+        // The built-in mock answers as the model asked for: no mismatch warning.
+        model: plan.model.clone().unwrap_or_else(|| MOCK_MODEL.into()),
         faults: crate::mock::FaultConfig::default(),
         max_running: plan.mock.max_running,
         ..MockConfig::default()
