@@ -1,5 +1,5 @@
-//! The flags every command that runs load shares, grouped once (connection, output, telemetry,
-//! run control) and flattened into `llmbench SCRIPT`, `llmbench run` and `llmbench interactive`.
+//! The flags every command that runs load shares, grouped once (request and load, connection,
+//! output, telemetry, run control) and flattened into `llmbench SCRIPT`, `llmbench run` and `llmbench interactive`.
 //! Pure clap definitions and value parsers: no I/O. `Settings` (the parent module) turns them
 //! into what a run uses.
 
@@ -12,6 +12,8 @@ use clap::Args;
 #[derive(Debug, Clone, Default, Args)]
 pub struct LoadFlags {
     #[command(flatten)]
+    pub shape: ShapeFlags,
+    #[command(flatten)]
     pub connection: ConnectionFlags,
     #[command(flatten)]
     pub output: OutputFlags,
@@ -19,6 +21,57 @@ pub struct LoadFlags {
     pub telemetry: TelemetryFlags,
     #[command(flatten)]
     pub control: ControlFlags,
+}
+
+/// The request and the load, for the common cases without editing a script.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Request and load (override the script's)")]
+pub struct ShapeFlags {
+    /// The endpoint requests go to: chat (/chat/completions) or completions (/completions).
+    #[arg(long, value_name = "ENDPOINT", value_parser = endpoint)]
+    pub endpoint: Option<crate::plan::Endpoint>,
+    /// Stream responses (server-sent events).
+    #[arg(long, overrides_with = "no_stream")]
+    pub stream: bool,
+    /// Ask for whole responses (TTFT is then the whole response's time).
+    #[arg(long, overrides_with = "stream")]
+    pub no_stream: bool,
+    /// max_tokens of every request.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: Option<u32>,
+    /// Arrivals per second of the workload's phase (open loop; one measured phase only).
+    #[arg(long, value_name = "RATE", value_parser = positive_rate)]
+    pub rps: Option<f64>,
+    /// Most requests in flight in the workload's phase.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+    /// Seconds the workload's phase lasts (replaces its request count unless --requests is
+    /// given too).
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub duration: Option<f64>,
+    /// Requests the workload's phase sends (replaces its duration unless --duration is
+    /// given too).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+}
+
+/// `chat` or `completions`.
+fn endpoint(s: &str) -> Result<crate::plan::Endpoint, String> {
+    match s {
+        "chat" => Ok(crate::plan::Endpoint::Chat),
+        "completions" => Ok(crate::plan::Endpoint::Completions),
+        _ => Err(format!(
+            "{s:?} is not an endpoint: give chat or completions"
+        )),
+    }
+}
+
+/// A rate above 0 (requests per second).
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("{s:?} is not a rate above 0, e.g. 5 or 0.5")),
+    }
 }
 
 /// Where requests go and how they get there: the server, its key, timeouts, retries, TLS,
@@ -80,6 +133,10 @@ pub struct OutputFlags {
     /// Also write the run's results as JSON to FILE (schema llmbench.run/1, see README).
     #[arg(long, value_name = "FILE")]
     pub export_json: Option<PathBuf>,
+    /// Do not rewrite reports/benchmark_report.md and .html (the comparison of every run in
+    /// the results folder) after the run.
+    #[arg(long)]
+    pub no_compare_report: bool,
 }
 
 impl Default for OutputFlags {
@@ -90,6 +147,7 @@ impl Default for OutputFlags {
             templates: None,
             no_progress: false,
             export_json: None,
+            no_compare_report: false,
         }
     }
 }

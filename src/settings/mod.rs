@@ -6,12 +6,16 @@
 //! I/O, done once in `LoadFlags::overrides` through a lookup the caller passes.
 
 pub mod flags;
+pub mod shape;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use flags::{ConnectionFlags, ControlFlags, LoadFlags, OutputFlags, TelemetryFlags};
+pub use flags::{
+    ConnectionFlags, ControlFlags, LoadFlags, OutputFlags, ShapeFlags, TelemetryFlags,
+};
+pub use shape::ShapeOverrides;
 
 use crate::client::ClientOptions;
 use crate::plan::{ApiKey, Plan, Target};
@@ -109,6 +113,8 @@ pub struct PlanOverrides {
     pub gpus: Option<Vec<u32>>,
     /// `--timeout`.
     pub timeout: Option<Duration>,
+    /// The request and load flags.
+    pub shape: ShapeOverrides,
 }
 
 /// Puts the command line's overrides on `plan`. Pure.
@@ -134,6 +140,7 @@ pub fn apply(mut plan: Plan, o: &PlanOverrides) -> Result<Plan, SettingsError> {
     if let Some(t) = o.timeout {
         plan.request.timeout = t;
     }
+    let mut plan = shape::apply_shape(plan, &o.shape)?;
     if let Some((var, key)) = &o.api_key {
         let target = plan.target.as_mut().ok_or_else(|| {
             SettingsError(format!(
@@ -202,7 +209,26 @@ impl LoadFlags {
             no_nvml: tel.no_nvml,
             gpus: tel.gpus.clone(),
             timeout: conn.timeout.map(Duration::from_secs_f64),
+            shape: self.shape.overrides(),
         })
+    }
+}
+
+impl ShapeFlags {
+    pub fn overrides(&self) -> ShapeOverrides {
+        ShapeOverrides {
+            endpoint: self.endpoint,
+            stream: match (self.stream, self.no_stream) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            max_tokens: self.max_tokens,
+            rps: self.rps,
+            concurrency: self.concurrency,
+            duration: self.duration.map(Duration::from_secs_f64),
+            requests: self.requests,
+        }
     }
 }
 
@@ -239,6 +265,7 @@ mod tests {
             no_nvml: true,
             gpus: Some(vec![1]),
             timeout: Some(Duration::from_secs(7)),
+            shape: ShapeOverrides::default(),
         };
         let p = apply(plan(), &o).unwrap();
         let t = p.target.as_ref().unwrap();
