@@ -1,6 +1,7 @@
 //! The `parse` and `report` commands: read finished runs back from `results/` (raw records are
 //! the source of truth), recompute their statistics, and write the summary CSV (`parse`) or the
-//! comparison report across runs (`report`, optionally printed to PDF by headless Chromium).
+//! comparison report across runs (`report`, optionally printed to PDF by headless Chromium;
+//! `refresh_comparison` rewrites it after every run, as the original tool's pipeline did).
 //! Everything is read and rendered before the first file is written, so a bad template leaves
 //! nothing half-written. One bad file does not stop the others: among several runs, one that
 //! cannot be read is skipped with a warning naming it and why (exit 2 only when none is left);
@@ -263,21 +264,11 @@ pub fn report(args: &ReportArgs) -> u8 {
             Err(e) => return usage(e),
         },
     };
-    let reports = args.results.join("reports");
-    let (md, html) = match render_comparison(&runs, baseline, &renderer(&args.templates)) {
-        Ok(x) => x,
-        Err(e) => return usage(e),
-    };
-    if let Err(e) = std::fs::create_dir_all(&reports) {
-        return usage(format!("cannot create {}: {e}", reports.display()));
-    }
-    let md_path = reports.join(format!("{COMPARISON_NAME}.md"));
-    let html_path = reports.join(format!("{COMPARISON_NAME}.html"));
-    for (path, text) in [(&md_path, &md), (&html_path, &html)] {
-        if let Err(e) = write_atomic(path, text) {
-            return usage(e);
-        }
-    }
+    let (md_path, html_path) =
+        match write_comparison(&args.results, &runs, baseline, &renderer(&args.templates)) {
+            Ok(paths) => paths,
+            Err(e) => return usage(e),
+        };
     if let Some(path) = &args.export_json
         && let Err(e) = write_export(path, &runs, baseline)
     {
@@ -291,13 +282,53 @@ pub fn report(args: &ReportArgs) -> u8 {
         html_path.display()
     );
     if let Some(chromium) = chromium {
-        let pdf = reports.join(format!("{COMPARISON_NAME}.pdf"));
+        let pdf = html_path.with_extension("pdf");
         if let Err(e) = print_pdf(&chromium, &html_path, &pdf) {
             return usage(e);
         }
         println!("         {}", pdf.display());
     }
     EXIT_OK
+}
+
+/// Writes `<results>/reports/benchmark_report.md` and `.html` comparing `runs` against
+/// `runs[baseline]`; both are rendered before either is written.
+fn write_comparison(
+    results: &Path,
+    runs: &[StoredRun],
+    baseline: usize,
+    renderer: &Renderer,
+) -> Result<(PathBuf, PathBuf), String> {
+    let reports = results.join("reports");
+    let (md, html) = render_comparison(runs, baseline, renderer).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&reports)
+        .map_err(|e| format!("cannot create {}: {e}", reports.display()))?;
+    let md_path = reports.join(format!("{COMPARISON_NAME}.md"));
+    let html_path = reports.join(format!("{COMPARISON_NAME}.html"));
+    for (path, text) in [(&md_path, &md), (&html_path, &html)] {
+        write_atomic(path, text).map_err(|e| e.to_string())?;
+    }
+    Ok((md_path, html_path))
+}
+
+/// After a run: rewrites the comparison report over every run in `results` (what
+/// `llmbench report --results DIR` writes, the earliest run the baseline). Returns the
+/// Markdown report's path and how many runs it compares.
+pub fn refresh_comparison(
+    results: &Path,
+    templates: Option<&PathBuf>,
+) -> Result<(PathBuf, usize), String> {
+    let args = ReportArgs {
+        runs: Vec::new(),
+        baseline: None,
+        results: results.to_owned(),
+        templates: templates.cloned(),
+        pdf: false,
+        export_json: None,
+    };
+    let runs = chosen_runs(&args)?;
+    let (md, _) = write_comparison(results, &runs, 0, &renderer(&args.templates))?;
+    Ok((md, runs.len()))
 }
 
 /// The runs the report compares (those named, or all under `--results`), loaded, in start
