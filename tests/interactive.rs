@@ -1,6 +1,9 @@
-//! Interactive mode through a pseudo-terminal (python3's pty module drives the binary):
-//! Enter accepts the defaults (a 5-minute high-load run), the equivalent command line is shown,
-//! and custom settings run against the built-in mock.
+//! Interactive mode through a pseudo-terminal (python3's pty module drives the binary): Enter
+//! alone runs the default workload against the built-in mock when no configured target
+//! answers (against the target when one does), the equivalent command line is shown, and
+//! custom settings are checked as they are typed.
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -83,9 +86,92 @@ sys.exit(os.waitstatus_to_exitcode(status))
     Some((out.status.code().unwrap_or(-1), text))
 }
 
+/// A config folder whose one target does not answer and whose workloads are short.
+fn configs_without_a_server(dir: &Path, high_load_s: u32) -> std::path::PathBuf {
+    let configs = dir.join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        configs.join("targets.yaml"),
+        format!("targets:\n  - name: gpu-box\n    base_url: http://127.0.0.1:{port}/v1\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        configs.join("workloads.yaml"),
+        format!(
+            "workloads:\n  - name: low-load\n    duration: 300\n    rps: 1\n    concurrency: 1\n  - name: high-load\n    duration: {high_load_s}\n    rps: 20\n    concurrency: 50\n"
+        ),
+    )
+    .unwrap();
+    configs
+}
+
+fn records(results: &Path) -> Vec<llmbench::record::RequestRecord> {
+    let raw: Vec<_> = std::fs::read_dir(results.join("raw"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".telemetry.jsonl"))
+        .collect();
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    llmbench::record::read_records(&raw[0]).unwrap()
+}
+
 #[test]
-fn enter_accepts_the_defaults_and_shows_the_command_line() {
-    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+fn enter_alone_runs_against_the_mock_when_no_configured_target_answers() {
+    let d = tempfile::tempdir().unwrap();
+    let configs = configs_without_a_server(d.path(), 2);
+    let results = d.path().join("results");
+    let Some((code, text)) = in_pty(
+        &[
+            "interactive",
+            "--configs",
+            configs.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+        &[
+            ("Target", "\r"),
+            ("Workload", "\r"),
+            ("Customize", "\r"),
+            ("Start the run?", "\r"),
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("gpu-box (not answering)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "llmbench run --target mock --workload high-load --configs {}",
+            configs.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("high-load (20 req/s, concurrency 50, 2 s)"),
+        "{text}"
+    );
+    let n = records(&results).len();
+    assert!((36..=44).contains(&n), "20 req/s for 2 s: {n}");
+}
+
+#[test]
+fn an_answering_target_is_the_default_and_the_model_is_the_servers() {
+    let mock = common::MockProcess::start(&[]);
+    let d = tempfile::tempdir().unwrap();
+    let configs = configs_without_a_server(d.path(), 300);
+    std::fs::write(
+        configs.join("targets.yaml"),
+        format!(
+            "targets:\n  - name: local\n    base_url: {}\n",
+            mock.base_url
+        ),
+    )
+    .unwrap();
     let Some((code, text)) = in_pty(
         &["interactive", "--configs", configs.to_str().unwrap()],
         &[
@@ -100,28 +186,15 @@ fn enter_accepts_the_defaults_and_shows_the_command_line() {
     };
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains(&format!(
-            "llmbench run --target vllm-local --model llama-3.1-8b-instruct --workload high-load --configs {}",
-            configs.display()
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains("high-load (20 req/s, concurrency 50, 300 s)"),
+        text.contains("llmbench run --target local --workload high-load --configs"),
         "{text}"
     );
 }
 
 #[test]
-fn custom_settings_run_against_the_mock() {
+fn custom_settings_are_checked_and_run_against_the_mock() {
     let d = tempfile::tempdir().unwrap();
-    let configs = d.path().join("configs");
-    std::fs::create_dir_all(&configs).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/workloads.yaml"),
-        configs.join("workloads.yaml"),
-    )
-    .unwrap();
+    let configs = configs_without_a_server(d.path(), 300);
     let results = d.path().join("results");
     let Some((code, text)) = in_pty(
         &[
@@ -134,10 +207,10 @@ fn custom_settings_run_against_the_mock() {
         ],
         &[
             ("Target", "\r"),
-            ("Model", "\r"),
             ("Workload", "\r"),
             ("Customize", "y"),
-            ("Duration", "1\r"),
+            ("Duration", "soon\r"),
+            ("expected a number above 0", "1\r"),
             ("Requests per second", "4\r"),
             ("Concurrency", "\r"),
             ("Input tokens", "16\r"),
@@ -149,12 +222,10 @@ fn custom_settings_run_against_the_mock() {
     };
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("llmbench run --target mock --model llmbench-mock --workload high-load --set duration=1.0 --set rps=4.0 --set input_tokens=16 --set output_tokens=8"),
+        text.contains("llmbench run --target mock --workload high-load --set duration=1 --set rps=4 --set input_tokens=16 --set output_tokens=8"),
         "{text}"
     );
-    let raw: Vec<_> = std::fs::read_dir(results.join("raw")).unwrap().collect();
-    assert_eq!(raw.len(), 1, "{text}");
-    let records = llmbench::record::read_records(&raw[0].as_ref().unwrap().path()).unwrap();
+    let records = records(&results);
     assert_eq!(records.len(), 4, "4 req/s for 1 s");
     assert!(records.iter().all(|r| r.output_tokens == 8));
 }

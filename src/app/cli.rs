@@ -41,10 +41,10 @@ pub enum Command {
     /// Compare runs: writes results/reports/benchmark_report.md and .html.
     Report(ReportArgs),
     /// Evaluate a script and print its plan (phases, rates, expected requests, target with
-    /// secrets redacted) without sending a request.
+    /// secrets redacted) without sending a request; takes a run's flags and shows their effect.
     Check(CheckArgs),
     /// Run a workload from configs/workloads.yaml against a target from configs/targets.yaml
-    /// (the original llm-benchmark command).
+    /// (the original llm-benchmark command; each left out takes its default).
     Run(WorkloadArgs),
     /// Ask for target, model and workload (Enter accepts the defaults: a 5-minute high-load
     /// run), show the equivalent command line, then run. `llmbench` alone in a terminal does this.
@@ -52,6 +52,22 @@ pub enum Command {
     /// Measure the TTFT error llmbench adds and the rate and stream count this machine
     /// sustains, against the built-in mock in this process.
     Calibrate(CalibrateArgs),
+    /// List the workload scripts available by name (built in, in scripts/ and on
+    /// LLMBENCH_SCRIPT_PATH): `llmbench NAME` runs one.
+    Scripts,
+    /// Write a commented starter script, NAME.rhai, to edit into a workload of your own.
+    New(NewArgs),
+}
+
+/// `llmbench new NAME`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The script's name or path (`.rhai` is added when missing).
+    #[arg(value_name = "NAME")]
+    pub name: PathBuf,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `llmbench parse`: raw records back to the summary CSV.
@@ -103,28 +119,30 @@ pub struct CheckArgs {
     /// Override a script param: --set rps=20 (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = name_value)]
     pub set: Vec<(String, String)>,
-    /// Folder holding targets.yaml and models.yaml.
-    #[arg(long, value_name = "DIR", default_value = "configs")]
-    pub configs: PathBuf,
-    /// The environment variable the script may read as its target's `api_key_env` (as with
-    /// a run; the key is never printed).
-    #[arg(long, value_name = "VAR")]
-    pub api_key_env: Option<String>,
+    /// Model name to send (overrides the script's model).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// The flags of a run, so that `check` shows the plan the same command line would run
+    /// (an API key is only said to be there).
+    #[command(flatten)]
+    pub load: LoadFlags,
 }
 
-/// `llmbench run --target T --model M --workload W`.
+/// `llmbench run [--target T] [--model M] [--workload W]`.
 #[derive(Debug, Args)]
 pub struct WorkloadArgs {
     /// Target name from targets.yaml (`mock`, when the file has no such target: the built-in
-    /// mock server).
+    /// mock server) [default: the first in targets.yaml].
     #[arg(long, value_name = "NAME")]
-    pub target: String,
-    /// Model name from models.yaml (or the name the server knows).
+    pub target: Option<String>,
+    /// Model name from models.yaml (or the name the server knows) [default: the one the
+    /// server serves; among several, the first of models.yaml it serves].
     #[arg(long, value_name = "NAME")]
-    pub model: String,
-    /// Workload name from workloads.yaml: low-load, medium-load, high-load, stress-test.
+    pub model: Option<String>,
+    /// Workload name from workloads.yaml: low-load, medium-load, high-load, stress-test
+    /// [default: high-load].
     #[arg(long, value_name = "NAME")]
-    pub workload: String,
+    pub workload: Option<String>,
     /// Override a workload param: duration, rps, concurrency, input_tokens, output_tokens
     /// (repeatable, e.g. --set duration=60).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = name_value)]
@@ -280,7 +298,9 @@ mod tests {
             "high-load",
         ])
         .unwrap();
-        assert!(matches!(c.command, Some(Command::Run(w)) if w.workload == "high-load"));
+        assert!(
+            matches!(c.command, Some(Command::Run(w)) if w.workload.as_deref() == Some("high-load"))
+        );
         assert!(Cli::try_parse_from(["llmbench", "mock", "--itl-ms", "-3"]).is_err());
     }
 }

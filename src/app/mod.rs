@@ -1,7 +1,7 @@
 //! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
 //! outcome to an exit code. The commands here are thin: `workloads` (check, the original
-//! tool's `run --target --model --workload`, interactive mode), `results` (parse, report),
-//! `calibrate`, and `llmbench mock`. Nothing below this layer imports it.
+//! tool's `run --target --model --workload`), `interactive`, `results` (parse, report),
+//! `scripts` (list, new), `calibrate`, and `llmbench mock`. Nothing below this layer imports it.
 //!
 //! Exit codes: 0 success; 1 an assertion failed or no request succeeded; 2 usage, config,
 //! script or output error; 130 / 143 interrupted by SIGINT / SIGTERM (after writing what was
@@ -9,7 +9,9 @@
 
 pub mod calibrate;
 pub mod cli;
+pub mod interactive;
 pub mod results;
+pub mod scripts;
 pub mod workloads;
 
 use std::net::SocketAddr;
@@ -52,9 +54,11 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Report(args)) => results::report(&args),
             Some(Command::Check(args)) => workloads::check(&args),
             Some(Command::Run(args)) => workloads::run_workload(&args).await,
-            Some(Command::Interactive(args)) => workloads::interactive(&args.load).await,
+            Some(Command::Interactive(args)) => interactive::interactive(&args.load).await,
             Some(Command::Calibrate(args)) => calibrate::calibrate(&args).await,
-            None if cli.run.script.is_none() => workloads::no_script(&cli.run).await,
+            Some(Command::Scripts) => scripts::list(),
+            Some(Command::New(args)) => scripts::new(&args),
+            None if cli.run.script.is_none() => interactive::no_script(&cli.run).await,
             None => exit_code(&run_script(&cli.run).await),
         }
     });
@@ -108,7 +112,32 @@ pub async fn run_with_flags(
 ) -> Result<RunOutcome, RunError> {
     let overrides = flags.overrides(model, |var| std::env::var(var).ok())?;
     let plan = settings::apply(plan, &overrides)?;
-    crate::run::run(plan, &flags.settings(label), Vec::new()).await
+    let outcome = crate::run::run(plan, &flags.settings(label), Vec::new()).await?;
+    if !flags.output.no_compare_report
+        && outcome.files().is_some()
+        && outcome.summary.all.requests > 0
+    {
+        refresh_comparison(&flags.output);
+    }
+    Ok(outcome)
+}
+
+/// Rewrites the comparison report over every run in the results folder (a failure is a
+/// warning: the run's own results are written).
+fn refresh_comparison(output: &settings::OutputFlags) {
+    let templates = settings::templates_folder(output.templates.as_ref());
+    match results::refresh_comparison(&output.results, templates.as_ref()) {
+        Ok((md, n)) => println!(
+            "comparison:  {} ({n} run{} in {})",
+            md.display(),
+            if n == 1 { "" } else { "s" },
+            output.results.display()
+        ),
+        Err(e) => eprintln!(
+            "llmbench: warning: the comparison report was not rewritten: {}",
+            crate::escape::terminal(&e)
+        ),
+    }
 }
 
 /// `llmbench SCRIPT.rhai`: evaluates the script, applies the flags, and runs it.

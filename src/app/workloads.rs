@@ -1,34 +1,33 @@
-//! The commands around the run pipeline: `check` (evaluate a script and print its plan),
-//! `run --target --model --workload` (the original tool's command, reading configs/*.yaml) and
-//! interactive mode. A `workloads.yaml` entry becomes a plan through the shipped script library
+//! The commands around the run pipeline: `check` (evaluate a script and print its plan) and
+//! `run --target --model --workload` (the original tool's command, reading configs/*.yaml, with
+//! its defaults); interactive mode (`interactive`) builds on the same plan. A `workloads.yaml`
+//! entry becomes a plan through the shipped script library
 //! (`lib/workloads`), so one definition of "the original tool's workload" serves all three.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::cli::{CheckArgs, RunArgs, WorkloadArgs};
-use super::{EXIT_OK, EXIT_USAGE, exit_code, run_with_flags, usage_error};
+use super::cli::{CheckArgs, WorkloadArgs};
+use super::{EXIT_OK, exit_code, run_with_flags, usage_error};
+use crate::client::preflight::PreflightError;
 use crate::config::{Configs, Workload};
 use crate::plan::{Plan, Prompt, RequestSpec};
 use crate::run::RunError;
 use crate::script::{self, Overrides};
-use crate::settings::LoadFlags;
 
-/// Prompt and answer lengths the original tool's workloads use unless overridden.
-pub const DEFAULT_INPUT_TOKENS: u32 = 256;
-pub const DEFAULT_OUTPUT_TOKENS: u32 = 256;
-
-/// `llmbench check SCRIPT`: prints the plan, sends nothing.
+/// `llmbench check SCRIPT [run flags]`: prints the plan those flags would run, sends nothing.
 pub fn check(args: &CheckArgs) -> u8 {
     let overrides: Overrides = args.set.iter().cloned().collect();
-    let access = super::access(args.api_key_env.as_deref());
-    match script::load_with_access(
-        &args.script,
-        &Configs::new(&args.configs),
-        &overrides,
-        &access,
-    ) {
+    let load = &args.load;
+    let access = super::access(load.connection.api_key_env.as_deref());
+    let configs = Configs::new(&load.output.configs);
+    let resolved = script::load_with_access(&args.script, &configs, &overrides, &access)
+        .map_err(RunError::from)
+        .and_then(|plan| {
+            let flags = load.overrides(args.model.as_deref(), |var| std::env::var(var).ok())?;
+            Ok(crate::settings::apply(plan, &flags)?)
+        });
+    match resolved {
         Ok(plan) => {
             print!("{}", describe(&plan));
             EXIT_OK
@@ -189,295 +188,134 @@ fn shorten(s: &str, n: usize) -> String {
     }
 }
 
-/// The script a `workloads.yaml` entry runs as. `target` `None`: the built-in mock server.
-pub fn workload_source(target: Option<&str>, model: &str, w: &Workload) -> String {
+/// The script a `workloads.yaml` entry runs as (the shipped library's `standard`, which reads
+/// the entry itself). `target` `None`: the built-in mock server.
+/// `model` `None`: the one the server serves (`client::models`).
+pub fn workload_source(target: Option<&str>, model: Option<&str>, workload: &str) -> String {
     let mut s = String::from("import \"lib/workloads\" as workloads;\n");
     if let Some(t) = target {
         let _ = writeln!(s, "target({t:?});");
     }
-    let _ = writeln!(s, "model({model:?});");
-    let _ = writeln!(
-        s,
-        "workloads::open_loop({name:?}, param(\"rps\", {rps:?}), param(\"concurrency\", {c}), \
-         param(\"duration\", {d:?}), param(\"input_tokens\", {DEFAULT_INPUT_TOKENS}), \
-         param(\"output_tokens\", {DEFAULT_OUTPUT_TOKENS}));",
-        name = w.name,
-        rps = w.rps,
-        c = w.concurrency,
-        d = w.duration,
-    );
+    if let Some(m) = model {
+        let _ = writeln!(s, "model({m:?});");
+    }
+    let _ = writeln!(s, "workloads::standard({workload:?});");
     s
 }
 
-/// The plan for `run --target --model --workload`.
+/// The plan for `run --target --model --workload`. `target` `None` (or `mock`, when
+/// targets.yaml has no target of that name): no target, so the built-in mock unless `--url`.
 pub fn workload_plan(
     configs: &Configs,
-    target: &str,
-    model: &str,
+    target: Option<&str>,
+    model: Option<&str>,
     workload: &str,
     overrides: &Overrides,
 ) -> Result<Plan, RunError> {
-    let w = configs.workload(workload)?;
+    // Fails with the list of known workloads when the name is not there.
+    configs.workload(workload)?;
     let names = configs.target_names()?;
-    let target = if target == "mock" && !names.iter().any(|n| n == "mock") {
-        None
-    } else {
-        // Fails with the list of known targets when the name is not there.
-        configs.target(target)?;
-        Some(target)
+    let target = match target {
+        Some("mock") if !names.iter().any(|n| n == "mock") => None,
+        None => None,
+        Some(target) => {
+            // Fails with the list of known targets when the name is not there.
+            configs.target(target)?;
+            Some(target)
+        }
     };
-    let source = workload_source(target, model, &w);
+    let source = workload_source(target, model, workload);
     let path = PathBuf::from(format!("run --workload {workload}"));
     Ok(script::load_source(&path, &source, configs, overrides)?)
 }
 
-/// `llmbench run --target T --model M --workload W`.
+/// `llmbench run [--target T] [--model M] [--workload W]`: each left out takes the original
+/// tool's default (`Defaults`), said on stderr.
 pub async fn run_workload(args: &WorkloadArgs) -> u8 {
     let configs = Configs::new(&args.load.output.configs);
+    let defaults = match Defaults::read(&configs) {
+        Ok(d) => d,
+        Err(e) => return usage_error(e),
+    };
+    // With --url and no --target, the URL is the target.
+    let url_only = args.target.is_none() && args.load.connection.url.is_some();
+    let target = args.target.clone().unwrap_or_else(|| {
+        if !url_only {
+            eprintln!(
+                "llmbench: --target not given: {}, {}",
+                defaults.target, defaults.target_why
+            );
+        }
+        defaults.target.clone()
+    });
+    let workload = args.workload.clone().unwrap_or_else(|| {
+        eprintln!("llmbench: --workload not given: {}", defaults.workload);
+        defaults.workload.clone()
+    });
     let overrides: Overrides = args.set.iter().cloned().collect();
     let plan = workload_plan(
         &configs,
-        &args.target,
-        &args.model,
-        &args.workload,
+        (!url_only).then_some(target.as_str()),
+        args.model.as_deref(),
+        &workload,
         &overrides,
     );
-    match plan {
-        Ok(plan) => run_plan(plan, &args.workload, &args.load).await,
-        Err(e) => usage_error(e),
-    }
-}
-
-async fn run_plan(plan: Plan, workload: &str, load: &LoadFlags) -> u8 {
-    let label = format!("run --workload {workload}");
-    exit_code(&run_with_flags(plan, load, None, &label).await)
-}
-
-/// `llmbench` with no script: interactive in a terminal, a usage error otherwise.
-pub async fn no_script(args: &RunArgs) -> u8 {
-    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        interactive(&args.load).await
-    } else {
-        eprintln!(
-            "llmbench: no script given: run llmbench SCRIPT.rhai (e.g. scripts/quickstart.rhai), \
-             llmbench run --target T --model M --workload W, or llmbench interactive in a terminal"
-        );
-        EXIT_USAGE
-    }
-}
-
-/// What interactive mode decided to run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Choice {
-    pub target: String,
-    pub model: String,
-    pub workload: String,
-    pub set: Vec<(String, String)>,
-}
-
-impl Choice {
-    /// The `llmbench run ...` command line that runs the same thing.
-    pub fn command_line(&self, configs: &Path) -> String {
-        let mut s = format!(
-            "llmbench run --target {} --model {} --workload {}",
-            quote(&self.target),
-            quote(&self.model),
-            quote(&self.workload)
-        );
-        for (k, v) in &self.set {
-            let _ = write!(s, " --set {k}={}", quote(v));
-        }
-        if configs != Path::new("configs") {
-            let _ = write!(s, " --configs {}", quote(&configs.display().to_string()));
-        }
-        s
-    }
-}
-
-fn quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:=".contains(c))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-/// `llmbench interactive`.
-pub async fn interactive(load: &LoadFlags) -> u8 {
-    let configs = Configs::new(&load.output.configs);
-    let choice = match ask(&configs) {
-        Ok(Some(c)) => c,
-        Ok(None) => return EXIT_OK,
+    let plan = match plan {
+        Ok(plan) => plan,
         Err(e) => return usage_error(e),
     };
-    let overrides: Overrides = choice.set.iter().cloned().collect();
-    match workload_plan(
-        &configs,
-        &choice.target,
-        &choice.model,
-        &choice.workload,
-        &overrides,
-    ) {
-        Ok(plan) => run_plan(plan, &choice.workload, load).await,
-        Err(e) => usage_error(e),
-    }
-}
-
-/// Asks the questions; `None` when the user declines to start.
-fn ask(configs: &Configs) -> Result<Option<Choice>, String> {
-    use dialoguer::Confirm;
-    let target = choose_target(configs)?;
-    let model = choose_model(configs)?;
-    let w = choose_workload(configs)?;
-    let mut set = Vec::new();
-    if Confirm::new()
-        .with_prompt("Customize duration, rps, concurrency or token counts?")
-        .default(false)
-        .interact()
-        .map_err(io)?
+    let label = format!("run --workload {workload}");
+    let result = run_with_flags(plan, &args.load, None, &label).await;
+    let code = exit_code(&result);
+    if args.target.is_none()
+        && !url_only
+        && matches!(
+            result,
+            Err(RunError::Preflight(PreflightError::Unreachable { .. }))
+        )
     {
-        set = customize(&w)?;
+        eprintln!(
+            "llmbench: {target} is the default target ({}) and does not answer: start it, pick another with --target NAME, or try llmbench against its built-in mock server with --target mock",
+            defaults.target_why
+        );
     }
-    let choice = Choice {
-        target,
-        model,
-        workload: w.name.clone(),
-        set,
-    };
-    eprintln!(
-        "\nThe same run from the command line:\n  {}\n",
-        choice.command_line(configs.dir())
-    );
-    let go = Confirm::new()
-        .with_prompt("Start the run?")
-        .default(true)
-        .interact()
-        .map_err(io)?;
-    Ok(go.then_some(choice))
+    code
 }
 
-/// A prompt that could not be shown, as interactive mode reports it.
-fn io(e: dialoguer::Error) -> String {
-    format!("interactive mode needs a terminal: {e}")
+/// What `run` and interactive mode take when told nothing: the original tool's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    /// The first target of `targets.yaml` (`mock` when it lists none).
+    pub target: String,
+    /// Where `target` came from, for messages: `the first in configs/targets.yaml`.
+    pub target_why: String,
+    /// `high-load`, else the first workload of `workloads.yaml`.
+    pub workload: String,
 }
 
-/// Asks for a target: those in `targets.yaml`, then the built-in mock.
-fn choose_target(configs: &Configs) -> Result<String, String> {
-    let mut targets = configs.target_names().map_err(|e| e.to_string())?;
-    targets.push("mock".into());
-    let labels: Vec<String> = targets
-        .iter()
-        .map(|t| {
-            if t == "mock" {
-                "mock (the built-in mock server)".into()
-            } else {
-                t.clone()
-            }
+impl Defaults {
+    pub fn read(configs: &Configs) -> Result<Self, crate::config::ConfigError> {
+        let file = configs.path_of("targets.yaml").display().to_string();
+        let (target, target_why) = match configs.target_names()?.into_iter().next() {
+            Some(t) => (t, format!("the first in {file}")),
+            None => ("mock".into(), format!("as {file} lists no target")),
+        };
+        let workloads = configs.workloads()?;
+        let workload = workloads[default_workload(&workloads)].name.clone();
+        Ok(Self {
+            target,
+            target_why,
+            workload,
         })
-        .collect();
-    let t = dialoguer::Select::new()
-        .with_prompt("Target")
-        .items(&labels)
-        .default(0)
-        .interact()
-        .map_err(io)?;
-    Ok(targets[t].clone())
-}
-
-/// Asks for a model: those in `models.yaml`, or the mock's when there are none.
-fn choose_model(configs: &Configs) -> Result<String, String> {
-    let mut models = configs.model_names().map_err(|e| e.to_string())?;
-    if models.is_empty() {
-        models.push(crate::mock::MOCK_MODEL.into());
     }
-    let m = dialoguer::Select::new()
-        .with_prompt("Model")
-        .items(&models)
-        .default(0)
-        .interact()
-        .map_err(io)?;
-    Ok(models[m].clone())
 }
 
-/// Asks for a workload from `workloads.yaml` (`high-load` first when there is one).
-fn choose_workload(configs: &Configs) -> Result<Workload, String> {
-    let workloads = configs.workloads().map_err(|e| e.to_string())?;
-    let names: Vec<String> = workloads
-        .iter()
-        .map(|w| {
-            format!(
-                "{} ({} req/s, concurrency {}, {} s)",
-                w.name, w.rps, w.concurrency, w.duration
-            )
-        })
-        .collect();
-    let default = workloads
+/// The default workload among `workloads`: `high-load` when there is one, else the first.
+fn default_workload(workloads: &[Workload]) -> usize {
+    workloads
         .iter()
         .position(|w| w.name == "high-load")
-        .unwrap_or(0);
-    let wi = dialoguer::Select::new()
-        .with_prompt("Workload")
-        .items(&names)
-        .default(default)
-        .interact()
-        .map_err(io)?;
-    Ok(workloads[wi].clone())
-}
-
-/// Asks for the workload's numbers; the `--set` pairs of those that differ from its own.
-fn customize(w: &Workload) -> Result<Vec<(String, String)>, String> {
-    use dialoguer::Input;
-    let mut set = Vec::new();
-    let duration: f64 = Input::new()
-        .with_prompt("Duration (s)")
-        .default(w.duration)
-        .interact_text()
-        .map_err(io)?;
-    let rps: f64 = Input::new()
-        .with_prompt("Requests per second")
-        .default(w.rps)
-        .interact_text()
-        .map_err(io)?;
-    let conc: u32 = Input::new()
-        .with_prompt("Concurrency")
-        .default(w.concurrency)
-        .interact_text()
-        .map_err(io)?;
-    let input: u32 = Input::new()
-        .with_prompt("Input tokens")
-        .default(DEFAULT_INPUT_TOKENS)
-        .interact_text()
-        .map_err(io)?;
-    let out: u32 = Input::new()
-        .with_prompt("Output tokens")
-        .default(DEFAULT_OUTPUT_TOKENS)
-        .interact_text()
-        .map_err(io)?;
-    let mut put = |k: &str, v: String, d: String| {
-        if v != d {
-            set.push((k.to_owned(), v));
-        }
-    };
-    put(
-        "duration",
-        format!("{duration:?}"),
-        format!("{:?}", w.duration),
-    );
-    put("rps", format!("{rps:?}"), format!("{:?}", w.rps));
-    put("concurrency", conc.to_string(), w.concurrency.to_string());
-    put(
-        "input_tokens",
-        input.to_string(),
-        DEFAULT_INPUT_TOKENS.to_string(),
-    );
-    put(
-        "output_tokens",
-        out.to_string(),
-        DEFAULT_OUTPUT_TOKENS.to_string(),
-    );
-    Ok(set)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -492,8 +330,8 @@ mod tests {
     fn a_workload_entry_becomes_the_original_tools_plan() {
         let plan = workload_plan(
             &configs(),
-            "vllm-local",
-            "llama-3.1-8b-instruct",
+            Some("vllm-local"),
+            Some("llama-3.1-8b-instruct"),
             "high-load",
             &Overrides::new(),
         )
@@ -510,7 +348,7 @@ mod tests {
         let p = &plan.phases[0];
         assert_eq!((p.rate, p.concurrency), (Some(20.0), Some(50)));
         assert_eq!(p.duration, Some(std::time::Duration::from_secs(300)));
-        assert_eq!(plan.request.max_tokens, Some(DEFAULT_OUTPUT_TOKENS));
+        assert_eq!(plan.request.max_tokens, Some(256));
         let text = describe(&plan);
         assert!(
             text.contains("api key: [redacted]") && !text.contains("EMPTY"),
@@ -519,32 +357,24 @@ mod tests {
         assert!(text.contains("~6000 requests"), "{text}");
 
         let o: Overrides = [("duration".to_string(), "60".to_string())].into();
-        let plan = workload_plan(&configs(), "mock", "m", "low-load", &o).unwrap();
+        let plan = workload_plan(&configs(), Some("mock"), Some("m"), "low-load", &o).unwrap();
         assert!(plan.target.is_none(), "mock: the built-in server");
         assert_eq!(
             plan.phases[0].duration,
             Some(std::time::Duration::from_secs(60))
         );
-        let err = workload_plan(&configs(), "nope", "m", "low-load", &Overrides::new())
-            .unwrap_err()
-            .to_string();
+        let err = workload_plan(
+            &configs(),
+            Some("nope"),
+            Some("m"),
+            "low-load",
+            &Overrides::new(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("targets.yaml") && err.contains("vllm-local"),
             "{err}"
-        );
-    }
-
-    #[test]
-    fn the_equivalent_command_line_is_quoted() {
-        let c = Choice {
-            target: "vllm-local".into(),
-            model: "my model".into(),
-            workload: "high-load".into(),
-            set: vec![("duration".into(), "60.0".into())],
-        };
-        assert_eq!(
-            c.command_line(Path::new("configs")),
-            "llmbench run --target vllm-local --model 'my model' --workload high-load --set duration=60.0"
         );
     }
 }
