@@ -25,12 +25,26 @@ fn the_quick_start_writes_the_four_files_with_the_documented_columns() {
     );
     assert!(stdout.contains("TTFT p50"), "a summary table: {stdout}");
 
+    // The run's five files, and the comparison report over every run in the folder.
     let files = all_files(results.path());
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
+    let comparison = results.path().join("reports/benchmark_report");
+    assert!(
+        comparison.with_extension("md").is_file() && comparison.with_extension("html").is_file()
+    );
     let raw = only_file(results.path(), "raw", "jsonl");
     let csv = only_file(results.path(), "summary", "csv");
-    let md = only_file(results.path(), "reports", "md");
-    let html = only_file(results.path(), "reports", "html");
+    let run_report = |ext: &str| {
+        let found: Vec<_> = all_files(&results.path().join("reports"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .filter(|p| !p.to_string_lossy().contains("benchmark_report"))
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].clone()
+    };
+    let md = run_report("md");
+    let html = run_report("html");
     let meta = only_file(results.path(), "runs", "json");
     assert!(
         raw.file_name()
@@ -200,7 +214,11 @@ fn an_api_key_never_reaches_any_output() {
         assert!(!String::from_utf8_lossy(stream).contains(secret));
     }
     let files = result_files(dir.path());
-    assert_eq!(files.len(), 5);
+    assert_eq!(
+        files.len(),
+        7,
+        "the run's five files and the comparison's two: {files:?}"
+    );
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         assert!(

@@ -46,11 +46,16 @@ pub fn result_files(results: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The one file under `results/<sub>/` ending in `.<ext>`.
+/// The one file of the run under `results/<sub>/` ending in `.<ext>` (the comparison report
+/// across runs, `reports/benchmark_report.*`, is not a run's).
 pub fn only_file(results: &Path, sub: &str, ext: &str) -> PathBuf {
     let found: Vec<PathBuf> = all_files(&results.join(sub))
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(&format!(".{ext}")))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("benchmark_report."))
+        })
         .collect();
     assert_eq!(found.len(), 1, "one {sub}/*.{ext} expected: {found:?}");
     found[0].clone()
