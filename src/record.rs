@@ -142,7 +142,9 @@ pub struct RequestRecord {
     /// Earlier attempts that failed and were retried, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_attempts: Vec<FailedAttempt>,
-    /// Whether the response was streamed (TTFT, TPOT and ITL need streaming).
+    /// Whether the response was read as an SSE stream (TTFT, TPOT and ITL need streaming): a
+    /// JSON body, an error status's message included, is not. A request that got no response
+    /// body keeps whether it asked for a stream.
     pub streamed: bool,
 
     /// When the schedule meant the request to start.
