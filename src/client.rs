@@ -128,6 +128,8 @@ pub struct PhaseLabel {
 pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
+    /// The endpoint `url` ends in (the preflight names the other one when this one is missing).
+    endpoint: Endpoint,
     headers: HeaderMap,
     stream: bool,
     timeout: Duration,
@@ -221,6 +223,7 @@ impl Client {
         Ok(Self {
             http,
             url,
+            endpoint: spec.endpoint,
             headers,
             stream: spec.stream,
             timeout: spec.timeout,
