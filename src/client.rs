@@ -131,6 +131,8 @@ pub struct Client {
     url: reqwest::Url,
     /// The target's model list, `GET {base_url}/models`.
     models_url: reqwest::Url,
+    /// The endpoint `url` ends in (the preflight names the other one when this one is missing).
+    endpoint: Endpoint,
     headers: HeaderMap,
     stream: bool,
     timeout: Duration,
@@ -231,6 +233,7 @@ impl Client {
             http,
             url,
             models_url,
+            endpoint: spec.endpoint,
             headers,
             stream: spec.stream,
             timeout: spec.timeout,

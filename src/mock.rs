@@ -3,8 +3,9 @@
 //! Serves `POST /v1/chat/completions` and `POST /v1/completions`, streaming (SSE) or not, plus
 //! `GET /v1/models` and `GET /health`. Each response's first content token is written `ttft`
 //! after the request body was read, and token k (0-based) `ttft + k * itl` after it, on absolute
-//! deadlines so delays never accumulate. Output length is `output_tokens`, capped by the request's
-//! `max_tokens`. A prompt token is a whitespace-separated word. The server runs on its own thread
+//! deadlines so delays never accumulate. A stream ends (usage chunk, `[DONE]`) `tail` after its
+//! last token (0 by default), as behind a proxy that holds the end back. Output length is
+//! `output_tokens`, capped by the request's `max_tokens`. A prompt token is a whitespace-separated word. The server runs on its own thread
 //! and runtime so a busy load generator in the same process does not disturb its timing, and it
 //! keeps a log of when it really read each request and wrote its first and last tokens
 //! (`timings()`, and `GET /mock/timings` for a mock running as its own process), so callers can
@@ -43,6 +44,8 @@ pub struct MockConfig {
     pub itl: Duration,
     /// Tokens per response (a request's `max_tokens` caps it).
     pub output_tokens: u32,
+    /// How long after its last content token a stream sends its usage chunk and `[DONE]`.
+    pub tail: Duration,
     /// Model name reported by `/v1/models` and in responses.
     pub model: String,
     /// What to break, and how often.
@@ -62,6 +65,7 @@ impl Default for MockConfig {
             ttft: Duration::from_millis(50),
             itl: Duration::from_millis(10),
             output_tokens: 64,
+            tail: Duration::ZERO,
             model: MOCK_MODEL.into(),
             faults: FaultConfig::default(),
             max_running: None,
@@ -381,6 +385,7 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
         tokens: n,
         first_at: admitted + s.config.ttft,
         itl: s.config.itl,
+        tail: s.config.tail,
         fault,
         stall: s.config.faults.stall,
         tally,

@@ -142,7 +142,9 @@ pub struct RequestRecord {
     /// Earlier attempts that failed and were retried, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_attempts: Vec<FailedAttempt>,
-    /// Whether the response was streamed (TTFT, TPOT and ITL need streaming).
+    /// Whether the response was read as an SSE stream (TTFT, TPOT and ITL need streaming): a
+    /// JSON body, an error status's message included, is not. A request that got no response
+    /// body keeps whether it asked for a stream.
     pub streamed: bool,
 
     /// When the schedule meant the request to start.
@@ -167,7 +169,9 @@ pub struct RequestRecord {
     /// When the last content chunk arrived (streaming) or the body was complete (non-streaming).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_token_us: Option<u64>,
-    /// When the request ended, whatever its outcome.
+    /// When the request ended, whatever its outcome. For a successful request: when its stream
+    /// closed (`[DONE]` or the end of the body arrived), which can be well after the last
+    /// content chunk (the usage chunk, a proxy's buffering).
     pub end_us: u64,
     /// Arrival of every content chunk, in microseconds after `first_token_us`.
     #[serde(
@@ -343,6 +347,13 @@ impl RequestRecord {
             .and_then(|_| Self::span(Some(self.intended_us), self.last_token_us))
     }
 
+    /// Time to stream close: from the actual send to the end of the response (`[DONE]` or the
+    /// end of the body), µs (successful requests). What it adds to E2EL is the stream's tail.
+    pub fn stream_close_us(&self) -> Option<u64> {
+        self.succeeded()
+            .and_then(|_| Self::span(self.sent_us, Some(self.end_us)))
+    }
+
     /// Time spent waiting for a concurrency slot, µs.
     pub fn queue_us(&self) -> Option<u64> {
         Self::span(Some(self.dispatched_us), self.admitted_us)
@@ -502,6 +513,7 @@ mod tests {
         assert_eq!(r.ttft_us(), Some(100_000));
         assert_eq!(r.ttft_intended_us(), Some(100_520));
         assert_eq!(r.e2el_us(), Some(130_000));
+        assert_eq!(r.stream_close_us(), Some(130_080));
         assert_eq!(r.tpot_us(), Some(10_000.0));
         assert_eq!(r.itl_us().collect::<Vec<_>>(), vec![10_000; 3]);
         assert_eq!(r.queue_us(), Some(490));
@@ -516,6 +528,7 @@ mod tests {
         r.outcome = Outcome::StreamBroken;
         assert_eq!(r.ttft_us(), None);
         assert_eq!(r.e2el_us(), None);
+        assert_eq!(r.stream_close_us(), None);
         assert_eq!(r.tpot_us(), None);
         assert_eq!(r.itl_us().count(), 0);
     }

@@ -51,10 +51,13 @@ pub enum Metric {
     InputTokens,
     /// Output tokens per request.
     OutputTokens,
+    /// Time to stream close: from the actual send to `[DONE]` or the end of the body (last in
+    /// the CSV, which only ever gains columns at its end).
+    StreamCloseMs,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 13] = [
         Metric::TtftMs,
         Metric::TtftAnswerMs,
         Metric::TtftIntendedMs,
@@ -67,6 +70,7 @@ impl Metric {
         Metric::OutputTokS,
         Metric::InputTokens,
         Metric::OutputTokens,
+        Metric::StreamCloseMs,
     ];
 
     /// Column prefix, e.g. `ttft_ms` in `ttft_ms_p95`.
@@ -84,6 +88,7 @@ impl Metric {
             Metric::OutputTokS => "output_tok_s",
             Metric::InputTokens => "input_tokens",
             Metric::OutputTokens => "output_tokens",
+            Metric::StreamCloseMs => "stream_close_ms",
         }
     }
 
@@ -102,6 +107,7 @@ impl Metric {
             Metric::OutputTokS => "Output tokens/s per request",
             Metric::InputTokens => "Input tokens per request",
             Metric::OutputTokens => "Output tokens per request",
+            Metric::StreamCloseMs => "Time to stream close (ms)",
         }
     }
 
@@ -388,6 +394,7 @@ impl PhaseAcc {
         put(Metric::TpotMs, r.tpot_us().map(us_f_to_ms));
         put(Metric::E2elMs, ms(r.e2el_us()));
         put(Metric::E2elIntendedMs, ms(r.e2el_intended_us()));
+        put(Metric::StreamCloseMs, ms(r.stream_close_us()));
         put(Metric::OutputTokS, r.output_tok_per_s());
         put(Metric::InputTokens, r.input_tokens.map(|t| t as f64));
         put(Metric::OutputTokens, Some(r.output_tokens as f64));

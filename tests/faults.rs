@@ -430,6 +430,52 @@ async fn a_server_that_is_not_openai_gets_one_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_at_preflight_names_the_endpoint_and_suggests_the_other() {
+    // A server serving neither endpoint, echoing the request line (credentials and all).
+    let not_found = "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 75\r\nConnection: close\r\n\r\n{\"error\":{\"message\":\"no route for POST /v1/x?api_key=s3cr3t-query-key-42\"}}";
+    assert_eq!(not_found.split("\r\n\r\n").nth(1).unwrap().len(), 75);
+    for (endpoint, path, other) in [
+        ("completions", "/completions", "chat"),
+        ("chat", "/chat/completions", "completions"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, hits) = common::fixed_server(not_found);
+        let mut plan = common::plan(
+            dir.path(),
+            &format!(
+                r#"request(#{{ endpoint: "{endpoint}", prompt: "hi" }}); phase("p", #{{ requests: 5 }});"#
+            ),
+        );
+        plan.target = Some(llmbench::plan::Target {
+            name: "chat-only".into(),
+            base_url: format!("http://user:pa55-w0rd-99@{addr}/v1?api_key=s3cr3t-query-key-42"),
+            api_key: None,
+        });
+        plan.model = Some("m".into());
+        let err = execute(plan, &common::options(dir.path()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RunError::Preflight(_)), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("HTTP 404"), "{msg}");
+        assert!(
+            msg.contains(&format!(
+                "may not serve this endpoint (a {other}-only server has no {path})"
+            )) && msg.contains(&format!("try endpoint: \"{other}\"")),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("{addr}/v1{path}")),
+            "the URL is named: {msg}"
+        );
+        for secret in ["pa55-w0rd-99", "s3cr3t-query-key-42"] {
+            assert!(!msg.contains(secret), "{secret} in {msg}");
+        }
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_results_folder_fails_before_the_first_request() {
     let dir = tempfile::tempdir().unwrap();
     let server = faulty_mock(FaultConfig::default(), 5);

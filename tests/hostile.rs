@@ -240,6 +240,50 @@ async fn a_stream_without_content_type_is_read_by_how_it_starts() {
     assert_eq!(r.output_tokens, 2);
 }
 
+#[tokio::test]
+async fn a_json_error_to_a_streamed_request_is_not_recorded_as_streamed() {
+    const ERROR: &str =
+        r#"{"error":{"message":"max_tokens is too large","type":"invalid_request_error"}}"#;
+    let answer = |status: &str, content_type: &str, body: &str| -> &'static str {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .leak()
+    };
+    let in_stream = format!("data: {ERROR}\n\n");
+    for (response, outcome, streamed) in [
+        // A plain JSON error body, with an error status or with 200: one body, not a stream.
+        (
+            answer("400 Bad Request", "application/json", ERROR),
+            Outcome::HttpStatus,
+            false,
+        ),
+        (
+            answer("200 OK", "application/json", ERROR),
+            Outcome::InvalidResponse,
+            false,
+        ),
+        // The same error as an event of a stream is a stream.
+        (
+            answer("200 OK", "text/event-stream", &in_stream),
+            Outcome::InvalidResponse,
+            true,
+        ),
+    ] {
+        let (addr, _) = common::fixed_server(response);
+        let r = fetch(format!("http://{addr}/v1"), true).await;
+        assert_eq!(r.outcome, outcome, "{response}");
+        assert!(
+            r.error
+                .as_deref()
+                .unwrap()
+                .contains("max_tokens is too large")
+        );
+        assert_eq!(r.streamed, streamed, "{response}");
+    }
+}
+
 // ---- C(2): impossible server numbers ----
 
 fn chat_with_usage(completion: &str) -> Vec<u8> {

@@ -178,6 +178,7 @@ async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
         ttft: ms_to_duration(args.ttft_ms),
         itl: ms_to_duration(args.itl_ms),
         output_tokens: args.output_tokens,
+        tail: Duration::ZERO,
         model: args.model,
         faults: crate::mock::FaultConfig {
             seed: args.faults.seed,

@@ -130,6 +130,7 @@ pub(super) async fn failed_status(
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_WAIT.as_secs_f64())));
+    st.read_as_one_body();
     let text = read_prefix(resp, 2048).await;
     let detail = match parse_body(text.as_bytes()) {
         Err(BodyError::Error(msg)) => msg,

@@ -10,7 +10,7 @@ use reqwest::header::CONTENT_TYPE;
 use super::chunk::{BodyError, StreamItem, parse_body, parse_stream_data};
 use super::sse::SseParser;
 use super::{Client, MAX_ERROR_CHARS, build_body, error_chain};
-use crate::plan::RequestSpec;
+use crate::plan::{Endpoint, RequestSpec};
 use crate::redact::{Redactor, public_url};
 
 /// Why the target failed the preflight check (the run does not start).
@@ -29,12 +29,14 @@ pub enum PreflightError {
         detail: String,
     },
     #[error(
-        "preflight: {url} answered HTTP {status}: {detail}. Check the base URL (it usually ends in /v1) and --model; --no-preflight skips this check"
+        "preflight: {url} answered HTTP {status}: {detail}. {hint}Check the base URL (it usually ends in /v1) and --model; --no-preflight skips this check"
     )]
     Rejected {
         url: String,
         status: u16,
         detail: String,
+        /// What the status suggests beyond the usual checks (empty, or a sentence and a space).
+        hint: String,
     },
     #[error(
         "preflight: {url} does not speak the OpenAI API: {detail}. Check that the base URL points at an OpenAI-compatible server (it usually ends in /v1); --no-preflight skips this check"
@@ -131,6 +133,7 @@ impl Client {
                     url,
                     status,
                     detail,
+                    hint: rejected_hint(status, self.endpoint),
                 }),
             };
         }
@@ -157,6 +160,23 @@ impl Client {
                 detail: self.redactor.cut(&detail, MAX_ERROR_CHARS),
             })
     }
+}
+
+/// What a refusal's status suggests: a 404 may be a server without this endpoint (a chat-only
+/// server has no `/completions`), so it names the other one.
+fn rejected_hint(status: u16, endpoint: Endpoint) -> String {
+    if status != 404 {
+        return String::new();
+    }
+    let other = match endpoint {
+        Endpoint::Chat => Endpoint::Completions,
+        Endpoint::Completions => Endpoint::Chat,
+    };
+    format!(
+        "The server may not serve this endpoint (a {other}-only server has no /{path}): try endpoint: \"{other}\" in the script's request(#{{...}}). ",
+        other = other.name(),
+        path = endpoint.path(),
+    )
 }
 
 /// The first event of a stream must be an OpenAI chunk or `[DONE]`; what a message quotes of

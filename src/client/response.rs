@@ -102,8 +102,9 @@ pub struct Received {
     chars: u64,
     usage: Option<Usage>,
     timings: Option<ServerTimings>,
-    /// The response came as an SSE stream (false: one JSON body).
-    streamed: bool,
+    /// How the body was read: as an SSE stream (true) or as one body, a JSON answer or an
+    /// error status's message (false); `None` while no body was read.
+    streamed: Option<bool>,
     /// `[DONE]` arrived.
     done: bool,
     /// A choice reported a finish reason.
@@ -128,7 +129,7 @@ impl Default for Received {
             chars: 0,
             usage: None,
             timings: None,
-            streamed: true,
+            streamed: None,
             done: false,
             finished: false,
             parser: SseParser::new(),
@@ -140,6 +141,7 @@ impl Default for Received {
 impl Received {
     /// Feeds one network read of an SSE body that arrived at `now_us`.
     pub fn feed_stream(&mut self, bytes: &[u8], now_us: u64) {
+        self.streamed = Some(true);
         let mut parser = std::mem::take(&mut self.parser);
         let fed = parser.feed(bytes, |ev| self.event(ev.data, now_us));
         self.parser = parser;
@@ -161,6 +163,7 @@ impl Received {
 
     /// Ends an SSE body (the connection closed) at `now_us`; says how the stream ended.
     pub fn finish_stream(&mut self, now_us: u64) -> Result<(), Failure> {
+        self.streamed = Some(true);
         let mut parser = std::mem::take(&mut self.parser);
         parser.finish(|ev| self.event(ev.data, now_us));
         if let Some(f) = self.failure.take() {
@@ -177,7 +180,7 @@ impl Received {
 
     /// Takes a whole (non-streaming) JSON body that was complete at `now_us`.
     pub fn whole_body(&mut self, body: &[u8], now_us: u64) -> Result<(), Failure> {
-        self.streamed = false;
+        self.read_as_one_body();
         match parse_body(body) {
             Ok(info) => {
                 self.chunk(&info, now_us);
@@ -187,6 +190,11 @@ impl Received {
             Err(BodyError::Error(msg)) => Err(Failure::new(Outcome::InvalidResponse, msg)),
             Err(BodyError::Invalid(msg)) => Err(Failure::new(Outcome::InvalidResponse, msg)),
         }
+    }
+
+    /// The body is read as one piece, not as a stream (a JSON answer, an error's message).
+    pub fn read_as_one_body(&mut self) {
+        self.streamed = Some(false);
     }
 
     fn event(&mut self, data: &[u8], now_us: u64) {
@@ -244,7 +252,9 @@ impl Received {
         }
         rec.status = self.status;
         rec.reconnects = self.reconnects;
-        rec.streamed = rec.streamed && self.streamed;
+        // Without a body (no response, or one that broke before its first byte) the record
+        // keeps what was asked.
+        rec.streamed = rec.streamed && self.streamed.unwrap_or(true);
         rec.headers_us = self.headers_us;
         rec.first_token_us = self.first_token_us;
         rec.first_answer_us = self.first_answer_us;

@@ -1,5 +1,6 @@
-//! One mock response as it is generated: the token stream on its deadlines, the faults that
-//! strike mid-response, and the counting of how each response ended.
+//! One mock response as it is generated: the token stream on its deadlines (and its end held
+//! back by the tail), the faults that strike mid-response, and the counting of how each response
+//! ended.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,6 +72,8 @@ pub(super) struct Generation {
     pub(super) tokens: u64,
     pub(super) first_at: Instant,
     pub(super) itl: Duration,
+    /// Wait between the last token and the stream's end (usage chunk, `[DONE]`).
+    pub(super) tail: Duration,
     /// Drop, garbage and stall strike before token `tokens / 2`.
     pub(super) fault: Fault,
     pub(super) stall: Duration,
@@ -80,6 +83,14 @@ pub(super) struct Generation {
 impl Generation {
     fn token_at(&self, k: u64) -> Instant {
         self.first_at + self.itl * k as u32
+    }
+
+    /// Holds the stream's end back until `tail` after the last token (at once without a tail).
+    async fn wait_for_tail(&self) {
+        if !self.tail.is_zero() {
+            let last = self.token_at(self.tokens.saturating_sub(1));
+            crate::schedule::timer::sleep_until(last + self.tail).await;
+        }
     }
 
     fn finish_reason(&self, k: u64) -> Value {
@@ -302,6 +313,7 @@ async fn piece(
             (generation.token_chunk(k), next_after(k))
         }
         Step::Usage => {
+            generation.wait_for_tail().await;
             let v = json!({
                 "id": "cmpl-llmbench-mock",
                 "object": "chat.completion.chunk",
@@ -312,7 +324,10 @@ async fn piece(
             });
             (sse(&v), Step::Done)
         }
-        Step::Done => (Bytes::from_static(b"data: [DONE]\n\n"), Step::End),
+        Step::Done => {
+            generation.wait_for_tail().await;
+            (Bytes::from_static(b"data: [DONE]\n\n"), Step::End)
+        }
         Step::End => return None,
     })
 }

@@ -6,12 +6,15 @@
 //! When the run ends the producer is told to stop and is not waited for: it makes no prompt
 //! after the one in hand. What is made ahead is bounded twice: at most `AHEAD` bodies and at
 //! most `AHEAD_BYTES` of them (a script making 640 KB prompts keeps ~100 ready, not 1,024).
+//! `Feed::ready` resolves once the first body is made (or the producer ended without one), so
+//! a run can finish its start-up costs (loading a tokenizer, a dataset) before its first phase's
+//! clock starts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::client::build_body;
 use crate::plan::{Cancel, Content, Prompt, RequestSpec};
@@ -21,10 +24,24 @@ pub const AHEAD: usize = 1024;
 /// How many bytes of bodies the producer keeps ready (one larger body is always allowed).
 pub const AHEAD_BYTES: usize = 64 * 1024 * 1024;
 
-/// The producer's end: the scheduler reads `bodies`; `status` says why the feed stopped early.
+/// The producer's end: the scheduler reads `bodies`; `status` says why the feed stopped early;
+/// `ready` says when the first body is there.
 pub struct Feed {
     pub bodies: mpsc::Receiver<Body>,
     pub status: FeedStatus,
+    pub ready: FeedReady,
+}
+
+/// Resolves once the producer has made its first body, or ended (finished or failed) without
+/// making one.
+pub struct FeedReady(oneshot::Receiver<()>);
+
+impl FeedReady {
+    /// Waits until the first body is in the feed or the producer has ended.
+    pub async fn wait(self) {
+        // An error is the producer ending before a first body: ready all the same.
+        let _ = self.0.await;
+    }
 }
 
 /// A ready request body. Its bytes count toward `AHEAD_BYTES` until it is taken.
@@ -98,6 +115,7 @@ impl Feed {
     /// `cancel` (the run is stopping) is the stop, not a failure.
     pub fn start(spec: &RequestSpec, model: &str, cancel: Cancel) -> Self {
         let (tx, rx) = mpsc::channel(AHEAD);
+        let (ready_tx, ready_rx) = oneshot::channel();
         let (spec, model) = (spec.clone(), model.to_owned());
         let status = FeedStatus::default();
         let shared = status.clone();
@@ -105,7 +123,7 @@ impl Feed {
             .name("llmbench-feed".into())
             .spawn(move || {
                 let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    produce(&spec, &model, &tx, &shared)
+                    produce(&spec, &model, &tx, &shared, ready_tx)
                 }));
                 match made {
                     Ok(Ok(())) => {}
@@ -116,21 +134,33 @@ impl Feed {
                 drop(tx);
             })
             .expect("the feed thread starts");
-        Self { bodies: rx, status }
+        Self {
+            bodies: rx,
+            status,
+            ready: FeedReady(ready_rx),
+        }
     }
 }
 
+/// Makes bodies until stopped or the generator ends; `ready` is told once the first is in the
+/// channel (dropped unsent, it tells the same when the producer ends without one).
 fn produce(
     spec: &RequestSpec,
     model: &str,
     tx: &mpsc::Sender<Body>,
     status: &FeedStatus,
+    ready: oneshot::Sender<()>,
 ) -> Result<(), String> {
     let ahead = Arc::new(Ahead::default());
-    let send = |bytes: Bytes| {
+    let mut ready = Some(ready);
+    let mut send = |bytes: Bytes| {
         ahead.reserve(bytes.len(), status);
         let ahead = ahead.clone();
-        tx.blocking_send(Body { bytes, ahead }).is_ok()
+        let sent = tx.blocking_send(Body { bytes, ahead }).is_ok();
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        sent
     };
     let fixed = match &spec.prompt {
         Prompt::Text(text) => Some(Content::Text(text.clone())),
@@ -163,16 +193,44 @@ fn produce(
 mod tests {
     use super::*;
 
-    #[test]
-    fn big_prompts_are_made_ahead_by_bytes_not_only_by_count() {
+    fn feed_of(prompt: &str) -> Feed {
         let plan = crate::script::load_source(
-            std::path::Path::new("big.rhai"),
-            "request(#{ prompt: |i| words(100000), max_tokens: 1 }); phase(\"p\", #{ requests: 4 });",
+            std::path::Path::new("feed.rhai"),
+            &format!(
+                "request(#{{ prompt: {prompt}, max_tokens: 1 }}); phase(\"p\", #{{ requests: 4 }});"
+            ),
             &crate::config::Configs::new("/nonexistent"),
             &Default::default(),
         )
         .unwrap();
-        let feed = Feed::start(&plan.request, "m", plan.cancel.clone());
+        Feed::start(&plan.request, "m", plan.cancel.clone())
+    }
+
+    #[tokio::test]
+    async fn ready_means_the_first_body_is_there_or_the_producer_ended() {
+        let Feed {
+            mut bodies,
+            status,
+            ready,
+        } = feed_of("|i| `prompt ${i}`");
+        ready.wait().await;
+        assert!(bodies.try_recv().is_ok(), "a body is ready");
+        status.stop();
+
+        // A generator that fails on its first prompt ends the producer: ready, no body, the error.
+        let Feed {
+            mut bodies,
+            status,
+            ready,
+        } = feed_of("|i| { throw \"no prompt\"; }");
+        ready.wait().await;
+        assert!(bodies.recv().await.is_none(), "no body");
+        assert!(status.stop().unwrap().contains("no prompt"));
+    }
+
+    #[test]
+    fn big_prompts_are_made_ahead_by_bytes_not_only_by_count() {
+        let feed = feed_of("|i| words(100000)");
         // Wait until the producer stops adding (it blocks on the byte budget).
         let (mut last, mut still) = (0, 0);
         for _ in 0..200 {

@@ -1,8 +1,10 @@
 //! The second stage of a run: the phases. Request bodies come from the feed (made ahead on
 //! their own thread), the scheduler releases each at its intended time, the client performs it,
 //! and every finished record goes through the bounded record channel to the sinks. A signal
-//! stops new arrivals; in-flight requests get the grace period, then are cancelled. What comes
-//! out (`Measured`) is plain data for the finish stage.
+//! stops new arrivals; in-flight requests get the grace period, then are cancelled. The first
+//! phase starts once the feed has its first body, so start-up costs (a tokenizer loading) are
+//! not counted as the first requests' lateness. What comes out (`Measured`) is plain data for
+//! the finish stage.
 
 use std::sync::Arc;
 
@@ -76,6 +78,11 @@ impl Prepared {
         let (records, pump) = RecordPump::start(sinks)
             .map_err(|e| RunError::Usage(format!("cannot start the record writer: {e}")))?;
 
+        // Everything the run needs is loaded before the first phase's clock starts.
+        tokio::select! {
+            () = feed.ready.wait() => {}
+            () = signals.stop.cancelled() => {}
+        }
         let mut scheduler = Scheduler::new(clock, feed.bodies, signals.stop.clone());
         let mut ran_phases = Vec::new();
         let mut saturation = None;
