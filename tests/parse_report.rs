@@ -62,8 +62,8 @@ async fn parse_reproduces_the_run_csv_and_report_compares_runs() {
     );
     assert!(out.status.success());
     assert_eq!(std::fs::read(&file).unwrap(), expected);
-    let many = dir.path().join("many");
-    std::fs::create_dir(&many).unwrap();
+    // --out-dir creates its folder.
+    let many = dir.path().join("new/many");
     let out = llmbench(
         &["parse", &raw_a, &raw_b, "--out-dir", many.to_str().unwrap()],
         dir.path(),

@@ -63,7 +63,8 @@ pub struct ParseArgs {
     /// Write the CSV to this file instead of standard output (one raw file only).
     #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,
-    /// Write one CSV per run, DIR/<run-id>.csv (needed for several raw files).
+    /// Write one CSV per run, DIR/<run-id>.csv (needed for several raw files; DIR is created
+    /// if missing).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Folder of report templates overriding the built-in ones (default: ./templates if present).

@@ -103,9 +103,9 @@ pub fn parse(args: &ParseArgs) -> u8 {
             }
         }
         (None, Some(dir)) => {
-            if !dir.is_dir() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
                 return usage(format!(
-                    "--out-dir {}: not a folder; create it first",
+                    "--out-dir {}: cannot create it: {e}",
                     dir.display()
                 ));
             }
