@@ -545,19 +545,28 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
     })
 }
 
-/// Parses a `--set` value as the same type as the param's default.
+/// Parses a `--set` value as the same type as the param's default. A number may be given for
+/// either kind of numeric default: a whole number stays an integer for an integer default
+/// (`--set n=3`) and becomes a float for a float one; a fraction for an integer default
+/// (`--set from=2.5` where the script wrote `param("from", 2)`) gives a float.
 fn parse_like(name: &str, text: &str, default: &Dynamic) -> RhaiResult<Dynamic> {
     let bad = |kind: &str| -> Box<rhai::EvalAltResult> {
         format!("--set {name}={text}: param {name:?} is {kind} (its default is {default})").into()
     };
+    let number = || {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| bad("a number"))
+    };
     if default.is_int() {
-        text.parse::<i64>()
-            .map(Dynamic::from)
-            .map_err(|_| bad("a whole number"))
+        match text.trim().parse::<i64>() {
+            Ok(n) => Ok(Dynamic::from(n)),
+            Err(_) => number().map(Dynamic::from),
+        }
     } else if default.is_float() {
-        text.parse::<f64>()
-            .map(Dynamic::from)
-            .map_err(|_| bad("a number"))
+        number().map(Dynamic::from)
     } else if default.is_bool() {
         text.parse::<bool>()
             .map(Dynamic::from)
