@@ -105,8 +105,9 @@ pub struct TelemetryFlags {
     /// Telemetry sampling interval, milliseconds (NVML and scrapes) [default: the script's, else 500].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..))]
     pub telemetry_every_ms: Option<u64>,
-    /// Do not read local GPUs through NVML.
-    #[arg(long)]
+    /// Do not read local GPUs through NVML (set LLMBENCH_NO_NVML=1 on machines without an
+    /// NVIDIA GPU to make this the default).
+    #[arg(long, env = "LLMBENCH_NO_NVML", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_nvml: bool,
     /// GPU indices to read through NVML, e.g. 0,1 (default: all).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
