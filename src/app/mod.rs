@@ -8,6 +8,7 @@
 //! measured).
 
 pub mod calibrate;
+pub mod chromium;
 pub mod cli;
 pub mod results;
 pub mod workloads;
