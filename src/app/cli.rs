@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::LoadFlags;
 use crate::settings::flags::{name_value, non_negative};
+use crate::settings::{LoadFlags, RuntimeFlags};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,11 +25,21 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Threads that send requests and read responses. 1 (the default) is the cheapest per
-    /// request (about 11 µs of CPU per streamed chunk on a 2-core VM); raise it when a run
-    /// warns that llmbench's request thread was busy.
-    #[arg(long, global = true, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub threads: u16,
+}
+
+impl Cli {
+    /// Threads of the async runtime: the `--threads` of a command that sends requests or
+    /// serves them; 1 for the others.
+    pub fn threads(&self) -> u16 {
+        match &self.command {
+            None => self.run.load.runtime.threads,
+            Some(Command::Run(a)) => a.load.runtime.threads,
+            Some(Command::Interactive(a)) => a.load.runtime.threads,
+            Some(Command::Mock(a)) => a.runtime.threads,
+            Some(Command::Calibrate(a)) => a.runtime.threads,
+            Some(_) => 1,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +163,8 @@ pub struct CalibrateArgs {
     /// Seconds each step measures (after a short warmup).
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0, value_parser = non_negative)]
     pub duration: f64,
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
 }
 
 /// Running a workload script.
@@ -198,6 +210,8 @@ pub struct MockArgs {
     /// N / (TTFT + tokens × ITL) requests per second).
     #[arg(long, value_name = "N")]
     pub max_running: Option<u32>,
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -283,5 +297,32 @@ mod tests {
         .unwrap();
         assert!(matches!(c.command, Some(Command::Run(w)) if w.workload == "high-load"));
         assert!(Cli::try_parse_from(["llmbench", "mock", "--itl-ms", "-3"]).is_err());
+    }
+
+    #[test]
+    fn threads_belong_to_the_commands_that_send_or_serve() {
+        let threads = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.threads());
+        assert_eq!(
+            threads(&["llmbench", "--threads", "2", "s.rhai"]).unwrap(),
+            2
+        );
+        assert_eq!(
+            threads(&["llmbench", "s.rhai", "--threads", "3"]).unwrap(),
+            3
+        );
+        assert_eq!(threads(&["llmbench", "mock", "--threads", "4"]).unwrap(), 4);
+        assert_eq!(
+            threads(&["llmbench", "calibrate", "--threads", "5"]).unwrap(),
+            5
+        );
+        assert_eq!(
+            threads(&["llmbench", "interactive", "--threads", "6"]).unwrap(),
+            6
+        );
+        assert_eq!(threads(&["llmbench", "report"]).unwrap(), 1);
+        assert_eq!(threads(&["llmbench", "s.rhai"]).unwrap(), 1);
+        assert!(threads(&["llmbench", "report", "--threads", "2"]).is_err());
+        assert!(threads(&["llmbench", "parse", "--threads", "2", "r.jsonl"]).is_err());
+        assert!(threads(&["llmbench", "mock", "--threads", "0"]).is_err());
     }
 }

@@ -31,7 +31,8 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn main(cli: Cli) -> u8 {
     // One thread drives every request by default: no hand-offs between threads on the
     // per-chunk path, which is most of llmbench's own CPU time (see benches/RESULTS.md).
-    let mut builder = match cli.threads {
+    let threads = cli.threads();
+    let mut builder = match threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         n => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -48,7 +49,7 @@ pub fn main(cli: Cli) -> u8 {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Some(Command::Mock(args)) => serve_mock(args, cli.threads).await,
+            Some(Command::Mock(args)) => serve_mock(args).await,
             Some(Command::Parse(args)) => results::parse(&args),
             Some(Command::Report(args)) => results::report(&args),
             Some(Command::Check(args)) => workloads::check(&args),
@@ -145,7 +146,7 @@ fn access(api_key_env: Option<&str>) -> crate::script::Access {
     }
 }
 
-async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
+async fn serve_mock(args: MockArgs) -> u8 {
     let config = MockConfig {
         ttft: ms_to_duration(args.ttft_ms),
         itl: ms_to_duration(args.itl_ms),
@@ -162,7 +163,7 @@ async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
             require_key: args.faults.require_key,
         },
         max_running: args.max_running,
-        threads: threads as usize,
+        threads: args.runtime.threads as usize,
     };
     if let Err(e) = config.faults.validate() {
         eprintln!("llmbench mock: {e}");

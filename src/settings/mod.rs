@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use flags::{ConnectionFlags, ControlFlags, LoadFlags, OutputFlags, TelemetryFlags};
+pub use flags::{
+    ConnectionFlags, ControlFlags, LoadFlags, OutputFlags, RuntimeFlags, TelemetryFlags,
+};
 
 use crate::client::ClientOptions;
 use crate::plan::{ApiKey, Plan, Target};
