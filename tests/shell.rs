@@ -1,13 +1,106 @@
-//! The command line around the commands: flags shown only in the help of commands they affect.
+//! The command line around the commands: shell completions, man pages, `--version`, and flags
+//! shown only in the help of commands they affect.
 
 mod common;
 
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::llmbench;
 
+fn run(args: &[&str]) -> Output {
+    llmbench().args(args).output().unwrap()
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const COMMANDS: [&str; 7] = [
+    "mock",
+    "parse",
+    "report",
+    "check",
+    "run",
+    "interactive",
+    "calibrate",
+];
+
+#[test]
+fn completions_name_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = stdout(&out);
+        for command in COMMANDS.iter().chain(&["completions", "man"]) {
+            assert!(script.contains(command), "{shell}: no {command}");
+        }
+        assert!(script.contains("no-nvml"), "{shell}: flags too");
+    }
+    let out = run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_man_page_is_roff_printed_or_written_one_per_command() {
+    let out = run(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = stdout(&out);
+    assert!(page.contains(".TH llmbench 1"), "{page}");
+    assert!(page.contains(".SH NAME") && page.contains("llmbench"));
+    assert!(page.contains("calibrate"), "the commands are listed");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("new/man1");
+    let out = llmbench()
+        .arg("man")
+        .arg("--out")
+        .arg(&pages)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(pages.join("llmbench.1")).unwrap(),
+        page
+    );
+    for command in COMMANDS {
+        let sub = std::fs::read_to_string(pages.join(format!("llmbench-{command}.1"))).unwrap();
+        assert!(sub.contains(&format!(".TH llmbench-{command} 1")), "{sub}");
+    }
+    assert!(
+        stdout(&out).contains("llmbench-run.1"),
+        "names what it wrote"
+    );
+}
+
+#[test]
+fn the_version_names_the_commit_in_a_git_checkout() {
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let version = stdout(&out);
+    assert!(
+        version.starts_with(&format!("llmbench {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !git(&["rev-parse", "HEAD"]) {
+        eprintln!("not a git checkout: the version names no commit");
+        return;
+    }
+    let hash = version
+        .split_once("(commit ")
+        .map(|(_, rest)| rest.split([',', ')']).next().unwrap())
+        .unwrap_or_else(|| panic!("no commit in {version:?}"));
+    assert!(
+        hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{version}"
+    );
+    assert!(git(&["cat-file", "-e", hash]), "{hash} is a commit here");
 }
 
 #[test]
@@ -26,7 +119,13 @@ fn threads_shows_only_in_the_help_of_commands_that_send_or_serve() {
     ] {
         assert!(lists_threads(args), "{args:?} --help lists --threads");
     }
-    for args in [&["parse"][..], &["report"], &["check"]] {
+    for args in [
+        &["parse"][..],
+        &["report"],
+        &["check"],
+        &["completions"],
+        &["man"],
+    ] {
         assert!(!lists_threads(args), "{args:?} --help lists --threads");
     }
 }

@@ -12,7 +12,7 @@ use crate::settings::{LoadFlags, RuntimeFlags};
 #[derive(Debug, Parser)]
 #[command(
     name = "llmbench",
-    version,
+    version = env!("LLMBENCH_VERSION"),
     about = "Load tests and benchmarks LLM servers that speak the OpenAI API",
     long_about = "Runs a workload script (Rhai) against an OpenAI-compatible server and writes raw \
 records, a summary CSV and Markdown/HTML reports under results/. With no target configured, \
@@ -62,6 +62,31 @@ pub enum Command {
     /// Measure the TTFT error llmbench adds and the rate and stream count this machine
     /// sustains, against the built-in mock in this process.
     Calibrate(CalibrateArgs),
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    ///
+    /// e.g. llmbench completions bash > ~/.local/share/bash-completion/completions/llmbench,
+    /// llmbench completions zsh > ~/.zfunc/_llmbench,
+    /// llmbench completions fish > ~/.config/fish/completions/llmbench.fish
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a folder.
+    Man(ManArgs),
+}
+
+/// `llmbench completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `llmbench man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write llmbench.1 and a page per command (llmbench-run.1, ...) into DIR (created if
+    /// missing) instead of printing llmbench.1.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `llmbench parse`: raw records back to the summary CSV.

@@ -1,7 +1,8 @@
 //! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
 //! outcome to an exit code. The commands here are thin: `workloads` (check, the original
-//! tool's `run --target --model --workload`, interactive mode), `results` (parse, report),
-//! `calibrate`, and `llmbench mock`. Nothing below this layer imports it.
+//! tool's `run --target --model --workload`, interactive mode), `results` (parse, report;
+//! `chromium` prints the report to PDF), `calibrate`, `shell` (completions, man pages), and
+//! `llmbench mock`. Nothing below this layer imports it.
 //!
 //! Exit codes: 0 success; 1 an assertion failed or no request succeeded; 2 usage, config,
 //! script or output error; 130 / 143 interrupted by SIGINT / SIGTERM (after writing what was
@@ -11,6 +12,7 @@ pub mod calibrate;
 pub mod chromium;
 pub mod cli;
 pub mod results;
+pub mod shell;
 pub mod workloads;
 
 use std::net::SocketAddr;
@@ -56,6 +58,8 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Run(args)) => workloads::run_workload(&args).await,
             Some(Command::Interactive(args)) => workloads::interactive(&args.load).await,
             Some(Command::Calibrate(args)) => calibrate::calibrate(&args).await,
+            Some(Command::Completions(args)) => shell::completions(&args),
+            Some(Command::Man(args)) => shell::man(&args),
             None if cli.run.script.is_none() => workloads::no_script(&cli.run).await,
             None => exit_code(&run_script(&cli.run).await),
         }
