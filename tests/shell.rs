@@ -1,5 +1,5 @@
-//! The command line around the commands: shell completions, man pages, `--version`, and flags
-//! shown only in the help of commands they affect.
+//! The command line around the commands: shell completions, man pages, `--version`, the
+//! suggestion for a mistyped command, and flags shown only in the help of commands they affect.
 
 mod common;
 
@@ -101,6 +101,22 @@ fn the_version_names_the_commit_in_a_git_checkout() {
         "{version}"
     );
     assert!(git(&["cat-file", "-e", hash]), "{hash} is a commit here");
+}
+
+#[test]
+fn a_mistyped_command_is_suggested_instead_of_read_as_a_script() {
+    let out = run(&["repot"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "llmbench: no such command or script \"repot\"; did you mean `llmbench report`?"
+    );
+    // A script name is read as one, and said missing as before.
+    let out = run(&["repot.rhai"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("did you mean"), "{stderr}");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
 //! outcome to an exit code. The commands here are thin: `workloads` (check, the original
 //! tool's `run --target --model --workload`, interactive mode), `results` (parse, report;
-//! `chromium` prints the report to PDF), `calibrate`, `shell` (completions, man pages), and
-//! `llmbench mock`. Nothing below this layer imports it.
+//! `chromium` prints the report to PDF), `calibrate`, `shell` (completions, man pages),
+//! `suggest` (a mistyped command), and `llmbench mock`. Nothing below this layer imports it.
 //!
 //! Exit codes: 0 success; 1 an assertion failed or no request succeeded; 2 usage, config,
 //! script or output error; 130 / 143 interrupted by SIGINT / SIGTERM (after writing what was
@@ -13,6 +13,7 @@ pub mod chromium;
 pub mod cli;
 pub mod results;
 pub mod shell;
+pub mod suggest;
 pub mod workloads;
 
 use std::net::SocketAddr;
@@ -123,6 +124,9 @@ pub async fn run_script(args: &RunArgs) -> Result<RunOutcome, RunError> {
         .script
         .as_deref()
         .ok_or_else(|| RunError::Usage("no script given: llmbench SCRIPT.rhai".into()))?;
+    if let Some(message) = suggest::unknown_script(path) {
+        return Err(RunError::Usage(message));
+    }
     let configs = Configs::new(&args.load.output.configs);
     let overrides = args.set.iter().cloned().collect();
     let plan = crate::script::load_with_access(
