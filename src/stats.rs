@@ -282,7 +282,12 @@ impl Acc {
     fn distribution(&self, m: Metric) -> Distribution {
         let s = m.scale();
         let some = |v: f64| (self.n > 0).then_some(v / s);
-        let q = |q: f64| some(self.hist.value_at_quantile(q) as f64);
+        // A histogram bucket's value may lie past the exact extremes (a p99 of 351.23 ms over
+        // a max of 351.00): a percentile is clamped into [min, max].
+        let q = |q: f64| {
+            (self.n > 0)
+                .then(|| (self.hist.value_at_quantile(q) as f64).clamp(self.min, self.max) / s)
+        };
         let mean = self.sum / self.n.max(1) as f64;
         let var = (self.sum_sq / self.n.max(1) as f64 - mean * mean).max(0.0);
         Distribution {

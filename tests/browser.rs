@@ -9,20 +9,19 @@ mod report_fixture;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use llmbench::app::results::{find_chromium, headless_args, render_comparison};
+use llmbench::app::chromium::{find_chromium, headless_args};
+use llmbench::app::results::render_comparison;
 use llmbench::report::Renderer;
 
 fn chromium() -> Option<PathBuf> {
     let found = find_chromium();
-    if found.is_none() {
+    if let Err(e) = &found {
         if std::env::var("LLMBENCH_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
-            panic!("LLMBENCH_REQUIRE_CHROMIUM=1 but no chromium on PATH: apt-get install chromium");
+            panic!("LLMBENCH_REQUIRE_CHROMIUM=1 but no usable Chromium: {e}");
         }
-        eprintln!(
-            "SKIPPED: the real-browser test needs Chromium (Debian: apt-get install chromium)"
-        );
+        eprintln!("SKIPPED: the real-browser test needs Chromium: {e}");
     }
-    found
+    found.ok()
 }
 
 /// Runs Chromium on `page` with `extra` flags; returns (stdout, stderr).

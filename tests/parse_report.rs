@@ -62,8 +62,8 @@ async fn parse_reproduces_the_run_csv_and_report_compares_runs() {
     );
     assert!(out.status.success());
     assert_eq!(std::fs::read(&file).unwrap(), expected);
-    let many = dir.path().join("many");
-    std::fs::create_dir(&many).unwrap();
+    // --out-dir creates its folder.
+    let many = dir.path().join("new/many");
     let out = llmbench(
         &["parse", &raw_a, &raw_b, "--out-dir", many.to_str().unwrap()],
         dir.path(),
@@ -255,6 +255,41 @@ fn report_pdf_without_chromium_names_the_package() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("apt-get install chromium"), "{err}");
+}
+
+/// A `LLMBENCH_CHROMIUM` that cannot be run is found out before any report file is written,
+/// as a missing Chromium is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_pdf_with_an_unusable_chromium_writes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    one_run(dir.path(), &results, 1).await;
+    let not_executable = dir.path().join("chromium");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let folder = dir.path().to_owned();
+    for (chromium, why) in [
+        (Path::new("/nonexistent").to_owned(), "no such file"),
+        (not_executable, "not executable"),
+        (folder, "not a file"),
+    ] {
+        let out = common::llmbench()
+            .args(["report", "--pdf", "--results", results.to_str().unwrap()])
+            .env("LLMBENCH_CHROMIUM", &chromium)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("LLMBENCH_CHROMIUM={}: {why}", chromium.display())),
+            "{stderr}"
+        );
+        for ext in ["md", "html", "pdf"] {
+            let report = results.join(format!("reports/benchmark_report.{ext}"));
+            assert!(!report.exists(), "{} written", report.display());
+        }
+    }
 }
 
 #[test]

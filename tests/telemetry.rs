@@ -175,8 +175,10 @@ async fn without_an_energy_counter_power_is_integrated() {
     }
 }
 
+/// Without a GPU a run says so in one short line, once (it must not wrap under the progress
+/// bar); `LLMBENCH_NO_NVML=1` turns NVML off, so nothing is said.
 #[test]
-fn without_a_gpu_the_run_says_so_once_and_succeeds() {
+fn without_a_gpu_the_run_says_so_once_in_one_short_line_unless_nvml_is_off() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("s.rhai");
     std::fs::write(
@@ -184,22 +186,36 @@ fn without_a_gpu_the_run_says_so_once_and_succeeds() {
         "mock(#{ ttft_ms: 5, itl_ms: 1, output_tokens: 4 });\nrequest(#{ prompt: \"hi\" });\nphase(\"p\", #{ requests: 5 });\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
-        .arg(&script)
-        .args(["--no-progress", "--results"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let run = |no_nvml: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_llmbench"));
+        command
+            .arg(&script)
+            .args(["--no-progress", "--results"])
+            .arg(dir.path())
+            .env_remove("LLMBENCH_NO_NVML");
+        if let Some(value) = no_nvml {
+            command.env("LLMBENCH_NO_NVML", value);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        stderr
+    };
+    let stderr = run(Some("1"));
+    assert!(!stderr.contains("NVML"), "{stderr}");
     if std::path::Path::new("/dev/nvidiactl").exists() {
         return; // a GPU machine: nothing to say
     }
-    assert_eq!(stderr.matches("no GPU telemetry").count(), 1, "{stderr}");
+    let stderr = run(None);
+    let notices: Vec<&str> = stderr.lines().filter(|l| l.contains("NVML")).collect();
+    assert_eq!(notices.len(), 1, "{stderr}");
+    assert!(notices[0].len() < 100, "{:?}", notices[0]);
     assert!(
-        stderr.contains("--no-nvml"),
+        notices[0].contains("--no-nvml"),
         "the notice says how to silence it: {stderr}"
     );
+    let stderr = run(Some("0"));
+    assert_eq!(stderr.lines().filter(|l| l.contains("NVML")).count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

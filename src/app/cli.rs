@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::LoadFlags;
 use crate::settings::flags::{name_value, non_negative};
+use crate::settings::{LoadFlags, RuntimeFlags};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "llmbench",
-    version,
+    version = env!("LLMBENCH_VERSION"),
     about = "Load tests and benchmarks LLM servers that speak the OpenAI API",
     long_about = "Runs a workload script (Rhai) against an OpenAI-compatible server and writes raw \
 records, a summary CSV and Markdown/HTML reports under results/. With no target configured, \
@@ -25,11 +25,21 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Threads that send requests and read responses. 1 (the default) is the cheapest per
-    /// request (about 11 µs of CPU per streamed chunk on a 2-core VM); raise it when a run
-    /// warns that llmbench's request thread was busy.
-    #[arg(long, global = true, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub threads: u16,
+}
+
+impl Cli {
+    /// Threads of the async runtime: the `--threads` of a command that sends requests or
+    /// serves them; 1 for the others.
+    pub fn threads(&self) -> u16 {
+        match &self.command {
+            None => self.run.runtime.threads,
+            Some(Command::Run(a)) => a.runtime.threads,
+            Some(Command::Interactive(a)) => a.runtime.threads,
+            Some(Command::Mock(a)) => a.runtime.threads,
+            Some(Command::Calibrate(a)) => a.runtime.threads,
+            Some(_) => 1,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +67,14 @@ pub enum Command {
     Scripts,
     /// Write a commented starter script, NAME.rhai, to edit into a workload of your own.
     New(NewArgs),
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    ///
+    /// e.g. llmbench completions bash > ~/.local/share/bash-completion/completions/llmbench,
+    /// llmbench completions zsh > ~/.zfunc/_llmbench,
+    /// llmbench completions fish > ~/.config/fish/completions/llmbench.fish
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a folder.
+    Man(ManArgs),
 }
 
 /// `llmbench new NAME`.
@@ -70,6 +88,23 @@ pub struct NewArgs {
     pub force: bool,
 }
 
+/// `llmbench completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `llmbench man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write llmbench.1 and a page per command (llmbench-run.1, ...) into DIR (created if
+    /// missing) instead of printing llmbench.1.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 /// `llmbench parse`: raw records back to the summary CSV.
 #[derive(Debug, Args)]
 pub struct ParseArgs {
@@ -79,7 +114,8 @@ pub struct ParseArgs {
     /// Write the CSV to this file instead of standard output (one raw file only).
     #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,
-    /// Write one CSV per run, DIR/<run-id>.csv (needed for several raw files).
+    /// Write one CSV per run, DIR/<run-id>.csv (needed for several raw files; DIR is created
+    /// if missing).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Folder of report templates overriding the built-in ones (default: ./templates if present).
@@ -149,6 +185,8 @@ pub struct WorkloadArgs {
     pub set: Vec<(String, String)>,
     #[command(flatten)]
     pub load: LoadFlags,
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
 }
 
 /// `llmbench interactive`.
@@ -156,6 +194,8 @@ pub struct WorkloadArgs {
 pub struct InteractiveArgs {
     #[command(flatten)]
     pub load: LoadFlags,
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
 }
 
 /// `llmbench calibrate`.
@@ -170,6 +210,8 @@ pub struct CalibrateArgs {
     /// Seconds each step measures (after a short warmup).
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0, value_parser = non_negative)]
     pub duration: f64,
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
 }
 
 /// Running a workload script.
@@ -188,6 +230,8 @@ pub struct RunArgs {
     pub model: Option<String>,
     #[command(flatten)]
     pub load: LoadFlags,
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
 }
 
 /// The mock server's settings.
@@ -215,6 +259,8 @@ pub struct MockArgs {
     /// N / (TTFT + tokens × ITL) requests per second).
     #[arg(long, value_name = "N")]
     pub max_running: Option<u32>,
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -302,5 +348,32 @@ mod tests {
             matches!(c.command, Some(Command::Run(w)) if w.workload.as_deref() == Some("high-load"))
         );
         assert!(Cli::try_parse_from(["llmbench", "mock", "--itl-ms", "-3"]).is_err());
+    }
+
+    #[test]
+    fn threads_belong_to_the_commands_that_send_or_serve() {
+        let threads = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.threads());
+        assert_eq!(
+            threads(&["llmbench", "--threads", "2", "s.rhai"]).unwrap(),
+            2
+        );
+        assert_eq!(
+            threads(&["llmbench", "s.rhai", "--threads", "3"]).unwrap(),
+            3
+        );
+        assert_eq!(threads(&["llmbench", "mock", "--threads", "4"]).unwrap(), 4);
+        assert_eq!(
+            threads(&["llmbench", "calibrate", "--threads", "5"]).unwrap(),
+            5
+        );
+        assert_eq!(
+            threads(&["llmbench", "interactive", "--threads", "6"]).unwrap(),
+            6
+        );
+        assert_eq!(threads(&["llmbench", "report"]).unwrap(), 1);
+        assert_eq!(threads(&["llmbench", "s.rhai"]).unwrap(), 1);
+        assert!(threads(&["llmbench", "report", "--threads", "2"]).is_err());
+        assert!(threads(&["llmbench", "parse", "--threads", "2", "r.jsonl"]).is_err());
+        assert!(threads(&["llmbench", "mock", "--threads", "0"]).is_err());
     }
 }

@@ -1,17 +1,22 @@
 //! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
 //! outcome to an exit code. The commands here are thin: `workloads` (check, the original
-//! tool's `run --target --model --workload`), `interactive`, `results` (parse, report),
-//! `scripts` (list, new), `calibrate`, and `llmbench mock`. Nothing below this layer imports it.
+//! tool's `run --target --model --workload`), `interactive`, `results` (parse, report;
+//! `chromium` prints the report to PDF), `scripts` (list, new), `calibrate`, `shell`
+//! (completions, man pages), `suggest` (a mistyped command), and `llmbench mock`. Nothing below
+//! this layer imports it.
 //!
 //! Exit codes: 0 success; 1 an assertion failed or no request succeeded; 2 usage, config,
 //! script or output error; 130 / 143 interrupted by SIGINT / SIGTERM (after writing what was
 //! measured).
 
 pub mod calibrate;
+pub mod chromium;
 pub mod cli;
 pub mod interactive;
 pub mod results;
 pub mod scripts;
+pub mod shell;
+pub mod suggest;
 pub mod workloads;
 
 use std::net::SocketAddr;
@@ -32,7 +37,8 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn main(cli: Cli) -> u8 {
     // One thread drives every request by default: no hand-offs between threads on the
     // per-chunk path, which is most of llmbench's own CPU time (see benches/RESULTS.md).
-    let mut builder = match cli.threads {
+    let threads = cli.threads();
+    let mut builder = match threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         n => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -49,7 +55,7 @@ pub fn main(cli: Cli) -> u8 {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Some(Command::Mock(args)) => serve_mock(args, cli.threads).await,
+            Some(Command::Mock(args)) => serve_mock(args).await,
             Some(Command::Parse(args)) => results::parse(&args),
             Some(Command::Report(args)) => results::report(&args),
             Some(Command::Check(args)) => workloads::check(&args),
@@ -59,6 +65,8 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Scripts) => scripts::list(),
             Some(Command::New(args)) => scripts::new(&args),
             None if cli.run.script.is_none() => interactive::no_script(&cli.run).await,
+            Some(Command::Completions(args)) => shell::completions(&args),
+            Some(Command::Man(args)) => shell::man(&args),
             None => exit_code(&run_script(&cli.run).await),
         }
     });
@@ -146,6 +154,9 @@ pub async fn run_script(args: &RunArgs) -> Result<RunOutcome, RunError> {
         .script
         .as_deref()
         .ok_or_else(|| RunError::Usage("no script given: llmbench SCRIPT.rhai".into()))?;
+    if let Some(message) = suggest::unknown_script(path) {
+        return Err(RunError::Usage(message));
+    }
     let configs = Configs::new(&args.load.output.configs);
     let overrides = args.set.iter().cloned().collect();
     let plan = crate::script::load_with_access(
@@ -173,7 +184,7 @@ fn access(api_key_env: Option<&str>) -> crate::script::Access {
     }
 }
 
-async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
+async fn serve_mock(args: MockArgs) -> u8 {
     let config = MockConfig {
         ttft: ms_to_duration(args.ttft_ms),
         itl: ms_to_duration(args.itl_ms),
@@ -191,7 +202,7 @@ async fn serve_mock(args: MockArgs, threads: u16) -> u8 {
             require_key: args.faults.require_key,
         },
         max_running: args.max_running,
-        threads: threads as usize,
+        threads: args.runtime.threads as usize,
     };
     if let Err(e) = config.faults.validate() {
         eprintln!("llmbench mock: {e}");

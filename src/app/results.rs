@@ -10,9 +10,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::EXIT_OK;
+use super::chromium::{find_chromium, print_pdf};
 use super::cli::{ParseArgs, ReportArgs};
 use crate::report::Renderer;
 use crate::report::comparison::{ComparedRun, ComparisonContext};
@@ -104,9 +104,9 @@ pub fn parse(args: &ParseArgs) -> u8 {
             }
         }
         (None, Some(dir)) => {
-            if !dir.is_dir() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
                 return usage(format!(
-                    "--out-dir {}: not a folder; create it first",
+                    "--out-dir {}: cannot create it: {e}",
                     dir.display()
                 ));
             }
@@ -159,99 +159,12 @@ fn all_runs(results: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// A Chromium (or Chrome) binary: `$LLMBENCH_CHROMIUM`, else the first found on `PATH`.
-pub fn find_chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("LLMBENCH_CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path) {
-        for name in [
-            "chromium",
-            "chromium-browser",
-            "google-chrome",
-            "google-chrome-stable",
-        ] {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-/// Flags for a headless Chromium that never reaches the network on its own.
-pub fn headless_args(profile: &Path) -> Vec<String> {
-    [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--user-data-dir={}", profile.display())])
-    .collect()
-}
-
-/// Prints `html` to PDF with headless Chromium (into its private profile folder), then writes
-/// the bytes to `pdf` through the one atomic writer, so no half-printed PDF is ever at `pdf`.
-fn print_pdf(chromium: &Path, html: &Path, pdf: &Path) -> Result<(), String> {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-    let profile = tempfile_dir()?;
-    let printed = profile.join("printed.pdf");
-    let out = Command::new(chromium)
-        .args(headless_args(&profile))
-        .arg("--no-pdf-header-footer")
-        .arg(format!("--print-to-pdf={}", printed.display()))
-        .arg(format!("file://{}", abs(html).display()))
-        .output();
-    let bytes = std::fs::read(&printed);
-    let _ = std::fs::remove_dir_all(&profile);
-    let out = out.map_err(|e| format!("cannot start {}: {e}", chromium.display()))?;
-    match bytes {
-        Ok(bytes) if out.status.success() => write_atomic(pdf, bytes).map_err(|e| e.to_string()),
-        _ => Err(format!(
-            "{} could not print {} to PDF ({}): {}",
-            chromium.display(),
-            html.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-    }
-}
-
-/// A fresh, private Chromium profile folder.
-fn tempfile_dir() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "llmbench-chromium-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
-}
-
 /// `llmbench report [RUNS...]`: the comparison report across runs.
 pub fn report(args: &ReportArgs) -> u8 {
-    let chromium = if args.pdf {
-        match find_chromium() {
-            Some(c) => Some(c),
-            None => {
-                return usage(
-                    "--pdf needs Chromium to print the HTML report: install Debian's `chromium` package (apt-get install chromium), or set LLMBENCH_CHROMIUM to a Chrome/Chromium binary, or drop --pdf",
-                );
-            }
-        }
-    } else {
-        None
+    // Chromium is found (and checked) before anything is written.
+    let chromium = match args.pdf.then(find_chromium).transpose() {
+        Ok(c) => c,
+        Err(e) => return usage(e),
     };
     let runs = match chosen_runs(args) {
         Ok(r) => r,

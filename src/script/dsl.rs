@@ -14,19 +14,18 @@ use super::callbacks::{AssertDraft, Compiled, ScriptCheck, ScriptPrompt};
 use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
 use super::prompts::content_of;
-use super::{ALLOW_ENV_VAR, Overrides, RhaiResult, ScriptError};
-use crate::config::Configs;
+use super::{Overrides, RhaiResult, ScriptError};
 use crate::plan::{
-    ApiKey, Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Shape, Slo,
-    Target, TelemetrySpec,
+    Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Shape, Slo, Target,
+    TelemetrySpec,
 };
 
 /// What the script's DSL calls have said so far.
 #[derive(Default)]
 pub struct Draft {
-    workload: Option<String>,
-    target: Option<Target>,
-    model: Option<String>,
+    pub(super) workload: Option<String>,
+    pub(super) target: Option<Target>,
+    pub(super) model: Option<String>,
     mock: Option<MockSpec>,
     request: Option<RequestDraft>,
     phases: Vec<Phase>,
@@ -166,103 +165,19 @@ impl Draft {
     }
 }
 
-fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Draft> {
+pub(super) fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Draft> {
     d.lock().expect("draft lock")
 }
 
-/// Registers every DSL function.
-/// `allowed_env`: the environment variables a script may name as `api_key_env`.
-pub fn register(engine: &mut Engine, configs: Configs, draft: Shared, allowed_env: Vec<String>) {
-    register_target(engine, &draft, configs, allowed_env);
+/// Registers the DSL functions of the run's shape (mock, telemetry, request, phases, params,
+/// checks); `targets` registers those of where requests go.
+pub fn register(engine: &mut Engine, draft: Shared) {
     register_mock(engine, &draft);
     register_telemetry(engine, &draft);
     register_request(engine, &draft);
     register_phases(engine, &draft);
     register_params(engine, &draft);
     register_checks(engine, &draft);
-}
-
-/// `workload`, `target` (a configs name or an address) and `model`.
-fn register_target(
-    engine: &mut Engine,
-    draft: &Shared,
-    configs: Configs,
-    allowed_env: Vec<String>,
-) {
-    let d = draft.clone();
-    engine.register_fn("workload", move |name: &str| {
-        lock(&d).workload = Some(name.to_owned());
-    });
-
-    let (d, c) = (draft.clone(), configs.clone());
-    engine.register_fn("target", move |name: &str| -> RhaiResult<()> {
-        let t = c.target(name).map_err(|e| e.to_string())?;
-        lock(&d).target = Some(t);
-        Ok(())
-    });
-    let d = draft.clone();
-    engine.register_fn("target", move |map: Map| -> RhaiResult<()> {
-        let mut o = Opts::new("target", map, &["name", "base_url", "api_key_env"])?;
-        let base_url = o
-            .string("base_url")?
-            .ok_or("target: base_url is required, e.g. \"http://127.0.0.1:8000/v1\"")?;
-        let name = o
-            .string("name")?
-            .unwrap_or_else(|| crate::redact::host_port(&base_url));
-        let api_key = match o.string("api_key_env")? {
-            None => None,
-            Some(var) if crate::redact::looks_like_key(&var) && std::env::var(&var).is_err() => {
-                return Err("target: api_key_env takes the name of an environment variable holding the key, but this looks like a key itself (not shown here): write api_key_env: \"OPENAI_API_KEY\" and run with OPENAI_API_KEY=<key> and --api-key-env OPENAI_API_KEY".into());
-            }
-            Some(var) if !allowed_env.contains(&var) => {
-                return Err(format!(
-                    "target: api_key_env names {var}, which this script may not read; a script reads only the variables given with --api-key-env, named in configs/targets.yaml (api_key: \"${{{var}}}\") or listed in {ALLOW_ENV_VAR}: run with --api-key-env {var}"
-                )
-                .into());
-            }
-            Some(var) => Some(ApiKey::new(std::env::var(&var).map_err(|_| {
-                format!("target: api_key_env names {var}, which is not set; export {var}=<key>")
-            })?)),
-        };
-        lock(&d).target = Some(Target {
-            name,
-            base_url,
-            api_key,
-        });
-        Ok(())
-    });
-
-    let (d, c) = (draft.clone(), configs.clone());
-    engine.register_fn("model", move |name: &str| -> RhaiResult<()> {
-        let full = c.model(name).map_err(|e| e.to_string())?;
-        lock(&d).model = Some(full);
-        Ok(())
-    });
-
-    // The entry of configs/workloads.yaml called `name`, as #{ name, duration, rps,
-    // concurrency }: the one definition the standard workloads read (whole numbers as ints).
-    engine.register_fn(
-        "configured_workload",
-        move |name: &str| -> RhaiResult<Map> {
-            let w = configs.workload(name).map_err(|e| e.to_string())?;
-            let as_number = |x: f64| -> Dynamic {
-                if x.fract() == 0.0 && x.abs() < 1e15 {
-                    Dynamic::from_int(x as rhai::INT)
-                } else {
-                    Dynamic::from_float(x)
-                }
-            };
-            let mut m = Map::new();
-            m.insert("name".into(), w.name.into());
-            m.insert("duration".into(), as_number(w.duration));
-            m.insert("rps".into(), as_number(w.rps));
-            m.insert(
-                "concurrency".into(),
-                Dynamic::from_int(w.concurrency.into()),
-            );
-            Ok(m)
-        },
-    );
 }
 
 /// `mock`: the built-in mock server's pace.
@@ -571,19 +486,28 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
     })
 }
 
-/// Parses a `--set` value as the same type as the param's default.
+/// Parses a `--set` value as the same type as the param's default. A number may be given for
+/// either kind of numeric default: a whole number stays an integer for an integer default
+/// (`--set n=3`) and becomes a float for a float one; a fraction for an integer default
+/// (`--set from=2.5` where the script wrote `param("from", 2)`) gives a float.
 fn parse_like(name: &str, text: &str, default: &Dynamic) -> RhaiResult<Dynamic> {
     let bad = |kind: &str| -> Box<rhai::EvalAltResult> {
         format!("--set {name}={text}: param {name:?} is {kind} (its default is {default})").into()
     };
+    let number = || {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| bad("a number"))
+    };
     if default.is_int() {
-        text.parse::<i64>()
-            .map(Dynamic::from)
-            .map_err(|_| bad("a whole number"))
+        match text.trim().parse::<i64>() {
+            Ok(n) => Ok(Dynamic::from(n)),
+            Err(_) => number().map(Dynamic::from),
+        }
     } else if default.is_float() {
-        text.parse::<f64>()
-            .map(Dynamic::from)
-            .map_err(|_| bad("a number"))
+        number().map(Dynamic::from)
     } else if default.is_bool() {
         text.parse::<bool>()
             .map(Dynamic::from)

@@ -31,6 +31,7 @@ mod opts;
 mod phases;
 pub mod prompts;
 pub mod shipped;
+mod targets;
 pub mod tokens;
 mod words;
 
@@ -308,7 +309,8 @@ fn engine(
     engine.on_debug(|s, src, pos| eprintln!("[debug {}{pos:?}] {s}", src.unwrap_or("")));
     let default_rng = Arc::new(Mutex::new(prompts::Rng::seeded(0)));
     prompts::register(&mut engine, base, default_rng);
-    dsl::register(&mut engine, configs, draft, allowed_env);
+    targets::register(&mut engine, &draft, configs, allowed_env);
+    dsl::register(&mut engine, draft);
     engine
 }
 

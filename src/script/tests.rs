@@ -165,7 +165,8 @@ fn params_take_set_overrides_of_the_same_type() {
     assert_eq!(plan.phases[0].duration, Some(Duration::from_secs(60)));
     assert!(plan.request.stream && plan.workload == "y");
     for (set, needle) in [
-        (("rps", "fast"), "whole number"),
+        (("rps", "fast"), "a number"),
+        (("rps", "inf"), "a number"),
         (("duration", "x"), "a number"),
         (("on", "1"), "true or false"),
         (("rsp", "3"), "no param(\"rsp\""),
@@ -173,6 +174,29 @@ fn params_take_set_overrides_of_the_same_type() {
         let err = load_in(d.path(), src, &[set]).unwrap_err().to_string();
         assert!(err.contains(needle), "{set:?} => {err}");
     }
+}
+
+/// A numeric param takes any number: `--set from=2.5` for `param("from", 2)` gives a float,
+/// `--set n=3` for `param("n", 1.5)` gives the float 3.0, a whole number for an integer default
+/// stays an integer.
+#[test]
+fn a_numeric_param_takes_a_whole_number_or_a_fraction() {
+    let d = tempfile::tempdir().unwrap();
+    let src = format!(
+        "let from = param(\"from\", 2); let n = param(\"n\", 1.5);
+         workload(`${{type_of(from)}} ${{from}} ${{type_of(n)}} ${{n}}`); request(#{{ prompt: \"x\" }}); {PHASE}"
+    );
+    let workload = |sets: &[(&str, &str)]| load_in(d.path(), &src, sets).unwrap().workload;
+    assert_eq!(workload(&[]), "i64 2 f64 1.5");
+    assert_eq!(workload(&[("from", "2.5"), ("n", "3")]), "f64 2.5 f64 3.0");
+    assert_eq!(workload(&[("from", "7")]), "i64 7 f64 1.5");
+    let err = load_in(d.path(), &src, &[("from", "two")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--set from=two: param \"from\" is a number (its default is 2)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The flags every command that runs load shares, grouped once (request and load, connection,
-//! output, telemetry, run control) and flattened into `llmbench SCRIPT`, `llmbench run` and `llmbench interactive`.
-//! Pure clap definitions and value parsers: no I/O. `Settings` (the parent module) turns them
-//! into what a run uses.
+//! output, telemetry, run control) and flattened into `llmbench SCRIPT`, `llmbench run`,
+//! `llmbench interactive` and `llmbench check` (which shows the plan they make). The runtime
+//! group goes into the commands that send or serve (`llmbench SCRIPT`, `run`, `interactive`,
+//! `mock`, `calibrate`), so a flag shows only in the help of commands it affects. Pure clap definitions
+//! and value parsers: no I/O. `Settings` (the parent module) turns them into what a run uses.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,6 +73,23 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
         _ => Err(format!("{s:?} is not a rate above 0, e.g. 5 or 0.5")),
+    }
+}
+
+/// The async runtime that sends requests or serves them: `llmbench SCRIPT`, `run`,
+/// `interactive`, `mock` and `calibrate` take it.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeFlags {
+    /// Threads that send requests and read responses. 1 (the default) is the cheapest per
+    /// request (about 11 µs of CPU per streamed chunk on a 2-core VM); raise it when a run
+    /// warns that llmbench's request thread was busy.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub threads: u16,
+}
+
+impl Default for RuntimeFlags {
+    fn default() -> Self {
+        Self { threads: 1 }
     }
 }
 
@@ -163,8 +182,9 @@ pub struct TelemetryFlags {
     /// Telemetry sampling interval, milliseconds (NVML and scrapes) [default: the script's, else 500].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..))]
     pub telemetry_every_ms: Option<u64>,
-    /// Do not read local GPUs through NVML.
-    #[arg(long)]
+    /// Do not read local GPUs through NVML (set LLMBENCH_NO_NVML=1 on machines without an
+    /// NVIDIA GPU to make this the default).
+    #[arg(long, env = "LLMBENCH_NO_NVML", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_nvml: bool,
     /// GPU indices to read through NVML, e.g. 0,1 (default: all).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]

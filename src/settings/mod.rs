@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use flags::{
-    ConnectionFlags, ControlFlags, LoadFlags, OutputFlags, ShapeFlags, TelemetryFlags,
+    ConnectionFlags, ControlFlags, LoadFlags, OutputFlags, RuntimeFlags, ShapeFlags, TelemetryFlags,
 };
 pub use shape::ShapeOverrides;
 

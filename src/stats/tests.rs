@@ -136,3 +136,24 @@ fn empty_input_has_no_values() {
     assert_eq!(s.all.metric(Metric::TtftMs).p50, None);
     assert_eq!(s.all.req_per_s, 0.0);
 }
+
+proptest::proptest! {
+    /// Every percentile lies within the exact [min, max], and they rise with the quantile,
+    /// whatever the values (here up to an hour in µs, including values between buckets).
+    #[test]
+    fn percentiles_lie_within_min_and_max(values in proptest::collection::vec(1u64..3_600_000_000, 1..200)) {
+        let mut acc = Acc::new();
+        for v in &values {
+            acc.add_us(*v);
+        }
+        let d = acc.distribution(Metric::E2elMs);
+        let (min, max) = (d.min.unwrap(), d.max.unwrap());
+        let ps = [d.p50, d.p90, d.p95, d.p99, d.p999].map(Option::unwrap);
+        for (i, p) in ps.iter().enumerate() {
+            proptest::prop_assert!(min <= *p && *p <= max, "{p} outside [{min}, {max}]");
+            if i > 0 {
+                proptest::prop_assert!(ps[i - 1] <= *p);
+            }
+        }
+    }
+}

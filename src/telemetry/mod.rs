@@ -4,7 +4,7 @@
 //!
 //! Samplers run beside the load (the GPU sampler on its own thread, scrapers as tokio tasks) and
 //! send readings to one recorder thread that owns the file. A missing driver or a failing
-//! endpoint is a notice, never a failed run.
+//! endpoint is a notice, never a failed run (a missing driver's, once per process).
 
 pub mod gpu;
 pub mod prometheus;
@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
@@ -22,6 +23,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::plan::TelemetrySpec;
+
+/// Said once per process when local GPUs cannot be read: one short line, so it does not wrap
+/// under the progress bar (`LLMBENCH_NO_NVML=1` makes `--no-nvml` the default on machines
+/// without an NVIDIA GPU).
+pub const NO_NVML_NOTICE: &str = "no local GPU telemetry (NVML unavailable; --no-nvml hides this)";
+
+/// Whether this process has already said `NO_NVML_NOTICE` (a sweep or a test runs many times).
+static NVML_NOTICE_GIVEN: AtomicBool = AtomicBool::new(false);
 
 /// What kind of series a reading belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,9 +156,8 @@ impl Telemetry {
                     .name("llmbench-gpu".into())
                     .spawn(move || match gpu::NvmlSource::open() {
                         Ok(source) => gpu::sample_loop(source, gpus, every, clock, gpu_sink),
-                        Err(e) => gpu_sink.notice(format!(
-                            "no GPU telemetry: {e} (NVML needs the NVIDIA driver on this machine; scrape a DCGM exporter with --scrape instead, or pass --no-nvml to silence this)"
-                        )),
+                        Err(_) if NVML_NOTICE_GIVEN.swap(true, Ordering::Relaxed) => {}
+                        Err(_) => gpu_sink.notice(NO_NVML_NOTICE.into()),
                     })?,
             )
         } else {
@@ -239,4 +247,26 @@ fn record(rx: Receiver<Msg>, path: Option<PathBuf>) -> Collected {
         }
     }
     collected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two runs in one process say the missing driver at most once between them (none on a
+    /// GPU machine, or when another test of this process said it first).
+    #[tokio::test]
+    async fn the_missing_driver_is_said_once_per_process() {
+        let mut said = 0;
+        for _ in 0..2 {
+            let telemetry = Telemetry::start(&TelemetrySpec::default(), Clock::start(), None);
+            let collected = telemetry.unwrap().stop().await;
+            said += collected
+                .notices
+                .iter()
+                .filter(|n| n.as_str() == NO_NVML_NOTICE)
+                .count();
+        }
+        assert!(said <= 1, "{said}");
+    }
 }
