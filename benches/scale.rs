@@ -170,6 +170,8 @@ fn measure(s: &SetUp, dir: &Path) {
             "llmbench-mock",
             "--no-progress",
             "--no-nvml",
+            // The run alone: not the comparison report rewritten after it.
+            "--no-compare-report",
         ])
         .args(
             std::env::var("LLMBENCH_BENCH_ARGS")

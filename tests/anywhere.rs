@@ -319,3 +319,34 @@ fn run_bench_sh_runs_the_whole_pipeline_and_each_run_refreshes_the_comparison() 
         before
     );
 }
+
+#[test]
+fn the_common_cases_need_no_script_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = in_folder(
+        dir.path(),
+        &[
+            "low-load",
+            "--no-stream",
+            "--endpoint",
+            "completions",
+            "--max-tokens",
+            "5",
+            "--rps",
+            "4",
+            "--duration",
+            "1",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let recs = records(&dir.path().join("results"));
+    assert!((3..=5).contains(&recs.len()), "4 req/s for 1 s: {}", recs.len());
+    assert!(recs.iter().all(|r| !r.streamed && r.output_tokens == 5), "{recs:?}");
+
+    // A script of several measured phases says which flags it refuses and what to do instead.
+    let out = in_folder(dir.path(), &["check", "quickstart", "--rps", "3"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("--rps") && stderr.contains("--set"), "{stderr}");
+}

@@ -249,6 +249,10 @@ pub struct MockArgs {
     /// Time between tokens, ms.
     #[arg(long, default_value_t = 10.0, value_parser = non_negative)]
     pub itl_ms: f64,
+    /// Time from the last content token to the end of the stream (usage chunk and [DONE]),
+    /// ms: a proxy's tail, which E2EL leaves out and time to stream close shows.
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    pub tail_ms: f64,
     /// Tokens per response (a request's max_tokens caps it).
     #[arg(long, default_value_t = 64)]
     pub output_tokens: u32,

@@ -189,7 +189,7 @@ async fn serve_mock(args: MockArgs) -> u8 {
         ttft: ms_to_duration(args.ttft_ms),
         itl: ms_to_duration(args.itl_ms),
         output_tokens: args.output_tokens,
-        tail: Duration::ZERO,
+        tail: ms_to_duration(args.tail_ms),
         model: args.model,
         faults: crate::mock::FaultConfig {
             seed: args.faults.seed,
