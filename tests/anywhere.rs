@@ -341,12 +341,22 @@ fn the_common_cases_need_no_script_edit() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let recs = records(&dir.path().join("results"));
-    assert!((3..=5).contains(&recs.len()), "4 req/s for 1 s: {}", recs.len());
-    assert!(recs.iter().all(|r| !r.streamed && r.output_tokens == 5), "{recs:?}");
+    assert!(
+        (3..=5).contains(&recs.len()),
+        "4 req/s for 1 s: {}",
+        recs.len()
+    );
+    assert!(
+        recs.iter().all(|r| !r.streamed && r.output_tokens == 5),
+        "{recs:?}"
+    );
 
     // A script of several measured phases says which flags it refuses and what to do instead.
     let out = in_folder(dir.path(), &["check", "quickstart", "--rps", "3"]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("--rps") && stderr.contains("--set"), "{stderr}");
+    assert!(
+        stderr.contains("--rps") && stderr.contains("--set"),
+        "{stderr}"
+    );
 }
