@@ -5,6 +5,7 @@
 //! `warnings` turns a summary into what a reader must know before trusting it.
 
 pub mod analysis;
+pub mod bootstrap;
 mod round;
 pub mod sample;
 mod shape;

@@ -67,6 +67,9 @@ pub enum Command {
     Scripts,
     /// Write a commented starter script, NAME.rhai, to edit into a workload of your own.
     New(NewArgs),
+    /// Is the difference between two runs real? Each key metric's change with a bootstrap
+    /// confidence interval and a verdict, and regression gates for CI (exit 1 when one fails).
+    Compare(CompareArgs),
     /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
     ///
     /// e.g. llmbench completions bash > ~/.local/share/bash-completion/completions/llmbench,
@@ -86,6 +89,43 @@ pub struct NewArgs {
     /// Replace the file if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `llmbench compare BASE NEW`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The run compared against: a run id or a raw records file.
+    #[arg(value_name = "BASE")]
+    pub base: String,
+    /// The run under test: a run id or a raw records file.
+    #[arg(value_name = "NEW")]
+    pub new: String,
+    /// Fail (exit 1) when the change is significant and beyond the threshold, e.g.
+    /// 'ttft_ms_p95 > +10%', 'e2el_ms_p99 > +50', 'success_rate < -0.5' (repeatable).
+    #[arg(long, value_name = "CONDITION")]
+    pub fail_on: Vec<String>,
+    /// Confidence level of the intervals, percent.
+    #[arg(long, value_name = "PERCENT", default_value_t = 95.0, value_parser = level)]
+    pub level: f64,
+    /// Bootstrap resamples per metric.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(100..=100_000))]
+    pub resamples: u32,
+    /// Seed of the resampling (the same seed gives the same intervals).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Folder holding raw/ (where run ids are looked up).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+}
+
+/// A confidence level in percent, above 50 and below 100.
+fn level(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 50.0 && x < 100.0 => Ok(x),
+        _ => Err(format!(
+            "{s:?} is not a confidence level: give a percent between 50 and 100, e.g. 95"
+        )),
+    }
 }
 
 /// `llmbench completions SHELL`.

@@ -1,7 +1,7 @@
 //! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
 //! outcome to an exit code. The commands here are thin: `workloads` (check, the original
 //! tool's `run --target --model --workload`), `interactive`, `results` (parse, report;
-//! `chromium` prints the report to PDF), `scripts` (list, new), `calibrate`, `shell`
+//! `chromium` prints the report to PDF), `compare` (two runs, CI gates), `scripts` (list, new), `calibrate`, `shell`
 //! (completions, man pages), `suggest` (a mistyped command), and `llmbench mock`. Nothing below
 //! this layer imports it.
 //!
@@ -12,6 +12,7 @@
 pub mod calibrate;
 pub mod chromium;
 pub mod cli;
+pub mod compare;
 pub mod interactive;
 pub mod results;
 pub mod scripts;
@@ -62,6 +63,7 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Run(args)) => workloads::run_workload(&args).await,
             Some(Command::Interactive(args)) => interactive::interactive(&args.load).await,
             Some(Command::Calibrate(args)) => calibrate::calibrate(&args).await,
+            Some(Command::Compare(args)) => compare::compare(&args),
             Some(Command::Scripts) => scripts::list(),
             Some(Command::New(args)) => scripts::new(&args),
             None if cli.run.script.is_none() => interactive::no_script(&cli.run).await,

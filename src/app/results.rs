@@ -128,7 +128,7 @@ pub fn parse(args: &ParseArgs) -> u8 {
 }
 
 /// Finds run `spec`: a raw records file, or a run id under `<results>/raw/`.
-fn resolve_run(spec: &str, results: &Path) -> Result<PathBuf, String> {
+pub(super) fn resolve_run(spec: &str, results: &Path) -> Result<PathBuf, String> {
     let as_path = PathBuf::from(spec);
     if as_path.is_file() {
         return Ok(as_path);

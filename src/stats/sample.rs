@@ -16,6 +16,11 @@ impl Sample {
         self.0.len()
     }
 
+    /// The values, sorted.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.0
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

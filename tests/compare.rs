@@ -1,0 +1,95 @@
+//! `llmbench compare`: a real change between two runs is found and fails its gate; two runs of
+//! the same server pass it; the intervals repeat with the seed.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::MockProcess;
+
+/// Runs the standard low-load workload at 20/s for 2 s against `url`; returns the run id.
+fn run(dir: &Path, url: &str) -> String {
+    let before: Vec<_> = std::fs::read_dir(dir.join("results/raw"))
+        .map_or(Vec::new(), |d| d.flatten().map(|e| e.path()).collect());
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .current_dir(dir)
+        .args([
+            "low-load",
+            "--url",
+            url,
+            "--rps",
+            "20",
+            "--concurrency",
+            "8",
+            "--duration",
+            "2",
+            "--no-compare-report",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = std::fs::read_dir(dir.join("results/raw"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| !before.contains(p) && !p.to_string_lossy().ends_with(".telemetry.jsonl"))
+        .unwrap();
+    new.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+fn compare(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .current_dir(dir)
+        .arg("compare")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned()
+            + String::from_utf8_lossy(&out.stderr).as_ref(),
+    )
+}
+
+#[test]
+fn a_real_change_fails_its_gate_and_noise_does_not() {
+    let fast = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "8"]);
+    let slow = MockProcess::start(&["--ttft-ms", "40", "--itl-ms", "2", "--output-tokens", "8"]);
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), &fast.base_url);
+    let b = run(dir.path(), &fast.base_url);
+    let c = run(dir.path(), &slow.base_url);
+
+    let gate = [
+        "--fail-on",
+        "ttft_ms_p95 > +30%",
+        "--fail-on",
+        "success_rate < -1",
+    ];
+    let (code, text) = compare(dir.path(), &[&a, &b, gate[0], gate[1], gate[2], gate[3]]);
+    assert_eq!(code, Some(0), "the same server: {text}");
+    assert!(text.contains("0 of 2 gates failed"), "{text}");
+
+    let (code, text) = compare(dir.path(), &[&a, &c, gate[0], gate[1], gate[2], gate[3]]);
+    assert_eq!(code, Some(1), "TTFT doubled: {text}");
+    assert!(text.contains("FAIL ttft_ms_p95 > +30%"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("ttft_ms_p50")).unwrap();
+    assert!(line.ends_with("worse"), "{line}");
+    assert!(text.contains("1 of 2 gates failed"), "{text}");
+
+    let (_, again) = compare(dir.path(), &[&a, &c, gate[0], gate[1], gate[2], gate[3]]);
+    assert_eq!(again, text, "the same seed gives the same intervals");
+
+    let (code, text) = compare(dir.path(), &[&a, &c, "--fail-on", "ttft_p95 > 10%"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        text.contains("ttft_ms_p95"),
+        "the known metrics are listed: {text}"
+    );
+}
