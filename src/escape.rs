@@ -10,12 +10,31 @@
 //! - Terminal (`terminal`): control characters other than line break and tab (ANSI and OSC
 //!   escape sequences start with one) are shown as `\u{..}`, so a server cannot clear the screen
 //!   or fake llmbench's output. Every `.txt` template value and every error llmbench prints.
+//! - XML (`xml`, for JUnit files): `&`, `<`, `>`, `"` and `'` become entities, and characters
+//!   XML 1.0 cannot hold (control characters but tab and line breaks) are dropped.
 //! - HTML is minijinja's own auto-escaping (by file extension).
 //!
 //! `report` applies the first three to templates by file extension; `app`, `run` and `telemetry`
 //! run `terminal` over every message they print that can carry outside text.
 
 /// `s` safe inside Markdown text and table cells.
+pub fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -88,6 +107,11 @@ mod tests {
             let c = csv(&s);
             let inner = c.strip_prefix('"').unwrap_or(&c);
             prop_assert!(!inner.starts_with(['=', '+', '@']) || s.parse::<f64>().is_ok());
+            let x = xml(&s);
+            prop_assert!(!x.contains(['<', '>', '"', '\'']));
+            prop_assert!(!x.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "")
+                .replace("&quot;", "").replace("&apos;", "").contains('&'));
+            prop_assert!(!x.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')));
         }
     }
 }

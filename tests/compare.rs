@@ -86,6 +86,49 @@ fn a_real_change_fails_its_gate_and_noise_does_not() {
     let (_, again) = compare(dir.path(), &[&a, &c, gate[0], gate[1], gate[2], gate[3]]);
     assert_eq!(again, text, "the same seed gives the same intervals");
 
+    // The CI files say the same: JUnit cases, a Markdown summary (appended), JSON numbers.
+    let (junit, md, json) = (
+        dir.path().join("j.xml"),
+        dir.path().join("s.md"),
+        dir.path().join("c.json"),
+    );
+    std::fs::write(&md, "earlier step\n").unwrap();
+    let files = [
+        "--junit",
+        junit.to_str().unwrap(),
+        "--summary-md",
+        md.to_str().unwrap(),
+        "--export-json",
+        json.to_str().unwrap(),
+    ];
+    let mut args = vec![a.as_str(), c.as_str()];
+    args.extend(gate);
+    args.extend(files);
+    let (code, _) = compare(dir.path(), &args);
+    assert_eq!(code, Some(1));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        md.starts_with("earlier step\n### llmbench compare: 1 of 2 gates failed"),
+        "{md}"
+    );
+    assert!(md.contains("| ttft_ms_p95 &gt; +30% | FAIL |"), "{md}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "llmbench.compare/1");
+    assert_eq!(v["failed"], true);
+    let p95 = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "ttft_ms_p95")
+        .unwrap();
+    assert!(
+        p95["change_pct"].as_f64().unwrap() > 30.0 && p95["significant"] == true,
+        "{p95}"
+    );
+
     let (code, text) = compare(dir.path(), &[&a, &c, "--fail-on", "ttft_p95 > 10%"]);
     assert_eq!(code, Some(2));
     assert!(

@@ -261,7 +261,7 @@ async fn a_wrong_key_is_http_status_401_for_every_request() {
     assert_eq!(mock.unauthorized, 2 * PER_PHASE);
     assert_eq!(
         llmbench::app::outcome_code(&finished),
-        1,
+        llmbench::app::EXIT_NO_SUCCESS,
         "nothing succeeded"
     );
     for r in &records {
@@ -393,7 +393,10 @@ async fn an_unreachable_target_fails_the_preflight_or_is_recorded_as_connection(
     let (finished, records) = run_with(plan, options).await;
     assert_eq!(records.len(), 5);
     assert!(records.iter().all(|r| r.outcome == Outcome::Connection));
-    assert_eq!(llmbench::app::outcome_code(&finished), 1);
+    assert_eq!(
+        llmbench::app::outcome_code(&finished),
+        llmbench::app::EXIT_NO_SUCCESS
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

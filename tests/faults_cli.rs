@@ -70,7 +70,7 @@ fn a_planted_key_reaches_no_output_on_error_paths() {
     )
     .unwrap();
     let (code, _, files) = run_with_planted_key(&server.base_url(), &["--no-preflight"]);
-    assert_eq!(code, Some(1), "every request got 401");
+    assert_eq!(code, Some(3), "every request got 401: no success");
     assert_eq!(
         files.len(),
         7,
@@ -90,7 +90,7 @@ fn a_planted_key_reaches_no_output_on_error_paths() {
         .port();
     let url = format!("http://127.0.0.1:{port}/v1");
     let (code, _, files) = run_with_planted_key(&url, &["--no-preflight"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(3));
     assert_eq!(files.len(), 7);
     let (code, stderr, _) = run_with_planted_key(&url, &[]);
     assert_eq!(code, Some(2));
@@ -230,7 +230,7 @@ fn secrets_echoed_around_every_cut_reach_no_output_whole_or_in_part() {
         echo_answer(offset, secrets[i % secrets.len()], (i / secrets.len()) % 3)
     });
     let (code, _) = run_with_every_secret(&url, n, &["--no-preflight"]);
-    assert_eq!(code, Some(1), "every request failed");
+    assert_eq!(code, Some(3), "every request failed");
     let lines = lines.lock().unwrap();
     assert_eq!(lines.len(), n);
     let want =
@@ -243,7 +243,7 @@ fn secrets_echoed_around_every_cut_reach_no_output_whole_or_in_part() {
         let (url, _) =
             answering_server(move |_| echo_answer(185 + j, secrets[j % secrets.len()], j % 3));
         let (code, stderr) = run_with_every_secret(&url, 1, &[]);
-        assert!(matches!(code, Some(1 | 2)), "{stderr}");
+        assert!(matches!(code, Some(2 | 3)), "{stderr}");
         assert!(stderr.contains("preflight"), "{stderr}");
     }
 }

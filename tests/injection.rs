@@ -36,7 +36,7 @@ fn hostile_names_and_error_bodies_are_escaped_for_each_output() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "no request succeeded: {stderr}");
+    assert_eq!(out.status.code(), Some(3), "no request succeeded: {stderr}");
     for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
         assert!(
             !text.contains('\u{1b}') && !text.contains('\u{7}'),

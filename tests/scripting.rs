@@ -77,7 +77,7 @@ fn check_prints_the_plan_with_set_values_and_redacted_secrets() {
 }
 
 #[test]
-fn a_failing_assertion_exits_1_and_the_report_names_it() {
+fn a_failing_assertion_exits_1_and_the_report_and_junit_name_it() {
     let d = tempfile::tempdir().unwrap();
     let script = d.path().join("gate.rhai");
     std::fs::write(
@@ -91,14 +91,23 @@ fn a_failing_assertion_exits_1_and_the_report_names_it() {
     )
     .unwrap();
     let results = d.path().join("results");
+    let junit = d.path().join("junit.xml");
     let out = llmbench()
         .arg(&script)
         .arg("--no-progress")
         .arg("--results")
         .arg(&results)
+        .arg("--junit")
+        .arg(&junit)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<testcase classname=\"llmbench\" name=\"TTFT p50 under 10 ms\"><failure"),
+        "{xml}"
+    );
     assert_eq!(
         out.status.code(),
         Some(1),

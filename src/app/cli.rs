@@ -116,6 +116,16 @@ pub struct CompareArgs {
     /// Folder holding raw/ (where run ids are looked up).
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
+    /// Write a JUnit XML file with one test case per gate condition.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Append the comparison as Markdown (a pull-request comment; GitHub's
+    /// $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+    /// Write the comparison as JSON (schema llmbench.compare/1).
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
 }
 
 /// A confidence level in percent, above 50 and below 100.

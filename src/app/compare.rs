@@ -2,7 +2,8 @@
 //! the change from BASE to NEW with its bootstrap confidence interval (`stats::bootstrap`,
 //! resampling each run's requests, seeded) and a verdict: better, worse, or no significant
 //! change. `--fail-on` gates (`outcome::gate`) make it a CI check: exit 1 when one fails, with
-//! one line per failed condition. Runs are read back from their raw records, warmups left out.
+//! one line per failed condition; `--junit`, `--summary-md` and `--export-json` write the
+//! same for CI systems. Runs are read back from their raw records, warmups left out.
 //! Throughput (one number per run, whose spread comes from timing rather than from requests)
 //! is not compared here: it needs repeated trials.
 
@@ -10,6 +11,7 @@ use std::path::Path;
 
 use super::cli::CompareArgs;
 use super::{EXIT_FAILED, EXIT_OK, usage_error};
+use crate::outcome::ci::{Case, junit, markdown_table};
 use crate::outcome::gate::Gate;
 use crate::record::{Outcome, RequestRecord, read_records};
 use crate::stats::bootstrap::{Change, Side, Statistic, change};
@@ -103,6 +105,30 @@ fn read_run(spec: &str, results: &Path) -> Result<Run, String> {
     })
 }
 
+/// One metric's result.
+struct Compared<'m> {
+    metric: &'m Metric,
+    change: Option<Change>,
+}
+
+impl Compared<'_> {
+    fn verdict(&self) -> &'static str {
+        match &self.change {
+            None => "no data",
+            Some(c) if !c.significant => "no significant change",
+            Some(c) if (c.diff < 0.0) == (self.metric.better == Better::Lower) => "better",
+            Some(_) => "worse",
+        }
+    }
+}
+
+/// A gate and whether it failed (a metric without data in either run fails it).
+struct Checked<'g> {
+    gate: &'g Gate,
+    failed: bool,
+    message: String,
+}
+
 /// `llmbench compare BASE NEW`.
 pub fn compare(args: &CompareArgs) -> u8 {
     let metrics = metrics();
@@ -113,6 +139,18 @@ pub fn compare(args: &CompareArgs) -> u8 {
         Ok(g) => g,
         Err(e) => return usage_error(e),
     };
+    let outputs = [
+        ("--junit", &args.junit),
+        ("--summary-md", &args.summary_md),
+        ("--export-json", &args.export_json),
+    ];
+    for (flag, path) in outputs {
+        if let Some(p) = path
+            && let Err(e) = super::check_output_file(flag, p)
+        {
+            return usage_error(e);
+        }
+    }
     let (base, new) = match (
         read_run(&args.base, &args.results),
         read_run(&args.new, &args.results),
@@ -120,80 +158,252 @@ pub fn compare(args: &CompareArgs) -> u8 {
         (Ok(b), Ok(n)) => (b, n),
         (Err(e), _) | (_, Err(e)) => return usage_error(e),
     };
-    let level = args.level / 100.0;
-    println!(
-        "{} → {}\n({}% confidence, {} bootstrap resamples of each run's requests, seed {})\n",
-        base.id, new.id, args.level, args.resamples, args.seed
-    );
-    println!(
-        "{:<22} {:>10} {:>10} {:>9}  {:<20} verdict",
-        "metric",
-        "base",
-        "new",
-        "change",
-        format!("{}% CI", args.level)
-    );
-    let mut failed = Vec::new();
-    for (i, m) in metrics.iter().enumerate() {
-        let side = |run: &Run| {
-            let values = run.records.iter().filter_map(m.value).collect();
-            Side::new(values, (m.scale)(run), args.seed)
-        };
-        let seed = args.seed.wrapping_add(i as u64);
-        let Some(c) = change(
-            &side(&base),
-            &side(&new),
-            m.stat,
-            level,
-            args.resamples as usize,
-            seed,
-        ) else {
-            println!("{:<22} {:>10} {:>10}", m.key, "-", "-");
-            continue;
-        };
-        println!("{}", row(m, &c));
-        for g in gates.iter().filter(|g| g.metric == m.key) {
-            if g.fails(&c) {
-                failed.push(format!(
-                    "FAIL {}: changed {} (CI {}), significant",
-                    g.text,
-                    signed(c.rel_pct, c.diff),
-                    interval(&c)
-                ));
-            }
-        }
+    let compared = compare_all(&metrics, &base, &new, args);
+    let checked = check_gates(&gates, &compared);
+    let report = Report {
+        base: &base,
+        new: &new,
+        compared: &compared,
+        checked: &checked,
+        args,
+    };
+    report.print();
+    if let Err(e) = report.write_outputs() {
+        return usage_error(e);
     }
-    if !gates.is_empty() {
-        println!();
-        for line in &failed {
-            println!("{line}");
-        }
-        println!("{} of {} gates failed", failed.len(), gates.len());
-    }
-    if failed.is_empty() {
-        EXIT_OK
-    } else {
+    if checked.iter().any(|c| c.failed) {
         EXIT_FAILED
+    } else {
+        EXIT_OK
     }
 }
 
-/// One line of the comparison table.
-fn row(m: &Metric, c: &Change) -> String {
-    let verdict = if !c.significant {
-        "no significant change"
-    } else if (c.diff < 0.0) == (m.better == Better::Lower) {
-        "better"
-    } else {
-        "worse"
-    };
-    format!(
-        "{:<22} {:>10.2} {:>10.2} {:>9}  {:<20} {verdict}",
-        m.key,
-        c.base,
-        c.new,
-        signed(c.rel_pct, c.diff),
-        interval(c)
-    )
+/// Bootstraps every metric's change.
+fn compare_all<'m>(
+    metrics: &'m [Metric],
+    base: &Run,
+    new: &Run,
+    args: &CompareArgs,
+) -> Vec<Compared<'m>> {
+    let level = args.level / 100.0;
+    metrics
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let side = |run: &Run| {
+                let values = run.records.iter().filter_map(m.value).collect();
+                Side::new(values, (m.scale)(run), args.seed)
+            };
+            let seed = args.seed.wrapping_add(i as u64);
+            let resamples = args.resamples as usize;
+            let change = change(&side(base), &side(new), m.stat, level, resamples, seed);
+            Compared { metric: m, change }
+        })
+        .collect()
+}
+
+/// Each gate against its metric's change.
+fn check_gates<'g>(gates: &'g [Gate], compared: &[Compared<'_>]) -> Vec<Checked<'g>> {
+    gates
+        .iter()
+        .map(|g| {
+            let c = compared.iter().find(|c| c.metric.key == g.metric);
+            match c.and_then(|c| c.change.as_ref()) {
+                None => Checked {
+                    gate: g,
+                    failed: true,
+                    message: "no data in one of the runs".into(),
+                },
+                Some(ch) => Checked {
+                    gate: g,
+                    failed: g.fails(ch),
+                    message: format!(
+                        "changed {} (CI {}), {}",
+                        signed(ch.rel_pct, ch.diff),
+                        interval(ch),
+                        if ch.significant {
+                            "significant"
+                        } else {
+                            "not significant"
+                        }
+                    ),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Everything the comparison shows, for the terminal and the CI files.
+struct Report<'a> {
+    base: &'a Run,
+    new: &'a Run,
+    compared: &'a [Compared<'a>],
+    checked: &'a [Checked<'a>],
+    args: &'a CompareArgs,
+}
+
+impl Report<'_> {
+    /// The table's cells of one metric: key, base, new, change, interval, verdict.
+    fn cells(c: &Compared<'_>) -> Vec<String> {
+        match &c.change {
+            None => vec![
+                c.metric.key.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                c.verdict().into(),
+            ],
+            Some(ch) => vec![
+                c.metric.key.clone(),
+                format!("{:.2}", ch.base),
+                format!("{:.2}", ch.new),
+                signed(ch.rel_pct, ch.diff),
+                interval(ch),
+                c.verdict().into(),
+            ],
+        }
+    }
+
+    fn failed(&self) -> usize {
+        self.checked.iter().filter(|c| c.failed).count()
+    }
+
+    fn print(&self) {
+        let a = self.args;
+        println!(
+            "{} → {}\n({}% confidence, {} bootstrap resamples of each run's requests, seed {})\n",
+            crate::escape::terminal(&self.base.id),
+            crate::escape::terminal(&self.new.id),
+            a.level,
+            a.resamples,
+            a.seed
+        );
+        let ci = format!("{}% CI", a.level);
+        let line = |c: &[String]| {
+            format!(
+                "{:<22} {:>10} {:>10} {:>9}  {:<20} {}",
+                c[0], c[1], c[2], c[3], c[4], c[5]
+            )
+        };
+        let header = ["metric", "base", "new", "change", &ci, "verdict"].map(String::from);
+        println!("{}", line(&header));
+        for c in self.compared {
+            println!("{}", line(&Self::cells(c)));
+        }
+        if !self.checked.is_empty() {
+            println!();
+            for c in self.checked.iter().filter(|c| c.failed) {
+                println!("FAIL {}: {}", c.gate.text, c.message);
+            }
+            println!("{} of {} gates failed", self.failed(), self.checked.len());
+        }
+    }
+
+    /// `--junit`, `--summary-md` (appended, as GitHub's step summary wants) and `--export-json`.
+    fn write_outputs(&self) -> Result<(), String> {
+        let a = self.args;
+        if let Some(path) = &a.junit {
+            let cases: Vec<Case> = self
+                .checked
+                .iter()
+                .map(|c| Case {
+                    name: c.gate.text.clone(),
+                    passed: !c.failed,
+                    message: c.message.clone(),
+                })
+                .collect();
+            let suite = format!("compare {} {}", self.base.id, self.new.id);
+            crate::run::write_atomic(path, junit(&suite, &cases)).map_err(|e| e.to_string())?;
+        }
+        if let Some(path) = &a.summary_md {
+            use std::io::Write as _;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(self.markdown().as_bytes()))
+                .map_err(|e| format!("--summary-md {}: {e}", path.display()))?;
+        }
+        if let Some(path) = &a.export_json {
+            let text = serde_json::to_string_pretty(&self.json()).unwrap_or_default() + "\n";
+            crate::run::write_atomic(path, text).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The comparison as Markdown, for a pull-request comment.
+    fn markdown(&self) -> String {
+        let n = self.checked.len();
+        let headline = match (n, self.failed()) {
+            (0, _) => "no gates".to_owned(),
+            (n, 0) => format!("all {n} gates passed"),
+            (n, f) => format!("{f} of {n} gates failed"),
+        };
+        let mut out = format!(
+            "### llmbench compare: {headline}\n\n`{}` → `{}`\n\n",
+            crate::escape::markdown(&self.base.id),
+            crate::escape::markdown(&self.new.id)
+        );
+        let ci = format!("{}% CI", self.args.level);
+        let rows: Vec<Vec<String>> = self.compared.iter().map(Self::cells).collect();
+        let header = ["metric", "base", "new", "change", ci.as_str(), "verdict"];
+        out.push_str(&markdown_table(&header, &rows));
+        if n > 0 {
+            let rows: Vec<Vec<String>> = self
+                .checked
+                .iter()
+                .map(|c| {
+                    let result = if c.failed { "FAIL" } else { "pass" };
+                    vec![c.gate.text.clone(), result.into(), c.message.clone()]
+                })
+                .collect();
+            out.push('\n');
+            out.push_str(&markdown_table(&["gate", "result", "change"], &rows));
+        }
+        out.push('\n');
+        out
+    }
+
+    /// The comparison as JSON (schema `llmbench.compare/1`), values as numbers.
+    fn json(&self) -> serde_json::Value {
+        use serde_json::{Value, json};
+        let num = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
+        let metrics: Vec<Value> = self
+            .compared
+            .iter()
+            .map(|c| {
+                let mut m = json!({ "metric": c.metric.key, "verdict": c.verdict() });
+                if let Some(ch) = &c.change {
+                    m["base"] = num(ch.base);
+                    m["new"] = num(ch.new);
+                    m["diff"] = num(ch.diff);
+                    m["diff_ci"] = json!([num(ch.diff_ci.0), num(ch.diff_ci.1)]);
+                    m["change_pct"] = num(ch.rel_pct);
+                    m["change_pct_ci"] = json!([num(ch.rel_ci.0), num(ch.rel_ci.1)]);
+                    m["significant"] = json!(ch.significant);
+                }
+                m
+            })
+            .collect();
+        let gates: Vec<Value> = self
+            .checked
+            .iter()
+            .map(|c| json!({ "condition": c.gate.text, "failed": c.failed, "detail": c.message }))
+            .collect();
+        let a = self.args;
+        json!({
+            "schema": "llmbench.compare/1",
+            "base": self.base.id,
+            "new": self.new.id,
+            "level_pct": a.level,
+            "resamples": a.resamples,
+            "seed": a.seed,
+            "metrics": metrics,
+            "gates": gates,
+            "failed": self.failed() > 0,
+        })
+    }
 }
 
 /// The relative change, or the absolute one when the base is 0.

@@ -5,9 +5,9 @@
 //! (completions, man pages), `suggest` (a mistyped command), and `llmbench mock`. Nothing below
 //! this layer imports it.
 //!
-//! Exit codes: 0 success; 1 an assertion failed or no request succeeded; 2 usage, config,
-//! script or output error; 130 / 143 interrupted by SIGINT / SIGTERM (after writing what was
-//! measured).
+//! Exit codes: 0 success; 1 an assertion or a `compare` gate failed; 2 usage, config, script
+//! or output error; 3 the run finished but no request succeeded; 130 / 143 interrupted by
+//! SIGINT / SIGTERM (after writing what was measured). README "Exit codes" is the one table.
 
 pub mod calibrate;
 pub mod chromium;
@@ -32,6 +32,8 @@ use cli::{Cli, Command, MockArgs, RunArgs};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
+/// The run finished but no request succeeded.
+pub const EXIT_NO_SUCCESS: u8 = 3;
 pub const EXIT_USAGE: u8 = 2;
 
 /// The command line's entry point: runs the command and returns the exit code.
@@ -105,7 +107,9 @@ pub fn outcome_code(o: &RunOutcome) -> u8 {
         signal.exit_code()
     } else if o.feed_error.is_some() {
         EXIT_USAGE
-    } else if o.summary.all.ok == 0 || o.verdicts.iter().any(|v| !v.passed) {
+    } else if o.summary.all.ok == 0 {
+        EXIT_NO_SUCCESS
+    } else if o.verdicts.iter().any(|v| !v.passed) {
         EXIT_FAILED
     } else {
         EXIT_OK
@@ -122,7 +126,13 @@ pub async fn run_with_flags(
 ) -> Result<RunOutcome, RunError> {
     let overrides = flags.overrides(model, |var| std::env::var(var).ok())?;
     let plan = settings::apply(plan, &overrides)?;
+    if let Some(path) = &flags.output.junit {
+        check_output_file("--junit", path).map_err(RunError::Usage)?;
+    }
     let outcome = crate::run::run(plan, &flags.settings(label), Vec::new()).await?;
+    if let Some(path) = &flags.output.junit {
+        write_junit(path, &outcome)?;
+    }
     if !flags.output.no_compare_report
         && outcome.files().is_some()
         && outcome.summary.all.requests > 0
@@ -130,6 +140,43 @@ pub async fn run_with_flags(
         refresh_comparison(&flags.output);
     }
     Ok(outcome)
+}
+
+/// The run's JUnit file: one case per assertion, and one saying whether any request succeeded.
+fn write_junit(path: &std::path::Path, o: &RunOutcome) -> Result<(), RunError> {
+    use crate::outcome::ci::{Case, junit};
+    let all = &o.summary.all;
+    let mut cases = vec![Case {
+        name: "at least one request succeeded".into(),
+        passed: all.ok > 0,
+        message: format!("{} of {} requests succeeded", all.ok, all.requests),
+    }];
+    cases.extend(o.verdicts.iter().map(|v| Case {
+        name: v.name.clone(),
+        passed: v.passed,
+        message: v.value.clone(),
+    }));
+    crate::run::write_atomic(path, junit(o.run_id(), &cases))
+}
+
+/// An output file's folder must exist and accept files (checked before any work, so a bad
+/// path never costs a run).
+pub fn check_output_file(flag: &str, path: &std::path::Path) -> Result<(), String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if dir.is_some_and(|d| !d.is_dir()) {
+        return Err(format!(
+            "{flag} {}: the folder does not exist; create it or pick another path",
+            path.display()
+        ));
+    }
+    crate::record::layout::check_folder_writable(dir.unwrap_or(std::path::Path::new("."))).map_err(
+        |e| {
+            format!(
+                "{flag} {}: cannot write there ({e}); pick another path",
+                path.display()
+            )
+        },
+    )
 }
 
 /// Rewrites the comparison report over every run in the results folder (a failure is a

@@ -156,6 +156,10 @@ pub struct OutputFlags {
     /// the results folder) after the run.
     #[arg(long)]
     pub no_compare_report: bool,
+    /// Write a JUnit XML file with one test case per assertion (and one saying whether any
+    /// request succeeded), for CI systems to show.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 impl Default for OutputFlags {
@@ -167,6 +171,7 @@ impl Default for OutputFlags {
             no_progress: false,
             export_json: None,
             no_compare_report: false,
+            junit: None,
         }
     }
 }
