@@ -10,6 +10,7 @@ mod round;
 pub mod sample;
 mod shape;
 pub mod timeline;
+pub mod trials;
 mod warnings;
 pub use crate::record::Requested;
 use round::round_to_unit;

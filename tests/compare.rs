@@ -136,3 +136,83 @@ fn a_real_change_fails_its_gate_and_noise_does_not() {
         "the known metrics are listed: {text}"
     );
 }
+
+#[test]
+fn repeat_runs_trials_of_one_set_and_reports_them_across() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .current_dir(dir.path())
+        .args([
+            "low-load",
+            "--rps",
+            "8",
+            "--concurrency",
+            "8",
+            "--duration",
+            "1",
+        ])
+        .args(["--repeat", "3", "--no-compare-report", "--level", "90"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(": 3 trials, mean and 90% t interval"),
+        "{stdout}"
+    );
+    let metas: Vec<serde_json::Value> = std::fs::read_dir(dir.path().join("results/runs"))
+        .unwrap()
+        .map(|e| {
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(metas.len(), 3, "a run per trial");
+    let trial = |m: &serde_json::Value| {
+        let t = m
+            .pointer("/run/trial")
+            .or_else(|| m.get("trial"))
+            .cloned()
+            .unwrap_or_default();
+        (
+            t["set"].as_str().unwrap_or_default().to_owned(),
+            t["index"].as_u64(),
+            t["of"].as_u64(),
+        )
+    };
+    let mut seen: Vec<_> = metas.iter().map(trial).collect();
+    seen.sort();
+    let set = seen[0].0.clone();
+    assert!(set.starts_with("trials_"), "{seen:?}");
+    assert_eq!(
+        seen,
+        (1..=3)
+            .map(|i| (set.clone(), Some(i), Some(3)))
+            .collect::<Vec<_>>()
+    );
+    let csv = std::fs::read_to_string(dir.path().join(format!("results/summary/{set}.trials.csv")))
+        .unwrap();
+    assert!(
+        csv.starts_with("metric,trials,mean,ci_lo,ci_hi,cv,unstable,values\n"),
+        "{csv}"
+    );
+    let ttft = csv
+        .lines()
+        .find(|l| l.starts_with("ttft_ms_p50,3,"))
+        .unwrap();
+    let cells: Vec<&str> = ttft.split(',').collect();
+    let (mean, lo, hi): (f64, f64, f64) = (
+        cells[2].parse().unwrap(),
+        cells[3].parse().unwrap(),
+        cells[4].parse().unwrap(),
+    );
+    assert!(
+        lo <= mean && mean <= hi && (45.0..60.0).contains(&mean),
+        "{ttft}"
+    );
+    assert_eq!(cells[7].split(';').count(), 3);
+}

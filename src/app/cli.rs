@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::flags::{name_value, non_negative};
+use crate::settings::flags::{level, name_value, non_negative};
 use crate::settings::{LoadFlags, RuntimeFlags};
 
 #[derive(Debug, Parser)]
@@ -126,16 +126,6 @@ pub struct CompareArgs {
     /// Write the comparison as JSON (schema llmbench.compare/1).
     #[arg(long, value_name = "FILE")]
     pub export_json: Option<PathBuf>,
-}
-
-/// A confidence level in percent, above 50 and below 100.
-fn level(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x > 50.0 && x < 100.0 => Ok(x),
-        _ => Err(format!(
-            "{s:?} is not a confidence level: give a percent between 50 and 100, e.g. 95"
-        )),
-    }
 }
 
 /// `llmbench completions SHELL`.

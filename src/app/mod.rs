@@ -1,9 +1,9 @@
 //! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
 //! outcome to an exit code. The commands here are thin: `workloads` (check, the original
 //! tool's `run --target --model --workload`), `interactive`, `results` (parse, report;
-//! `chromium` prints the report to PDF), `compare` (two runs, CI gates), `scripts` (list, new), `calibrate`, `shell`
-//! (completions, man pages), `suggest` (a mistyped command), and `llmbench mock`. Nothing below
-//! this layer imports it.
+//! `chromium` prints the report to PDF), `compare` (two runs, CI gates), `scripts` (list,
+//! new), `calibrate`, `shell` (completions, man pages), `suggest` (a mistyped command),
+//! `trials` (`--repeat`), and `llmbench mock`. Nothing below this layer imports it.
 //!
 //! Exit codes: 0 success; 1 an assertion or a `compare` gate failed; 2 usage, config, script
 //! or output error; 3 the run finished but no request succeeded; 130 / 143 interrupted by
@@ -18,6 +18,7 @@ pub mod results;
 pub mod scripts;
 pub mod shell;
 pub mod suggest;
+pub mod trials;
 pub mod workloads;
 
 use std::net::SocketAddr;
@@ -129,7 +130,11 @@ pub async fn run_with_flags(
     if let Some(path) = &flags.output.junit {
         check_output_file("--junit", path).map_err(RunError::Usage)?;
     }
-    let outcome = crate::run::run(plan, &flags.settings(label), Vec::new()).await?;
+    let outcome = if flags.control.repeat > 1 {
+        trials::run(plan, flags, label).await?
+    } else {
+        crate::run::run(plan, &flags.settings(label), Vec::new()).await?
+    };
     if let Some(path) = &flags.output.junit {
         write_junit(path, &outcome)?;
     }

@@ -125,7 +125,7 @@ pub fn claim(
 }
 
 /// Keeps letters, digits, `.`, `_` and `-`; anything else becomes `-`.
-fn sanitize(s: &str) -> String {
+pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {

@@ -31,6 +31,19 @@ pub struct RunInfo {
     /// Every request carried the same prompt text.
     #[serde(default)]
     pub fixed_prompt: bool,
+    /// The run is one trial of a `--repeat` set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
+}
+
+/// Which trial of which set a run is (`--repeat N`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Trial {
+    /// The set's id, shared by its trials: `trials_<UTC time>_<workload>`.
+    pub set: String,
+    /// 1-based.
+    pub index: u32,
+    pub of: u32,
 }
 
 impl RunInfo {
@@ -54,6 +67,7 @@ impl RunInfo {
             phases: Vec::new(),
             max_tokens: None,
             fixed_prompt: false,
+            trial: None,
         }
     }
 

@@ -115,6 +115,7 @@ pub fn finish(
         phases: m.ran_phases.iter().map(|p| p.describe()).collect(),
         max_tokens: requested.max_tokens,
         fixed_prompt: requested.fixed_prompt,
+        trial: setup.settings.trial.clone(),
     };
     RunOutcome {
         info,

@@ -207,11 +207,36 @@ pub struct ControlFlags {
     /// Seconds to wait for in-flight requests after Ctrl-C or SIGTERM before cancelling them.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = non_negative)]
     pub grace: f64,
+    /// Run the plan N times, each trial a run of its own, and report each metric's
+    /// across-trial mean with a confidence interval and its coefficient of variation.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// Seconds to wait between trials.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0, value_parser = non_negative)]
+    pub cooldown: f64,
+    /// Confidence level of the across-trial intervals, percent.
+    #[arg(long, value_name = "PERCENT", default_value_t = 95.0, value_parser = level)]
+    pub level: f64,
 }
 
 impl Default for ControlFlags {
     fn default() -> Self {
-        Self { grace: 30.0 }
+        Self {
+            grace: 30.0,
+            repeat: 1,
+            cooldown: 0.0,
+            level: 95.0,
+        }
+    }
+}
+
+/// A confidence level in percent, above 50 and below 100.
+pub fn level(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 50.0 && x < 100.0 => Ok(x),
+        _ => Err(format!(
+            "{s:?} is not a confidence level: give a percent between 50 and 100, e.g. 95"
+        )),
     }
 }
 

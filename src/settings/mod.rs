@@ -57,6 +57,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Print no summary to standard output (the caller reports; files are written as ever).
     pub quiet: bool,
+    /// The run is one trial of a `--repeat` set.
+    pub trial: Option<crate::record::Trial>,
 }
 
 impl Settings {
@@ -77,6 +79,7 @@ impl Settings {
             preflight: true,
             metrics_listen: None,
             quiet: false,
+            trial: None,
         }
     }
 
@@ -176,6 +179,7 @@ impl LoadFlags {
             preflight: !conn.no_preflight,
             metrics_listen: self.telemetry.metrics_listen,
             quiet: false,
+            trial: None,
         }
     }
 
