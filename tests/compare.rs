@@ -216,3 +216,48 @@ fn repeat_runs_trials_of_one_set_and_reports_them_across() {
     );
     assert_eq!(cells[7].split(';').count(), 3);
 }
+
+/// The trial set id a `--repeat` run printed.
+fn trial_set(dir: &Path, url: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .current_dir(dir)
+        .args([
+            "low-load",
+            "--url",
+            url,
+            "--rps",
+            "10",
+            "--concurrency",
+            "8",
+            "--duration",
+            "1",
+        ])
+        .args(["--repeat", "3", "--no-compare-report"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("trials: ")).unwrap();
+    let file = line.rsplit('/').next().unwrap();
+    file.trim_end_matches(".trials.csv").to_owned()
+}
+
+#[test]
+fn trial_sets_compare_their_means_with_welch() {
+    let fast = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "8"]);
+    let slow = MockProcess::start(&["--ttft-ms", "40", "--itl-ms", "2", "--output-tokens", "8"]);
+    let dir = tempfile::tempdir().unwrap();
+    let a = trial_set(dir.path(), &fast.base_url);
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // set ids are per second
+    let b = trial_set(dir.path(), &slow.base_url);
+    let (code, text) = compare(dir.path(), &[&a, &b, "--fail-on", "ttft_ms_p50 > +30%"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("Welch's t across 3 and 3 trials"), "{text}");
+    assert!(text.contains("FAIL ttft_ms_p50 > +30%"), "{text}");
+    let (code, text) = compare(
+        dir.path(),
+        &[&a, "trials_none", "--fail-on", "ttft_ms_p50 > +30%"],
+    );
+    assert_eq!(code, Some(2));
+    assert!(text.contains("--repeat"), "{text}");
+}

@@ -1,7 +1,8 @@
 //! `llmbench compare BASE NEW`: is the difference between two runs real? For each key metric
 //! the change from BASE to NEW with its bootstrap confidence interval (`stats::bootstrap`,
 //! resampling each run's requests, seeded) and a verdict: better, worse, or no significant
-//! change. `--fail-on` gates (`outcome::gate`) make it a CI check: exit 1 when one fails, with
+//! change. Two trial sets (`--repeat`, ids `trials_...`) compare their across-trial means
+//! with Welch's t (`stats::trials::welch`) instead. `--fail-on` gates (`outcome::gate`) make it a CI check: exit 1 when one fails, with
 //! one line per failed condition; `--junit`, `--summary-md` and `--export-json` write the
 //! same for CI systems. Runs are read back from their raw records, warmups left out.
 //! Throughput (one number per run, whose spread comes from timing rather than from requests)
@@ -15,6 +16,7 @@ use crate::outcome::ci::{Case, junit, markdown_table};
 use crate::outcome::gate::Gate;
 use crate::record::{Outcome, RequestRecord, read_records};
 use crate::stats::bootstrap::{Change, Side, Statistic, change};
+use crate::stats::trials;
 
 /// Whether a rise of the metric is good news.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,20 +108,29 @@ fn read_run(spec: &str, results: &Path) -> Result<Run, String> {
 }
 
 /// One metric's result.
-struct Compared<'m> {
-    metric: &'m Metric,
+struct Compared {
+    key: String,
+    better: Better,
     change: Option<Change>,
 }
 
-impl Compared<'_> {
+impl Compared {
     fn verdict(&self) -> &'static str {
         match &self.change {
             None => "no data",
             Some(c) if !c.significant => "no significant change",
-            Some(c) if (c.diff < 0.0) == (self.metric.better == Better::Lower) => "better",
+            Some(c) if (c.diff < 0.0) == (self.better == Better::Lower) => "better",
             Some(_) => "worse",
         }
     }
+}
+
+/// What was compared, and how: the two ids, the method for the header, every metric.
+struct Compared2 {
+    base: String,
+    new: String,
+    method: String,
+    metrics: Vec<Compared>,
 }
 
 /// A gate and whether it failed (a metric without data in either run fails it).
@@ -131,8 +142,12 @@ struct Checked<'g> {
 
 /// `llmbench compare BASE NEW`.
 pub fn compare(args: &CompareArgs) -> u8 {
-    let metrics = metrics();
-    let keys: Vec<String> = metrics.iter().map(|m| m.key.clone()).collect();
+    let sets = args.base.starts_with("trials_") || args.new.starts_with("trials_");
+    let keys: Vec<String> = if sets {
+        trials::metrics().into_iter().map(|(k, _, _)| k).collect()
+    } else {
+        metrics().iter().map(|m| m.key.clone()).collect()
+    };
     let gates: Result<Vec<Gate>, String> =
         args.fail_on.iter().map(|g| Gate::parse(g, &keys)).collect();
     let gates = match gates {
@@ -151,19 +166,21 @@ pub fn compare(args: &CompareArgs) -> u8 {
             return usage_error(e);
         }
     }
-    let (base, new) = match (
-        read_run(&args.base, &args.results),
-        read_run(&args.new, &args.results),
-    ) {
-        (Ok(b), Ok(n)) => (b, n),
-        (Err(e), _) | (_, Err(e)) => return usage_error(e),
+    let compared = if sets {
+        compare_trial_sets(args)
+    } else {
+        compare_runs(args)
     };
-    let compared = compare_all(&metrics, &base, &new, args);
-    let checked = check_gates(&gates, &compared);
+    let all = match compared {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let checked = check_gates(&gates, &all.metrics);
     let report = Report {
-        base: &base,
-        new: &new,
-        compared: &compared,
+        base: &all.base,
+        new: &all.new,
+        method: &all.method,
+        compared: &all.metrics,
         checked: &checked,
         args,
     };
@@ -178,15 +195,12 @@ pub fn compare(args: &CompareArgs) -> u8 {
     }
 }
 
-/// Bootstraps every metric's change.
-fn compare_all<'m>(
-    metrics: &'m [Metric],
-    base: &Run,
-    new: &Run,
-    args: &CompareArgs,
-) -> Vec<Compared<'m>> {
+/// Two runs: every metric's change bootstrapped from their requests.
+fn compare_runs(args: &CompareArgs) -> Result<Compared2, String> {
+    let base = read_run(&args.base, &args.results)?;
+    let new = read_run(&args.new, &args.results)?;
     let level = args.level / 100.0;
-    metrics
+    let metrics = metrics()
         .iter()
         .enumerate()
         .map(|(i, m)| {
@@ -196,18 +210,95 @@ fn compare_all<'m>(
             };
             let seed = args.seed.wrapping_add(i as u64);
             let resamples = args.resamples as usize;
-            let change = change(&side(base), &side(new), m.stat, level, resamples, seed);
-            Compared { metric: m, change }
+            let change = change(&side(&base), &side(&new), m.stat, level, resamples, seed);
+            Compared {
+                key: m.key.clone(),
+                better: m.better,
+                change,
+            }
+        })
+        .collect();
+    Ok(Compared2 {
+        method: format!(
+            "{}% confidence, {} bootstrap resamples of each run's requests, seed {}",
+            args.level, args.resamples, args.seed
+        ),
+        base: base.id,
+        new: new.id,
+        metrics,
+    })
+}
+
+/// Two trial sets (`--repeat`): every metric's change of the across-trial mean, Welch's t.
+fn compare_trial_sets(args: &CompareArgs) -> Result<Compared2, String> {
+    let base = trial_set(&args.base, &args.results)?;
+    let new = trial_set(&args.new, &args.results)?;
+    let metrics = trials::metrics()
+        .into_iter()
+        .map(|(key, read, higher)| {
+            let values = |set: &[crate::stats::PhaseStats]| -> Vec<f64> {
+                set.iter().filter_map(&read).collect()
+            };
+            Compared {
+                key,
+                better: if higher {
+                    Better::Higher
+                } else {
+                    Better::Lower
+                },
+                change: trials::welch(&values(&base), &values(&new), args.level / 100.0),
+            }
+        })
+        .collect();
+    Ok(Compared2 {
+        method: format!(
+            "{}% confidence, Welch's t across {} and {} trials",
+            args.level,
+            base.len(),
+            new.len()
+        ),
+        base: args.base.clone(),
+        new: args.new.clone(),
+        metrics,
+    })
+}
+
+/// The overall statistics of every trial of the set `set` (run metadata names its set;
+/// each trial's statistics are recomputed from its raw records).
+fn trial_set(set: &str, results: &Path) -> Result<Vec<crate::stats::PhaseStats>, String> {
+    let mut ids: Vec<String> = std::fs::read_dir(results.join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            (v.pointer("/run/trial/set")?.as_str()? == set)
+                .then(|| v.pointer("/run/id")?.as_str().map(str::to_owned))?
+        })
+        .collect();
+    ids.sort();
+    if ids.is_empty() {
+        return Err(format!(
+            "no trial set {set:?} under {}: run with --repeat N (its set id is printed at the end), or compare two run ids",
+            results.join("runs").display()
+        ));
+    }
+    ids.iter()
+        .map(|id| {
+            let raw = results.join("raw").join(format!("{id}.jsonl"));
+            let run = crate::report::stored::load_run(&raw).map_err(|e| e.to_string())?;
+            Ok(run.analysis.summary.all)
         })
         .collect()
 }
 
 /// Each gate against its metric's change.
-fn check_gates<'g>(gates: &'g [Gate], compared: &[Compared<'_>]) -> Vec<Checked<'g>> {
+fn check_gates<'g>(gates: &'g [Gate], compared: &[Compared]) -> Vec<Checked<'g>> {
     gates
         .iter()
         .map(|g| {
-            let c = compared.iter().find(|c| c.metric.key == g.metric);
+            let c = compared.iter().find(|c| c.key == g.metric);
             match c.and_then(|c| c.change.as_ref()) {
                 None => Checked {
                     gate: g,
@@ -235,19 +326,20 @@ fn check_gates<'g>(gates: &'g [Gate], compared: &[Compared<'_>]) -> Vec<Checked<
 
 /// Everything the comparison shows, for the terminal and the CI files.
 struct Report<'a> {
-    base: &'a Run,
-    new: &'a Run,
-    compared: &'a [Compared<'a>],
+    base: &'a str,
+    new: &'a str,
+    method: &'a str,
+    compared: &'a [Compared],
     checked: &'a [Checked<'a>],
     args: &'a CompareArgs,
 }
 
 impl Report<'_> {
     /// The table's cells of one metric: key, base, new, change, interval, verdict.
-    fn cells(c: &Compared<'_>) -> Vec<String> {
+    fn cells(c: &Compared) -> Vec<String> {
         match &c.change {
             None => vec![
-                c.metric.key.clone(),
+                c.key.clone(),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -255,7 +347,7 @@ impl Report<'_> {
                 c.verdict().into(),
             ],
             Some(ch) => vec![
-                c.metric.key.clone(),
+                c.key.clone(),
                 format!("{:.2}", ch.base),
                 format!("{:.2}", ch.new),
                 signed(ch.rel_pct, ch.diff),
@@ -272,12 +364,10 @@ impl Report<'_> {
     fn print(&self) {
         let a = self.args;
         println!(
-            "{} → {}\n({}% confidence, {} bootstrap resamples of each run's requests, seed {})\n",
-            crate::escape::terminal(&self.base.id),
-            crate::escape::terminal(&self.new.id),
-            a.level,
-            a.resamples,
-            a.seed
+            "{} → {}\n({})\n",
+            crate::escape::terminal(self.base),
+            crate::escape::terminal(self.new),
+            self.method
         );
         let ci = format!("{}% CI", a.level);
         let line = |c: &[String]| {
@@ -313,7 +403,7 @@ impl Report<'_> {
                     message: c.message.clone(),
                 })
                 .collect();
-            let suite = format!("compare {} {}", self.base.id, self.new.id);
+            let suite = format!("compare {} {}", self.base, self.new);
             crate::run::write_atomic(path, junit(&suite, &cases)).map_err(|e| e.to_string())?;
         }
         if let Some(path) = &a.summary_md {
@@ -342,8 +432,8 @@ impl Report<'_> {
         };
         let mut out = format!(
             "### llmbench compare: {headline}\n\n`{}` → `{}`\n\n",
-            crate::escape::markdown(&self.base.id),
-            crate::escape::markdown(&self.new.id)
+            crate::escape::markdown(self.base),
+            crate::escape::markdown(self.new)
         );
         let ci = format!("{}% CI", self.args.level);
         let rows: Vec<Vec<String>> = self.compared.iter().map(Self::cells).collect();
@@ -373,7 +463,7 @@ impl Report<'_> {
             .compared
             .iter()
             .map(|c| {
-                let mut m = json!({ "metric": c.metric.key, "verdict": c.verdict() });
+                let mut m = json!({ "metric": c.key, "verdict": c.verdict() });
                 if let Some(ch) = &c.change {
                     m["base"] = num(ch.base);
                     m["new"] = num(ch.new);
@@ -394,9 +484,10 @@ impl Report<'_> {
         let a = self.args;
         json!({
             "schema": "llmbench.compare/1",
-            "base": self.base.id,
-            "new": self.new.id,
+            "base": self.base,
+            "new": self.new,
             "level_pct": a.level,
+            "method": self.method,
             "resamples": a.resamples,
             "seed": a.seed,
             "metrics": metrics,

@@ -1,5 +1,5 @@
 //! Repeated trials of one plan: each metric's across-trial mean with a Student-t confidence
-//! interval and its coefficient of variation (standard deviation / mean, sample standard
+//! interval, the change between two trial sets (`welch`), and the coefficient of variation (standard deviation / mean, sample standard
 //! deviation), flagged unstable above `UNSTABLE_CV`. The t quantile is computed, not tabled:
 //! the regularized incomplete beta function (continued fraction) gives the t distribution's
 //! CDF, which is inverted by bisection.
@@ -27,32 +27,77 @@ pub struct AcrossTrials {
 /// How a trial's value of one metric is read from its statistics.
 type Pick = Box<dyn Fn(&PhaseStats) -> Option<f64>>;
 
-/// The metrics reported across trials, from each trial's `all` statistics.
-pub fn across(trials: &[&PhaseStats], level: f64) -> Vec<AcrossTrials> {
-    let mut keys: Vec<(String, Pick)> = Vec::new();
+/// The metrics compared across trials, each with how a trial's value is read and whether a
+/// higher value is better.
+pub fn metrics() -> Vec<(String, Pick, bool)> {
+    let mut keys: Vec<(String, Pick, bool)> = Vec::new();
     for metric in ["ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"] {
         for (suffix, pick) in [("p50", 0usize), ("p95", 1), ("p99", 2)] {
-            keys.push((
-                format!("{metric}_{suffix}"),
-                Box::new(move |s: &PhaseStats| {
-                    let d = s.metrics.iter().find(|d| d.key == metric)?;
-                    [d.p50, d.p95, d.p99][pick]
-                }),
-            ));
+            let read: Pick = Box::new(move |s: &PhaseStats| {
+                let d = s.metrics.iter().find(|d| d.key == metric)?;
+                [d.p50, d.p95, d.p99][pick]
+            });
+            keys.push((format!("{metric}_{suffix}"), read, false));
         }
     }
-    keys.push(("success_rate".into(), Box::new(|s| Some(s.success_rate))));
-    keys.push(("req_per_s".into(), Box::new(|s| Some(s.req_per_s))));
+    keys.push((
+        "success_rate".into(),
+        Box::new(|s| Some(s.success_rate)),
+        true,
+    ));
+    keys.push(("req_per_s".into(), Box::new(|s| Some(s.req_per_s)), true));
     keys.push((
         "output_tok_per_s".into(),
         Box::new(|s| Some(s.output_tok_per_s)),
+        true,
     ));
-    keys.into_iter()
-        .filter_map(|(key, f)| {
+    keys
+}
+
+/// The metrics reported across trials, from each trial's `all` statistics.
+pub fn across(trials: &[&PhaseStats], level: f64) -> Vec<AcrossTrials> {
+    metrics()
+        .into_iter()
+        .filter_map(|(key, f, _)| {
             let values: Vec<f64> = trials.iter().filter_map(|s| f(s)).collect();
             (!values.is_empty()).then(|| summarize(key, values, level))
         })
         .collect()
+}
+
+/// The change of the mean from the trials `base` to the trials `new`: Welch's t interval of the
+/// difference (unequal variances, Welch–Satterthwaite degrees of freedom); the relative
+/// interval is the difference's over the base mean. `None` with fewer than 2 trials a side.
+pub fn welch(base: &[f64], new: &[f64], level: f64) -> Option<super::bootstrap::Change> {
+    if base.len() < 2 || new.len() < 2 {
+        return None;
+    }
+    let stats = |v: &[f64]| {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (mean, var / n, n)
+    };
+    let ((mb, vb, nb), (mn, vn, nn)) = (stats(base), stats(new));
+    let se2 = vb + vn;
+    let diff = mn - mb;
+    let (lo, hi) = if se2 == 0.0 {
+        (diff, diff)
+    } else {
+        let df = se2 * se2 / (vb * vb / (nb - 1.0) + vn * vn / (nn - 1.0));
+        let half = t_quantile(0.5 + level / 2.0, df) * se2.sqrt();
+        (diff - half, diff + half)
+    };
+    let rel = |x: f64| if mb == 0.0 { f64::NAN } else { x / mb * 100.0 };
+    Some(super::bootstrap::Change {
+        base: mb,
+        new: mn,
+        diff,
+        diff_ci: (lo, hi),
+        rel_pct: rel(diff),
+        rel_ci: (rel(lo), rel(hi)),
+        significant: lo > 0.0 || hi < 0.0,
+    })
 }
 
 /// Mean, t interval and coefficient of variation of `values`.
@@ -199,6 +244,20 @@ mod tests {
             assert!((got - want).abs() < 0.002, "df {df}: {got} vs {want}");
         }
         assert!((t_quantile(0.95, 9.0) - 1.833).abs() < 0.002);
+    }
+
+    #[test]
+    fn welch_finds_a_shift_between_trial_sets_and_not_noise() {
+        let base = [100.0, 102.0, 98.0, 101.0, 99.0];
+        let shifted = [110.0, 112.0, 108.0, 111.0, 109.0];
+        let c = welch(&base, &shifted, 0.95).unwrap();
+        assert!(
+            c.significant && c.diff_ci.0 < 10.0 && 10.0 < c.diff_ci.1,
+            "{c:?}"
+        );
+        let same = [101.0, 99.0, 100.0, 98.0, 102.0];
+        assert!(!welch(&base, &same, 0.95).unwrap().significant);
+        assert!(welch(&base[..1], &same, 0.95).is_none());
     }
 
     #[test]
