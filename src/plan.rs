@@ -37,6 +37,8 @@ pub struct Plan {
     pub params: std::collections::BTreeMap<String, String>,
     /// With a sweep: the share of good requests (0..=1) a step needs to meet the SLO.
     pub attainment: Option<f64>,
+    /// `repeat(N)`: run the plan N times as trials (`--repeat` overrides it).
+    pub repeat: Option<u32>,
     /// Stops the script's prompt and assertion calls (the run cancels it on a signal).
     #[serde(skip)]
     pub cancel: Cancel,

@@ -261,3 +261,56 @@ fn trial_sets_compare_their_means_with_welch() {
     assert_eq!(code, Some(2));
     assert!(text.contains("--repeat"), "{text}");
 }
+
+#[test]
+fn a_script_asks_for_trials_with_repeat_and_the_flag_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.rhai"),
+        r#"mock(#{ ttft_ms: 5, itl_ms: 1, output_tokens: 2 });
+           request(#{ prompt: "hi", max_tokens: 2 });
+           phase("p", #{ requests: 3, concurrency: 3 });
+           repeat(2);"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_llmbench"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let check = run(&["check", "t.rhai"]);
+    assert!(String::from_utf8_lossy(&check.stdout).contains("repeat:   2 trials"));
+    let runs = |results: &str| {
+        std::fs::read_dir(dir.path().join(results).join("runs"))
+            .unwrap()
+            .count()
+    };
+    let out = run(&["t.rhai", "--results", "a", "--no-compare-report"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(runs("a"), 2, "repeat(2): two trials");
+    let out = run(&[
+        "t.rhai",
+        "--results",
+        "b",
+        "--no-compare-report",
+        "--repeat",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(runs("b"), 1, "--repeat 1 overrides the script");
+    let bad = std::fs::write(
+        dir.path().join("bad.rhai"),
+        r#"request(#{ prompt: "hi" }); phase("p", #{ requests: 1 }); repeat(0);"#,
+    );
+    bad.unwrap();
+    let out = run(&["check", "bad.rhai"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("repeat(0)"));
+}

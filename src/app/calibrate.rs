@@ -326,6 +326,7 @@ fn plan_for(load: Load, base_url: String, mock: &MockConfig, phases: Vec<Phase>)
         assertions: Vec::new(),
         params: Default::default(),
         attainment: None,
+        repeat: None,
         cancel: Default::default(),
     }
 }

@@ -130,8 +130,9 @@ pub async fn run_with_flags(
     if let Some(path) = &flags.output.junit {
         check_output_file("--junit", path).map_err(RunError::Usage)?;
     }
-    let outcome = if flags.control.repeat > 1 {
-        trials::run(plan, flags, label).await?
+    let repeat = flags.control.repeat.or(plan.repeat).unwrap_or(1);
+    let outcome = if repeat > 1 {
+        trials::run(plan, repeat, flags, label).await?
     } else {
         crate::run::run(plan, &flags.settings(label), Vec::new()).await?
     };

@@ -1,4 +1,4 @@
-//! `--repeat N`: the plan runs N times (with `--cooldown` seconds between), each trial a run of
+//! `--repeat N` (or `repeat(N)` in the script): the plan runs N times (with `--cooldown` seconds between), each trial a run of
 //! its own (records, summary, reports) marked in its metadata as trial i of N of one set. Then
 //! each key metric's across-trial mean, Student-t interval (`--level`) and coefficient of
 //! variation are printed and written to `summary/<set>.trials.csv`, an unstable metric (CV
@@ -15,8 +15,12 @@ use crate::stats::trials::{AcrossTrials, UNSTABLE_CV, across};
 
 /// Runs the trials; returns the outcome the exit code follows (the first trial that did not
 /// succeed, else the last).
-pub async fn run(plan: Plan, flags: &LoadFlags, label: &str) -> Result<RunOutcome, RunError> {
-    let of = flags.control.repeat;
+pub async fn run(
+    plan: Plan,
+    of: u32,
+    flags: &LoadFlags,
+    label: &str,
+) -> Result<RunOutcome, RunError> {
     let set = format!(
         "trials_{}_{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),

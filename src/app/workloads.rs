@@ -160,6 +160,12 @@ fn describe_phases(w: &mut String, plan: &Plan) {
         |n| n.to_string(),
     );
     let _ = writeln!(w, "expected requests: {total}");
+    if let Some(n) = plan.repeat.filter(|n| *n > 1) {
+        let _ = writeln!(
+            w,
+            "repeat:   {n} trials, each a run of its own (--repeat overrides)"
+        );
+    }
 }
 
 /// The `slo:` line and one `assert:` line per assertion.

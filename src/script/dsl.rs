@@ -34,6 +34,7 @@ pub struct Draft {
     overrides: Overrides,
     params: BTreeMap<String, String>,
     attainment: Option<f64>,
+    repeat: Option<u32>,
     telemetry: Option<TelemetrySpec>,
 }
 
@@ -160,6 +161,7 @@ impl Draft {
             assertions,
             params: self.params,
             attainment: self.attainment,
+            repeat: self.repeat,
             cancel,
         })
     }
@@ -329,6 +331,14 @@ fn register_phases(engine: &mut Engine, draft: &Shared) {
 
 /// `param`: a script value that `--set NAME=VALUE` can change.
 fn register_params(engine: &mut Engine, draft: &Shared) {
+    let d = draft.clone();
+    engine.register_fn("repeat", move |n: rhai::INT| -> RhaiResult<()> {
+        if !(1..=1000).contains(&n) {
+            return Err(format!("repeat({n}): give a number of trials from 1 to 1000").into());
+        }
+        lock(&d).repeat = Some(n as u32);
+        Ok(())
+    });
     let d = draft.clone();
     engine.register_fn(
         "param",

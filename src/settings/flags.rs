@@ -209,8 +209,9 @@ pub struct ControlFlags {
     pub grace: f64,
     /// Run the plan N times, each trial a run of its own, and report each metric's
     /// across-trial mean with a confidence interval and its coefficient of variation.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub repeat: u32,
+    /// [default: the script's repeat(N), else 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: Option<u32>,
     /// Seconds to wait between trials.
     #[arg(long, value_name = "SECONDS", default_value_t = 0.0, value_parser = non_negative)]
     pub cooldown: f64,
@@ -223,7 +224,7 @@ impl Default for ControlFlags {
     fn default() -> Self {
         Self {
             grace: 30.0,
-            repeat: 1,
+            repeat: None,
             cooldown: 0.0,
             level: 95.0,
         }
