@@ -8,16 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{MockProcess, all_files, fixed_server, only_file};
-
-/// `llmbench ARGS` run in `dir` (stderr is no terminal: no progress bar).
-fn in_folder(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_llmbench"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{MockProcess, all_files, fixed_server, in_folder, only_file};
 
 fn text(out: &Output) -> (String, String) {
     (

@@ -4,17 +4,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::MockProcess;
+use common::{MockProcess, in_folder};
 
 /// Runs the standard low-load workload at 20/s for 2 s against `url`; returns the run id.
 fn run(dir: &Path, url: &str) -> String {
     let before: Vec<_> = std::fs::read_dir(dir.join("results/raw"))
         .map_or(Vec::new(), |d| d.flatten().map(|e| e.path()).collect());
-    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
-        .current_dir(dir)
-        .args([
+    let out = in_folder(
+        dir,
+        &[
             "low-load",
             "--url",
             url,
@@ -25,9 +24,8 @@ fn run(dir: &Path, url: &str) -> String {
             "--duration",
             "2",
             "--no-compare-report",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -44,12 +42,7 @@ fn run(dir: &Path, url: &str) -> String {
 }
 
 fn compare(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
-        .current_dir(dir)
-        .arg("compare")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = in_folder(dir, &[&["compare"], args].concat());
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -140,9 +133,9 @@ fn a_real_change_fails_its_gate_and_noise_does_not() {
 #[test]
 fn repeat_runs_trials_of_one_set_and_reports_them_across() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
-        .current_dir(dir.path())
-        .args([
+    let out = in_folder(
+        dir.path(),
+        &[
             "low-load",
             "--rps",
             "8",
@@ -150,10 +143,13 @@ fn repeat_runs_trials_of_one_set_and_reports_them_across() {
             "8",
             "--duration",
             "1",
-        ])
-        .args(["--repeat", "3", "--no-compare-report", "--level", "90"])
-        .output()
-        .unwrap();
+            "--repeat",
+            "3",
+            "--no-compare-report",
+            "--level",
+            "90",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -219,9 +215,9 @@ fn repeat_runs_trials_of_one_set_and_reports_them_across() {
 
 /// The trial set id a `--repeat` run printed.
 fn trial_set(dir: &Path, url: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_llmbench"))
-        .current_dir(dir)
-        .args([
+    let out = in_folder(
+        dir,
+        &[
             "low-load",
             "--url",
             url,
@@ -231,10 +227,11 @@ fn trial_set(dir: &Path, url: &str) -> String {
             "8",
             "--duration",
             "1",
-        ])
-        .args(["--repeat", "3", "--no-compare-report"])
-        .output()
-        .unwrap();
+            "--repeat",
+            "3",
+            "--no-compare-report",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let line = stdout.lines().find(|l| l.starts_with("trials: ")).unwrap();
@@ -273,13 +270,7 @@ fn a_script_asks_for_trials_with_repeat_and_the_flag_overrides_it() {
            repeat(2);"#,
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_llmbench"))
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| in_folder(dir.path(), args);
     let check = run(&["check", "t.rhai"]);
     assert!(String::from_utf8_lossy(&check.stdout).contains("repeat:   2 trials"));
     let runs = |results: &str| {

@@ -92,19 +92,18 @@ fn metrics() -> Vec<Metric> {
     out
 }
 
-/// Reads the run `spec` names (a run id or a raw file).
+/// Reads the run `spec` names (a run id or a raw file; a run's id is its raw file's name).
 fn read_run(spec: &str, results: &Path) -> Result<Run, String> {
     let raw = super::results::resolve_run(spec, results)?;
-    let stored = crate::report::stored::load_run(&raw).map_err(|e| e.to_string())?;
+    let id = raw
+        .file_stem()
+        .map_or_else(|| spec.to_owned(), |s| s.to_string_lossy().into_owned());
     let records = read_records(&raw)
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter(|r| !r.warmup)
         .collect();
-    Ok(Run {
-        id: stored.info.id.clone(),
-        records,
-    })
+    Ok(Run { id, records })
 }
 
 /// One metric's result.
@@ -126,7 +125,7 @@ impl Compared {
 }
 
 /// What was compared, and how: the two ids, the method for the header, every metric.
-struct Compared2 {
+struct Comparison {
     base: String,
     new: String,
     method: String,
@@ -196,7 +195,7 @@ pub fn compare(args: &CompareArgs) -> u8 {
 }
 
 /// Two runs: every metric's change bootstrapped from their requests.
-fn compare_runs(args: &CompareArgs) -> Result<Compared2, String> {
+fn compare_runs(args: &CompareArgs) -> Result<Comparison, String> {
     let base = read_run(&args.base, &args.results)?;
     let new = read_run(&args.new, &args.results)?;
     let level = args.level / 100.0;
@@ -218,7 +217,7 @@ fn compare_runs(args: &CompareArgs) -> Result<Compared2, String> {
             }
         })
         .collect();
-    Ok(Compared2 {
+    Ok(Comparison {
         method: format!(
             "{}% confidence, {} bootstrap resamples of each run's requests, seed {}",
             args.level, args.resamples, args.seed
@@ -230,7 +229,7 @@ fn compare_runs(args: &CompareArgs) -> Result<Compared2, String> {
 }
 
 /// Two trial sets (`--repeat`): every metric's change of the across-trial mean, Welch's t.
-fn compare_trial_sets(args: &CompareArgs) -> Result<Compared2, String> {
+fn compare_trial_sets(args: &CompareArgs) -> Result<Comparison, String> {
     let base = trial_set(&args.base, &args.results)?;
     let new = trial_set(&args.new, &args.results)?;
     let metrics = trials::metrics()
@@ -250,7 +249,7 @@ fn compare_trial_sets(args: &CompareArgs) -> Result<Compared2, String> {
             }
         })
         .collect();
-    Ok(Compared2 {
+    Ok(Comparison {
         method: format!(
             "{}% confidence, Welch's t across {} and {} trials",
             args.level,

@@ -127,12 +127,12 @@ pub async fn interactive(load: &LoadFlags) -> u8 {
 /// Asks the questions; `None` when the user declines to start.
 fn ask(configs: &Configs) -> Result<Option<Choice>, String> {
     let defaults = Defaults::read(configs).map_err(|e| e.to_string())?;
-    let server = choose_server(configs, &defaults)?;
+    let server = choose_server(configs)?;
     let model = match server {
         Server::Mock => None,
         _ => choose_model(configs)?,
     };
-    let w = choose_workload(configs)?;
+    let w = choose_workload(configs, &defaults.workload)?;
     let mut set = Vec::new();
     if Confirm::new()
         .with_prompt("Customize duration, rps, concurrency or token counts?")
@@ -167,7 +167,7 @@ fn io(e: dialoguer::Error) -> String {
 
 /// Asks for the server: the configured targets (the first that answers is the default), the
 /// built-in mock (first and the default when none answers), or a URL to type.
-fn choose_server(configs: &Configs, defaults: &Defaults) -> Result<Server, String> {
+fn choose_server(configs: &Configs) -> Result<Server, String> {
     let names = configs.target_names().map_err(|e| e.to_string())?;
     let mut targets = Vec::new();
     for name in &names {
@@ -189,17 +189,16 @@ fn choose_server(configs: &Configs, defaults: &Defaults) -> Result<Server, Strin
         Server::Mock,
         "mock (the built-in mock server, to try llmbench without a server)".to_owned(),
     );
-    let default = if targets.iter().any(|(_, up)| *up) {
-        items.push(mock);
-        let first_up = targets.iter().position(|(_, up)| *up).unwrap_or(0);
-        items
-            .iter()
-            .position(|(s, _)| *s == Server::Configured(defaults.target.clone()))
-            .filter(|&i| targets.get(i).is_some_and(|(_, up)| *up))
-            .unwrap_or(first_up)
-    } else {
-        items.insert(0, mock);
-        0
+    // The first target that answers (the run's default target when it does), else the mock.
+    let default = match targets.iter().position(|(_, up)| *up) {
+        Some(first_up) => {
+            items.push(mock);
+            first_up
+        }
+        None => {
+            items.insert(0, mock);
+            0
+        }
     };
     items.push((
         Server::Url(String::new()),
@@ -264,9 +263,8 @@ fn choose_model(configs: &Configs) -> Result<Option<String>, String> {
 }
 
 /// Asks for a workload from `workloads.yaml` (the default one first selected).
-fn choose_workload(configs: &Configs) -> Result<Workload, String> {
+fn choose_workload(configs: &Configs, default: &str) -> Result<Workload, String> {
     let workloads = configs.workloads().map_err(|e| e.to_string())?;
-    let defaults = Defaults::read(configs).map_err(|e| e.to_string())?;
     let names: Vec<String> = workloads
         .iter()
         .map(|w| {
@@ -278,7 +276,7 @@ fn choose_workload(configs: &Configs) -> Result<Workload, String> {
         .collect();
     let default = workloads
         .iter()
-        .position(|w| w.name == defaults.workload)
+        .position(|w| w.name == default)
         .unwrap_or(0);
     let wi = Select::new()
         .with_prompt("Workload")

@@ -17,6 +17,16 @@ pub fn llmbench() -> Command {
     c
 }
 
+/// `llmbench ARGS` run to the end in `dir` (stderr is no terminal: no progress bar), as a user
+/// in that folder runs it.
+pub fn in_folder(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_llmbench"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Every file under `dir`, recursively, sorted.
 pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
