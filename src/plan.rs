@@ -124,8 +124,13 @@ fn serialize_check<S: serde::Serializer>(c: &Arc<dyn StatsCheck>, s: S) -> Resul
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckOutcome {
     pub passed: bool,
-    /// The measured value, as shown in the report (e.g. `412.3`, or `true`).
+    /// The measured value, as shown in the report (e.g. `412.3 < 500`, or `true`).
     pub value: String,
+    /// The measured number of a comparison (`None` for a true/false assertion or no data).
+    pub measured: Option<f64>,
+    /// The comparison and its limit (`"<"`, 500.0), for a comparison.
+    pub op: Option<String>,
+    pub limit: Option<f64>,
 }
 
 /// Evaluates an assertion against the statistics, given as JSON (the shape scripts see).

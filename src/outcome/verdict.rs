@@ -14,8 +14,13 @@ use crate::stats::{PhaseStats, STAT_KEYS, Summary};
 pub struct Verdict {
     pub name: String,
     pub passed: bool,
-    /// The measured value (or the error that stopped the check).
+    /// The measured value as the report shows it (or the error that stopped the check).
     pub value: String,
+    /// For a comparison assertion: the measured number (`null` with no data or an error),
+    /// the operator and the limit, as numbers for other tools.
+    pub measured: Option<f64>,
+    pub op: Option<String>,
+    pub limit: Option<f64>,
 }
 
 /// The statistics as scripts see them.
@@ -59,11 +64,17 @@ pub fn evaluate(assertions: &[Assertion], summary: &Summary) -> Vec<Verdict> {
                 name: a.name.clone(),
                 passed: o.passed,
                 value: o.value,
+                measured: o.measured,
+                op: o.op,
+                limit: o.limit,
             },
             Err(e) => Verdict {
                 name: a.name.clone(),
                 passed: false,
                 value: format!("error: {e}"),
+                measured: None,
+                op: None,
+                limit: None,
             },
         })
         .collect()

@@ -49,6 +49,11 @@ pub fn render(
             &outcome.summary,
             &outcome.timeline,
             &outcome.warnings,
+        )
+        .with_outcome(
+            outcome.setup.plan.slo,
+            &outcome.verdicts,
+            outcome.sweep.as_ref(),
         );
         out.push(export(path, to_json(&json)));
     }

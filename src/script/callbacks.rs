@@ -160,6 +160,9 @@ impl StatsCheck for ScriptCheck {
                 Ok(CheckOutcome {
                     passed,
                     value: passed.to_string(),
+                    measured: None,
+                    op: None,
+                    limit: None,
                 })
             }
             AssertDraft::Compare(f, op, limit) => {
@@ -191,6 +194,9 @@ impl StatsCheck for ScriptCheck {
                 Ok(CheckOutcome {
                     passed,
                     value: value.map_or("no data".into(), |x| format!("{} {op} {limit}", trim(x))),
+                    measured: value,
+                    op: Some(op.clone()),
+                    limit: Some(*limit),
                 })
             }
         }
