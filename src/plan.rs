@@ -39,6 +39,8 @@ pub struct Plan {
     pub attainment: Option<f64>,
     /// `repeat(N)`: run the plan N times as trials (`--repeat` overrides it).
     pub repeat: Option<u32>,
+    /// `label(KEY, VALUE)` and `--label KEY=VALUE` (which wins), for the run's metadata.
+    pub labels: crate::record::Labels,
     /// Stops the script's prompt and assertion calls (the run cancels it on a signal).
     #[serde(skip)]
     pub cancel: Cancel,

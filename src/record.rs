@@ -15,7 +15,7 @@ pub mod layout;
 mod meta;
 mod read;
 pub use layout::RunFiles;
-pub use meta::{Requested, RunInfo, Trial};
+pub use meta::{Labels, Requested, RunInfo, Trial, check_label, labels_line, parse_label};
 pub use read::{
     MAX_RECORD_BYTES, RecordReadError, TornLine, for_each_record, parse_each, parse_records,
     read_records,

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod bootstrap;
+pub mod interval;
 mod round;
 pub mod sample;
 mod shape;
@@ -142,6 +143,9 @@ pub struct Distribution {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub stddev: Option<f64>,
+    /// The 95% bootstrap intervals of p50, p95, p99 (`interval::QUANTILES`); `None` without
+    /// samples and for ITL. Also in `summary/<run-id>.intervals.csv`, not the summary CSV.
+    pub intervals: Option<interval::Intervals>,
     /// For charts only.
     #[serde(skip)]
     pub shape: Shape,
@@ -306,6 +310,11 @@ impl Acc {
             min: some(self.min),
             max: some(self.max),
             stddev: some(var.sqrt()),
+            intervals: if m == Metric::ItlMs {
+                None
+            } else {
+                self.intervals(s)
+            },
             shape: self.shape(s),
         }
     }

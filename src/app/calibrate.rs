@@ -327,6 +327,7 @@ fn plan_for(load: Load, base_url: String, mock: &MockConfig, phases: Vec<Phase>)
         params: Default::default(),
         attainment: None,
         repeat: None,
+        labels: Default::default(),
         cancel: Default::default(),
     }
 }

@@ -56,6 +56,10 @@ pub fn describe(plan: &Plan) -> String {
             p.join(" ")
         );
     }
+    if !plan.labels.is_empty() {
+        let labels = crate::record::labels_line(&plan.labels);
+        let _ = writeln!(w, "labels:   {labels}");
+    }
     describe_phases(w, plan);
     describe_checks(w, plan);
     out

@@ -116,6 +116,7 @@ pub fn finish(
         max_tokens: requested.max_tokens,
         fixed_prompt: requested.fixed_prompt,
         trial: setup.settings.trial.clone(),
+        labels: plan.labels.clone(),
     };
     RunOutcome {
         info,

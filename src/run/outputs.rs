@@ -40,6 +40,7 @@ pub fn render(
     let report = renderer.run_report(&ctx)?;
     let mut out = vec![
         export(&files.csv, report.csv),
+        export(&files.intervals, report.intervals),
         export(&files.markdown, report.markdown),
         export(&files.html, report.html),
     ];

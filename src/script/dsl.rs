@@ -35,6 +35,7 @@ pub struct Draft {
     params: BTreeMap<String, String>,
     attainment: Option<f64>,
     repeat: Option<u32>,
+    labels: crate::record::Labels,
     telemetry: Option<TelemetrySpec>,
 }
 
@@ -162,6 +163,7 @@ impl Draft {
             params: self.params,
             attainment: self.attainment,
             repeat: self.repeat,
+            labels: self.labels,
             cancel,
         })
     }
@@ -339,6 +341,16 @@ fn register_params(engine: &mut Engine, draft: &Shared) {
         lock(&d).repeat = Some(n as u32);
         Ok(())
     });
+    let d = draft.clone();
+    engine.register_fn(
+        "label",
+        move |key: &str, value: Dynamic| -> RhaiResult<()> {
+            let value = value.to_string();
+            crate::record::check_label(key, &value).map_err(|e| format!("label: {e}"))?;
+            lock(&d).labels.insert(key.to_owned(), value);
+            Ok(())
+        },
+    );
     let d = draft.clone();
     engine.register_fn(
         "param",
