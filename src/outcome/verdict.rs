@@ -180,16 +180,16 @@ mod tests {
         );
         assert!(fine.is_empty(), "{fine:?}");
         for (line, needle) in [
-            ("assert(\"a\", |s| s.ttft_ms.p96, \"<\", 500);", "v.rhai:5:"),
+            ("assert(\"a\", |s| s.ttft_ms.p96, \"<\", 500);", "v.rhai:5:27:"),
             (
                 "assert(\"a\", |s| s.phases.hodl.req_per_s > 1.0);",
-                "v.rhai:5:",
+                "v.rhai:5:26:",
             ),
             (
                 "assert(\"a\", |s| s.phases.warm.req_per_s > 1.0);",
-                "v.rhai:5:",
+                "v.rhai:5:26:",
             ),
-            ("assert(\"a\", |s| nope(s));", "v.rhai:5:"),
+            ("assert(\"a\", |s| nope(s));", "v.rhai:5:17:"),
             ("assert(\"a\", |s| s.ttft_ms.p95);", "true or false"),
             ("assert(\"a\", |s| \"x\", \"<\", 1);", "a number"),
         ] {
