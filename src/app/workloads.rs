@@ -360,6 +360,29 @@ mod tests {
     }
 
     #[test]
+    fn check_tries_the_first_requests_and_some_spread_over_the_plan() {
+        let plan = |phases: &str| {
+            let source = format!("request(#{{ prompt: |i| `q ${{i}}` }}); {phases}");
+            script::load_source(
+                std::path::Path::new("c.rhai"),
+                &source,
+                &configs(),
+                &Overrides::new(),
+            )
+            .unwrap()
+        };
+        let known = plan("phase(\"a\", #{ requests: 20 }); phase(\"b\", #{ requests: 30 });");
+        assert_eq!(checked_requests(&known), [0, 1, 2, 3, 10, 25, 49]);
+        let closed = plan("phase(\"a\", #{ duration: 10, concurrency: 2 });");
+        assert_eq!(
+            checked_requests(&closed),
+            [0, 1, 2, 3, 10, 100, 1_000, 10_000]
+        );
+        let one = plan("phase(\"a\", #{ requests: 1 });");
+        assert_eq!(checked_requests(&one), [0]);
+    }
+
+    #[test]
     fn a_workload_entry_becomes_the_original_tools_plan() {
         let plan = workload_plan(
             &configs(),

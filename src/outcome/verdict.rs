@@ -180,7 +180,10 @@ mod tests {
         );
         assert!(fine.is_empty(), "{fine:?}");
         for (line, needle) in [
-            ("assert(\"a\", |s| s.ttft_ms.p96, \"<\", 500);", "v.rhai:5:27:"),
+            (
+                "assert(\"a\", |s| s.ttft_ms.p96, \"<\", 500);",
+                "v.rhai:5:27:",
+            ),
             (
                 "assert(\"a\", |s| s.phases.hodl.req_per_s > 1.0);",
                 "v.rhai:5:26:",
