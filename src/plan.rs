@@ -138,6 +138,11 @@ pub struct CheckOutcome {
 /// Evaluates an assertion against the statistics, given as JSON (the shape scripts see).
 pub trait StatsCheck: Send + Sync {
     fn check(&self, stats: &serde_json::Value) -> Result<CheckOutcome, String>;
+    /// Tries the check before the run against statistics of the run's shape: `empty` (no data,
+    /// every value null) and `sample` (made-up values). An error is one the check has whatever
+    /// the run measures: a field or phase that does not exist (in either), any other failure
+    /// that does not depend on the numbers (in `sample`), a result of the wrong type.
+    fn dry_run(&self, empty: &serde_json::Value, sample: &serde_json::Value) -> Result<(), String>;
     /// A short description for run metadata and `llmbench check`.
     fn describe(&self) -> String;
 }

@@ -561,6 +561,12 @@ impl StatsBuilder {
     }
 }
 
+/// The statistics of a phase named `name` that saw no request: every count 0, every metric's
+/// values `None`, the goodput fields present exactly when there is an `slo`.
+pub fn empty_phase(name: &str, slo: Option<Slo>) -> PhaseStats {
+    PhaseAcc::new(name.into(), slo).finish()
+}
+
 /// Statistics of a set of records in one pass.
 pub fn summarize<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Summary {
     let mut b = StatsBuilder::new();
