@@ -6,16 +6,16 @@
 
 pub mod analysis;
 pub mod bootstrap;
+mod pace;
 mod round;
 pub mod sample;
-mod pace;
 mod shape;
 pub mod timeline;
 pub mod trials;
 mod warnings;
 pub use crate::record::Requested;
-use round::round_to_unit;
 pub use pace::Pace;
+use round::round_to_unit;
 pub use shape::{Bin, Shape};
 pub use warnings::{TokenCounter, Warning, behind_schedule};
 

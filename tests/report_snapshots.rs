@@ -138,7 +138,12 @@ fn every_snapshot_percentile_lies_within_min_and_max() {
                     continue;
                 };
                 let p = [d.p50, d.p90, d.p95, d.p99, d.p999].map(|v| v.unwrap());
-                check_percentiles(&format!("{} {} {}", run.info.id, row.name, d.key), p, min, max);
+                check_percentiles(
+                    &format!("{} {} {}", run.info.id, row.name, d.key),
+                    p,
+                    min,
+                    max,
+                );
             }
         }
     }

@@ -324,6 +324,27 @@ async fn a_sweep_finds_the_mocks_saturation_within_10_percent() {
         .sum();
     assert_eq!(finished.summary.phases.len(), 3);
     assert_eq!(finished.summary.all.requests, steps);
+    // At 1.5 times saturation the server falls behind: its requests complete at its own
+    // rate, the analytic 100 req/s; the low step keeps up.
+    let behind: Vec<_> = finished
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            llmbench::stats::Warning::FellBehind {
+                phase,
+                completed_req_per_s,
+                ..
+            } => Some((phase.clone(), *completed_req_per_s)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(behind.len(), 1, "{:?}", finished.warnings);
+    assert_eq!(behind[0].0, high.phase);
+    assert!(
+        (behind[0].1 - analytic).abs() / analytic < 0.15,
+        "completed at {} req/s",
+        behind[0].1
+    );
     let md = std::fs::read_to_string(&finished.files().unwrap().markdown).unwrap();
     assert!(
         md.contains("## Capacity sweep") && md.contains("| sweep-2 |"),

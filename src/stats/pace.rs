@@ -40,9 +40,8 @@ impl PaceAcc {
 
     /// `None` with fewer than two requests or arrivals all at one instant.
     pub(super) fn finish(&self) -> Option<Pace> {
-        let rate = |(a, b): (u64, u64)| {
-            (b > a).then(|| (self.n - 1) as f64 / crate::units::span_s(a, b))
-        };
+        let rate =
+            |(a, b): (u64, u64)| (b > a).then(|| (self.n - 1) as f64 / crate::units::span_s(a, b));
         if self.n < 2 {
             return None;
         }

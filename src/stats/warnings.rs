@@ -46,8 +46,12 @@ impl TokenCounter {
     fn counted(self) -> &'static str {
         match self {
             Self::Server => "the server's usage counted",
-            Self::Chunks => "llmbench counted (one token per content chunk, the server sent no usage)",
-            Self::Mixed => "the server's usage (or, where it sent none, llmbench's chunk count) counted",
+            Self::Chunks => {
+                "llmbench counted (one token per content chunk, the server sent no usage)"
+            }
+            Self::Mixed => {
+                "the server's usage (or, where it sent none, llmbench's chunk count) counted"
+            }
         }
     }
 }
@@ -151,17 +155,7 @@ impl fmt::Display for Warning {
                 offered_req_per_s,
                 completed_req_per_s,
                 client_late,
-            } => {
-                write!(
-                    f,
-                    "Phase {phase}: requests were offered at {offered_req_per_s:.2} req/s but completed at {completed_req_per_s:.2} req/s, "
-                )?;
-                if *client_late {
-                    f.write_str("and the load generator was behind its schedule too (see that warning), so llmbench may have held back part of the load. Rerun on a less busy machine to tell the two apart.")
-                } else {
-                    f.write_str("while arrivals left on time: the server, not llmbench, fell behind (it was overloaded at this rate). Latencies rise through the phase; lower the rate to measure the server below saturation.")
-                }
-            }
+            } => fell_behind(f, phase, *offered_req_per_s, *completed_req_per_s, *client_late),
             Self::EmptyAnswers { empty, ok } => write!(
                 f,
                 "{empty} of {ok} successful answers carried no output token; they have no TTFT, TPOT or E2EL, so the latency statistics leave them out. Check the prompt and max_tokens, or the server's logs for why it answered with nothing."
@@ -179,17 +173,7 @@ impl fmt::Display for Warning {
                 counter,
                 min,
                 mean,
-            } => {
-                write!(
-                    f,
-                    "Requests asked for max_tokens {asked} but {} as few as {min:.0} output tokens (mean {mean:.1}), fewer than asked: ",
-                    counter.counted()
-                )?;
-                f.write_str(match counter {
-                    TokenCounter::Server => "the server stopped early (end of sequence), so runs with different output lengths do not compare. For fixed lengths ask the server to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
-                    _ => "a chunk may carry several tokens, so this may not mean the server stopped early; a server that honours stream_options.include_usage says. If it did stop early, ask it to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
-                })
-            }
+            } => fewer_tokens(f, *asked, *counter, *min, *mean),
             Self::MoreTokens {
                 asked,
                 counter,
@@ -234,6 +218,44 @@ impl fmt::Display for Warning {
             ),
         }
     }
+}
+
+/// `Warning::FellBehind`'s message.
+fn fell_behind(
+    f: &mut fmt::Formatter<'_>,
+    phase: &str,
+    offered: f64,
+    completed: f64,
+    client_late: bool,
+) -> fmt::Result {
+    write!(
+        f,
+        "Phase {phase}: requests were offered at {offered:.2} req/s but completed at {completed:.2} req/s, "
+    )?;
+    f.write_str(if client_late {
+        "and the load generator was behind its schedule too (see that warning), so llmbench may have held back part of the load. Rerun on a less busy machine to tell the two apart."
+    } else {
+        "while arrivals left on time: the server, not llmbench, fell behind (it was overloaded at this rate). Latencies rise through the phase; lower the rate to measure the server below saturation."
+    })
+}
+
+/// `Warning::FewerTokens`'s message: what fewer means depends on who counted.
+fn fewer_tokens(
+    f: &mut fmt::Formatter<'_>,
+    asked: u32,
+    counter: TokenCounter,
+    min: f64,
+    mean: f64,
+) -> fmt::Result {
+    write!(
+        f,
+        "Requests asked for max_tokens {asked} but {} as few as {min:.0} output tokens (mean {mean:.1}), fewer than asked: ",
+        counter.counted()
+    )?;
+    f.write_str(match counter {
+        TokenCounter::Server => "the server stopped early (end of sequence), so runs with different output lengths do not compare. For fixed lengths ask the server to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
+        _ => "a chunk may carry several tokens, so this may not mean the server stopped early; a server that honours stream_options.include_usage says. If it did stop early, ask it to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
+    })
 }
 
 impl Serialize for Warning {
@@ -440,7 +462,10 @@ mod tests {
             "{w:?}"
         );
         assert!(!w.iter().any(|w| matches!(w, Warning::MoreTokens { .. })));
-        assert!(w.iter().any(|w| matches!(w, Warning::TokensFromChunks { requests: 200 })));
+        assert!(
+            w.iter()
+                .any(|w| matches!(w, Warning::TokensFromChunks { requests: 200 }))
+        );
         chunks[0].tokens_source = crate::record::TokenSource::Usage;
         let w = summarize(&chunks).warnings(&asked(16));
         assert!(
@@ -477,7 +502,11 @@ mod tests {
             matches!(late.as_slice(), [Warning::BehindSchedule { phase, lateness_p99_ms, .. }] if phase == "p1" && *lateness_p99_ms > 270.0),
             "{w:?}"
         );
-        assert!(behind_schedule(1.5, 10.0) && !behind_schedule(0.9, 1.0) && !behind_schedule(4.0, 100.0));
+        assert!(
+            behind_schedule(1.5, 10.0)
+                && !behind_schedule(0.9, 1.0)
+                && !behind_schedule(4.0, 100.0)
+        );
     }
 
     #[test]
