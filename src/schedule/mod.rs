@@ -472,8 +472,7 @@ mod tests {
                     async {}
                 })
                 .await;
-                let seen = seen.lock().unwrap().clone();
-                seen
+                seen.lock().unwrap().clone()
             });
             assert_eq!(seen.len(), 20);
             for d in &seen {

@@ -2,8 +2,9 @@
 //! cause, carrying the numbers that triggered it; its message says what to do and names the
 //! flag or setting that fixes it. `Summary::warnings` finds the ones the statistics show; the
 //! run adds the ones only it can see (a busy request thread, a failed write, a failed prompt
-//! generator, assertions left unevaluated). Warnings serialize as their message, so reports,
-//! metadata and exports read as text.
+//! generator, a failed scrape, assertions left unevaluated). Phase-level checks (lateness, the
+//! server falling behind) look at every phase and name it. Warnings serialize as their message,
+//! so reports, metadata and exports read as text.
 
 use std::fmt;
 
