@@ -230,6 +230,8 @@ pub fn csv_columns() -> Vec<String> {
             cols.push(format!("{}_{s}", m.key()));
         }
     }
+    // Columns added later go last, so the earlier ones keep their places.
+    cols.push("empty_answers".into());
     cols
 }
 
@@ -301,6 +303,7 @@ fn csv_row(p: &PhaseStats, energy: Option<&Energy>) -> Vec<String> {
             row.push(v.map(f3).unwrap_or_default());
         }
     }
+    row.push(p.empty_answers.to_string());
     row
 }
 

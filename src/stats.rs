@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod bootstrap;
 pub mod interval;
+mod pace;
 mod round;
 pub mod sample;
 mod shape;
@@ -14,9 +15,10 @@ pub mod timeline;
 pub mod trials;
 mod warnings;
 pub use crate::record::Requested;
+pub use pace::Pace;
 use round::round_to_unit;
 pub use shape::{Bin, Shape};
-pub use warnings::Warning;
+pub use warnings::{TokenCounter, Warning, behind_schedule};
 
 use std::collections::BTreeMap;
 
@@ -199,6 +201,11 @@ pub struct PhaseStats {
     pub tokens_from_chunks: u64,
     /// Requests resent because the server closed their kept-alive connection before answering.
     pub reconnects: u64,
+    /// Successful requests with no output token: no TTFT, TPOT or (streamed) E2EL, so the
+    /// latency statistics leave them out.
+    pub empty_answers: u64,
+    /// Offered against completion rate (`None` with fewer than two requests).
+    pub pace: Option<Pace>,
     pub metrics: Vec<Distribution>,
     /// With an SLO: successful requests within every limit (`None` without an SLO).
     pub good: Option<u64>,
@@ -332,6 +339,10 @@ struct PhaseAcc {
     from_usage: u64,
     from_chunks: u64,
     reconnects: u64,
+    /// A sweep's saturation probe (left out of `all` beside other phases).
+    probe: bool,
+    empty: u64,
+    pace: pace::PaceAcc,
     metrics: Vec<Acc>,
     slo: Option<Slo>,
     good: u64,
@@ -367,12 +378,17 @@ impl PhaseAcc {
             from_usage: 0,
             from_chunks: 0,
             reconnects: 0,
+            probe: false,
+            empty: 0,
+            pace: Default::default(),
             metrics: Metric::ALL.iter().map(|_| Acc::new()).collect(),
         }
     }
 
     fn add(&mut self, r: &RequestRecord) {
         *self.outcomes.entry(r.outcome).or_default() += 1;
+        self.pace.add(r);
+        self.probe |= r.probe;
         self.reconnects += u64::from(r.reconnects.min(1));
         if let (Outcome::HttpStatus, Some(s)) = (r.outcome, r.status) {
             *self.statuses.entry(s).or_default() += 1;
@@ -393,6 +409,7 @@ impl PhaseAcc {
         if r.outcome != Outcome::Ok {
             return;
         }
+        self.empty += u64::from(r.output_tokens == 0);
         if self.slo.as_ref().is_some_and(|slo| meets(slo, r)) {
             self.good += 1;
         }
@@ -436,6 +453,8 @@ impl PhaseAcc {
         self.from_usage += other.from_usage;
         self.from_chunks += other.from_chunks;
         self.reconnects += other.reconnects;
+        self.empty += other.empty;
+        self.pace.merge(&other.pace);
         self.good += other.good;
         for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
             a.hist.add(&b.hist).expect("auto-resizing histograms merge");
@@ -486,6 +505,8 @@ impl PhaseAcc {
             tokens_from_usage: self.from_usage,
             tokens_from_chunks: self.from_chunks,
             reconnects: self.reconnects,
+            empty_answers: self.empty,
+            pace: self.pace.finish(),
             metrics: Metric::ALL
                 .iter()
                 .zip(&self.metrics)
@@ -549,8 +570,13 @@ impl StatsBuilder {
     pub fn finish(&self) -> Summary {
         let mut all = PhaseAcc::new("all".into(), self.slo);
         let mut phases = Vec::new();
+        // A sweep's saturation probe (closed loop at its highest concurrency) is not one of
+        // the load levels: `all` holds the other phases, or the probe when it ran alone.
+        let probe_alone = self.phases.iter().flatten().all(|p| p.probe);
         for p in self.phases.iter().flatten() {
-            all.merge(p);
+            if !p.probe || probe_alone {
+                all.merge(p);
+            }
             phases.push(p.finish());
         }
         Summary {

@@ -93,6 +93,23 @@ fn the_quick_start_writes_the_four_files_with_the_documented_columns() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
     assert_eq!(meta["run"]["mock"], true);
+
+    // No warning fires on the quick start: the mock keeps up, nothing queues (no cap is
+    // reached), usage counts exactly max_tokens, every answer has tokens. The records' own
+    // warnings are read back as variants; the metadata holds those and nothing run-only (a
+    // failed scrape, a busy thread). Only lateness may show on a machine too busy to keep a
+    // schedule, which is what that warning is for.
+    let stored = llmbench::report::stored::load_run(&raw).unwrap();
+    let texts = meta["warnings"].as_array().unwrap();
+    assert_eq!(texts.len(), stored.warnings.len(), "{texts:?}");
+    assert!(
+        stored
+            .warnings
+            .iter()
+            .all(|w| matches!(w, llmbench::stats::Warning::BehindSchedule { .. })),
+        "{:?}",
+        stored.warnings
+    );
 }
 
 #[test]

@@ -89,6 +89,12 @@ pub fn finish(
         });
     }
     warnings.extend(summary.warnings(&requested));
+    warnings.extend(m.scrape_failures.iter().map(|f| Warning::ScrapeFailed {
+        url: f.url.clone(),
+        failed: f.failed,
+        tried: f.tried,
+        error: f.error.clone(),
+    }));
     if let Some(share) = m.busy_share.filter(|s| *s >= crate::host::BUSY_WARNING) {
         warnings.push(Warning::BusyRequestThread { share });
     }
