@@ -224,7 +224,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(2026);
         let reps = 400;
         for (q, n) in [(0.5, 60), (0.95, 60), (0.5, 200), (0.95, 200)] {
-            let mut draw = |rng: &mut StdRng| -> Side {
+            let draw = |rng: &mut StdRng| -> Side {
                 side((0..n).map(|_| 80.0 + rng.random_range(0..40_000) as f64 / 1000.0))
             };
             let significant = (0..reps)
