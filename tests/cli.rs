@@ -25,9 +25,10 @@ fn the_quick_start_writes_the_four_files_with_the_documented_columns() {
     );
     assert!(stdout.contains("TTFT p50"), "a summary table: {stdout}");
 
-    // The run's five files, and the comparison report over every run in the folder.
+    // The run's six files (raw, summary, intervals, two reports, metadata), and the
+    // comparison report over every run in the folder.
     let files = all_files(results.path());
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 8, "{files:?}");
     let comparison = results.path().join("reports/benchmark_report");
     assert!(
         comparison.with_extension("md").is_file() && comparison.with_extension("html").is_file()
@@ -233,8 +234,8 @@ fn an_api_key_never_reaches_any_output() {
     let files = result_files(dir.path());
     assert_eq!(
         files.len(),
-        7,
-        "the run's five files and the comparison's two: {files:?}"
+        8,
+        "the run's six files and the comparison's two: {files:?}"
     );
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();

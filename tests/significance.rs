@@ -1,7 +1,8 @@
 //! Whether `compare` and `--repeat` tell real differences from noise, against mocks whose TTFT
 //! has a known distribution: uniform in TTFT ± 20 ms (`--ttft-jitter-ms`), so its median is
 //! the TTFT. Two mocks of one configuration are "no significant change" in at least 19 of 20
-//! seeded repetitions; 10 ms slower is "worse" with the change inside its interval; the t
+//! seeded repetitions; 10 ms slower is "worse" with the change inside its interval and fails a
+//! `ttft_ms_p95 > +5%` gate that the same mock passes; the t
 //! interval of five trials' median holds the true median and is as wide as theory says.
 
 mod common;
@@ -12,6 +13,14 @@ use common::{MockProcess, in_folder};
 
 /// Half the width of the mock's uniform TTFT jitter, ms.
 const JITTER_MS: f64 = 20.0;
+
+/// One test at a time: each loads the machine, and a second one's load would shift one run's
+/// timings against its pair's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn jittered(ttft_ms: u32, seed: u64) -> MockProcess {
     MockProcess::start(&[
@@ -101,6 +110,7 @@ fn metric<'a>(export: &'a serde_json::Value, key: &str) -> &'a serde_json::Value
 
 #[test]
 fn two_mocks_of_one_configuration_are_no_significant_change_in_19_of_20_repetitions() {
+    let _alone = alone();
     // 4 workers × 5 repetitions; each repetition: two mocks of TTFT 100 ms (different seeds),
     // 60 requests each.
     let verdicts: Vec<[String; 2]> = std::thread::scope(|s| {
@@ -141,12 +151,52 @@ fn two_mocks_of_one_configuration_are_no_significant_change_in_19_of_20_repetiti
 
 #[test]
 fn ten_ms_slower_is_worse_and_its_interval_holds_the_change() {
+    let _alone = alone();
     let (base, slow) = (jittered(100, 101), jittered(110, 102));
     let dir = tempfile::tempdir().unwrap();
     run(dir.path(), &base.base_url, 100, 2.0, &[]);
     run(dir.path(), &slow.base_url, 100, 2.0, &[]);
+    run(dir.path(), &base.base_url, 100, 2.0, &[]);
     let ids = run_ids(dir.path());
     let c = compare(dir.path(), &ids[0], &ids[1]);
+    // The gate: exit 1 for the slower mock, 0 for the same one again; the JUnit XML parses
+    // and lists each condition.
+    for (new, expected) in [(&ids[1], 1), (&ids[2], 0)] {
+        let junit = dir.path().join("junit.xml");
+        let out = in_folder(
+            dir.path(),
+            &[
+                "compare",
+                &ids[0],
+                new,
+                "--fail-on",
+                "ttft_ms_p95 > +5%",
+                "--fail-on",
+                "success_rate < -0.5",
+                "--junit",
+                junit.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(expected), "{out:?}");
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let cases: Vec<(&str, bool)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|n| {
+                let failed = n.children().any(|c| c.has_tag_name("failure"));
+                (n.attribute("name").unwrap(), failed)
+            })
+            .collect();
+        assert_eq!(
+            cases,
+            [
+                ("ttft_ms_p95 > +5%", expected == 1),
+                ("success_rate < -0.5", false)
+            ],
+            "{xml}"
+        );
+    }
     for key in ["ttft_ms_p50", "ttft_ms_mean"] {
         let m = metric(&c, key);
         assert_eq!(m["verdict"], "worse", "{key}: {m}");
@@ -161,6 +211,7 @@ fn ten_ms_slower_is_worse_and_its_interval_holds_the_change() {
 #[test]
 fn five_trials_give_an_interval_of_the_median_that_holds_the_true_median_and_is_as_wide_as_theory()
 {
+    let _alone = alone();
     let mock = jittered(100, 7);
     let dir = tempfile::tempdir().unwrap();
     let stdout = run(
