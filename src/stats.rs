@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod bootstrap;
+mod labels;
 mod round;
 pub mod sample;
 mod shape;
@@ -13,6 +14,7 @@ pub mod timeline;
 pub mod trials;
 mod warnings;
 pub use crate::record::Requested;
+pub use labels::MAX_LABELS;
 use round::round_to_unit;
 pub use shape::{Bin, Shape};
 pub use warnings::Warning;
@@ -222,6 +224,9 @@ pub struct Summary {
     pub all: PhaseStats,
     /// Warmup requests seen (not in the statistics).
     pub warmup_requests: u64,
+    /// Measured requests by label, in label order (each row's name is the label; empty when no
+    /// request had one). Not in `rows()`.
+    pub labels: Vec<PhaseStats>,
 }
 
 impl Summary {
@@ -501,6 +506,7 @@ pub struct StatsBuilder {
     phases: Vec<Option<PhaseAcc>>,
     warmup: u64,
     slo: Option<Slo>,
+    labels: labels::Labels,
 }
 
 impl Default for StatsBuilder {
@@ -515,6 +521,7 @@ impl StatsBuilder {
             phases: Vec::new(),
             warmup: 0,
             slo: None,
+            labels: labels::Labels::default(),
         }
     }
 
@@ -535,6 +542,7 @@ impl StatsBuilder {
         self.phases[r.phase_index]
             .get_or_insert_with(|| PhaseAcc::new(r.phase.clone(), self.slo))
             .add(r);
+        self.labels.add(r, self.slo);
     }
 
     pub fn finish(&self) -> Summary {
@@ -548,6 +556,7 @@ impl StatsBuilder {
             phases,
             all: all.finish(),
             warmup_requests: self.warmup,
+            labels: self.labels.finish(),
         }
     }
 }
