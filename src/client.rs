@@ -117,7 +117,7 @@ pub fn redactor(target: &Target, spec: &RequestSpec, options: &ClientOptions) ->
         r.add(key.expose());
     }
     for (_, value) in &spec.headers {
-        r.add(value);
+        r.add_header_value(value);
     }
     if let Some(proxy) = &options.proxy {
         r.add_url(proxy);
@@ -255,7 +255,7 @@ impl Client {
             headers
                 .values()
                 .filter_map(|v| v.to_str().ok())
-                .for_each(|v| r.add(v));
+                .for_each(|v| r.add_header_value(v));
             own = r;
             &own
         };

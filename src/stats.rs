@@ -227,6 +227,8 @@ pub struct Summary {
     /// Measured requests by label, in label order (each row's name is the label; empty when no
     /// request had one). Not in `rows()`.
     pub labels: Vec<PhaseStats>,
+    /// Measured requests sent different `max_tokens` (per-request shapes).
+    pub varied_max_tokens: bool,
 }
 
 impl Summary {
@@ -507,6 +509,8 @@ pub struct StatsBuilder {
     warmup: u64,
     slo: Option<Slo>,
     labels: labels::Labels,
+    /// Up to two distinct `max_tokens` the measured records sent.
+    max_tokens_sent: Vec<u32>,
 }
 
 impl Default for StatsBuilder {
@@ -522,6 +526,7 @@ impl StatsBuilder {
             warmup: 0,
             slo: None,
             labels: labels::Labels::default(),
+            max_tokens_sent: Vec::new(),
         }
     }
 
@@ -543,6 +548,11 @@ impl StatsBuilder {
             .get_or_insert_with(|| PhaseAcc::new(r.phase.clone(), self.slo))
             .add(r);
         self.labels.add(r, self.slo);
+        if let Some(n) = r.max_tokens.filter(|n| !self.max_tokens_sent.contains(n))
+            && self.max_tokens_sent.len() < 2
+        {
+            self.max_tokens_sent.push(n);
+        }
     }
 
     pub fn finish(&self) -> Summary {
@@ -557,6 +567,7 @@ impl StatsBuilder {
             all: all.finish(),
             warmup_requests: self.warmup,
             labels: self.labels.finish(),
+            varied_max_tokens: self.max_tokens_sent.len() > 1,
         }
     }
 }
