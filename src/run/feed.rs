@@ -239,6 +239,29 @@ mod tests {
         assert!(status.stop().unwrap().contains("no prompt"));
     }
 
+    #[tokio::test]
+    async fn a_run_has_at_most_max_labels_distinct_labels() {
+        let Feed {
+            mut bodies, status, ..
+        } = feed_of("|i| #{ prompt: \"p\", label: `l${i % 100}`, max_tokens: i + 1 }");
+        let mut made = Vec::new();
+        while let Some(b) = bodies.recv().await {
+            made.push(b.take());
+        }
+        assert_eq!(
+            made.len(),
+            MAX_LABELS,
+            "one request per new label up to the limit"
+        );
+        assert_eq!(made[5].label.as_deref(), Some("l5"));
+        assert_eq!(made[5].max_tokens, Some(6));
+        let err = status.stop().unwrap();
+        assert!(
+            err.contains("request 64") && err.contains("at most 64"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn big_prompts_are_made_ahead_by_bytes_not_only_by_count() {
         let feed = feed_of("|i| words(100000)");
