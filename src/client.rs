@@ -83,6 +83,19 @@ pub enum ClientError {
 pub struct PhaseLabel {
     pub name: String,
     pub warmup: bool,
+    /// A capacity sweep's saturation probe (left out of the `all` row).
+    pub probe: bool,
+}
+
+impl PhaseLabel {
+    /// The label of `phase`'s requests.
+    pub fn of(phase: &crate::plan::Phase) -> Self {
+        Self {
+            name: phase.name.clone(),
+            warmup: phase.warmup,
+            probe: phase.sweep == Some(crate::plan::SweepStep::Saturation),
+        }
+    }
 }
 
 /// Sends requests to one endpoint of one target.
@@ -260,6 +273,7 @@ impl Client {
             &own
         };
         let clean = |m: &str| redactor.cut(m, MAX_ERROR_CHARS);
+        rec.probe = phase.probe;
         rec.dispatched_us = dispatch.dispatched_us;
         rec.admitted_us = dispatch.admitted_us;
         rec.attempts = 1;

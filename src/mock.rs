@@ -41,6 +41,10 @@ use response::{Generation, Tally, stream_response, whole_response};
 #[derive(Debug, Clone)]
 pub struct MockConfig {
     pub ttft: Duration,
+    /// Each request's TTFT is drawn uniformly from `ttft ± ttft_jitter` (never below 0) by the
+    /// faults' seed and the order requests arrive in (the n-th request the mock reads gets the
+    /// n-th draw), so the true median stays `ttft`. Zero: every TTFT is exactly `ttft`.
+    pub ttft_jitter: Duration,
     pub itl: Duration,
     /// Tokens per response (a request's `max_tokens` caps it).
     pub output_tokens: u32,
@@ -63,6 +67,7 @@ impl Default for MockConfig {
     fn default() -> Self {
         Self {
             ttft: Duration::from_millis(50),
+            ttft_jitter: Duration::ZERO,
             itl: Duration::from_millis(10),
             output_tokens: 64,
             tail: Duration::ZERO,
@@ -135,6 +140,8 @@ struct Shared {
     seen: Arc<Mutex<Recent<u32>>>,
     /// Generation slots when `max_running` is set.
     slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Requests read so far: the key of each one's TTFT jitter draw.
+    arrivals: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A running mock server; stops when dropped.
@@ -165,6 +172,7 @@ impl MockServer {
             log: log.clone(),
             stats: stats.clone(),
             seen: Arc::default(),
+            arrivals: Arc::default(),
             slots,
         };
         let threads = shared.config.threads.max(1);
@@ -397,7 +405,7 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
             .map_or(0, |d| d.as_secs()),
         prompt_tokens,
         tokens: n,
-        first_at: admitted + s.config.ttft,
+        first_at: admitted + ttft_of(&s),
         itl: s.config.itl,
         tail: s.config.tail,
         fault,
@@ -409,6 +417,26 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
     } else {
         whole_response(generation)
     }
+}
+
+/// This request's TTFT: `ttft`, moved by its jitter draw when the mock has jitter.
+fn ttft_of(s: &Shared) -> Duration {
+    let c = &s.config;
+    if c.ttft_jitter.is_zero() {
+        return c.ttft;
+    }
+    jittered_ttft(
+        c,
+        s.arrivals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// The TTFT of the `n`-th request read: `ttft` plus a uniform draw in ±`ttft_jitter`.
+fn jittered_ttft(c: &MockConfig, n: u64) -> Duration {
+    let u = faults::uniform(c.faults.seed, n);
+    let offset = c.ttft_jitter.as_secs_f64() * (2.0 * u - 1.0);
+    Duration::from_secs_f64((c.ttft.as_secs_f64() + offset).max(0.0))
 }
 
 /// The request's JSON object, or the 401 (wrong API key) or 400 (not a JSON object) answer.
@@ -529,4 +557,32 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
         axum::Json(json!({"error": {"message": message, "type": kind}})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jittered_ttfts_are_uniform_around_the_ttft_and_repeat_with_the_seed() {
+        let mut c = MockConfig {
+            ttft: Duration::from_millis(100),
+            ttft_jitter: Duration::from_millis(20),
+            ..MockConfig::default()
+        };
+        let ms = |c: &MockConfig| -> Vec<f64> {
+            (0..10_001)
+                .map(|n| jittered_ttft(c, n).as_secs_f64() * 1e3)
+                .collect()
+        };
+        let mut a = ms(&c);
+        assert!(a.iter().all(|t| (80.0..=120.0).contains(t)));
+        assert_eq!(a, ms(&c));
+        a.sort_by(f64::total_cmp);
+        assert!((a[5000] - 100.0).abs() < 1.0, "median {}", a[5000]);
+        assert!((a[2500] - 90.0).abs() < 1.0 && (a[7500] - 110.0).abs() < 1.0);
+        let seed_0 = ms(&c);
+        c.faults.seed = 1;
+        assert_ne!(ms(&c)[..10], seed_0[..10]);
+    }
 }

@@ -39,6 +39,8 @@ pub struct Plan {
     pub attainment: Option<f64>,
     /// `repeat(N)`: run the plan N times as trials (`--repeat` overrides it).
     pub repeat: Option<u32>,
+    /// `label(KEY, VALUE)` and `--label KEY=VALUE` (which wins), for the run's metadata.
+    pub labels: crate::record::Labels,
     /// Stops the script's prompt and assertion calls (the run cancels it on a signal).
     #[serde(skip)]
     pub cancel: Cancel,
@@ -124,13 +126,23 @@ fn serialize_check<S: serde::Serializer>(c: &Arc<dyn StatsCheck>, s: S) -> Resul
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckOutcome {
     pub passed: bool,
-    /// The measured value, as shown in the report (e.g. `412.3`, or `true`).
+    /// The measured value, as shown in the report (e.g. `412.3 < 500`, or `true`).
     pub value: String,
+    /// The measured number of a comparison (`None` for a true/false assertion or no data).
+    pub measured: Option<f64>,
+    /// The comparison and its limit (`"<"`, 500.0), for a comparison.
+    pub op: Option<String>,
+    pub limit: Option<f64>,
 }
 
 /// Evaluates an assertion against the statistics, given as JSON (the shape scripts see).
 pub trait StatsCheck: Send + Sync {
     fn check(&self, stats: &serde_json::Value) -> Result<CheckOutcome, String>;
+    /// Tries the check before the run against statistics of the run's shape: `empty` (no data,
+    /// every value null) and `sample` (made-up values). An error is one the check has whatever
+    /// the run measures: a field or phase that does not exist (in either), any other failure
+    /// that does not depend on the numbers (in `sample`), a result of the wrong type.
+    fn dry_run(&self, empty: &serde_json::Value, sample: &serde_json::Value) -> Result<(), String>;
     /// A short description for run metadata and `llmbench check`.
     fn describe(&self) -> String;
 }

@@ -15,7 +15,7 @@ pub mod layout;
 mod meta;
 mod read;
 pub use layout::RunFiles;
-pub use meta::{Requested, RunInfo, Trial};
+pub use meta::{Labels, Requested, RunInfo, Trial, check_label, labels_line, parse_label};
 pub use read::{
     MAX_RECORD_BYTES, RecordReadError, TornLine, for_each_record, parse_each, parse_records,
     read_records,
@@ -126,6 +126,9 @@ pub struct RequestRecord {
     pub phase_index: usize,
     /// Warmup requests are recorded but left out of the statistics.
     pub warmup: bool,
+    /// A capacity sweep's saturation probe: its phase has its own row, left out of `all`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
     pub outcome: Outcome,
     /// HTTP status, when a response arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +259,7 @@ impl RequestRecord {
             phase: phase.into(),
             phase_index,
             warmup,
+            probe: false,
             outcome: Outcome::Cancelled,
             status: None,
             error: None,
@@ -487,6 +491,7 @@ mod tests {
             phase: "steady".into(),
             phase_index: 0,
             warmup: false,
+            probe: false,
             outcome: Outcome::Ok,
             status: Some(200),
             error: None,

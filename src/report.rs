@@ -109,6 +109,8 @@ pub struct ReportContext<'a> {
 pub struct Files {
     pub raw: String,
     pub csv: String,
+    #[serde(default)]
+    pub intervals: String,
     pub markdown: String,
     pub html: String,
     pub metadata: String,
@@ -120,6 +122,7 @@ impl From<&RunFiles> for Files {
         Self {
             raw: shown(&f.raw),
             csv: shown(&f.csv),
+            intervals: shown(&f.intervals),
             markdown: shown(&f.markdown),
             html: shown(&f.html),
             metadata: shown(&f.metadata),
@@ -188,6 +191,8 @@ impl<'a> ReportContext<'a> {
 pub struct RunReport {
     /// `results/summary/<run-id>.csv`
     pub csv: String,
+    /// `results/summary/<run-id>.intervals.csv`
+    pub intervals: String,
     pub markdown: String,
     pub html: String,
     /// The summary table printed at the end of a run.
@@ -226,7 +231,42 @@ pub fn csv_columns() -> Vec<String> {
             cols.push(format!("{}_{s}", m.key()));
         }
     }
+    // Columns added later go last, so the earlier ones keep their places.
+    cols.push("empty_answers".into());
     cols
+}
+
+/// Columns of the intervals CSV. README documents each.
+pub const INTERVAL_COLUMNS: [&str; 8] = [
+    "phase", "metric", "stat", "value", "lo", "hi", "level", "count",
+];
+
+/// `summary/<run-id>.intervals.csv`: one row per phase (then `all`), metric with intervals
+/// (`stats::interval`) and percentile: its value as in the summary CSV and its interval.
+fn intervals_csv(ctx: &ReportContext<'_>) -> String {
+    let mut out = INTERVAL_COLUMNS.join(",");
+    out.push('\n');
+    for p in ctx.phases.iter().chain([&ctx.all]) {
+        for d in &p.stats.metrics {
+            let Some(intervals) = &d.intervals else {
+                continue;
+            };
+            let values = [d.p50, d.p95, d.p99];
+            for ((stat, i), value) in intervals.each().into_iter().zip(values) {
+                let value = value.map(|v| format!("{v:.3}")).unwrap_or_default();
+                out.push_str(&format!(
+                    "{},{},{stat},{value},{:.3},{:.3},{},{}\n",
+                    crate::escape::csv(&p.stats.name),
+                    d.key,
+                    i.lo,
+                    i.hi,
+                    intervals.level,
+                    d.count
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Energy columns, filled from telemetry (empty when the run had no power or energy series).
@@ -282,6 +322,7 @@ fn csv_row(p: &PhaseStats, energy: Option<&Energy>) -> Vec<String> {
             row.push(v.map(f3).unwrap_or_default());
         }
     }
+    row.push(p.empty_answers.to_string());
     row
 }
 
@@ -347,6 +388,7 @@ impl Renderer {
     pub fn run_report(&self, ctx: &ReportContext<'_>) -> Result<RunReport, RenderError> {
         Ok(RunReport {
             csv: self.summary_csv(ctx)?,
+            intervals: intervals_csv(ctx),
             markdown: self.render("report.md.j2", ctx)?,
             html: self.render("report.html.j2", ctx)?,
             terminal: self.render("summary.txt.j2", ctx)?,

@@ -6,7 +6,10 @@
 
 pub mod analysis;
 pub mod bootstrap;
+pub mod interval;
 mod labels;
+mod metric;
+mod pace;
 mod round;
 pub mod sample;
 mod shape;
@@ -15,9 +18,11 @@ pub mod trials;
 mod warnings;
 pub use crate::record::Requested;
 pub use labels::MAX_LABELS;
+pub use metric::Metric;
+pub use pace::Pace;
 use round::round_to_unit;
 pub use shape::{Bin, Shape};
-pub use warnings::Warning;
+pub use warnings::{TokenCounter, Warning, behind_schedule};
 
 use std::collections::BTreeMap;
 
@@ -27,102 +32,6 @@ use serde::Serialize;
 use crate::plan::Slo;
 use crate::record::{Outcome, RequestRecord, TokenSource};
 use crate::units::{span_s, us_f_to_ms, us_to_ms};
-
-/// The latency and token metrics every phase reports, in CSV column order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    /// Time to first token, from the actual send.
-    TtftMs,
-    /// Time to the first answer token (after any reasoning), from the actual send.
-    TtftAnswerMs,
-    /// Time to first token, from the intended start (includes queueing and lateness).
-    TtftIntendedMs,
-    /// Time per output token after the first.
-    TpotMs,
-    /// Gap between consecutive content chunks, pooled over requests.
-    ItlMs,
-    /// End-to-end latency, from the actual send to the last content.
-    E2elMs,
-    /// End-to-end latency from the intended start.
-    E2elIntendedMs,
-    /// Wait for a concurrency slot.
-    QueueMs,
-    /// Scheduler lateness: released minus intended.
-    LatenessMs,
-    /// Output tokens per second of a request's E2EL.
-    OutputTokS,
-    /// Prompt tokens per request (server usage).
-    InputTokens,
-    /// Output tokens per request.
-    OutputTokens,
-    /// Time to stream close: from the actual send to `[DONE]` or the end of the body (last in
-    /// the CSV, which only ever gains columns at its end).
-    StreamCloseMs,
-}
-
-impl Metric {
-    pub const ALL: [Metric; 13] = [
-        Metric::TtftMs,
-        Metric::TtftAnswerMs,
-        Metric::TtftIntendedMs,
-        Metric::TpotMs,
-        Metric::ItlMs,
-        Metric::E2elMs,
-        Metric::E2elIntendedMs,
-        Metric::QueueMs,
-        Metric::LatenessMs,
-        Metric::OutputTokS,
-        Metric::InputTokens,
-        Metric::OutputTokens,
-        Metric::StreamCloseMs,
-    ];
-
-    /// Column prefix, e.g. `ttft_ms` in `ttft_ms_p95`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Metric::TtftMs => "ttft_ms",
-            Metric::TtftAnswerMs => "ttft_answer_ms",
-            Metric::TtftIntendedMs => "ttft_intended_ms",
-            Metric::TpotMs => "tpot_ms",
-            Metric::ItlMs => "itl_ms",
-            Metric::E2elMs => "e2el_ms",
-            Metric::E2elIntendedMs => "e2el_intended_ms",
-            Metric::QueueMs => "queue_ms",
-            Metric::LatenessMs => "lateness_ms",
-            Metric::OutputTokS => "output_tok_s",
-            Metric::InputTokens => "input_tokens",
-            Metric::OutputTokens => "output_tokens",
-            Metric::StreamCloseMs => "stream_close_ms",
-        }
-    }
-
-    /// Human label for reports.
-    pub fn label(self) -> &'static str {
-        match self {
-            Metric::TtftMs => "TTFT (ms)",
-            Metric::TtftAnswerMs => "Time to first answer token (ms)",
-            Metric::TtftIntendedMs => "TTFT from intended start (ms)",
-            Metric::TpotMs => "TPOT (ms)",
-            Metric::ItlMs => "ITL (ms)",
-            Metric::E2elMs => "E2E latency (ms)",
-            Metric::E2elIntendedMs => "E2E latency from intended start (ms)",
-            Metric::QueueMs => "Queue time (ms)",
-            Metric::LatenessMs => "Scheduler lateness (ms)",
-            Metric::OutputTokS => "Output tokens/s per request",
-            Metric::InputTokens => "Input tokens per request",
-            Metric::OutputTokens => "Output tokens per request",
-            Metric::StreamCloseMs => "Time to stream close (ms)",
-        }
-    }
-
-    /// Histogram units per displayed unit: µs for milliseconds, thousandths for the rest.
-    fn scale(self) -> f64 {
-        match self {
-            Metric::InputTokens | Metric::OutputTokens => 1.0,
-            _ => 1000.0,
-        }
-    }
-}
 
 /// The statistics reported for every metric, in CSV column order (suffixes).
 pub const STAT_KEYS: [&str; 9] = [
@@ -144,6 +53,9 @@ pub struct Distribution {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub stddev: Option<f64>,
+    /// The 95% bootstrap intervals of p50, p95, p99 (`interval::QUANTILES`); `None` without
+    /// samples and for ITL. Also in `summary/<run-id>.intervals.csv`, not the summary CSV.
+    pub intervals: Option<interval::Intervals>,
     /// For charts only.
     #[serde(skip)]
     pub shape: Shape,
@@ -197,6 +109,11 @@ pub struct PhaseStats {
     pub tokens_from_chunks: u64,
     /// Requests resent because the server closed their kept-alive connection before answering.
     pub reconnects: u64,
+    /// Successful requests with no output token: no TTFT, TPOT or (streamed) E2EL, so the
+    /// latency statistics leave them out.
+    pub empty_answers: u64,
+    /// Offered against completion rate (`None` with fewer than two requests).
+    pub pace: Option<Pace>,
     pub metrics: Vec<Distribution>,
     /// With an SLO: successful requests within every limit (`None` without an SLO).
     pub good: Option<u64>,
@@ -313,6 +230,11 @@ impl Acc {
             min: some(self.min),
             max: some(self.max),
             stddev: some(var.sqrt()),
+            intervals: if m == Metric::ItlMs {
+                None
+            } else {
+                self.intervals(s)
+            },
             shape: self.shape(s),
         }
     }
@@ -330,6 +252,10 @@ struct PhaseAcc {
     from_usage: u64,
     from_chunks: u64,
     reconnects: u64,
+    /// A sweep's saturation probe (left out of `all` beside other phases).
+    probe: bool,
+    empty: u64,
+    pace: pace::PaceAcc,
     metrics: Vec<Acc>,
     slo: Option<Slo>,
     good: u64,
@@ -365,12 +291,17 @@ impl PhaseAcc {
             from_usage: 0,
             from_chunks: 0,
             reconnects: 0,
+            probe: false,
+            empty: 0,
+            pace: Default::default(),
             metrics: Metric::ALL.iter().map(|_| Acc::new()).collect(),
         }
     }
 
     fn add(&mut self, r: &RequestRecord) {
         *self.outcomes.entry(r.outcome).or_default() += 1;
+        self.pace.add(r);
+        self.probe |= r.probe;
         self.reconnects += u64::from(r.reconnects.min(1));
         if let (Outcome::HttpStatus, Some(s)) = (r.outcome, r.status) {
             *self.statuses.entry(s).or_default() += 1;
@@ -391,6 +322,7 @@ impl PhaseAcc {
         if r.outcome != Outcome::Ok {
             return;
         }
+        self.empty += u64::from(r.output_tokens == 0);
         if self.slo.as_ref().is_some_and(|slo| meets(slo, r)) {
             self.good += 1;
         }
@@ -434,6 +366,8 @@ impl PhaseAcc {
         self.from_usage += other.from_usage;
         self.from_chunks += other.from_chunks;
         self.reconnects += other.reconnects;
+        self.empty += other.empty;
+        self.pace.merge(&other.pace);
         self.good += other.good;
         for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
             a.hist.add(&b.hist).expect("auto-resizing histograms merge");
@@ -484,6 +418,8 @@ impl PhaseAcc {
             tokens_from_usage: self.from_usage,
             tokens_from_chunks: self.from_chunks,
             reconnects: self.reconnects,
+            empty_answers: self.empty,
+            pace: self.pace.finish(),
             metrics: Metric::ALL
                 .iter()
                 .zip(&self.metrics)
@@ -558,8 +494,13 @@ impl StatsBuilder {
     pub fn finish(&self) -> Summary {
         let mut all = PhaseAcc::new("all".into(), self.slo);
         let mut phases = Vec::new();
+        // A sweep's saturation probe (closed loop at its highest concurrency) is not one of
+        // the load levels: `all` holds the other phases, or the probe when it ran alone.
+        let probe_alone = self.phases.iter().flatten().all(|p| p.probe);
         for p in self.phases.iter().flatten() {
-            all.merge(p);
+            if !p.probe || probe_alone {
+                all.merge(p);
+            }
             phases.push(p.finish());
         }
         Summary {
@@ -570,6 +511,12 @@ impl StatsBuilder {
             varied_max_tokens: self.max_tokens_sent.len() > 1,
         }
     }
+}
+
+/// The statistics of a phase named `name` that saw no request: every count 0, every metric's
+/// values `None`, the goodput fields present exactly when there is an `slo`.
+pub fn empty_phase(name: &str, slo: Option<Slo>) -> PhaseStats {
+    PhaseAcc::new(name.into(), slo).finish()
 }
 
 /// Statistics of a set of records in one pass.

@@ -25,9 +25,10 @@ fn the_quick_start_writes_the_four_files_with_the_documented_columns() {
     );
     assert!(stdout.contains("TTFT p50"), "a summary table: {stdout}");
 
-    // The run's five files, and the comparison report over every run in the folder.
+    // The run's six files (raw, summary, intervals, two reports, metadata), and the
+    // comparison report over every run in the folder.
     let files = all_files(results.path());
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 8, "{files:?}");
     let comparison = results.path().join("reports/benchmark_report");
     assert!(
         comparison.with_extension("md").is_file() && comparison.with_extension("html").is_file()
@@ -93,6 +94,23 @@ fn the_quick_start_writes_the_four_files_with_the_documented_columns() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
     assert_eq!(meta["run"]["mock"], true);
+
+    // No warning fires on the quick start: the mock keeps up, nothing queues (no cap is
+    // reached), usage counts exactly max_tokens, every answer has tokens. The records' own
+    // warnings are read back as variants; the metadata holds those and nothing run-only (a
+    // failed scrape, a busy thread). Only lateness may show on a machine too busy to keep a
+    // schedule, which is what that warning is for.
+    let stored = llmbench::report::stored::load_run(&raw).unwrap();
+    let texts = meta["warnings"].as_array().unwrap();
+    assert_eq!(texts.len(), stored.warnings.len(), "{texts:?}");
+    assert!(
+        stored
+            .warnings
+            .iter()
+            .all(|w| matches!(w, llmbench::stats::Warning::BehindSchedule { .. })),
+        "{:?}",
+        stored.warnings
+    );
 }
 
 #[test]
@@ -216,8 +234,8 @@ fn an_api_key_never_reaches_any_output() {
     let files = result_files(dir.path());
     assert_eq!(
         files.len(),
-        7,
-        "the run's five files and the comparison's two: {files:?}"
+        8,
+        "the run's six files and the comparison's two: {files:?}"
     );
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();

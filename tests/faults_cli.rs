@@ -73,8 +73,8 @@ fn a_planted_key_reaches_no_output_on_error_paths() {
     assert_eq!(code, Some(3), "every request got 401: no success");
     assert_eq!(
         files.len(),
-        7,
-        "the run's five and the comparison's two: {files:?}"
+        8,
+        "the run's six and the comparison's two: {files:?}"
     );
     assert_eq!(server.stats().unauthorized, 4);
     let (code, stderr, files) = run_with_planted_key(&server.base_url(), &[]);
@@ -91,7 +91,7 @@ fn a_planted_key_reaches_no_output_on_error_paths() {
     let url = format!("http://127.0.0.1:{port}/v1");
     let (code, _, files) = run_with_planted_key(&url, &["--no-preflight"]);
     assert_eq!(code, Some(3));
-    assert_eq!(files.len(), 7);
+    assert_eq!(files.len(), 8);
     let (code, stderr, _) = run_with_planted_key(&url, &[]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("cannot reach"), "{stderr}");

@@ -86,3 +86,65 @@ fn rendering_is_deterministic() {
         render_comparison(&b, 1, &r).unwrap()
     );
 }
+
+/// Checks one metric's statistics: every percentile within [min, max], rising with the quantile.
+fn check_percentiles(what: &str, p: [f64; 5], min: f64, max: f64) {
+    for (i, v) in p.iter().enumerate() {
+        assert!(
+            min <= *v && *v <= max,
+            "{what}: percentile {i} ({v}) outside [{min}, {max}]"
+        );
+        if i > 0 {
+            assert!(p[i - 1] <= *v, "{what}: percentiles fall: {p:?}");
+        }
+    }
+}
+
+#[test]
+fn every_snapshot_percentile_lies_within_min_and_max() {
+    // The stored summary CSV: for each `<metric>_p50` column, the metric's p50..p999, min, max.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/summary.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let metrics: Vec<&str> = header
+        .iter()
+        .filter_map(|h| h.strip_suffix("_p50"))
+        .collect();
+    assert!(metrics.len() >= 10, "{metrics:?}");
+    let mut checked = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        for m in &metrics {
+            let get = |s: &str| {
+                let i = col(&format!("{m}_{s}")).unwrap_or_else(|| panic!("{m}_{s} column"));
+                cells[i].parse::<f64>().ok()
+            };
+            let (Some(min), Some(max)) = (get("min"), get("max")) else {
+                continue;
+            };
+            let p = ["p50", "p90", "p95", "p99", "p999"].map(|s| get(s).unwrap());
+            check_percentiles(&format!("summary.csv {} {m}", cells[0]), p, min, max);
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "{checked}");
+    // Every fixture run's summary, every phase and `all`, every metric.
+    for run in report_fixture::runs() {
+        for row in run.analysis.summary.rows() {
+            for d in &row.metrics {
+                let (Some(min), Some(max)) = (d.min, d.max) else {
+                    continue;
+                };
+                let p = [d.p50, d.p90, d.p95, d.p99, d.p999].map(|v| v.unwrap());
+                check_percentiles(
+                    &format!("{} {} {}", run.info.id, row.name, d.key),
+                    p,
+                    min,
+                    max,
+                );
+            }
+        }
+    }
+}

@@ -313,6 +313,38 @@ async fn a_sweep_finds_the_mocks_saturation_within_10_percent() {
     assert!(low.good_rate.unwrap() >= 90.0, "{low:?}");
     assert!(high.good_rate.unwrap() < 90.0, "{high:?}");
     assert_eq!(sweep.best_rate_within_slo, Some(low.rate));
+    assert!(!sweep.every_step_met);
+    // The saturation probe has its own row but is left out of `all`, which holds the steps.
+    let steps: u64 = finished
+        .summary
+        .phases
+        .iter()
+        .filter(|p| sweep.steps.iter().any(|s| s.phase == p.name))
+        .map(|p| p.requests)
+        .sum();
+    assert_eq!(finished.summary.phases.len(), 3);
+    assert_eq!(finished.summary.all.requests, steps);
+    // At 1.5 times saturation the server falls behind: its requests complete at its own
+    // rate, the analytic 100 req/s; the low step keeps up.
+    let behind: Vec<_> = finished
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            llmbench::stats::Warning::FellBehind {
+                phase,
+                completed_req_per_s,
+                ..
+            } => Some((phase.clone(), *completed_req_per_s)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(behind.len(), 1, "{:?}", finished.warnings);
+    assert_eq!(behind[0].0, high.phase);
+    assert!(
+        (behind[0].1 - analytic).abs() / analytic < 0.15,
+        "completed at {} req/s",
+        behind[0].1
+    );
     let md = std::fs::read_to_string(&finished.files().unwrap().markdown).unwrap();
     assert!(
         md.contains("## Capacity sweep") && md.contains("| sweep-2 |"),

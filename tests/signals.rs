@@ -223,13 +223,14 @@ fn a_second_signal_exits_at_once_with_the_records_already_on_disk() {
 fn ctrl_c_during_a_slow_assertion_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let mock = MockProcess::start(&["--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4"]);
-    // The assertion spins until the sandbox's operation limit stops it: seconds, far longer
-    // than the run's wind-down.
+    // With the run's 8 requests the assertion spins until the sandbox's limits stop it:
+    // seconds, far longer than the run's wind-down. (The dry run before the first request,
+    // with at most one made-up request, passes.)
     let mut child = start_run(
         dir.path(),
         "request(#{ max_tokens: 4, prompt: |i| `p ${i}` });\n\
          phase(\"short\", #{ requests: 8, rps: 50 });\n\
-         assert(\"slow\", |s| { let n = 0; loop { n += 1; } });\n",
+         assert(\"slow\", |s| { let n = 0; while s.requests >= 8 { n += 1; } true });\n",
         &mock.base_url,
         "5",
     );

@@ -396,6 +396,7 @@ async fn fetch(base_url: String, stream: bool) -> RequestRecord {
     let label = PhaseLabel {
         name: "p".into(),
         warmup: false,
+        probe: false,
     };
     let body = llmbench::client::build_body(&spec, "m", &Content::Text("hi".into())).unwrap();
     client

@@ -294,3 +294,58 @@ async fn a_metrics_endpoint_that_redirects_is_followed() {
         .expect("scraped through the redirect");
     assert_eq!((running.min, running.max), (2.0, 2.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_scrape_is_a_run_warning() {
+    // A page that is not Prometheus text, and an address nothing listens on.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let html = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let app = Router::new().route("/metrics", get(|| async { "<html><body>hi</body></html>" }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/metrics", l.local_addr().unwrap())
+    };
+    for (url, why) in [(html, "no Prometheus sample line"), (closed, "")] {
+        let (finished, _dir) = run_with(&url).await;
+        let failed: Vec<_> = finished
+            .warnings
+            .iter()
+            .filter_map(|w| match w {
+                llmbench::stats::Warning::ScrapeFailed {
+                    url: u,
+                    failed,
+                    tried,
+                    error,
+                } => Some((u.clone(), *failed, *tried, error.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed.len(), 1, "{url}: {:?}", finished.warnings);
+        let (u, n, of, error) = &failed[0];
+        assert!(u.contains(url.trim_start_matches("http://")), "{u}");
+        assert!(*n >= 1 && n == of, "every scrape failed: {n} of {of}");
+        assert!(error.contains(why), "{error}");
+        // The run metadata carries it too.
+        let meta = &finished.files().unwrap().metadata;
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(meta).unwrap()).unwrap();
+        let texts = meta["warnings"].as_array().unwrap();
+        assert!(
+            texts
+                .iter()
+                .any(|t| *t == serde_json::json!(failed_text(&finished))),
+            "{texts:?}"
+        );
+    }
+}
+
+/// The ScrapeFailed warning's message, as the metadata stores it.
+fn failed_text(finished: &llmbench::run::RunOutcome) -> String {
+    finished
+        .warnings
+        .iter()
+        .find(|w| matches!(w, llmbench::stats::Warning::ScrapeFailed { .. }))
+        .unwrap()
+        .to_string()
+}

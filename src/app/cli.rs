@@ -286,6 +286,10 @@ pub struct MockArgs {
     /// Time to first token, ms after the request arrives.
     #[arg(long, default_value_t = 50.0, value_parser = non_negative)]
     pub ttft_ms: f64,
+    /// Spread of the time to first token: each request's is drawn uniformly from TTFT ± this
+    /// many ms (by the seed, in arrival order), so the median stays at the TTFT.
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    pub ttft_jitter_ms: f64,
     /// Time between tokens, ms.
     #[arg(long, default_value_t = 10.0, value_parser = non_negative)]
     pub itl_ms: f64,
@@ -312,7 +316,7 @@ pub struct MockArgs {
 /// Faults the mock injects, decided per request from the seed and the request id.
 #[derive(Debug, Args)]
 pub struct FaultArgs {
-    /// Seed for choosing which requests get a fault.
+    /// Seed for choosing which requests get a fault (and for the TTFT jitter).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Share of requests answered with HTTP 500 and an error body (0 to 1).

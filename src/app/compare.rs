@@ -14,7 +14,7 @@ use super::cli::CompareArgs;
 use super::{EXIT_FAILED, EXIT_OK, usage_error};
 use crate::outcome::ci::{Case, junit, markdown_table};
 use crate::outcome::gate::Gate;
-use crate::record::{Outcome, RequestRecord, read_records};
+use crate::record::{Labels, Outcome, RequestRecord, labels_line, read_records};
 use crate::stats::bootstrap::{Change, Side, Statistic, change};
 use crate::stats::trials;
 
@@ -38,10 +38,11 @@ struct Metric {
     scale: fn(&Run) -> f64,
 }
 
-/// A run read back for comparing: its measured records.
+/// A run read back for comparing: its measured records and its labels.
 struct Run {
     id: String,
     records: Vec<RequestRecord>,
+    labels: Labels,
 }
 
 fn ms(us: Option<u64>) -> Option<f64> {
@@ -103,7 +104,14 @@ fn read_run(spec: &str, results: &Path) -> Result<Run, String> {
         .into_iter()
         .filter(|r| !r.warmup)
         .collect();
-    Ok(Run { id, records })
+    let labels = crate::report::stored::read_info(&raw)
+        .map(|i| i.labels)
+        .unwrap_or_default();
+    Ok(Run {
+        id,
+        records,
+        labels,
+    })
 }
 
 /// One metric's result.
@@ -124,10 +132,12 @@ impl Compared {
     }
 }
 
-/// What was compared, and how: the two ids, the method for the header, every metric.
+/// What was compared, and how: the two ids and their labels, the method for the header, every
+/// metric.
 struct Comparison {
     base: String,
     new: String,
+    labels: [Labels; 2],
     method: String,
     metrics: Vec<Compared>,
 }
@@ -178,6 +188,7 @@ pub fn compare(args: &CompareArgs) -> u8 {
     let report = Report {
         base: &all.base,
         new: &all.new,
+        labels: &all.labels,
         method: &all.method,
         compared: &all.metrics,
         checked: &checked,
@@ -224,14 +235,15 @@ fn compare_runs(args: &CompareArgs) -> Result<Comparison, String> {
         ),
         base: base.id,
         new: new.id,
+        labels: [base.labels, new.labels],
         metrics,
     })
 }
 
 /// Two trial sets (`--repeat`): every metric's change of the across-trial mean, Welch's t.
 fn compare_trial_sets(args: &CompareArgs) -> Result<Comparison, String> {
-    let base = trial_set(&args.base, &args.results)?;
-    let new = trial_set(&args.new, &args.results)?;
+    let (base, base_labels) = trial_set(&args.base, &args.results)?;
+    let (new, new_labels) = trial_set(&args.new, &args.results)?;
     let metrics = trials::metrics()
         .into_iter()
         .map(|(key, read, higher)| {
@@ -258,13 +270,14 @@ fn compare_trial_sets(args: &CompareArgs) -> Result<Comparison, String> {
         ),
         base: args.base.clone(),
         new: args.new.clone(),
+        labels: [base_labels, new_labels],
         metrics,
     })
 }
 
 /// The overall statistics of every trial of the set `set` (run metadata names its set;
-/// each trial's statistics are recomputed from its raw records).
-fn trial_set(set: &str, results: &Path) -> Result<Vec<crate::stats::PhaseStats>, String> {
+/// each trial's statistics are recomputed from its raw records), and the first trial's labels.
+fn trial_set(set: &str, results: &Path) -> Result<(Vec<crate::stats::PhaseStats>, Labels), String> {
     let mut ids: Vec<String> = std::fs::read_dir(results.join("runs"))
         .into_iter()
         .flatten()
@@ -283,13 +296,17 @@ fn trial_set(set: &str, results: &Path) -> Result<Vec<crate::stats::PhaseStats>,
             results.join("runs").display()
         ));
     }
-    ids.iter()
+    let mut labels = None;
+    let trials = ids
+        .iter()
         .map(|id| {
             let raw = results.join("raw").join(format!("{id}.jsonl"));
             let run = crate::report::stored::load_run(&raw).map_err(|e| e.to_string())?;
+            labels.get_or_insert(run.info.labels);
             Ok(run.analysis.summary.all)
         })
-        .collect()
+        .collect::<Result<_, String>>()?;
+    Ok((trials, labels.unwrap_or_default()))
 }
 
 /// Each gate against its metric's change.
@@ -327,6 +344,7 @@ fn check_gates<'g>(gates: &'g [Gate], compared: &[Compared]) -> Vec<Checked<'g>>
 struct Report<'a> {
     base: &'a str,
     new: &'a str,
+    labels: &'a [Labels; 2],
     method: &'a str,
     compared: &'a [Compared],
     checked: &'a [Checked<'a>],
@@ -356,6 +374,20 @@ impl Report<'_> {
         }
     }
 
+    /// The base (0) or new (1) id with its labels, as `id [k=v k2=v2]`.
+    fn named(&self, side: usize) -> String {
+        let id = [self.base, self.new][side];
+        format!("{id}{}", self.labels_of(side))
+    }
+
+    /// ` [k=v k2=v2]`, or nothing without labels.
+    fn labels_of(&self, side: usize) -> String {
+        match labels_line(&self.labels[side]) {
+            l if l.is_empty() => l,
+            l => format!(" [{l}]"),
+        }
+    }
+
     fn failed(&self) -> usize {
         self.checked.iter().filter(|c| c.failed).count()
     }
@@ -364,8 +396,8 @@ impl Report<'_> {
         let a = self.args;
         println!(
             "{} → {}\n({})\n",
-            crate::escape::terminal(self.base),
-            crate::escape::terminal(self.new),
+            crate::escape::terminal(&self.named(0)),
+            crate::escape::terminal(&self.named(1)),
             self.method
         );
         let ci = format!("{}% CI", a.level);
@@ -430,9 +462,11 @@ impl Report<'_> {
             (n, f) => format!("{f} of {n} gates failed"),
         };
         let mut out = format!(
-            "### llmbench compare: {headline}\n\n`{}` → `{}`\n\n",
+            "### llmbench compare: {headline}\n\n`{}`{} → `{}`{}\n\n",
             crate::escape::markdown(self.base),
-            crate::escape::markdown(self.new)
+            crate::escape::markdown(&self.labels_of(0)),
+            crate::escape::markdown(self.new),
+            crate::escape::markdown(&self.labels_of(1))
         );
         let ci = format!("{}% CI", self.args.level);
         let rows: Vec<Vec<String>> = self.compared.iter().map(Self::cells).collect();
@@ -485,6 +519,8 @@ impl Report<'_> {
             "schema": "llmbench.compare/1",
             "base": self.base,
             "new": self.new,
+            "base_labels": &self.labels[0],
+            "new_labels": &self.labels[1],
             "level_pct": a.level,
             "method": self.method,
             "resamples": a.resamples,

@@ -242,6 +242,7 @@ fn access(api_key_env: Option<&str>) -> crate::script::Access {
 async fn serve_mock(args: MockArgs) -> u8 {
     let config = MockConfig {
         ttft: ms_to_duration(args.ttft_ms),
+        ttft_jitter: ms_to_duration(args.ttft_jitter_ms),
         itl: ms_to_duration(args.itl_ms),
         output_tokens: args.output_tokens,
         tail: ms_to_duration(args.tail_ms),

@@ -16,6 +16,8 @@ use crate::run::RunError;
 use crate::script::{self, Overrides};
 
 /// `llmbench check SCRIPT [run flags]`: prints the plan those flags would run, sends nothing.
+/// Then tries the script (`run::script_errors`): the prompt of each of `checked_requests` and
+/// every assertion against statistics of the run's shape. Any error: exit 2.
 pub fn check(args: &CheckArgs) -> u8 {
     let overrides: Overrides = args.set.iter().cloned().collect();
     let load = &args.load;
@@ -30,10 +32,35 @@ pub fn check(args: &CheckArgs) -> u8 {
     match resolved {
         Ok(plan) => {
             print!("{}", describe(&plan));
-            EXIT_OK
+            let errors = crate::run::script_errors(&plan, &checked_requests(&plan));
+            if errors.is_empty() {
+                return EXIT_OK;
+            }
+            for e in &errors {
+                usage_error(e);
+            }
+            usage_error(format!(
+                "the script would fail the run ({} error{} above); fix and check again",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            ))
         }
         Err(e) => usage_error(e),
     }
+}
+
+/// The requests whose prompt `check` makes: 0 to 3, 10, 100, 1,000 and 10,000, and the middle
+/// and last of the plan's expected requests; none past the last when that is known.
+pub fn checked_requests(plan: &Plan) -> Vec<u64> {
+    let expected = plan.expected_requests();
+    let mut at: Vec<u64> = [0, 1, 2, 3, 10, 100, 1_000, 10_000].into();
+    if let Some(n) = expected.filter(|n| *n > 0) {
+        at.extend([n / 2, n - 1]);
+        at.retain(|i| *i < n);
+    }
+    at.sort_unstable();
+    at.dedup();
+    at
 }
 
 /// What a plan will do, for people: target (secrets redacted), request, phases with their
@@ -55,6 +82,10 @@ pub fn describe(plan: &Plan) -> String {
             "params:   {} (change with --set NAME=VALUE)",
             p.join(" ")
         );
+    }
+    if !plan.labels.is_empty() {
+        let labels = crate::record::labels_line(&plan.labels);
+        let _ = writeln!(w, "labels:   {labels}");
     }
     describe_phases(w, plan);
     describe_checks(w, plan);
@@ -330,6 +361,29 @@ mod tests {
 
     fn configs() -> Configs {
         Configs::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs"))
+    }
+
+    #[test]
+    fn check_tries_the_first_requests_and_some_spread_over_the_plan() {
+        let plan = |phases: &str| {
+            let source = format!("request(#{{ prompt: |i| `q ${{i}}` }}); {phases}");
+            script::load_source(
+                std::path::Path::new("c.rhai"),
+                &source,
+                &configs(),
+                &Overrides::new(),
+            )
+            .unwrap()
+        };
+        let known = plan("phase(\"a\", #{ requests: 20 }); phase(\"b\", #{ requests: 30 });");
+        assert_eq!(checked_requests(&known), [0, 1, 2, 3, 10, 25, 49]);
+        let closed = plan("phase(\"a\", #{ duration: 10, concurrency: 2 });");
+        assert_eq!(
+            checked_requests(&closed),
+            [0, 1, 2, 3, 10, 100, 1_000, 10_000]
+        );
+        let one = plan("phase(\"a\", #{ requests: 1 });");
+        assert_eq!(checked_requests(&one), [0]);
     }
 
     #[test]

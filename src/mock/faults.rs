@@ -97,6 +97,11 @@ impl FaultConfig {
     }
 }
 
+/// A uniform draw in [0, 1) from (seed, key): the same pair always gives the same draw.
+pub fn uniform(seed: u64, key: u64) -> f64 {
+    unit(splitmix64(seed ^ key.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

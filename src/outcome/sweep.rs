@@ -1,6 +1,9 @@
 //! Capacity sweeps: a saturation phase (closed loop at high concurrency) measures the highest
 //! throughput the server sustains; the sweep's later phases then run open loop at fractions of
-//! that rate. With an SLO, the outcome names the highest rate whose requests still met it.
+//! that rate. With an SLO, the outcome names the highest rate whose requests still met it;
+//! when every step met it, the limit was not found: it is at or above the top step. The
+//! saturation probe has its own row and is left out of the `all` row (`stats::StatsBuilder`),
+//! which holds the steps.
 
 use serde::Serialize;
 
@@ -45,6 +48,9 @@ pub struct SweepOutcome {
     pub steps: Vec<StepOutcome>,
     /// The highest offered rate whose good share reached `attainment` (with an SLO).
     pub best_rate_within_slo: Option<f64>,
+    /// With an SLO, every step met it: the limit is at or above the top step's rate
+    /// (`best_rate_within_slo`), not found by this sweep.
+    pub every_step_met: bool,
     pub attainment: f64,
 }
 
@@ -79,10 +85,16 @@ pub fn outcome(
                 Some(best.map_or(r, |b| b.max(r)))
             })
     });
+    let every_step_met = slo.is_some()
+        && !steps.is_empty()
+        && steps
+            .iter()
+            .all(|s| s.good_rate.is_some_and(|g| g >= attainment * 100.0));
     Some(SweepOutcome {
         saturation_rps,
         steps,
         best_rate_within_slo,
+        every_step_met,
         attainment,
     })
 }
@@ -101,6 +113,10 @@ pub fn describe(o: &SweepOutcome) -> String {
         ));
     }
     match o.best_rate_within_slo {
+        Some(r) if o.every_step_met => s.push_str(&format!(
+            "\n  every step met the SLO ({:.0} % good): the limit is at or above the top step, {r:.2} req/s",
+            o.attainment * 100.0
+        )),
         Some(r) => s.push_str(&format!(
             "\n  highest rate meeting the SLO ({:.0} % good): {r:.2} req/s",
             o.attainment * 100.0
@@ -112,4 +128,78 @@ pub fn describe(o: &SweepOutcome) -> String {
         None => {}
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RequestRecord;
+    use crate::stats::StatsBuilder;
+    use crate::stats::tests::rec;
+
+    fn step(name: &str, f: f64) -> Phase {
+        Phase {
+            name: name.into(),
+            duration: None,
+            requests: Some(10),
+            rate: Some(f * 10.0),
+            concurrency: None,
+            arrival: crate::plan::Arrival::Constant,
+            seed: 0,
+            warmup: false,
+            ramp: Default::default(),
+            sweep: Some(SweepStep::Fraction(f)),
+        }
+    }
+
+    /// A probe (phase 0, TTFT 600 ms) and two steps (TTFT 20 ms and `slow_ms`), 10 each.
+    fn records(slow_ms: u64) -> Vec<RequestRecord> {
+        let mut v = Vec::new();
+        for (phase, ttft_ms) in [(0_usize, 600), (1, 20), (2, slow_ms)] {
+            for i in 0..10 {
+                let id = phase as u64 * 10 + i;
+                let mut r = rec(id, phase, id * 100_000, ttft_ms * 1000, 1000, 4);
+                r.phase = ["probe", "s1", "s2"][phase].into();
+                r.probe = phase == 0;
+                v.push(r);
+            }
+        }
+        v
+    }
+
+    fn sweep_of(slow_ms: u64) -> (SweepOutcome, crate::stats::Summary) {
+        let slo = Slo {
+            ttft_ms: Some(100.0),
+            ..Slo::default()
+        };
+        let mut b = StatsBuilder::new().with_slo(Some(slo));
+        for r in &records(slow_ms) {
+            b.add(r);
+        }
+        let summary = b.finish();
+        let ran = [step("s1", 0.5), step("s2", 1.0)];
+        let o = outcome(&ran, Some(10.0), &summary, Some(&slo), DEFAULT_ATTAINMENT).unwrap();
+        (o, summary)
+    }
+
+    #[test]
+    fn when_every_step_meets_the_slo_the_limit_is_at_or_above_the_top() {
+        let (o, summary) = sweep_of(30);
+        assert!(o.every_step_met);
+        assert_eq!(o.best_rate_within_slo, Some(10.0));
+        assert!(
+            describe(&o).contains("at or above the top step"),
+            "{}",
+            describe(&o)
+        );
+        // The probe has its own row; `all` holds the steps only (its TTFT max is 30 ms, not 600).
+        assert_eq!(summary.phases.len(), 3);
+        assert_eq!(summary.all.requests, 20);
+        let max = summary.all.metric(crate::stats::Metric::TtftMs).max;
+        assert_eq!(max, Some(30.0));
+
+        let (o, _) = sweep_of(300);
+        assert!(!o.every_step_met);
+        assert_eq!(o.best_rate_within_slo, Some(5.0));
+    }
 }

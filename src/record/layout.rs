@@ -18,6 +18,8 @@ pub struct RunFiles {
     pub raw: PathBuf,
     /// `summary/<id>.csv`: statistics per phase.
     pub csv: PathBuf,
+    /// `summary/<id>.intervals.csv`: the percentiles' confidence intervals per phase.
+    pub intervals: PathBuf,
     /// `reports/<id>.md`
     pub markdown: PathBuf,
     /// `reports/<id>.html`
@@ -34,6 +36,7 @@ impl RunFiles {
         Self {
             raw: results.join("raw").join(format!("{id}.jsonl")),
             csv: results.join("summary").join(format!("{id}.csv")),
+            intervals: results.join("summary").join(format!("{id}.intervals.csv")),
             markdown: results.join("reports").join(format!("{id}.md")),
             html: results.join("reports").join(format!("{id}.html")),
             metadata: results.join("runs").join(format!("{id}.json")),

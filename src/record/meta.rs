@@ -34,6 +34,58 @@ pub struct RunInfo {
     /// The run is one trial of a `--repeat` set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<Trial>,
+    /// What the user said the run is (`--label KEY=VALUE`, `label(...)`): server version, GPU,
+    /// config name, git sha. Reports and `compare` name and group runs by them.
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+/// A run's labels, by key.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
+/// The most characters of a label's value (a key is at most 64).
+pub const LABEL_VALUE_MAX: usize = 200;
+
+/// Checks one label: a key of letters, digits, `_`, `-` and `.` (at most 64), and a value of at
+/// most `LABEL_VALUE_MAX` characters with no control characters and no `|` (it would break the
+/// Markdown tables that show it).
+pub fn check_label(key: &str, value: &str) -> Result<(), String> {
+    let key_ok = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !key_ok {
+        return Err(format!(
+            "label key {key:?}: use 1 to 64 letters, digits, '_', '-' or '.' (e.g. gpu=H100)"
+        ));
+    }
+    if value.chars().count() > LABEL_VALUE_MAX || value.chars().any(|c| c.is_control() || c == '|')
+    {
+        return Err(format!(
+            "label {key}: the value must be at most {LABEL_VALUE_MAX} characters, without '|' or control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE`, as `--label` takes it.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("label {text:?}: write KEY=VALUE, e.g. --label server=vllm-0.11"))?;
+    let (key, value) = (key.trim(), value.trim());
+    check_label(key, value)?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// `k=v k2=v2`, for one line of text (empty without labels).
+pub fn labels_line(labels: &Labels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Which trial of which set a run is (`--repeat N`).
@@ -68,6 +120,7 @@ impl RunInfo {
             max_tokens: None,
             fixed_prompt: false,
             trial: None,
+            labels: Labels::new(),
         }
     }
 
@@ -87,4 +140,30 @@ pub struct Requested {
     pub max_tokens: Option<u32>,
     /// Every request carried the same prompt text.
     pub fixed_prompt: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_from_key_value_and_bad_ones_say_how_to_write_them() {
+        assert_eq!(
+            parse_label("server=vllm 0.11 (tp=2)").unwrap(),
+            ("server".into(), "vllm 0.11 (tp=2)".into())
+        );
+        assert_eq!(parse_label("sha=").unwrap(), ("sha".into(), String::new()));
+        for bad in [
+            "novalue",
+            "=x",
+            "a b=c",
+            "k=\u{7}",
+            "k=a|b",
+            &format!("k={}", "x".repeat(201)),
+        ] {
+            let e = parse_label(bad).unwrap_err();
+            assert!(e.contains("label"), "{bad}: {e}");
+        }
+        assert!(parse_label("novalue").unwrap_err().contains("KEY=VALUE"));
+    }
 }

@@ -1,6 +1,7 @@
-//! The comparison report's context: one row per run (target, model, workload, time) with its key
-//! metrics over all measured phases, deltas against a baseline run, the runs grouped by model
-//! and by workload, and bar charts of each key metric across runs.
+//! The comparison report's context: one row per run (target, model, workload, labels, time) with
+//! its key metrics over all measured phases, deltas against a baseline run, the runs grouped by
+//! model, by workload and by label, each `--repeat` trial set's across-trial means with their
+//! t intervals, and bar charts of each key metric across runs.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,9 @@ use serde::Serialize;
 
 use super::Chart;
 use super::charts::{self, BarGroup};
-use crate::record::RunInfo;
+use crate::record::{RunInfo, labels_line};
 use crate::stats::Warning;
+use crate::stats::trials::{self, AcrossTrials};
 use crate::stats::{Metric, PhaseStats};
 
 /// A metric the comparison shows, and which direction is better.
@@ -92,9 +94,13 @@ pub struct Cell {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub id: String,
-    /// Short label for charts: workload · model · start time.
+    /// Short label for charts: workload · model @ target · labels · start time.
     pub label: String,
     pub target: String,
+    /// The run's labels as `k=v k2=v2` (empty without).
+    pub labels: String,
+    /// The `--repeat` set the run is a trial of.
+    pub trial_set: Option<String>,
     pub model: String,
     pub workload: String,
     pub started_at: String,
@@ -123,6 +129,10 @@ pub struct ComparisonContext {
     pub baseline: String,
     pub by_model: Vec<Group>,
     pub by_workload: Vec<Group>,
+    /// Runs sharing a label (`key=value`), one group per label.
+    pub by_label: Vec<Group>,
+    /// The `--repeat` trial sets among the runs.
+    pub trial_sets: Vec<TrialSet>,
     /// Each charted metric across every run.
     pub charts: Vec<Chart>,
     /// Each charted metric by workload (bars per model, the latest run of each).
@@ -138,13 +148,10 @@ impl ComparisonContext {
             .enumerate()
             .map(|(i, r)| Row {
                 id: r.info.id.clone(),
-                label: format!(
-                    "{} · {} · {}",
-                    r.info.workload,
-                    r.info.model,
-                    short_time(&r.info.started_at)
-                ),
+                label: chart_label(r.info),
                 target: r.info.target.clone(),
+                labels: labels_line(&r.info.labels),
+                trial_set: r.info.trial.as_ref().map(|t| t.set.clone()),
                 model: r.info.model.clone(),
                 workload: r.info.workload.clone(),
                 started_at: r.info.started_at.clone(),
@@ -183,6 +190,8 @@ impl ComparisonContext {
         };
         let by_model = group(&|r| &r.model);
         let by_workload = group(&|r| &r.workload);
+        let by_label = label_groups(runs);
+        let trial_sets = trial_sets(runs, &rows);
         let charts = overview_charts(&rows);
         let workload_charts = matrix_charts(&rows, &by_workload, &by_model);
         Self {
@@ -191,10 +200,99 @@ impl ComparisonContext {
             baseline: base.info.id.clone(),
             by_model,
             by_workload,
+            by_label,
+            trial_sets,
             charts,
             workload_charts,
         }
     }
+}
+
+/// What tells a run apart in a chart: `workload · model @ target · labels · start time`.
+fn chart_label(info: &RunInfo) -> String {
+    let mut label = format!("{} · {} @ {}", info.workload, info.model, info.target);
+    if !info.labels.is_empty() {
+        label.push_str(" · ");
+        label.push_str(&labels_line(&info.labels));
+    }
+    label.push_str(" · ");
+    label.push_str(&short_time(&info.started_at));
+    label
+}
+
+/// One group per distinct `key=value` label, in key then value order.
+fn label_groups(runs: &[ComparedRun<'_>]) -> Vec<Group> {
+    let mut m: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in runs.iter().enumerate() {
+        for (k, v) in &r.info.labels {
+            m.entry(format!("{k}={v}")).or_default().push(i);
+        }
+    }
+    m.into_iter()
+        .map(|(name, rows)| Group { name, rows })
+        .collect()
+}
+
+/// A `--repeat` trial set: its runs and each key metric across them.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialSet {
+    pub id: String,
+    /// Indices into `rows`.
+    pub rows: Vec<usize>,
+    /// Confidence level of the intervals (0–1).
+    pub level: f64,
+    pub metrics: Vec<AcrossRow>,
+}
+
+/// One metric across a set's trials: the mean of the trials' values, its t interval, and the
+/// coefficient of variation (flagged unstable over `trials::UNSTABLE_CV`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AcrossRow {
+    pub key: String,
+    pub mean: f64,
+    pub lo: f64,
+    pub hi: f64,
+    /// `None` with one trial.
+    pub cv_pct: Option<f64>,
+    pub unstable: bool,
+}
+
+/// Level of the trial sets' intervals in reports (a run does not record the `--level` it was
+/// summarised at; the trials CSV has that one).
+const TRIAL_LEVEL: f64 = 0.95;
+
+/// The trial sets among `runs`, in order of their first trial.
+fn trial_sets(runs: &[ComparedRun<'_>], rows: &[Row]) -> Vec<TrialSet> {
+    let mut sets: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let Some(set) = &r.trial_set else { continue };
+        match sets.iter_mut().find(|(s, _)| s == set) {
+            Some((_, members)) => members.push(i),
+            None => sets.push((set.clone(), vec![i])),
+        }
+    }
+    sets.into_iter()
+        .map(|(id, members)| {
+            let stats: Vec<&PhaseStats> = members.iter().map(|&i| runs[i].all).collect();
+            let metrics = trials::across(&stats, TRIAL_LEVEL)
+                .into_iter()
+                .map(|a: AcrossTrials| AcrossRow {
+                    cv_pct: a.cv.is_finite().then_some(a.cv * 100.0),
+                    key: a.key,
+                    mean: a.mean,
+                    lo: a.lo,
+                    hi: a.hi,
+                    unstable: a.unstable,
+                })
+                .collect();
+            TrialSet {
+                id,
+                rows: members,
+                level: TRIAL_LEVEL,
+                metrics,
+            }
+        })
+        .collect()
 }
 
 /// `2026-11-27T23:04:53.790Z` → `11-27 23:04`.

@@ -5,6 +5,9 @@
 
 use serde::Serialize;
 
+use crate::outcome::sweep::SweepOutcome;
+use crate::outcome::verdict::Verdict;
+use crate::plan::Slo;
 use crate::record::RunInfo;
 use crate::stats::timeline::Timeline;
 use crate::stats::{PhaseStats, Summary, Warning};
@@ -14,7 +17,10 @@ pub const RUN_SCHEMA: &str = "llmbench.run/1";
 /// Schema of `llmbench report --export-json`.
 pub const COMPARISON_SCHEMA: &str = "llmbench.comparison/1";
 
-/// One run: what it was, its statistics per phase and overall, its warnings and timeline.
+/// One run: what it was, its statistics per phase and overall, its warnings and timeline, and
+/// what it amounted to: the SLO it was measured against, each assertion's verdict and the
+/// sweep's outcome (`null`/empty when the plan had none, or when the run is re-read from its
+/// raw records by `llmbench report`).
 #[derive(Debug, Serialize)]
 pub struct RunExport<'a> {
     pub schema: &'static str,
@@ -24,6 +30,11 @@ pub struct RunExport<'a> {
     pub warmup_requests: u64,
     pub warnings: &'a [Warning],
     pub timeline: &'a Timeline,
+    pub slo: Option<Slo>,
+    pub assertions: &'a [Verdict],
+    /// Whether every assertion passed (`true` with none).
+    pub passed: bool,
+    pub sweep: Option<&'a SweepOutcome>,
 }
 
 impl<'a> RunExport<'a> {
@@ -41,7 +52,25 @@ impl<'a> RunExport<'a> {
             warmup_requests: summary.warmup_requests,
             warnings,
             timeline,
+            slo: None,
+            assertions: &[],
+            passed: true,
+            sweep: None,
         }
+    }
+
+    /// Adds what the run amounted to (a fresh run has it; a re-read one does not).
+    pub fn with_outcome(
+        mut self,
+        slo: Option<Slo>,
+        assertions: &'a [Verdict],
+        sweep: Option<&'a SweepOutcome>,
+    ) -> Self {
+        self.slo = slo;
+        self.assertions = assertions;
+        self.passed = assertions.iter().all(|v| v.passed);
+        self.sweep = sweep;
+        self
     }
 }
 
@@ -68,4 +97,57 @@ pub fn to_json(value: &impl Serialize) -> String {
     let mut s = serde_json::to_string_pretty(value).expect("exports serialize");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_are_exported_as_numbers_and_passed_says_whether_all_passed() {
+        let summary = crate::stats::summarize(&[]);
+        let timeline = Timeline::default();
+        let info = RunInfo::placeholder("r", "unknown");
+        let verdicts = [
+            Verdict {
+                name: "fast".into(),
+                passed: true,
+                value: "412.3 < 500".into(),
+                measured: Some(412.3),
+                op: Some("<".into()),
+                limit: Some(500.0),
+            },
+            Verdict {
+                name: "ok".into(),
+                passed: false,
+                value: "false".into(),
+                measured: None,
+                op: None,
+                limit: None,
+            },
+        ];
+        let slo = Slo {
+            ttft_ms: Some(500.0),
+            ..Slo::default()
+        };
+        let export = RunExport::new(&info, &summary, &timeline, &[]).with_outcome(
+            Some(slo),
+            &verdicts,
+            None,
+        );
+        let v: serde_json::Value = serde_json::from_str(&to_json(&export)).unwrap();
+        assert_eq!(v["schema"], RUN_SCHEMA);
+        assert_eq!(v["passed"], false);
+        assert_eq!(v["assertions"][0]["measured"], 412.3);
+        assert_eq!(v["assertions"][0]["limit"], 500.0);
+        assert_eq!(v["assertions"][0]["op"], "<");
+        assert!(v["assertions"][1]["measured"].is_null());
+        assert_eq!(v["slo"]["ttft_ms"], 500.0);
+        assert!(v["slo"]["tpot_ms"].is_null());
+        assert!(v["sweep"].is_null());
+        let bare = RunExport::new(&info, &summary, &timeline, &[]);
+        let v: serde_json::Value = serde_json::from_str(&to_json(&bare)).unwrap();
+        assert_eq!(v["passed"], true);
+        assert_eq!(v["assertions"], serde_json::json!([]));
+    }
 }

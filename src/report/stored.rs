@@ -145,6 +145,14 @@ pub fn load_run(raw: &Path) -> Result<StoredRun, LoadError> {
     })
 }
 
+/// The description of the run whose raw records are at `raw`, from its metadata file; `None`
+/// when that is missing or unreadable.
+pub fn read_info(raw: &Path) -> Option<RunInfo> {
+    let (_, files) = RunFiles::of_raw(raw);
+    let text = std::fs::read_to_string(&files.metadata).ok()?;
+    parse_metadata(&text, &files.metadata).ok()
+}
+
 fn parse_metadata(text: &str, path: &Path) -> Result<RunInfo, LoadError> {
     let fail = |message: String| LoadError::Metadata {
         path: path.to_owned(),

@@ -200,6 +200,24 @@ fn produce(
     Ok(())
 }
 
+/// Makes the bodies of requests `indices` as the feed would, and drops them: the first error,
+/// naming its request. `llmbench check` and a run's first stage call it, so a prompt function
+/// that fails is found before the first request.
+pub fn try_requests(spec: &RequestSpec, model: &str, indices: &[u64]) -> Result<(), String> {
+    for &index in indices {
+        let shape = match &spec.prompt {
+            Prompt::Text(text) => RequestShape::from(crate::plan::Content::Text(text.clone())),
+            Prompt::Messages(m) => RequestShape::from(crate::plan::Content::Messages(m.clone())),
+            Prompt::Generated(generator) => generator
+                .shape(index)
+                .map_err(|e| format!("the prompt function fails for request {index}: {e}"))?,
+        };
+        build_request(spec, model, &shape, index)
+            .map_err(|e| format!("the prompt for request {index}: {e}"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

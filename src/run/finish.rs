@@ -93,6 +93,12 @@ pub fn finish(
         });
     }
     warnings.extend(summary.warnings(&requested));
+    warnings.extend(m.scrape_failures.iter().map(|f| Warning::ScrapeFailed {
+        url: f.url.clone(),
+        failed: f.failed,
+        tried: f.tried,
+        error: f.error.clone(),
+    }));
     if let Some(share) = m.busy_share.filter(|s| *s >= crate::host::BUSY_WARNING) {
         warnings.push(Warning::BusyRequestThread { share });
     }
@@ -120,6 +126,7 @@ pub fn finish(
         max_tokens: requested.max_tokens,
         fixed_prompt: requested.fixed_prompt,
         trial: setup.settings.trial.clone(),
+        labels: plan.labels.clone(),
     };
     RunOutcome {
         info,

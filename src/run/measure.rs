@@ -15,7 +15,7 @@ use crate::run::feed::{Body, Feed};
 use crate::run::progress::Progress;
 use crate::schedule::{Dispatch, Scheduler};
 use crate::stats::analysis::{Analysis, Analyzer};
-use crate::telemetry::Reading;
+use crate::telemetry::{Reading, ScrapeFailure};
 
 use super::RunError;
 use super::prepare::{Prepared, RunSetup};
@@ -29,6 +29,8 @@ pub struct Measured {
     pub analysis: Analysis,
     /// Telemetry readings on the run clock.
     pub readings: Vec<Reading>,
+    /// Scraped endpoints whose scrapes failed.
+    pub scrape_failures: Vec<ScrapeFailure>,
     /// Phases as they ran (a sweep step's rate is set from the measured saturation).
     pub ran_phases: Vec<Phase>,
     /// Throughput of a sweep's saturation phase, requests per second.
@@ -90,10 +92,7 @@ impl Prepared {
         for (index, phase) in plan.phases.iter().enumerate() {
             let phase = &crate::outcome::sweep::resolve(phase, saturation);
             ran_phases.push(phase.clone());
-            let label = Arc::new(PhaseLabel {
-                name: phase.name.clone(),
-                warmup: phase.warmup,
-            });
+            let label = Arc::new(PhaseLabel::of(phase));
             let (client, tx, abort) = (client.clone(), records.clone(), signals.abort.clone());
             let view = live.as_ref().map(|(l, _)| l.clone());
             let exec = move |dispatch: Dispatch, body: Body| {
@@ -139,6 +138,7 @@ impl Prepared {
             setup,
             analysis: sinks.stats.finish(),
             readings: collected.readings,
+            scrape_failures: collected.scrape_failures,
             ran_phases,
             saturation,
             busy_share,

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 pub use finish::{RunOutcome, finish};
 pub use measure::Measured;
 pub use outputs::write_atomic;
-pub use prepare::{Prepared, RunSetup, prepare};
+pub use prepare::{Prepared, RunSetup, prepare, script_errors};
 pub use signals::{Interrupt, Signals};
 pub use sink::{MemorySink, RecordSink};
 
@@ -61,6 +61,10 @@ pub enum RunError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Preflight(#[from] PreflightError),
+    /// The script fails before the first request (its prompt function or an assertion), one
+    /// error each, found by `script_errors`.
+    #[error("{}", .0.join("\n"))]
+    ScriptFails(Vec<String>),
 }
 
 /// Runs `plan` to the end (or to a signal) and writes every output; `sinks` also see every
@@ -109,12 +113,12 @@ pub async fn run(
 
 /// The assertions against the summary, on the blocking pool (a script function may be slow).
 async fn evaluate(measured: &Measured) -> Vec<Verdict> {
-    let assertions = measured.setup.plan.assertions.clone();
-    if assertions.is_empty() {
+    let plan = measured.setup.plan.clone();
+    if plan.assertions.is_empty() {
         return Vec::new();
     }
     let summary = measured.analysis.summary.clone();
-    tokio::task::spawn_blocking(move || verdict::evaluate(&assertions, &summary))
+    tokio::task::spawn_blocking(move || verdict::evaluate(&plan, &summary))
         .await
         .unwrap_or_default()
 }

@@ -40,6 +40,7 @@ pub fn render(
     let report = renderer.run_report(&ctx)?;
     let mut out = vec![
         export(&files.csv, report.csv),
+        export(&files.intervals, report.intervals),
         export(&files.markdown, report.markdown),
         export(&files.html, report.html),
     ];
@@ -49,6 +50,11 @@ pub fn render(
             &outcome.summary,
             &outcome.timeline,
             &outcome.warnings,
+        )
+        .with_outcome(
+            outcome.setup.plan.slo,
+            &outcome.verdicts,
+            outcome.sweep.as_ref(),
         );
         out.push(export(path, to_json(&json)));
     }

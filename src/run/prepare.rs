@@ -1,11 +1,15 @@
 //! The first stage of a run: every check that can fail happens here, before the first request
-//! (the preflight's one request aside). The target and model are settled (the built-in mock is
+//! (the preflight's one request aside). The script is tried first (`script_errors`: request 0's
+//! prompt, every assertion against statistics of the run's shape). The target and model are
+//! settled (the built-in mock is
 //! started when the plan has no target; a plan without a model takes the one the server
 //! serves, see `client::models`), the open-file limit is raised for the plan's
 //! concurrency, the results folder and the `--export-json` folder are proven writable, the
 //! report templates are compiled and rendered once against an empty run, the preflight request
-//! checks the target, the run id is claimed with its raw file, telemetry starts and the live
-//! listener binds. A `Prepared` run holds all of it, ready to measure.
+//! checks the target, the live listener binds, the run id is claimed with its raw file (the last
+//! step that can fail after it, starting telemetry, gives the claim back: a run that fails
+//! before its first request leaves no file behind) and telemetry starts. A `Prepared` run holds
+//! all of it, ready to measure.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,6 +19,7 @@ use crate::client::Client;
 use crate::client::{models, preflight};
 use crate::clock::Clock;
 use crate::mock::{MOCK_MODEL, MockConfig, MockServer};
+use crate::outcome::verdict;
 use crate::plan::{Plan, Target};
 use crate::record::{RecordWriter, RunFiles, layout};
 use crate::report::Renderer;
@@ -56,6 +61,10 @@ pub struct Prepared {
 
 /// Runs every check and sets everything up; nothing is measured yet.
 pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunError> {
+    let errors = script_errors(&plan, &[0]);
+    if !errors.is_empty() {
+        return Err(RunError::ScriptFails(errors));
+    }
     let mock = match &plan.target {
         Some(_) => None,
         None => Some(start_mock(&plan)?),
@@ -98,6 +107,10 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
             eprintln!("llmbench: {}", crate::escape::terminal(warning));
         }
     }
+    let listener = match settings.metrics_listen {
+        None => None,
+        Some(addr) => Some(bind(addr).await?),
+    };
     let base = layout::base_id(&started, &target.name, &model, &plan.workload);
     let (run_id, files, raw) = match &settings.outputs {
         Outputs::Files { results, .. } => {
@@ -114,16 +127,16 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
     };
     let telemetry_file = files.as_ref().map(|f| f.telemetry.as_path());
     let telemetry = Telemetry::start(&plan.telemetry, clock, telemetry_file).map_err(|source| {
+        if let Some(files) = &files {
+            unclaim(files);
+        }
         RunError::Io {
             what: "cannot start telemetry",
             path: telemetry_file.unwrap_or(Path::new("")).to_owned(),
             source,
         }
     })?;
-    let live = match settings.metrics_listen {
-        None => None,
-        Some(addr) => Some(listen(addr, &run_id, &plan.workload, &target.name, &model).await?),
-    };
+    let live = listener.map(|l| serve_live(l, &run_id, &plan.workload, &target.name, &model));
     Ok(Prepared {
         setup: RunSetup {
             plan,
@@ -142,6 +155,24 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
         live,
         mock,
     })
+}
+
+/// What would fail in `plan`'s script whatever the server does, found before the first
+/// request: the prompt of each of `requests` (made as the feed makes it, then dropped) and
+/// every assertion against statistics of the run's shape (`verdict::dry_run`). Each error
+/// names the script's file:line:col. A run tries request 0; `llmbench check` tries more.
+pub fn script_errors(plan: &Plan, requests: &[u64]) -> Vec<String> {
+    let model = plan.model.as_deref().unwrap_or(MOCK_MODEL);
+    let prompt = super::feed::try_requests(&plan.request, model, requests).err();
+    prompt.into_iter().chain(verdict::dry_run(plan)).collect()
+}
+
+/// Removes the files a claimed run id has so far (its raw file, its telemetry file), for a run
+/// that stops before its first request.
+fn unclaim(files: &RunFiles) {
+    for path in [&files.raw, &files.telemetry] {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The target of the run: the plan's, else the built-in mock's (said on stderr).
@@ -228,24 +259,27 @@ fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
     })
 }
 
-/// Binds `--metrics-listen` and starts serving the live view.
-async fn listen(
-    addr: SocketAddr,
+/// Binds `--metrics-listen` (before the run id is claimed: a port in use leaves no file).
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
+    live::bind(addr).await.map_err(|e| {
+        RunError::Usage(format!(
+            "--metrics-listen {addr}: cannot listen there ({e}); pick a free port, e.g. 127.0.0.1:9464"
+        ))
+    })
+}
+
+/// Starts serving the live view on `listener`.
+fn serve_live(
+    listener: tokio::net::TcpListener,
     run_id: &str,
     workload: &str,
     target: &str,
     model: &str,
-) -> Result<(Arc<Live>, tokio::task::JoinHandle<()>), RunError> {
-    let listener = live::bind(addr).await.map_err(|e| {
-        RunError::Usage(format!(
-            "--metrics-listen {addr}: cannot listen there ({e}); pick a free port, e.g. 127.0.0.1:9464"
-        ))
-    })?;
+) -> (Arc<Live>, tokio::task::JoinHandle<()>) {
     let view = Arc::new(Live::new(run_id, workload, target, model));
-    eprintln!(
-        "llmbench: live metrics at http://{}/metrics",
-        listener.local_addr().map_or(addr, |a| a)
-    );
+    if let Ok(addr) = listener.local_addr() {
+        eprintln!("llmbench: live metrics at http://{addr}/metrics");
+    }
     let server = live::serve(listener, view.clone());
-    Ok((view, server))
+    (view, server)
 }

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -156,30 +156,42 @@ impl<T: Send + 'static> Scheduler<T> {
                 _ = self.pacer.sleep_until(intended) => {}
                 _ = self.stop.cancelled() => break,
             }
+            let dispatched_us = self.clock.now_us();
+            // A free slot is taken here, at release, so queue time is the wait for a slot only,
+            // never the spawned task's start-up: only a full cap makes an arrival wait.
+            let slot = match &slots {
+                None => Slot::Held(None),
+                Some(slots) => match slots.clone().try_acquire_owned() {
+                    Ok(permit) => Slot::Held(Some(permit)),
+                    Err(_) => Slot::Wait(slots.clone()),
+                },
+            };
             let dispatch = Dispatch {
                 id: self.next_id,
                 phase_index,
                 intended_us: self.clock.us_at(intended),
-                dispatched_us: self.clock.now_us(),
-                admitted_us: None,
+                dispatched_us,
+                admitted_us: matches!(slot, Slot::Held(_)).then_some(dispatched_us),
             };
             self.next_id += 1;
             run.dispatched += 1;
-            let (exec, slots, stop, clock) =
-                (exec.clone(), slots.clone(), self.stop.clone(), self.clock);
+            let (exec, stop, clock) = (exec.clone(), self.stop.clone(), self.clock);
             in_flight.spawn(async move {
                 let mut dispatch = dispatch;
-                let _permit = match &slots {
-                    None => None,
-                    Some(slots) => tokio::select! {
+                let _permit = match slot {
+                    Slot::Held(permit) => permit,
+                    Slot::Wait(slots) => tokio::select! {
                         // A stopped run admits no one, even a waiter whose slot just freed.
                         biased;
                         _ = stop.cancelled() => return exec(dispatch, payload).await,
-                        // FIFO: tokio's semaphore serves waiters in order.
-                        permit = slots.acquire() => Some(permit.expect("semaphore never closed")),
+                        // FIFO: tokio's semaphore serves waiters in order (a free permit is
+                        // only left over when nobody waits, so taking one never jumps the queue).
+                        permit = slots.acquire_owned() => {
+                            dispatch.admitted_us = Some(clock.now_us());
+                            Some(permit.expect("semaphore never closed"))
+                        }
                     },
                 };
-                dispatch.admitted_us = Some(clock.now_us());
                 exec(dispatch, payload).await
             });
             while in_flight.try_join_next().is_some() {}
@@ -251,6 +263,12 @@ impl<T: Send + 'static> Scheduler<T> {
             ..PhaseRun::default()
         }
     }
+}
+
+/// An arrival's concurrency slot at release: held (taken, or no cap), or to wait for.
+enum Slot {
+    Held(Option<OwnedSemaphorePermit>),
+    Wait(Arc<Semaphore>),
 }
 
 /// The concurrency cap `frac` of the way through a phase (at least 1).
@@ -424,6 +442,42 @@ mod tests {
             let admitted_ms = if k < 2 { k } else { 5 * (k / 2) + k % 2 };
             assert_eq!(d.dispatched_us, k * 1_000, "request {k} released on time");
             assert_eq!(d.admitted_us, Some(admitted_ms * 1_000), "request {k}");
+        }
+    }
+
+    /// Queue time is the wait for a slot only. Each request here blocks its thread for 2 ms
+    /// before its first await (a busy runtime), so spawned tasks start well after their
+    /// release; with no cap, or a cap never reached, every arrival is admitted when released.
+    #[test]
+    fn a_slow_task_start_is_not_queue_time() {
+        for cap in [None, Some(100)] {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let seen = rt.block_on(async {
+                let (tx, rx) = mpsc::channel(20);
+                for i in 0..20 {
+                    tx.send(i).await.unwrap();
+                }
+                let mut p = phase(Some(1000.0), None, Some(20));
+                p.concurrency = cap;
+                let seen = Arc::new(StdMutex::new(Vec::new()));
+                let sink = seen.clone();
+                let mut s = Scheduler::new(Clock::start(), rx, CancellationToken::new())
+                    .with_pacer(Pacer::Tokio);
+                s.run_phase(0, &p, move |d, _: usize| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    sink.lock().unwrap().push(d);
+                    async {}
+                })
+                .await;
+                seen.lock().unwrap().clone()
+            });
+            assert_eq!(seen.len(), 20);
+            for d in &seen {
+                assert_eq!(d.admitted_us, Some(d.dispatched_us), "cap {cap:?}: {d:?}");
+            }
         }
     }
 

@@ -51,16 +51,16 @@ impl Compiled {
         what: &dyn Fn() -> String,
     ) -> Result<Dynamic, String> {
         self.try_call(f, args, time)
-            .map_err(|failed| self.error(failed, time, what))
+            .map_err(|failed| self.error(failed, time, what).to_string())
     }
 
-    fn error(&self, (e, trip): Failed, time: Duration, what: &dyn Fn() -> String) -> String {
+    fn error(&self, (e, trip): Failed, time: Duration, what: &dyn Fn() -> String) -> ScriptError {
         let source = std::fs::read_to_string(&self.file).ok();
         let mut err = ScriptError::from_rhai(&self.file, source.as_deref(), &e);
         if let Some(trip) = trip {
             err.message = trip.message(&what(), time);
         }
-        err.to_string()
+        err
     }
 }
 
@@ -109,7 +109,9 @@ impl ScriptPrompt {
                     }
                     other => {
                         self.arity.store(2, Ordering::Relaxed);
-                        other.map_err(|failed| script.error(failed, PROMPT_BUDGET, &what))
+                        other.map_err(|failed| {
+                            script.error(failed, PROMPT_BUDGET, &what).to_string()
+                        })
                     }
                 }
             }
@@ -138,37 +140,61 @@ impl PromptGenerator for ScriptPrompt {
 }
 
 /// An assertion: the function gets the statistics as a map (`s.ttft_ms.p95`,
-/// `s.phases.steady.success_rate`, ...).
+/// `s.phases.steady.success_rate`, ...). Its script's engine fails on a map property that does
+/// not exist (a typo is an error, not `()`); a field that is there with no data is `()`.
 pub struct ScriptCheck {
     pub script: Compiled,
     pub name: String,
     pub check: AssertDraft,
 }
 
-impl StatsCheck for ScriptCheck {
-    fn check(&self, stats: &serde_json::Value) -> Result<CheckOutcome, String> {
-        let s = rhai::serde::to_dynamic(stats).map_err(|e| e.to_string())?;
-        let fail = |e: String| format!("assert {:?}: {e}", self.name);
-        let what = || format!("assertion {:?}", self.name);
+impl ScriptCheck {
+    fn function(&self) -> &FnPtr {
         match &self.check {
-            AssertDraft::Bool(f) => {
-                let v = self
-                    .script
-                    .call(f, vec![s], ASSERT_BUDGET, &what)
-                    .map_err(fail)?;
+            AssertDraft::Bool(f) | AssertDraft::Compare(f, ..) => f,
+        }
+    }
+
+    /// The function's value for `stats`.
+    fn value(&self, stats: &serde_json::Value) -> Result<Dynamic, Failed> {
+        let s = rhai::serde::to_dynamic(stats).map_err(|e| (e, None))?;
+        self.script
+            .try_call(self.function(), vec![s], ASSERT_BUDGET)
+    }
+
+    /// The error of a call that failed, worded; a missing field is said with the fields
+    /// `stats` has.
+    fn error(&self, failed: Failed, stats: &serde_json::Value) -> String {
+        let missing = matches!(
+            super::root_cause(&failed.0),
+            EvalAltResult::ErrorPropertyNotFound(..)
+        );
+        let mut err = self.script.error(failed, ASSERT_BUDGET, &|| {
+            format!("assertion {:?}", self.name)
+        });
+        if missing {
+            err.message.push_str(&fields_hint(stats));
+        }
+        format!("assert {:?}: {err}", self.name)
+    }
+
+    /// What the function's value `v` says.
+    fn outcome(&self, v: Dynamic) -> Result<CheckOutcome, String> {
+        let fail = |e: String| format!("assert {:?}: {e}", self.name);
+        match &self.check {
+            AssertDraft::Bool(_) => {
                 let passed = v.as_bool().map_err(|t| {
                     fail(format!("the function returned {t}; it must return true or false (or use assert(name, |s| value, \"<\", limit))"))
                 })?;
                 Ok(CheckOutcome {
                     passed,
                     value: passed.to_string(),
+                    measured: None,
+                    op: None,
+                    limit: None,
                 })
             }
-            AssertDraft::Compare(f, op, limit) => {
-                let v = self
-                    .script
-                    .call(f, vec![s], ASSERT_BUDGET, &what)
-                    .map_err(fail)?;
+            AssertDraft::Compare(_, op, limit) => {
                 let value = if v.is_unit() {
                     None
                 } else {
@@ -193,8 +219,40 @@ impl StatsCheck for ScriptCheck {
                 Ok(CheckOutcome {
                     passed,
                     value: value.map_or("no data".into(), |x| format!("{} {op} {limit}", trim(x))),
+                    measured: value,
+                    op: Some(op.clone()),
+                    limit: Some(*limit),
                 })
             }
+        }
+    }
+}
+
+impl StatsCheck for ScriptCheck {
+    fn check(&self, stats: &serde_json::Value) -> Result<CheckOutcome, String> {
+        let v = self.value(stats).map_err(|f| self.error(f, stats))?;
+        self.outcome(v)
+    }
+
+    fn dry_run(&self, empty: &serde_json::Value, sample: &serde_json::Value) -> Result<(), String> {
+        match self.value(sample) {
+            Ok(v) => {
+                self.outcome(v)?;
+            }
+            Err((e, None)) if depends_on_the_numbers(&e) => {}
+            Err(failed) => return Err(self.error(failed, sample)),
+        }
+        // Without data every value is `()`: only a missing field is the script's mistake.
+        match self.value(empty) {
+            Err((e, None))
+                if matches!(
+                    super::root_cause(&e),
+                    EvalAltResult::ErrorPropertyNotFound(..)
+                ) =>
+            {
+                Err(self.error((e, None), empty))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -210,6 +268,39 @@ impl StatsCheck for ScriptCheck {
             ),
         }
     }
+}
+
+/// An error that other numbers might not raise: a `throw`, arithmetic (a division by zero),
+/// an index out of bounds.
+fn depends_on_the_numbers(e: &EvalAltResult) -> bool {
+    matches!(
+        super::root_cause(e),
+        EvalAltResult::ErrorRuntime(..)
+            | EvalAltResult::ErrorArithmetic(..)
+            | EvalAltResult::ErrorArrayBounds(..)
+            | EvalAltResult::ErrorStringBounds(..)
+            | EvalAltResult::ErrorBitFieldBounds(..)
+    )
+}
+
+/// What the statistics `stats` have, for an error about a field they do not.
+fn fields_hint(stats: &serde_json::Value) -> String {
+    let keys = |v: &serde_json::Value| {
+        v.as_object()
+            .map(|o| o.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let phases = keys(&stats["phases"]);
+    format!(
+        " (a metric such as s.ttft_ms has {}; s.phases has {}, warmup phases are not in the \
+         statistics; README \"SLOs and assertions\" lists every field)",
+        keys(&stats["ttft_ms"]),
+        if phases.is_empty() {
+            "no phase".into()
+        } else {
+            phases
+        }
+    )
 }
 
 /// A number with at most 3 decimals, trailing zeros dropped.

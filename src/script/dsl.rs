@@ -7,9 +7,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rhai::{AST, Dynamic, Engine, FnPtr, Map};
+use rhai::{Dynamic, Engine, FnPtr, Map};
 
-use super::budget::Cancel;
 use super::callbacks::{AssertDraft, Compiled, ScriptCheck, ScriptPrompt};
 use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
@@ -36,6 +35,7 @@ pub struct Draft {
     params: BTreeMap<String, String>,
     attainment: Option<f64>,
     repeat: Option<u32>,
+    labels: crate::record::Labels,
     telemetry: Option<TelemetrySpec>,
 }
 
@@ -67,12 +67,12 @@ impl Draft {
     }
 
     /// Turns the draft into a plan, or says what the script still lacks.
+    /// `prompts` runs the prompt function, `checks` the assertions (the same script).
     pub fn finish(
         self,
         path: &Path,
-        engine: Arc<Engine>,
-        ast: Arc<AST>,
-        cancel: Cancel,
+        prompts: Compiled,
+        checks: Compiled,
     ) -> Result<Plan, ScriptError> {
         let whole = |m: String| ScriptError::whole(path, m);
         if let Some(name) = self
@@ -98,17 +98,12 @@ impl Draft {
                 "the script defines no phase: add phase(\"main\", #{ duration: 30, rps: 2, concurrency: 4 })".into(),
             ));
         }
-        let script = Compiled {
-            file: path.to_owned(),
-            engine,
-            ast,
-            cancel: cancel.clone(),
-        };
+        let cancel = prompts.cancel.clone();
         let prompt = match request.prompt {
             PromptDraft::Fixed(Content::Text(t)) => Prompt::Text(t),
             PromptDraft::Fixed(Content::Messages(m)) => Prompt::Messages(m),
             PromptDraft::Function(f) => {
-                Prompt::Generated(Arc::new(ScriptPrompt::new(script.clone(), f, request.seed)))
+                Prompt::Generated(Arc::new(ScriptPrompt::new(prompts, f, request.seed)))
             }
         };
         let assertions = self
@@ -117,7 +112,7 @@ impl Draft {
             .map(|(name, check)| Assertion {
                 name: name.clone(),
                 check: Arc::new(ScriptCheck {
-                    script: script.clone(),
+                    script: checks.clone(),
                     name,
                     check,
                 }),
@@ -150,6 +145,7 @@ impl Draft {
             params: self.params,
             attainment: self.attainment,
             repeat: self.repeat,
+            labels: self.labels,
             cancel,
         })
     }
@@ -327,6 +323,16 @@ fn register_params(engine: &mut Engine, draft: &Shared) {
         lock(&d).repeat = Some(n as u32);
         Ok(())
     });
+    let d = draft.clone();
+    engine.register_fn(
+        "label",
+        move |key: &str, value: Dynamic| -> RhaiResult<()> {
+            let value = value.to_string();
+            crate::record::check_label(key, &value).map_err(|e| format!("label: {e}"))?;
+            lock(&d).labels.insert(key.to_owned(), value);
+            Ok(())
+        },
+    );
     let d = draft.clone();
     engine.register_fn(
         "param",

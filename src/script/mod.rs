@@ -141,6 +141,15 @@ fn innermost(err: &EvalAltResult) -> (String, Position, Option<String>) {
     }
 }
 
+/// The error at the bottom of the calls and modules `err` passed through.
+pub(crate) fn root_cause(err: &EvalAltResult) -> &EvalAltResult {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => root_cause(inner),
+        other => other,
+    }
+}
+
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Values given on the command line with `--set name=value`, read by `param(name, default)`.
@@ -238,7 +247,9 @@ pub fn load_source_with(
     let source = source.to_owned();
     let draft = Arc::new(Mutex::new(dsl::Draft::new(overrides.clone())));
     let loaded = library::Loaded::default();
-    let mut engine = engine(path, configs.clone(), draft.clone(), loaded.clone(), access);
+    let engine_for =
+        |draft: &dsl::Shared| engine(path, configs.clone(), draft.clone(), loaded.clone(), access);
+    let mut engine = engine_for(&draft);
     let ast = engine
         .compile(&source)
         .map_err(|e| ScriptError::at(path, Some(&source), e.1, e.0.to_string()))?;
@@ -249,9 +260,25 @@ pub fn load_source_with(
         }
         err
     })?;
-    let ast = callable(&mut engine, ast, &source, &loaded);
+    // Assertions run on an engine of their own that fails on a map property that does not
+    // exist, so a typo'd field is an error (prompt functions keep Rhai's `()` for one).
+    let mut checks = engine_for(&draft);
+    checks.set_fail_on_invalid_map_property(true);
+    let ast = Arc::new(callable(
+        &mut [&mut engine, &mut checks],
+        ast,
+        &source,
+        &loaded,
+    ));
+    let compiled = |engine| callbacks::Compiled {
+        file: path.to_owned(),
+        engine: Arc::new(engine),
+        ast: ast.clone(),
+        cancel: access.cancel.clone(),
+    };
+    let (prompts, checks) = (compiled(engine), compiled(checks));
     let draft = std::mem::take(&mut *draft.lock().expect("draft lock"));
-    let mut plan = draft.finish(path, Arc::new(engine), Arc::new(ast), access.cancel.clone())?;
+    let mut plan = draft.finish(path, prompts, checks)?;
     if plan.model.is_none() {
         plan.known_models = configs
             .model_full_names()
@@ -261,11 +288,11 @@ pub fn load_source_with(
 }
 
 /// Makes functions the script handed over callable after its top level has run: imported
-/// modules become static modules under their aliases (closures call `alias::f`), and the
-/// modules' functions join the script's (closures made inside a module live there). The
-/// script's own functions win any clash.
+/// modules become static modules of each of `engines` under their aliases (closures call
+/// `alias::f`), and the modules' functions join the script's (closures made inside a module
+/// live there). The script's own functions win any clash.
 fn callable(
-    engine: &mut Engine,
+    engines: &mut [&mut Engine],
     ast: rhai::AST,
     source: &str,
     loaded: &library::Loaded,
@@ -279,7 +306,9 @@ fn callable(
     }
     for (path, alias) in aliases {
         if let Some(m) = loaded.iter().find(|m| m.path == path) {
-            engine.register_static_module(alias, m.module.clone());
+            for engine in engines.iter_mut() {
+                engine.register_static_module(alias.clone(), m.module.clone());
+            }
         }
     }
     merged.merge(&ast)

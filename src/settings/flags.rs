@@ -160,6 +160,10 @@ pub struct OutputFlags {
     /// request succeeded), for CI systems to show.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Label the run (server version, GPU, config, git sha), repeatable; reports and compare
+    /// name and group runs by their labels. Wins over the script's label of the same key.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::record::parse_label)]
+    pub labels: Vec<(String, String)>,
 }
 
 impl Default for OutputFlags {
@@ -172,6 +176,7 @@ impl Default for OutputFlags {
             export_json: None,
             no_compare_report: false,
             junit: None,
+            labels: Vec::new(),
         }
     }
 }

@@ -118,6 +118,8 @@ pub struct PlanOverrides {
     pub timeout: Option<Duration>,
     /// The request and load flags.
     pub shape: ShapeOverrides,
+    /// `--label KEY=VALUE`, added to (and winning over) the script's labels.
+    pub labels: Vec<(String, String)>,
 }
 
 /// Puts the command line's overrides on `plan`. Pure.
@@ -133,6 +135,7 @@ pub fn apply(mut plan: Plan, o: &PlanOverrides) -> Result<Plan, SettingsError> {
         plan.model = Some(model.clone());
     }
     plan.telemetry.prometheus.extend(o.scrape.iter().cloned());
+    plan.labels.extend(o.labels.iter().cloned());
     if let Some(every) = o.telemetry_every {
         plan.telemetry.every = every;
     }
@@ -214,6 +217,7 @@ impl LoadFlags {
             gpus: tel.gpus.clone(),
             timeout: conn.timeout.map(Duration::from_secs_f64),
             shape: self.shape.overrides(),
+            labels: self.output.labels.clone(),
         })
     }
 }
@@ -270,6 +274,7 @@ mod tests {
             gpus: Some(vec![1]),
             timeout: Some(Duration::from_secs(7)),
             shape: ShapeOverrides::default(),
+            labels: vec![("gpu".into(), "H100".into())],
         };
         let p = apply(plan(), &o).unwrap();
         let t = p.target.as_ref().unwrap();
@@ -284,6 +289,23 @@ mod tests {
         assert!(!p.telemetry.nvml);
         assert_eq!(p.telemetry.gpus, Some(vec![1]));
         assert_eq!(p.request.timeout, Duration::from_secs(7));
+        assert_eq!(p.labels["gpu"], "H100");
+    }
+
+    #[test]
+    fn a_label_flag_wins_over_the_scripts_label_of_the_same_key() {
+        let mut p = plan();
+        p.labels.insert("server".into(), "vllm".into());
+        p.labels.insert("gpu".into(), "A100".into());
+        let o = PlanOverrides {
+            labels: vec![("server".into(), "sglang".into())],
+            ..Default::default()
+        };
+        let p = apply(p, &o).unwrap();
+        assert_eq!(
+            crate::record::labels_line(&p.labels),
+            "gpu=A100 server=sglang"
+        );
     }
 
     #[test]

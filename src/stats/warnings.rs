@@ -2,15 +2,60 @@
 //! cause, carrying the numbers that triggered it; its message says what to do and names the
 //! flag or setting that fixes it. `Summary::warnings` finds the ones the statistics show; the
 //! run adds the ones only it can see (a busy request thread, a failed write, a failed prompt
-//! generator, assertions left unevaluated). Warnings serialize as their message, so reports,
-//! metadata and exports read as text.
+//! generator, a failed scrape, assertions left unevaluated). Phase-level checks (lateness, the
+//! server falling behind) look at every phase and name it. Warnings serialize as their message,
+//! so reports, metadata and exports read as text.
 
 use std::fmt;
 
 use serde::Serialize;
 
-use super::{Metric, Summary};
+use super::{Metric, PhaseStats, Summary};
 use crate::record::Requested;
+
+/// Scheduler lateness p99 over this (ms) ...
+pub const LATENESS_FLOOR_MS: f64 = 1.0;
+/// ... and over this share of the TTFT p50 means the load generator fell behind its schedule.
+pub const LATENESS_SHARE_OF_TTFT: f64 = 0.05;
+
+/// The one criterion for "the load generator kept its schedule", shared by the run warning and
+/// `calibrate`'s "sustained": lateness p99 at most 1 ms or at most 5 % of the TTFT p50.
+pub fn behind_schedule(lateness_p99_ms: f64, ttft_p50_ms: f64) -> bool {
+    lateness_p99_ms > LATENESS_FLOOR_MS && lateness_p99_ms > LATENESS_SHARE_OF_TTFT * ttft_p50_ms
+}
+
+/// Who counted a run's output tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCounter {
+    /// The server, in its usage.
+    Server,
+    /// llmbench, one token per content chunk (the server sent no usage).
+    Chunks,
+    /// The server for some requests, llmbench's chunk count for the others.
+    Mixed,
+}
+
+impl TokenCounter {
+    fn of(p: &PhaseStats) -> Self {
+        match (p.tokens_from_usage, p.tokens_from_chunks) {
+            (_, 0) => Self::Server,
+            (0, _) => Self::Chunks,
+            _ => Self::Mixed,
+        }
+    }
+
+    fn counted(self) -> &'static str {
+        match self {
+            Self::Server => "the server's usage counted",
+            Self::Chunks => {
+                "llmbench counted (one token per content chunk, the server sent no usage)"
+            }
+            Self::Mixed => {
+                "the server's usage (or, where it sent none, llmbench's chunk count) counted"
+            }
+        }
+    }
+}
 
 /// A reason to doubt (part of) a run's numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,23 +66,41 @@ pub enum Warning {
         requests: u64,
         classes: Vec<(String, u64)>,
     },
-    /// The load generator fell behind its schedule.
+    /// The load generator fell behind its schedule in a phase.
     BehindSchedule {
+        phase: String,
         lateness_p99_ms: f64,
         ttft_p50_ms: f64,
     },
-    /// Arrivals waited for a concurrency slot.
+    /// Arrivals waited for a concurrency slot (every slot was busy).
     Queued { queue_p99_ms: f64 },
+    /// A phase's requests completed well below the rate they were offered at
+    /// (`stats::Pace::fell_behind`); `client_late`: the load generator was behind its schedule
+    /// there too, so it may share the blame.
+    FellBehind {
+        phase: String,
+        offered_req_per_s: f64,
+        completed_req_per_s: f64,
+        client_late: bool,
+    },
+    /// Successful answers that carried no output token (left out of TTFT, TPOT and E2EL).
+    EmptyAnswers { empty: u64, ok: u64 },
     /// Output tokens were counted from chunks (the server sent no usage).
     TokensFromChunks { requests: u64 },
     /// Requests were resent after the server closed a kept-alive connection.
     Reconnects { requests: u64 },
-    /// The server produced other output lengths than `max_tokens` asked for.
-    OutputLength {
+    /// Requests came back with fewer output tokens than `max_tokens` asked for.
+    FewerTokens {
         asked: u32,
+        counter: TokenCounter,
         min: f64,
-        max: f64,
         mean: f64,
+    },
+    /// Requests came back with more output tokens than `max_tokens` asked for.
+    MoreTokens {
+        asked: u32,
+        counter: TokenCounter,
+        max: f64,
     },
     /// Every request carried the same prompt text.
     FixedPrompt,
@@ -51,6 +114,14 @@ pub enum Warning {
     PromptGeneratorFailed { error: String },
     /// A signal stopped the run before its assertions were evaluated.
     AssertionsNotEvaluated,
+    /// Scrapes of a `--scrape` endpoint failed (unreachable, an error status, not Prometheus
+    /// text): `failed` of `tried`, and the first error.
+    ScrapeFailed {
+        url: String,
+        failed: u64,
+        tried: u64,
+        error: String,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -69,15 +140,26 @@ impl fmt::Display for Warning {
                 )
             }
             Self::BehindSchedule {
+                phase,
                 lateness_p99_ms,
                 ttft_p50_ms,
             } => write!(
                 f,
-                "The load generator fell behind its schedule (lateness p99 {lateness_p99_ms:.2} ms against a TTFT p50 of {ttft_p50_ms:.2} ms); latencies from the intended start include this. Lower the rate or run llmbench on a less busy machine."
+                "Phase {phase}: the load generator fell behind its schedule (lateness p99 {lateness_p99_ms:.2} ms against a TTFT p50 of {ttft_p50_ms:.2} ms); latencies from the intended start include this. Lower the rate or run llmbench on a less busy machine."
             ),
             Self::Queued { queue_p99_ms } => write!(
                 f,
-                "Arrivals waited for a concurrency slot (queue time p99 {queue_p99_ms:.1} ms): the concurrency cap, not only the server, shaped this load. TTFT and E2EL from the intended start include the wait."
+                "Arrivals waited for a concurrency slot (queue time p99 {queue_p99_ms:.1} ms): every slot of the concurrency cap was busy, so the cap held back part of the offered load. TTFT and E2EL from the intended start include the wait. Raise the phase's concurrency to offer the full rate."
+            ),
+            Self::FellBehind {
+                phase,
+                offered_req_per_s,
+                completed_req_per_s,
+                client_late,
+            } => fell_behind(f, phase, *offered_req_per_s, *completed_req_per_s, *client_late),
+            Self::EmptyAnswers { empty, ok } => write!(
+                f,
+                "{empty} of {ok} successful answers carried no output token; they have no TTFT, TPOT or E2EL, so the latency statistics leave them out. Check the prompt and max_tokens, or the server's logs for why it answered with nothing."
             ),
             Self::TokensFromChunks { requests } => write!(
                 f,
@@ -87,22 +169,21 @@ impl fmt::Display for Warning {
                 f,
                 "{requests} requests were resent on a new connection because the server closed their kept-alive connection before answering; their latency includes the lost time. If this is frequent, check the server's keep-alive settings."
             ),
-            Self::OutputLength {
+            Self::FewerTokens {
                 asked,
+                counter,
                 min,
-                max,
                 mean,
-            } => {
-                let counted = if min == max {
-                    format!("{min:.0}")
-                } else {
-                    format!("{min:.0} to {max:.0} (mean {mean:.1})")
-                };
-                write!(
-                    f,
-                    "Requests asked for max_tokens {asked} but the server counted {counted} output tokens: it stopped early (end of sequence) or does not honour max_tokens, so runs with different output lengths do not compare. For fixed lengths ask the server to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos)."
-                )
-            }
+            } => fewer_tokens(f, *asked, *counter, *min, *mean),
+            Self::MoreTokens {
+                asked,
+                counter,
+                max,
+            } => write!(
+                f,
+                "Requests asked for max_tokens {asked} but {} up to {max:.0} output tokens, more than asked: the server does not honour max_tokens (or counts tokens its own way), so output lengths are the server's choice. Check the server's limit on output length, or whether it expects another parameter name (max_completion_tokens).",
+                counter.counted()
+            ),
             Self::FixedPrompt => f.write_str(
                 "Every request sent the same prompt: a server's prefix cache may answer from cache and flatter TTFT. Make the prompt a function of the request index (prompt: |i| ...) to vary it.",
             ),
@@ -126,8 +207,56 @@ impl fmt::Display for Warning {
             Self::AssertionsNotEvaluated => f.write_str(
                 "The run was interrupted, so its assertions were not evaluated.",
             ),
+            Self::ScrapeFailed {
+                url,
+                failed,
+                tried,
+                error,
+            } => write!(
+                f,
+                "{failed} of {tried} scrapes of {url} failed (first: {error}), so its server telemetry is {}. Check that the address serves Prometheus text (vLLM: /metrics) and is reachable from this machine.",
+                if failed == tried { "missing" } else { "partial" }
+            ),
         }
     }
+}
+
+/// `Warning::FellBehind`'s message.
+fn fell_behind(
+    f: &mut fmt::Formatter<'_>,
+    phase: &str,
+    offered: f64,
+    completed: f64,
+    client_late: bool,
+) -> fmt::Result {
+    write!(
+        f,
+        "Phase {phase}: requests were offered at {offered:.2} req/s but completed at {completed:.2} req/s, "
+    )?;
+    f.write_str(if client_late {
+        "and the load generator was behind its schedule too (see that warning), so llmbench may have held back part of the load. Rerun on a less busy machine to tell the two apart."
+    } else {
+        "while arrivals left on time: the server, not llmbench, fell behind (it was overloaded at this rate). Latencies rise through the phase; lower the rate to measure the server below saturation."
+    })
+}
+
+/// `Warning::FewerTokens`'s message: what fewer means depends on who counted.
+fn fewer_tokens(
+    f: &mut fmt::Formatter<'_>,
+    asked: u32,
+    counter: TokenCounter,
+    min: f64,
+    mean: f64,
+) -> fmt::Result {
+    write!(
+        f,
+        "Requests asked for max_tokens {asked} but {} as few as {min:.0} output tokens (mean {mean:.1}), fewer than asked: ",
+        counter.counted()
+    )?;
+    f.write_str(match counter {
+        TokenCounter::Server => "the server stopped early (end of sequence), so runs with different output lengths do not compare. For fixed lengths ask the server to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
+        _ => "a chunk may carry several tokens, so this may not mean the server stopped early; a server that honours stream_options.include_usage says. If it did stop early, ask it to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
+    })
 }
 
 impl Serialize for Warning {
@@ -153,13 +282,8 @@ impl Summary {
                     .collect(),
             });
         }
-        let late_p99 = a.metric(Metric::LatenessMs).p99.unwrap_or(0.0);
-        let ttft_p50 = a.metric(Metric::TtftMs).p50.unwrap_or(0.0);
-        if late_p99 > 1.0 && late_p99 > 0.05 * ttft_p50 {
-            w.push(Warning::BehindSchedule {
-                lateness_p99_ms: late_p99,
-                ttft_p50_ms: ttft_p50,
-            });
+        for p in &self.phases {
+            w.extend(pace_warnings(p));
         }
         let queue_p99 = a.metric(Metric::QueueMs).p99.unwrap_or(0.0);
         if queue_p99 > 1.0 {
@@ -177,17 +301,13 @@ impl Summary {
                 requests: a.reconnects,
             });
         }
-        let out = a.metric(Metric::OutputTokens);
-        if let (Some(asked), Some(min), Some(max)) = (requested.max_tokens, out.min, out.max)
-            && (min != asked as f64 || max != asked as f64)
-        {
-            w.push(Warning::OutputLength {
-                asked,
-                min,
-                max,
-                mean: out.mean.unwrap_or(0.0),
+        if a.empty_answers > 0 {
+            w.push(Warning::EmptyAnswers {
+                empty: a.empty_answers,
+                ok: a.ok,
             });
         }
+        w.extend(length_warnings(a, requested));
         if requested.fixed_prompt && a.requests > 1 {
             w.push(Warning::FixedPrompt);
         }
@@ -196,6 +316,56 @@ impl Summary {
         }
         w
     }
+}
+
+/// A phase's lateness and, where its requests completed well below the offered rate, that.
+fn pace_warnings(p: &PhaseStats) -> Vec<Warning> {
+    let mut w = Vec::new();
+    let late_p99 = p.metric(Metric::LatenessMs).p99.unwrap_or(0.0);
+    let ttft_p50 = p.metric(Metric::TtftMs).p50.unwrap_or(0.0);
+    let client_late = behind_schedule(late_p99, ttft_p50);
+    if client_late {
+        w.push(Warning::BehindSchedule {
+            phase: p.name.clone(),
+            lateness_p99_ms: late_p99,
+            ttft_p50_ms: ttft_p50,
+        });
+    }
+    if let Some(pace) = p.pace.filter(|pace| pace.fell_behind()) {
+        w.push(Warning::FellBehind {
+            phase: p.name.clone(),
+            offered_req_per_s: pace.offered_req_per_s,
+            completed_req_per_s: pace.completed_req_per_s,
+            client_late,
+        });
+    }
+    w
+}
+
+/// Output lengths against `max_tokens`: fewer, more (or both), saying who counted.
+fn length_warnings(a: &PhaseStats, requested: &Requested) -> Vec<Warning> {
+    let out = a.metric(Metric::OutputTokens);
+    let (Some(asked), Some(min), Some(max)) = (requested.max_tokens, out.min, out.max) else {
+        return Vec::new();
+    };
+    let counter = TokenCounter::of(a);
+    let mut w = Vec::new();
+    if min < asked as f64 {
+        w.push(Warning::FewerTokens {
+            asked,
+            counter,
+            min,
+            mean: out.mean.unwrap_or(0.0),
+        });
+    }
+    if max > asked as f64 {
+        w.push(Warning::MoreTokens {
+            asked,
+            counter,
+            max,
+        });
+    }
+    w
 }
 
 #[cfg(test)]
@@ -220,10 +390,10 @@ mod tests {
             matches!(
                 w.as_slice(),
                 [
-                    Warning::OutputLength {
+                    Warning::FewerTokens {
                         asked: 12,
+                        counter: TokenCounter::Server,
                         min: 10.0,
-                        max: 12.0,
                         ..
                     },
                     Warning::FixedPrompt
@@ -249,5 +419,138 @@ mod tests {
             serde_json::Value::String(w.to_string())
         );
         assert!(w.to_string().starts_with("Only 3 successful requests"));
+    }
+
+    /// The records of `rec`, 200 of them, one every 10 ms, in phase p0.
+    fn steady() -> Vec<crate::record::RequestRecord> {
+        (0..200)
+            .map(|i| rec(i, 0, i * 10_000, 50_000, 1000, 12))
+            .collect()
+    }
+
+    #[test]
+    fn output_lengths_say_who_counted_and_which_way() {
+        let asked = |n| Requested {
+            max_tokens: Some(n),
+            fixed_prompt: false,
+        };
+        // The server's usage says 12 tokens; 10 were asked: more, counted by the server.
+        let w = summarize(&steady()).warnings(&asked(10));
+        assert!(
+            matches!(
+                w.as_slice(),
+                [Warning::MoreTokens {
+                    asked: 10,
+                    counter: TokenCounter::Server,
+                    max: 12.0
+                }]
+            ),
+            "{w:?}"
+        );
+        // llmbench counted 12 chunks where 16 tokens were asked: fewer, counted by llmbench.
+        let mut chunks = steady();
+        for r in &mut chunks {
+            r.tokens_source = crate::record::TokenSource::Chunks;
+        }
+        let w = summarize(&chunks).warnings(&asked(16));
+        assert!(
+            w.contains(&Warning::FewerTokens {
+                asked: 16,
+                counter: TokenCounter::Chunks,
+                min: 12.0,
+                mean: 12.0
+            }),
+            "{w:?}"
+        );
+        assert!(!w.iter().any(|w| matches!(w, Warning::MoreTokens { .. })));
+        assert!(
+            w.iter()
+                .any(|w| matches!(w, Warning::TokensFromChunks { requests: 200 }))
+        );
+        chunks[0].tokens_source = crate::record::TokenSource::Usage;
+        let w = summarize(&chunks).warnings(&asked(16));
+        assert!(
+            w.iter().any(|w| matches!(
+                w,
+                Warning::FewerTokens {
+                    counter: TokenCounter::Mixed,
+                    ..
+                }
+            )),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn lateness_is_checked_in_every_phase_and_names_it() {
+        // Phase p0 on time; in phase p1 (100 requests) two were released 273 ms late against a
+        // 75 ms TTFT: p1's p99 shows it, the `all` row's p99 (over 300 requests) hides it.
+        let mut records = steady();
+        for i in 0..100 {
+            let mut r = rec(200 + i, 1, 3_000_000 + i * 10_000, 75_000, 1000, 12);
+            if i < 2 {
+                r.dispatched_us = r.intended_us;
+                r.intended_us -= 273_000;
+            }
+            records.push(r);
+        }
+        let w = summarize(&records).warnings(&Requested::default());
+        let late: Vec<_> = w
+            .iter()
+            .filter(|w| matches!(w, Warning::BehindSchedule { .. }))
+            .collect();
+        assert!(
+            matches!(late.as_slice(), [Warning::BehindSchedule { phase, lateness_p99_ms, .. }] if phase == "p1" && *lateness_p99_ms > 270.0),
+            "{w:?}"
+        );
+        assert!(
+            behind_schedule(1.5, 10.0)
+                && !behind_schedule(0.9, 1.0)
+                && !behind_schedule(4.0, 100.0)
+        );
+    }
+
+    #[test]
+    fn a_server_that_falls_behind_is_named_not_the_cap() {
+        // Offered 2 req/s for 12 s (24 arrivals, all sent on time); the server answered one
+        // request every 2 s, in order, so they completed at 0.5 req/s.
+        let records: Vec<_> = (0..24)
+            .map(|i| {
+                let mut r = rec(i, 0, i * 500_000, 50_000, 1000, 12);
+                r.end_us = (i + 1) * 2_000_000;
+                r.last_token_us = Some(r.end_us);
+                r
+            })
+            .collect();
+        let w = summarize(&records).warnings(&Requested::default());
+        assert!(
+            matches!(
+                w.as_slice(),
+                [Warning::FellBehind { phase, offered_req_per_s, completed_req_per_s, client_late: false }, Warning::FewSamples { .. }]
+                    if phase == "p0" && (offered_req_per_s - 2.0).abs() < 1e-9 && (completed_req_per_s - 0.5).abs() < 1e-9
+            ),
+            "{w:?}"
+        );
+        // A server that keeps up: no such warning.
+        let w = summarize(&steady()).warnings(&Requested::default());
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn empty_answers_are_counted_and_warned() {
+        let mut records = steady();
+        for r in records.iter_mut().take(3) {
+            r.output_tokens = 0;
+            r.content_chunks = 0;
+            r.first_token_us = None;
+            r.first_answer_us = None;
+            r.last_token_us = None;
+            r.chunk_offsets_us.clear();
+        }
+        let s = summarize(&records);
+        assert_eq!(s.all.empty_answers, 3);
+        assert_eq!(s.all.metric(Metric::TtftMs).count, 197);
+        let w = s.warnings(&Requested::default());
+        assert_eq!(w, vec![Warning::EmptyAnswers { empty: 3, ok: 200 }]);
     }
 }

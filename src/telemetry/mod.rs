@@ -73,6 +73,17 @@ pub struct Reading {
 enum Msg {
     Readings(Vec<Reading>),
     Notice(String),
+    ScrapeFailed(ScrapeFailure),
+}
+
+/// A scraped endpoint whose scrapes failed (unreachable, an error status, not Prometheus
+/// text): how many of how many, and the first error. The URL and error carry no secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeFailure {
+    pub url: String,
+    pub failed: u64,
+    pub tried: u64,
+    pub error: String,
 }
 
 /// Where samplers send readings and notices, and how they learn to stop: once `closed`, a
@@ -95,6 +106,11 @@ impl SampleSink {
         let _ = self.tx.send(Msg::Notice(message));
     }
 
+    /// Reports, once a scraper ends, that some of its scrapes failed.
+    pub fn scrape_failed(&self, failure: ScrapeFailure) {
+        let _ = self.tx.send(Msg::ScrapeFailed(failure));
+    }
+
     /// Telemetry is stopping.
     pub fn closed(&self) -> bool {
         self.stop.is_cancelled()
@@ -111,6 +127,8 @@ impl SampleSink {
 pub struct Collected {
     pub readings: Vec<Reading>,
     pub notices: Vec<String>,
+    /// Scraped endpoints with failed scrapes, for the run's warnings.
+    pub scrape_failures: Vec<ScrapeFailure>,
     pub path: Option<PathBuf>,
 }
 
@@ -238,6 +256,7 @@ fn record(rx: Receiver<Msg>, path: Option<PathBuf>) -> Collected {
                 }
                 collected.readings.extend(batch);
             }
+            Msg::ScrapeFailed(f) => collected.scrape_failures.push(f),
             Msg::Notice(n) => {
                 if seen.insert(n.clone()) {
                     eprintln!("llmbench: {}", crate::escape::terminal(&n));

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Kind, Reading, SampleSink};
+use super::{Kind, Reading, SampleSink, ScrapeFailure};
 use crate::clock::Clock;
 
 /// One sample line of an exposition.
@@ -135,7 +135,9 @@ pub fn keep(name: &str, named: &[String]) -> bool {
 }
 
 /// Polls `url` every `every` until the sink closes, then once more; each kept series becomes a
-/// reading stamped at the middle of the request.
+/// reading stamped at the middle of the request. A scrape fails when the endpoint cannot be
+/// reached, answers with an error status, or sends a page with no Prometheus sample line; the
+/// failures are reported to the sink when the loop ends.
 pub async fn scrape_loop(
     url: String,
     every: Duration,
@@ -143,10 +145,46 @@ pub async fn scrape_loop(
     clock: Clock,
     sink: SampleSink,
 ) {
+    let shown = crate::redact::public_url(&url);
+    let mut tally = Tally::default();
+    scrape_until_stopped(&url, every, &named, clock, &sink, &mut tally).await;
+    if let Some(error) = tally.first_error {
+        sink.scrape_failed(ScrapeFailure {
+            url: shown,
+            failed: tally.failed,
+            tried: tally.tried,
+            error,
+        });
+    }
+}
+
+/// Scrapes tried and failed, and the first failure's error.
+#[derive(Default)]
+struct Tally {
+    tried: u64,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn fail(&mut self, error: String) {
+        self.failed += 1;
+        self.first_error.get_or_insert(error);
+    }
+}
+
+async fn scrape_until_stopped(
+    url: &str,
+    every: Duration,
+    named: &[String],
+    clock: Clock,
+    sink: &SampleSink,
+    tally: &mut Tally,
+) {
     crate::client::install_tls_provider();
     // The URL may carry credentials: readings and notices name it without them.
-    let shown = crate::redact::public_url(&url);
-    let redactor = crate::redact::Redactor::new().with_url(&url);
+    let shown = crate::redact::public_url(url);
+    let redactor = crate::redact::Redactor::new().with_url(url);
     let http = match reqwest::Client::builder()
         .no_proxy()
         .timeout(every.max(Duration::from_secs(2)))
@@ -154,7 +192,10 @@ pub async fn scrape_loop(
     {
         Ok(h) => h,
         Err(e) => {
-            sink.notice(redactor.redact(&format!("cannot scrape {shown}: {e}")));
+            let error = redactor.redact(&e.to_string());
+            sink.notice(format!("cannot scrape {shown}: {error}"));
+            tally.tried += 1;
+            tally.fail(error);
             return;
         }
     };
@@ -167,47 +208,52 @@ pub async fn scrape_loop(
         };
         next += every;
         let sent = clock.now_us();
-        let result = async {
-            http.get(&url)
-                .send()
-                .await?
-                .error_for_status()?
-                .text()
-                .await
-        }
-        .await;
+        let result = async { http.get(url).send().await?.error_for_status()?.text().await }.await;
         let t_us = sent + (clock.now_us() - sent) / 2;
+        tally.tried += 1;
         match result {
             Ok(text) => {
-                failing = false;
                 // Parsed off the thread that drives the requests (by default one thread drives
                 // them all): a large /metrics page would delay the reads of every stream.
                 let parsed = tokio::task::spawn_blocking(move || parse(&text))
                     .await
                     .unwrap_or_default();
-                let readings = parsed
-                    .into_iter()
-                    .filter(|p| keep(&p.name, &named))
-                    .map(|p| Reading {
-                        t_us,
-                        source: shown.clone(),
-                        name: p.name,
-                        labels: p.labels,
-                        kind: p.kind,
-                        value: p.value,
-                    });
-                if !sink.send_all(readings) {
-                    return;
+                if parsed.is_empty() {
+                    if !failing {
+                        sink.notice(format!(
+                            "scraping {shown}: the page has no Prometheus sample line; will keep trying"
+                        ));
+                    }
+                    failing = true;
+                    tally.fail("the page has no Prometheus sample line".into());
+                } else {
+                    failing = false;
+                    let readings = parsed
+                        .into_iter()
+                        .filter(|p| keep(&p.name, named))
+                        .map(|p| Reading {
+                            t_us,
+                            source: shown.clone(),
+                            name: p.name,
+                            labels: p.labels,
+                            kind: p.kind,
+                            value: p.value,
+                        });
+                    if !sink.send_all(readings) {
+                        return;
+                    }
                 }
             }
             Err(e) => {
+                let error =
+                    redactor.redact(&crate::client::response::error_chain(&e.without_url()));
                 if !failing {
-                    sink.notice(redactor.redact(&format!(
-                        "scraping {shown} failed: {}; will keep trying",
-                        crate::client::response::error_chain(&e.without_url())
-                    )));
+                    sink.notice(format!(
+                        "scraping {shown} failed: {error}; will keep trying"
+                    ));
                 }
                 failing = true;
+                tally.fail(error);
             }
         }
         if last {

@@ -144,6 +144,7 @@ pub async fn send_in_turn_to(
     let label = PhaseLabel {
         name: "p".into(),
         warmup: false,
+        probe: false,
     };
     let mut out = Vec::new();
     for id in 0..n {

@@ -57,14 +57,17 @@ pub fn result_files(results: &Path) -> Vec<PathBuf> {
 }
 
 /// The one file of the run under `results/<sub>/` ending in `.<ext>` (the comparison report
-/// across runs, `reports/benchmark_report.*`, is not a run's).
+/// across runs, `reports/benchmark_report.*`, is not a run's; nor is the percentile intervals
+/// file `summary/<id>.intervals.csv` its summary CSV).
 pub fn only_file(results: &Path, sub: &str, ext: &str) -> PathBuf {
     let found: Vec<PathBuf> = all_files(&results.join(sub))
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(&format!(".{ext}")))
         .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("benchmark_report."))
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.unwrap_or_default();
+            !name.starts_with("benchmark_report.")
+                && (ext != "csv" || !name.ends_with(".intervals.csv"))
         })
         .collect();
     assert_eq!(found.len(), 1, "one {sub}/*.{ext} expected: {found:?}");

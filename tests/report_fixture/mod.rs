@@ -116,6 +116,7 @@ pub fn info(id: &str, model: &str, workload: &str, started_at: &str) -> RunInfo 
         max_tokens: Some(24),
         fixed_prompt: false,
         trial: None,
+        labels: Default::default(),
     }
 }
 
