@@ -22,6 +22,7 @@ pub mod chunk;
 mod fresh;
 pub mod models;
 pub mod options;
+mod outgoing;
 pub mod preflight;
 pub mod response;
 pub mod sse;
@@ -30,16 +31,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::plan::{Content, Endpoint, RequestSpec, Target};
+use crate::plan::{Endpoint, RequestSpec, Target};
 use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind};
 use crate::redact::{Redactor, public_url};
 use crate::schedule::Dispatch;
 use body::failed_status;
 pub use options::ClientOptions;
+pub use outgoing::{Outgoing, build_body, build_request};
 use response::{Failure, Received, error_chain};
 
 /// Makes rustls use the `ring` crypto provider, once per process. Every HTTP client llmbench
@@ -50,47 +51,6 @@ pub fn install_tls_provider() {
 
 /// Header carrying the run-wide request id, so server logs (and the mock) can be matched up.
 pub const REQUEST_ID_HEADER: &str = "x-llmbench-request-id";
-
-/// Builds the JSON body for one request: the endpoint's prompt fields, `max_tokens`, streaming
-/// (with `stream_options.include_usage`), then the spec's extra body fields.
-pub fn build_body(spec: &RequestSpec, model: &str, prompt: &Content) -> Result<Bytes, String> {
-    let mut body = match (spec.endpoint, prompt) {
-        (Endpoint::Chat, content) => {
-            let mut messages = Vec::new();
-            if let Some(system) = &spec.system {
-                messages.push(json!({"role": "system", "content": system}));
-            }
-            match content {
-                Content::Text(text) => messages.push(json!({"role": "user", "content": text})),
-                Content::Messages(list) => messages.extend(
-                    list.iter()
-                        .map(|m| json!({"role": m.role, "content": m.content})),
-                ),
-            }
-            json!({ "model": model, "messages": messages })
-        }
-        (Endpoint::Completions, Content::Text(text)) => json!({ "model": model, "prompt": text }),
-        (Endpoint::Completions, Content::Messages(_)) => {
-            return Err(
-                "the prompt is a list of chat messages, but the endpoint is \"completions\"; use endpoint: \"chat\" or return a string".into(),
-            );
-        }
-    };
-    let obj = body.as_object_mut().expect("built as an object");
-    if let Some(n) = spec.max_tokens {
-        obj.insert("max_tokens".into(), Value::from(n));
-    }
-    obj.insert("stream".into(), Value::Bool(spec.stream));
-    if spec.stream {
-        obj.insert("stream_options".into(), json!({"include_usage": true}));
-    }
-    for (k, v) in &spec.body {
-        obj.insert(k.clone(), v.clone());
-    }
-    Ok(Bytes::from(
-        serde_json::to_vec(&body).expect("JSON values serialize"),
-    ))
-}
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +130,7 @@ pub fn redactor(target: &Target, spec: &RequestSpec, options: &ClientOptions) ->
         r.add(key.expose());
     }
     for (_, value) in &spec.headers {
-        r.add(value);
+        r.add_header_value(value);
     }
     if let Some(proxy) = &options.proxy {
         r.add_url(proxy);
@@ -235,10 +195,8 @@ impl Client {
             headers.insert(AUTHORIZATION, v);
         }
         for (name, value) in &spec.headers {
-            let bad = || ClientError::BadHeader(name.clone());
-            let n = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-            let mut v = HeaderValue::from_str(value).map_err(|_| bad())?;
-            v.set_sensitive(true);
+            let (n, v) = outgoing::header(name, value)
+                .ok_or_else(|| ClientError::BadHeader(name.clone()))?;
             headers.insert(n, v);
         }
         let http = options.build_http(pool, spec.timeout)?;
@@ -274,16 +232,23 @@ impl Client {
         &self.redactor
     }
 
-    /// Performs one request and returns its record. A dispatch that was never admitted (the run
-    /// stopped while it queued) is recorded as cancelled without being sent. `abort` cuts a
-    /// request short (recorded as cancelled, keeping what arrived).
+    /// Performs one request (a body, or a whole `Outgoing` with its own headers and shape) and
+    /// returns its record. A dispatch that was never admitted (the run stopped while it queued)
+    /// is recorded as cancelled without being sent. `abort` cuts a request short (recorded as
+    /// cancelled, keeping what arrived).
     pub async fn execute(
         &self,
         dispatch: Dispatch,
         phase: &PhaseLabel,
-        body: Bytes,
+        request: impl Into<Outgoing>,
         abort: &CancellationToken,
     ) -> RequestRecord {
+        let Outgoing {
+            body,
+            headers,
+            max_tokens,
+            label,
+        } = request.into();
         let mut rec = RequestRecord::unsent(
             dispatch.id,
             phase.name.as_str(),
@@ -292,6 +257,22 @@ impl Client {
             self.stream,
             dispatch.intended_us,
         );
+        rec.max_tokens = max_tokens;
+        rec.label = label;
+        // This request's own header values are secrets of its record too.
+        let own;
+        let redactor = if headers.is_empty() {
+            &self.redactor
+        } else {
+            let mut r = self.redactor.clone();
+            headers
+                .values()
+                .filter_map(|v| v.to_str().ok())
+                .for_each(|v| r.add_header_value(v));
+            own = r;
+            &own
+        };
+        let clean = |m: &str| redactor.cut(m, MAX_ERROR_CHARS);
         rec.probe = phase.probe;
         rec.dispatched_us = dispatch.dispatched_us;
         rec.admitted_us = dispatch.admitted_us;
@@ -306,7 +287,7 @@ impl Client {
             let mut state = Received::default();
             let sent_us = self.clock.now_us();
             let result = self
-                .attempt(dispatch.id, body.clone(), &mut state, abort)
+                .attempt(dispatch.id, (body.clone(), &headers), &mut state, abort)
                 .await;
             let end_us = self.clock.now_us();
             let retry = match &result {
@@ -334,7 +315,7 @@ impl Client {
                     rec.failed_attempts.push(FailedAttempt {
                         outcome: f.outcome,
                         status: state.status,
-                        error: Some(self.clean(&f.message)),
+                        error: Some(clean(&f.message)),
                         sent_us,
                         end_us,
                     });
@@ -345,7 +326,7 @@ impl Client {
             rec.sent_us = Some(sent_us);
             rec.end_us = end_us;
             state.into_record(&mut rec, result);
-            rec.error = rec.error.take().map(|m| self.clean(&m));
+            rec.error = rec.error.take().map(|m| clean(&m));
             return rec;
         }
     }
@@ -354,7 +335,7 @@ impl Client {
     async fn attempt(
         &self,
         id: u64,
-        body: Bytes,
+        body: (Bytes, &HeaderMap),
         state: &mut Received,
         abort: &CancellationToken,
     ) -> Result<(), Failure> {
@@ -388,8 +369,14 @@ impl Client {
         }
     }
 
-    /// Sends the request and reads the whole response into `state`.
-    async fn exchange(&self, id: u64, body: Bytes, st: &mut Received) -> Result<(), Failure> {
+    /// Sends the request (its body, and its own headers after the client's) and reads the
+    /// whole response into `state`.
+    async fn exchange(
+        &self,
+        id: u64,
+        (body, own): (Bytes, &HeaderMap),
+        st: &mut Received,
+    ) -> Result<(), Failure> {
         let first_token_deadline = self
             .first_token_timeout
             .map(|d| tokio::time::Instant::now() + d);
@@ -398,6 +385,7 @@ impl Client {
                 .http
                 .post(self.url.clone())
                 .headers(self.headers.clone())
+                .headers(own.clone())
                 .header(REQUEST_ID_HEADER, id)
                 .body(body.clone())
                 .send();
@@ -460,7 +448,8 @@ fn closed_before_response(e: &reqwest::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Prompt;
+    use crate::plan::{Content, Prompt};
+    use serde_json::{Value, json};
 
     fn spec(endpoint: Endpoint, stream: bool) -> RequestSpec {
         RequestSpec {

@@ -7,9 +7,9 @@
 //! last token (0 by default), as behind a proxy that holds the end back. Output length is
 //! `output_tokens`, capped by the request's `max_tokens`. A prompt token is a whitespace-separated word. The server runs on its own thread
 //! and runtime so a busy load generator in the same process does not disturb its timing, and it
-//! keeps a log of when it really read each request and wrote its first and last tokens
-//! (`timings()`, and `GET /mock/timings` for a mock running as its own process), so callers can
-//! measure the error they add. It can also break requests on purpose (see `faults`) and counts
+//! keeps a log of when it really read each request and wrote its first and last tokens, with the
+//! `max_tokens` and prompt length it saw (`timings()`, and `GET /mock/timings` for a mock running
+//! as its own process), so callers can measure the error they add and check what they sent. It can also break requests on purpose (see `faults`) and counts
 //! what it did (`stats()`, and `GET /mock/stats`).
 
 pub mod faults;
@@ -91,6 +91,10 @@ pub struct MockTiming {
     pub first_token: Option<Instant>,
     /// The last content token was handed to the connection.
     pub last_token: Option<Instant>,
+    /// The request's `max_tokens` (or `max_completion_tokens`), when it sent one.
+    pub max_tokens: Option<u64>,
+    /// The prompt's length in the mock's tokens (whitespace-separated words).
+    pub prompt_tokens: u64,
 }
 
 impl MockTiming {
@@ -109,6 +113,12 @@ pub struct LoggedTiming {
     pub received_us: u64,
     pub first_token_us: Option<u64>,
     pub last_token_us: Option<u64>,
+    /// The `max_tokens` the request asked for (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// The prompt's length in the mock's tokens.
+    #[serde(default)]
+    pub prompt_tokens: u64,
 }
 
 impl LoggedTiming {
@@ -320,6 +330,8 @@ async fn mock_timings(State(s): State<Shared>) -> Response {
             received_us: us(t.received),
             first_token_us: t.first_token.map(us),
             last_token_us: t.last_token.map(us),
+            max_tokens: t.max_tokens,
+            prompt_tokens: t.prompt_tokens,
         })
         .collect();
     logged.sort_by_key(|t| t.id);
@@ -364,11 +376,11 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
     if let Some(r) = injected_error(fault, &tally) {
         return r;
     }
-    let cap = req["max_tokens"]
+    let max_tokens = req["max_tokens"]
         .as_u64()
-        .or_else(|| req["max_completion_tokens"].as_u64())
-        .unwrap_or(u64::MAX);
-    let n = (s.config.output_tokens as u64).min(cap);
+        .or_else(|| req["max_completion_tokens"].as_u64());
+    let n = (s.config.output_tokens as u64).min(max_tokens.unwrap_or(u64::MAX));
+    let prompt_tokens = prompt_tokens(kind, &req);
     let stream = req["stream"].as_bool().unwrap_or(false);
     let usage_in_stream = req["stream_options"]["include_usage"]
         .as_bool()
@@ -378,6 +390,8 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
             received,
             first_token: None,
             last_token: None,
+            max_tokens,
+            prompt_tokens,
         };
         // A retry of the same id starts its log afresh.
         *s.log.lock().expect("mock log lock").entry(id, || timing) = timing;
@@ -389,7 +403,7 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        prompt_tokens: prompt_tokens(kind, &req),
+        prompt_tokens,
         tokens: n,
         first_at: admitted + ttft_of(&s),
         itl: s.config.itl,

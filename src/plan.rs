@@ -353,9 +353,45 @@ pub enum Content {
     Messages(Vec<Message>),
 }
 
-/// Produces the prompt for request `index` (0-based over the whole run, warmup included).
+/// What one request is, beyond the run-wide `RequestSpec`: its content and what it changes of
+/// the request. A prompt function returning a string or messages makes a shape with only
+/// `content`; one returning a map (`prompt`/`messages`, `max_tokens`, `body`, `headers`,
+/// `label`) fills the rest. Request `i`'s shape depends only on the seed and `i`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestShape {
+    pub content: Content,
+    /// This request's `max_tokens`, over the spec's (`None`: the spec's, if any).
+    pub max_tokens: Option<u32>,
+    /// JSON body fields set over the spec's `body` (never the fields the request owns:
+    /// model, messages, prompt, stream, max_tokens, stream_options).
+    pub body: serde_json::Map<String, serde_json::Value>,
+    /// Extra HTTP headers for this request, over the spec's (values may be secrets: never
+    /// printed, and redacted from what the server sends back).
+    pub headers: Vec<(String, String)>,
+    /// The request's class for per-label statistics.
+    pub label: Option<String>,
+}
+
+impl From<Content> for RequestShape {
+    fn from(content: Content) -> Self {
+        Self {
+            content,
+            max_tokens: None,
+            body: serde_json::Map::new(),
+            headers: Vec::new(),
+            label: None,
+        }
+    }
+}
+
+/// Produces request `index` (0-based over the whole run, warmup included).
 pub trait PromptGenerator: Send + Sync {
-    fn generate(&self, index: u64) -> Result<Content, String>;
+    /// The whole shape of request `index`.
+    fn shape(&self, index: u64) -> Result<RequestShape, String>;
+    /// Only the content of request `index`.
+    fn generate(&self, index: u64) -> Result<Content, String> {
+        self.shape(index).map(|s| s.content)
+    }
     /// A short description for run metadata, e.g. `script function at quickstart.rhai:4`.
     fn describe(&self) -> String;
 }

@@ -206,6 +206,12 @@ pub struct RequestRecord {
     /// What the server said about its own timing, when it says (llama.cpp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_timings: Option<ServerTimings>,
+    /// `max_tokens` the request sent (its shape's or the script's), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// The request's label (the `label` of a prompt function's map), for per-label statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 fn one() -> u32 {
@@ -279,6 +285,8 @@ impl RequestRecord {
             output_chars: 0,
             reconnects: 0,
             server_timings: None,
+            max_tokens: None,
+            label: None,
         }
     }
 
@@ -509,6 +517,8 @@ mod tests {
             output_chars: 20,
             reconnects: 0,
             server_timings: None,
+            max_tokens: None,
+            label: None,
         }
     }
 

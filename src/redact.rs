@@ -73,6 +73,20 @@ impl Redactor {
         }
     }
 
+    /// Adds a header value: the whole value, and the credentials of an `Authorization`-style
+    /// value (`Bearer sk-...`: `sk-...` alone), as a server may echo only those.
+    pub fn add_header_value(&mut self, value: &str) {
+        self.add(value);
+        if let Some((scheme, credentials)) = value.trim().split_once(' ')
+            && !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            self.add(credentials.trim());
+        }
+    }
+
     /// This redactor with `secret` added.
     pub fn with(mut self, secret: &str) -> Self {
         self.add(secret);
@@ -475,5 +489,16 @@ mod tests {
                 proptest::prop_assert!(!out.contains(&secret[..n]), "{}", out);
             }
         }
+    }
+
+    #[test]
+    fn a_header_value_and_its_credentials_are_secrets() {
+        let mut r = Redactor::new();
+        r.add_header_value("Bearer sk-header-secret-1");
+        assert_eq!(
+            r.redact("key sk-header-secret-1 echoed"),
+            format!("key {REDACTED} echoed")
+        );
+        assert_eq!(r.redact("Bearer sk-header-secret-1"), REDACTED);
     }
 }

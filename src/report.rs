@@ -82,7 +82,10 @@ pub struct ReportContext<'a> {
     pub all: PhaseView<'a>,
     pub warmup_requests: u64,
     pub warnings: &'a [Warning],
-    /// Summary CSV header and rows (phases, then `all`), already formatted.
+    /// Measured requests by label (empty when no request had one).
+    pub labels: Vec<PhaseView<'a>>,
+    /// Summary CSV header and rows (phases, `all`, then one `label:NAME` row per label),
+    /// already formatted.
     pub columns: Vec<String>,
     pub rows: Vec<Vec<String>>,
     /// Outcome classes other than `ok`, in column order.
@@ -140,9 +143,10 @@ impl<'a> ReportContext<'a> {
             phases: summary.phases.iter().map(PhaseView::new).collect(),
             all: PhaseView::new(&summary.all),
             warmup_requests: summary.warmup_requests,
+            labels: summary.labels.iter().map(PhaseView::new).collect(),
             warnings,
             columns: csv_columns(),
-            rows: summary.rows().map(|p| csv_row(p, None)).collect(),
+            rows: csv_rows(summary, |_| None),
             failure_classes: failure_classes().collect(),
             files,
             charts: RunCharts::new(summary, timeline),
@@ -162,10 +166,7 @@ impl<'a> ReportContext<'a> {
         readings: &[Reading],
     ) -> Self {
         let energy = |name: &str| telemetry.energy.iter().find(|e| e.window == name);
-        self.rows = summary
-            .rows()
-            .map(|p| csv_row(p, energy(&p.name)))
-            .collect();
+        self.rows = csv_rows(summary, energy);
         self.charts.add_telemetry(readings, timeline);
         self.telemetry = Some(telemetry).filter(|t| !t.series.is_empty());
         self
@@ -275,6 +276,24 @@ const ENERGY_COLUMNS: [&str; 4] = [
     "j_per_output_tok",
     "output_tok_per_j",
 ];
+
+/// The CSV rows: each phase and `all` (with its energy), then one row per label named
+/// `label:NAME` (labels interleave in time: no energy of their own).
+fn csv_rows<'e>(
+    summary: &Summary,
+    energy: impl Fn(&str) -> Option<&'e Energy>,
+) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = summary
+        .rows()
+        .map(|p| csv_row(p, energy(&p.name)))
+        .collect();
+    rows.extend(summary.labels.iter().map(|p| {
+        let mut row = csv_row(p, None);
+        row[0] = format!("label:{}", p.name);
+        row
+    }));
+    rows
+}
 
 /// One CSV row; fixed decimals so files diff cleanly, empty where a value does not exist.
 fn csv_row(p: &PhaseStats, energy: Option<&Energy>) -> Vec<String> {

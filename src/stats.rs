@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod bootstrap;
 pub mod interval;
+mod labels;
 mod metric;
 mod pace;
 mod round;
@@ -16,6 +17,7 @@ pub mod timeline;
 pub mod trials;
 mod warnings;
 pub use crate::record::Requested;
+pub use labels::MAX_LABELS;
 pub use metric::Metric;
 pub use pace::Pace;
 use round::round_to_unit;
@@ -139,6 +141,11 @@ pub struct Summary {
     pub all: PhaseStats,
     /// Warmup requests seen (not in the statistics).
     pub warmup_requests: u64,
+    /// Measured requests by label, in label order (each row's name is the label; empty when no
+    /// request had one). Not in `rows()`.
+    pub labels: Vec<PhaseStats>,
+    /// Measured requests sent different `max_tokens` (per-request shapes).
+    pub varied_max_tokens: bool,
 }
 
 impl Summary {
@@ -437,6 +444,9 @@ pub struct StatsBuilder {
     phases: Vec<Option<PhaseAcc>>,
     warmup: u64,
     slo: Option<Slo>,
+    labels: labels::Labels,
+    /// Up to two distinct `max_tokens` the measured records sent.
+    max_tokens_sent: Vec<u32>,
 }
 
 impl Default for StatsBuilder {
@@ -451,6 +461,8 @@ impl StatsBuilder {
             phases: Vec::new(),
             warmup: 0,
             slo: None,
+            labels: labels::Labels::default(),
+            max_tokens_sent: Vec::new(),
         }
     }
 
@@ -471,6 +483,12 @@ impl StatsBuilder {
         self.phases[r.phase_index]
             .get_or_insert_with(|| PhaseAcc::new(r.phase.clone(), self.slo))
             .add(r);
+        self.labels.add(r, self.slo);
+        if let Some(n) = r.max_tokens.filter(|n| !self.max_tokens_sent.contains(n))
+            && self.max_tokens_sent.len() < 2
+        {
+            self.max_tokens_sent.push(n);
+        }
     }
 
     pub fn finish(&self) -> Summary {
@@ -489,6 +507,8 @@ impl StatsBuilder {
             phases,
             all: all.finish(),
             warmup_requests: self.warmup,
+            labels: self.labels.finish(),
+            varied_max_tokens: self.max_tokens_sent.len() > 1,
         }
     }
 }

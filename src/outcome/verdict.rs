@@ -43,6 +43,12 @@ pub fn stats_view(summary: &Summary, plan: &Plan) -> Value {
     let obj = top.as_object_mut().expect("a phase view is an object");
     obj.insert("all".into(), phase_view(&summary.all));
     obj.insert("phases".into(), Value::Object(phases));
+    let labels: Map<String, Value> = summary
+        .labels
+        .iter()
+        .map(|p| (p.name.clone(), phase_view(p)))
+        .collect();
+    obj.insert("labels".into(), Value::Object(labels));
     obj.insert("warmup_requests".into(), summary.warmup_requests.into());
     top
 }

@@ -1,6 +1,7 @@
 //! The charts of one run's HTML report, chosen and labelled here and drawn by `charts`:
-//! TTFT and E2EL distributions (histogram and CDF), TTFT, throughput, in-flight requests and
-//! errors over time with the phases marked, and per-phase comparisons.
+//! TTFT and E2EL distributions (histogram and CDF), input and output lengths (histograms), TTFT,
+//! throughput, in-flight requests and errors over time with the phases marked, and per-phase
+//! comparisons.
 
 use serde::Serialize;
 
@@ -24,6 +25,8 @@ pub struct Chart {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunCharts {
     pub distributions: Vec<Chart>,
+    /// Input and output tokens per request.
+    pub lengths: Vec<Chart>,
     pub over_time: Vec<Chart>,
     pub phases: Vec<Chart>,
     pub telemetry: Vec<Chart>,
@@ -41,6 +44,13 @@ impl RunCharts {
     pub fn new(summary: &Summary, timeline: &Timeline) -> Self {
         Self {
             distributions: distributions(summary),
+            lengths: [
+                (Metric::InputTokens, "input-tokens"),
+                (Metric::OutputTokens, "output-tokens"),
+            ]
+            .into_iter()
+            .filter_map(|(m, name)| histogram(summary, m, name, "longest"))
+            .collect(),
             over_time: over_time(timeline),
             phases: phases(summary),
             telemetry: Vec::new(),
@@ -180,31 +190,41 @@ fn telemetry(readings: &[Reading], t: &Timeline) -> Vec<Chart> {
         .collect()
 }
 
+/// A histogram of `m` over every measured request (`None`: no value), id `<name>-hist`; its
+/// last bar adds the `top` 1 % (slowest, longest).
+fn histogram(summary: &Summary, m: Metric, name: &str, top: &str) -> Option<Chart> {
+    let all = summary.all.metric(m);
+    if all.count == 0 {
+        return None;
+    }
+    let label = all.label;
+    let bars: Vec<Bar> = all
+        .shape
+        .bins
+        .iter()
+        .map(|b| Bar {
+            lo: b.lo,
+            hi: b.hi,
+            count: b.count,
+        })
+        .collect();
+    let id = format!("{name}-hist");
+    let title = format!("{label}: histogram to p99 (last bar adds the {top} 1 %)");
+    Some(chart(
+        &id,
+        &title,
+        charts::histogram(&id, &title, label, &bars),
+    ))
+}
+
 fn distributions(summary: &Summary) -> Vec<Chart> {
     let mut out = Vec::new();
     for (m, name) in [(Metric::TtftMs, "ttft"), (Metric::E2elMs, "e2el")] {
-        let all = summary.all.metric(m);
-        if all.count == 0 {
+        let Some(hist) = histogram(summary, m, name, "slowest") else {
             continue;
-        }
-        let label = all.label;
-        let bars: Vec<Bar> = all
-            .shape
-            .bins
-            .iter()
-            .map(|b| Bar {
-                lo: b.lo,
-                hi: b.hi,
-                count: b.count,
-            })
-            .collect();
-        let id = format!("{name}-hist");
-        let title = format!("{label}: histogram to p99 (last bar adds the slowest 1 %)");
-        out.push(chart(
-            &id,
-            &title,
-            charts::histogram(&id, &title, label, &bars),
-        ));
+        };
+        out.push(hist);
+        let label = summary.all.metric(m).label;
         let mut series: Vec<Series> = Vec::new();
         let rows: Vec<&PhaseStats> = if summary.phases.len() > 1 {
             summary.rows().collect()

@@ -1,7 +1,8 @@
-//! The request feed: ready-to-send request bodies, made ahead of the scheduler.
+//! The request feed: ready-to-send requests, made ahead of the scheduler.
 //!
-//! A producer thread builds the body of request 0, 1, 2, ... (calling the script's prompt
-//! function where there is one) into a bounded channel, so generating a prompt never delays an
+//! A producer thread builds request 0, 1, 2, ... (calling the script's prompt function where
+//! there is one; its shape gives the body, headers, `max_tokens` and label) into a bounded
+//! channel, so generating a prompt never delays an
 //! arrival. The scheduler takes bodies in order, so request `id` always gets prompt `id`.
 //! When the run ends the producer is told to stop and is not waited for: it makes no prompt
 //! after the one in hand. What is made ahead is bounded twice: at most `AHEAD` bodies and at
@@ -13,11 +14,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::build_body;
-use crate::plan::{Cancel, Content, Prompt, RequestSpec};
+use crate::client::{Outgoing, build_request};
+use crate::plan::{Cancel, Prompt, RequestShape, RequestSpec};
+use crate::stats::MAX_LABELS;
 
 /// How many bodies the producer keeps ready.
 pub const AHEAD: usize = 1024;
@@ -44,17 +45,17 @@ impl FeedReady {
     }
 }
 
-/// A ready request body. Its bytes count toward `AHEAD_BYTES` until it is taken.
+/// A ready request. Its body's bytes count toward `AHEAD_BYTES` until it is taken.
 pub struct Body {
-    bytes: Bytes,
+    request: Outgoing,
     ahead: Arc<Ahead>,
 }
 
 impl Body {
-    /// The body's bytes; the producer may make another in its place.
-    pub fn take(self) -> Bytes {
-        self.ahead.release(self.bytes.len());
-        self.bytes.clone()
+    /// The request; the producer may make another in its place.
+    pub fn take(self) -> Outgoing {
+        self.ahead.release(self.request.body.len());
+        self.request
     }
 }
 
@@ -153,36 +154,46 @@ fn produce(
 ) -> Result<(), String> {
     let ahead = Arc::new(Ahead::default());
     let mut ready = Some(ready);
-    let mut send = |bytes: Bytes| {
-        ahead.reserve(bytes.len(), status);
+    let mut send = |request: Outgoing| {
+        ahead.reserve(request.body.len(), status);
         let ahead = ahead.clone();
-        let sent = tx.blocking_send(Body { bytes, ahead }).is_ok();
+        let sent = tx.blocking_send(Body { request, ahead }).is_ok();
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
         }
         sent
     };
     let fixed = match &spec.prompt {
-        Prompt::Text(text) => Some(Content::Text(text.clone())),
-        Prompt::Messages(m) => Some(Content::Messages(m.clone())),
+        Prompt::Text(text) => Some(crate::plan::Content::Text(text.clone())),
+        Prompt::Messages(m) => Some(crate::plan::Content::Messages(m.clone())),
         Prompt::Generated(_) => None,
     };
     if let Some(content) = fixed {
-        let body = build_body(spec, model, &content)?;
-        while !status.stopped() && send(body.clone()) {}
+        let request = build_request(spec, model, &RequestShape::from(content), 0)?;
+        while !status.stopped() && send(request.clone()) {}
         return Ok(());
     }
     let Prompt::Generated(generator) = &spec.prompt else {
         unreachable!("fixed prompts returned above")
     };
+    let mut labels = std::collections::BTreeSet::new();
     for index in 0.. {
         if status.stopped() {
             break;
         }
-        let body = generator
-            .generate(index)
-            .and_then(|content| build_body(spec, model, &content))?;
-        if !send(body) {
+        let shape = generator.shape(index)?;
+        if let Some(label) = &shape.label
+            && !labels.contains(label)
+        {
+            if labels.len() == MAX_LABELS {
+                return Err(format!(
+                    "request {index}: label {label:?} would be label number {}; a run has at most {MAX_LABELS} distinct labels (they name classes of requests)",
+                    MAX_LABELS + 1
+                ));
+            }
+            labels.insert(label.clone());
+        }
+        if !send(build_request(spec, model, &shape, index)?) {
             break;
         }
     }
@@ -194,14 +205,14 @@ fn produce(
 /// that fails is found before the first request.
 pub fn try_requests(spec: &RequestSpec, model: &str, indices: &[u64]) -> Result<(), String> {
     for &index in indices {
-        let content = match &spec.prompt {
-            Prompt::Text(text) => Content::Text(text.clone()),
-            Prompt::Messages(m) => Content::Messages(m.clone()),
+        let shape = match &spec.prompt {
+            Prompt::Text(text) => RequestShape::from(crate::plan::Content::Text(text.clone())),
+            Prompt::Messages(m) => RequestShape::from(crate::plan::Content::Messages(m.clone())),
             Prompt::Generated(generator) => generator
-                .generate(index)
+                .shape(index)
                 .map_err(|e| format!("the prompt function fails for request {index}: {e}"))?,
         };
-        build_body(spec, model, &content)
+        build_request(spec, model, &shape, index)
             .map_err(|e| format!("the prompt for request {index}: {e}"))?;
     }
     Ok(())
@@ -246,6 +257,29 @@ mod tests {
         assert!(status.stop().unwrap().contains("no prompt"));
     }
 
+    #[tokio::test]
+    async fn a_run_has_at_most_max_labels_distinct_labels() {
+        let Feed {
+            mut bodies, status, ..
+        } = feed_of("|i| #{ prompt: \"p\", label: `l${i % 100}`, max_tokens: i + 1 }");
+        let mut made = Vec::new();
+        while let Some(b) = bodies.recv().await {
+            made.push(b.take());
+        }
+        assert_eq!(
+            made.len(),
+            MAX_LABELS,
+            "one request per new label up to the limit"
+        );
+        assert_eq!(made[5].label.as_deref(), Some("l5"));
+        assert_eq!(made[5].max_tokens, Some(6));
+        let err = status.stop().unwrap();
+        assert!(
+            err.contains("request 64") && err.contains("at most 64"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn big_prompts_are_made_ahead_by_bytes_not_only_by_count() {
         let feed = feed_of("|i| words(100000)");
@@ -261,7 +295,7 @@ mod tests {
             }
         }
         let mut bodies = feed.bodies;
-        let one = bodies.try_recv().unwrap().take().len();
+        let one = bodies.try_recv().unwrap().take().body.len();
         assert!(one > 500_000, "{one}");
         assert!(
             last <= AHEAD_BYTES / one + 1,

@@ -75,7 +75,11 @@ pub fn finish(
         plan.attainment.unwrap_or(sweep::DEFAULT_ATTAINMENT),
     );
     let requested = Requested {
-        max_tokens: plan.request.max_tokens,
+        // Requests that each asked for their own length have no one length to check.
+        max_tokens: plan
+            .request
+            .max_tokens
+            .filter(|_| !summary.varied_max_tokens),
         fixed_prompt: matches!(plan.request.prompt, Prompt::Text(_)),
     };
     let mut warnings = Vec::new();

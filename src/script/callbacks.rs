@@ -11,8 +11,9 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, FnPtr};
 
 use super::ScriptError;
 use super::budget::{self, ASSERT_BUDGET, Cancel, PROMPT_BUDGET, Trip};
-use super::prompts::{Rng, content_of};
-use crate::plan::{CheckOutcome, Content, PromptGenerator, StatsCheck};
+use super::prompts::Rng;
+use super::shape::shape_of;
+use crate::plan::{CheckOutcome, PromptGenerator, RequestShape, StatsCheck};
 
 /// `assert(name, |s| bool)` or `assert(name, |s| value, op, limit)`, as the script gave it.
 pub enum AssertDraft {
@@ -63,7 +64,8 @@ impl Compiled {
     }
 }
 
-/// A prompt function: `|i|` or `|i, rng|`, returning a string or a list of messages.
+/// A prompt function: `|i|` or `|i, rng|`, returning a string, a list of messages, or a map
+/// (`shape`: prompt or messages, max_tokens, body, headers, label).
 pub struct ScriptPrompt {
     pub script: Compiled,
     pub f: FnPtr,
@@ -118,9 +120,9 @@ impl ScriptPrompt {
 }
 
 impl PromptGenerator for ScriptPrompt {
-    fn generate(&self, index: u64) -> Result<Content, String> {
+    fn shape(&self, index: u64) -> Result<RequestShape, String> {
         let v = self.call(index)?;
-        content_of(v).map_err(|e| {
+        shape_of(v).map_err(|e| {
             format!(
                 "{}: the prompt function's result for request {index}: {e}",
                 self.script.file.display()

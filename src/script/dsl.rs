@@ -13,6 +13,7 @@ use super::callbacks::{AssertDraft, Compiled, ScriptCheck, ScriptPrompt};
 use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
 use super::prompts::content_of;
+use super::shape::{body_fields, header_pairs};
 use super::{Overrides, RhaiResult, ScriptError};
 use crate::plan::{
     Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Shape, Slo, Target,
@@ -56,19 +57,6 @@ enum PromptDraft {
     Fixed(Content),
     Function(FnPtr),
 }
-
-/// Body fields the request options already own.
-const OWNED_BODY_FIELDS: [(&str, &str); 6] = [
-    ("model", "model(...) or --model"),
-    ("messages", "prompt"),
-    ("prompt", "prompt"),
-    ("stream", "stream"),
-    ("max_tokens", "max_tokens"),
-    (
-        "stream_options",
-        "stream (usage is always requested when streaming)",
-    ),
-];
 
 impl Draft {
     pub fn new(overrides: Overrides) -> Self {
@@ -445,47 +433,11 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
     }
     let body = match o.take("body") {
         None => serde_json::Map::new(),
-        Some(v) if v.is_map() => {
-            let json: serde_json::Value = rhai::serde::from_dynamic(&v)
-                .map_err(|e| format!("request: body is not valid JSON: {e}"))?;
-            let serde_json::Value::Object(obj) = json else {
-                unreachable!("a map becomes an object")
-            };
-            if let Some((k, owner)) = OWNED_BODY_FIELDS.iter().find(|(k, _)| obj.contains_key(*k)) {
-                return Err(format!(
-                    "request: body.{k} is set by the request option {owner}; remove it from body"
-                )
-                .into());
-            }
-            obj
-        }
-        Some(v) => {
-            return Err(format!(
-                "request: body must be a map like #{{ temperature: 0.7 }}, not {}",
-                v.type_name()
-            )
-            .into());
-        }
+        Some(v) => body_fields("request", v)?,
     };
     let headers = match o.take("headers") {
         None => Vec::new(),
-        Some(v) if v.is_map() => {
-            let mut out = Vec::new();
-            for (k, v) in v.cast::<Map>() {
-                let value = v.into_string().map_err(|t| {
-                    format!("request: header {:?} must be a string, not {t}", k.as_str())
-                })?;
-                out.push((k.to_string(), value));
-            }
-            out
-        }
-        Some(v) => {
-            return Err(format!(
-                "request: headers must be a map of strings, not {}",
-                v.type_name()
-            )
-            .into());
-        }
+        Some(v) => header_pairs("request", v)?,
     };
     Ok(RequestDraft {
         endpoint,

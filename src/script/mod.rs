@@ -25,11 +25,14 @@
 
 mod budget;
 mod callbacks;
+pub mod dataset;
 mod dsl;
+pub mod lengths;
 mod library;
 mod opts;
 mod phases;
 pub mod prompts;
+mod shape;
 pub mod shipped;
 mod targets;
 pub mod tokens;
@@ -347,5 +350,7 @@ fn engine(
 mod sandbox_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lengths;
 #[cfg(test)]
 mod tests_prompts;

@@ -1,128 +1,22 @@
 //! Prompt built-ins for scripts: a seeded random generator (`Rng`), `words(n)`, `tokens(n,
 //! encoding)` (exactly n tokens under a tiktoken encoding compiled into the binary),
 //! `shared_prefix(n)` (the same n-token text every time, to exercise prefix caches on purpose)
-//! and `dataset(path)` (JSONL prompts or ShareGPT JSON, read once). Without an explicit generator
+//! and `dataset(path)` (JSONL prompts or ShareGPT JSON, read once; see `dataset`). Without an explicit generator
 //! these draw from one script-wide generator, so every prompt differs unless asked otherwise.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Engine, Map};
-use serde_json::Value;
 
 use super::RhaiResult;
+pub use super::dataset::{Dataset, read_dataset};
 use super::library::locate_dataset;
 use super::tokens::{TokenizerSet, exact_tokens};
 pub use super::words::Rng;
 use super::words::words_from;
 use crate::plan::{Content, Message};
-
-/// Prompts read from a data file.
-#[derive(Clone)]
-pub struct Dataset {
-    items: Arc<Vec<Content>>,
-}
-
-impl Dataset {
-    fn item(&self, i: usize) -> Dynamic {
-        content_to_dynamic(&self.items[i % self.items.len()])
-    }
-}
-
-fn content_to_dynamic(c: &Content) -> Dynamic {
-    match c {
-        Content::Text(t) => t.clone().into(),
-        Content::Messages(list) => {
-            let arr: Array = list
-                .iter()
-                .map(|m| {
-                    let mut map = Map::new();
-                    map.insert("role".into(), m.role.clone().into());
-                    map.insert("content".into(), m.content.clone().into());
-                    map.into()
-                })
-                .collect();
-            arr.into()
-        }
-    }
-}
-
-/// Reads a JSONL file (one prompt per line: a string, or an object with `prompt`, `text`,
-/// `messages` or ShareGPT `conversations`) or a JSON array of such items (ShareGPT files).
-pub fn read_dataset(path: &Path) -> Result<Vec<Content>, String> {
-    let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("dataset {shown}: cannot read: {e}"))?;
-    let mut items = Vec::new();
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        let all: Vec<Value> = serde_json::from_str(trimmed)
-            .map_err(|e| format!("dataset {shown}: not valid JSON: {e}"))?;
-        for (i, v) in all.iter().enumerate() {
-            if let Some(c) = item(v).map_err(|e| format!("dataset {shown}: item {i}: {e}"))? {
-                items.push(c);
-            }
-        }
-    } else {
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let v: Value = serde_json::from_str(line)
-                .map_err(|e| format!("dataset {shown}:{}: not valid JSON: {e}", i + 1))?;
-            if let Some(c) = item(&v).map_err(|e| format!("dataset {shown}:{}: {e}", i + 1))? {
-                items.push(c);
-            }
-        }
-    }
-    if items.is_empty() {
-        return Err(format!("dataset {shown}: holds no prompts"));
-    }
-    Ok(items)
-}
-
-/// One dataset item; `None` for ShareGPT records without a human turn (skipped, as other tools do).
-fn item(v: &Value) -> Result<Option<Content>, String> {
-    const HINT: &str = "expected a string or an object with \"prompt\", \"text\", \"messages\" or \"conversations\"";
-    let Some(obj) = v.as_object() else {
-        return v
-            .as_str()
-            .map(|s| Some(Content::Text(s.to_owned())))
-            .ok_or_else(|| HINT.to_owned());
-    };
-    for key in ["prompt", "text"] {
-        if let Some(s) = obj.get(key).and_then(Value::as_str) {
-            return Ok(Some(Content::Text(s.to_owned())));
-        }
-    }
-    if let Some(list) = obj.get("messages").and_then(Value::as_array) {
-        let messages = list
-            .iter()
-            .map(|m| {
-                let role = m["role"].as_str();
-                let content = m["content"].as_str();
-                match (role, content) {
-                    (Some(r), Some(c)) => Ok(Message {
-                        role: r.to_owned(),
-                        content: c.to_owned(),
-                    }),
-                    _ => Err("each message needs string \"role\" and \"content\"".to_owned()),
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Some(Content::Messages(messages)));
-    }
-    if let Some(turns) = obj.get("conversations").and_then(Value::as_array) {
-        // ShareGPT: the first human turn is the prompt.
-        return Ok(turns
-            .iter()
-            .find(|t| matches!(t["from"].as_str(), Some("human" | "user")))
-            .and_then(|t| t["value"].as_str())
-            .map(|s| Content::Text(s.to_owned())));
-    }
-    Err(HINT.to_owned())
-}
 
 /// Registers the prompt built-ins. `base` resolves relative dataset paths; `default_rng` serves
 /// calls made without a generator.
@@ -175,6 +69,8 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
         },
     );
 
+    super::lengths::register(engine, set.clone());
+
     let prefixes: Arc<Mutex<HashMap<(usize, String), String>>> = Arc::default();
     let shared = move |n: i64, enc: &str| -> RhaiResult<String> {
         let n = count("shared_prefix", n)?;
@@ -199,9 +95,9 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
         if let Some(d) = cache.get(&full) {
             return Ok(d.clone());
         }
-        let d = Dataset {
-            items: Arc::new(super::budget::untracked(|| read_dataset(&full))?),
-        };
+        let d = Dataset::new(super::budget::untracked(|| {
+            super::dataset::read_items(&full)
+        })?);
         cache.insert(full, d.clone());
         Ok(d)
     });
@@ -282,45 +178,6 @@ mod tests {
         assert_ne!(a, words_from(&mut Rng::for_request(1, 6), 20));
         assert_ne!(a, words_from(&mut Rng::for_request(2, 5), 20));
         assert_eq!(a.split(' ').count(), 20);
-    }
-
-    #[test]
-    fn datasets_read_jsonl_and_sharegpt() {
-        let d = tempfile::tempdir().unwrap();
-        let jsonl = d.path().join("p.jsonl");
-        std::fs::write(
-            &jsonl,
-            "\"plain\"\n{\"prompt\":\"p\"}\n\n{\"messages\":[{\"role\":\"user\",\"content\":\"m\"}]}\n",
-        )
-        .unwrap();
-        let items = read_dataset(&jsonl).unwrap();
-        assert_eq!(items.len(), 3);
-        assert_eq!(items[1], Content::Text("p".into()));
-        assert!(matches!(&items[2], Content::Messages(m) if m[0].content == "m"));
-
-        let share = d.path().join("s.json");
-        std::fs::write(
-            &share,
-            r#"[{"id":"a","conversations":[{"from":"human","value":"hi"},{"from":"gpt","value":"yo"}]},
-                {"id":"b","conversations":[{"from":"gpt","value":"only"}]}]"#,
-        )
-        .unwrap();
-        assert_eq!(
-            read_dataset(&share).unwrap(),
-            vec![Content::Text("hi".into())]
-        );
-
-        std::fs::write(&jsonl, "{\"prompt\":\"ok\"}\n{\"question\":1}\n").unwrap();
-        let err = read_dataset(&jsonl).unwrap_err();
-        assert!(
-            err.contains("p.jsonl:2") && err.contains("\"prompt\""),
-            "{err}"
-        );
-        assert!(
-            read_dataset(&d.path().join("none.jsonl"))
-                .unwrap_err()
-                .contains("cannot read")
-        );
     }
 
     #[test]

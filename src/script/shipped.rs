@@ -37,7 +37,7 @@ pub const LIBRARY: [(&str, &str); 4] = [
 ];
 
 /// The shipped workload scripts (names relative to `scripts/`).
-pub const WORKLOADS: [(&str, &str); 7] = [
+pub const WORKLOADS: [(&str, &str); 8] = [
     (
         "quickstart.rhai",
         include_str!("../../scripts/quickstart.rhai"),
@@ -62,6 +62,10 @@ pub const WORKLOADS: [(&str, &str); 7] = [
     (
         "ramp-and-gate.rhai",
         include_str!("../../scripts/ramp-and-gate.rhai"),
+    ),
+    (
+        "mixed-lengths.rhai",
+        include_str!("../../scripts/mixed-lengths.rhai"),
     ),
 ];
 

@@ -39,6 +39,11 @@ impl Rng {
     pub(super) fn index(&mut self, len: usize) -> usize {
         self.0.random_range(0..len)
     }
+
+    /// A draw from the standard normal distribution (mean 0, standard deviation 1).
+    pub(super) fn standard_normal(&mut self) -> f64 {
+        rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut self.0)
+    }
 }
 
 /// Words `words(n)` draws from.

@@ -37,8 +37,8 @@ fn record(
     r
 }
 
-/// A warmup phase of 4 requests, a steady phase of 40 (one every 100 ms from 1 s) and a burst
-/// of 80 (one every 25 ms from 5.5 s) with three 503s and a timeout; `slower_ms` adds to TTFT.
+/// A warmup phase of 4 requests, a steady phase of 40 (one every 100 ms from 1 s, most of them
+/// labelled "chat" or "rag") and a burst of 80 (one every 25 ms from 5.5 s) with three 503s and a timeout; `slower_ms` adds to TTFT.
 pub fn records(slower_ms: u64) -> Vec<RequestRecord> {
     let mut v = Vec::new();
     for i in 0..4 {
@@ -46,14 +46,21 @@ pub fn records(slower_ms: u64) -> Vec<RequestRecord> {
     }
     for i in 0..40 {
         let id = 4 + i;
-        v.push(record(
+        let mut r = record(
             id,
             ("steady", 1, false),
             1000 + i * 100,
             40 + (i * 37) % 23 + slower_ms,
             8 + i % 3,
             16 + i % 17,
-        ));
+        );
+        // Per-label rows: half the steady requests are "chat", a third "rag", the rest none.
+        r.label = match i % 6 {
+            0 | 2 | 4 => Some("chat".into()),
+            1 | 3 => Some("rag".into()),
+            _ => None,
+        };
+        v.push(r);
     }
     for i in 0..80 {
         let id = 44 + i;
