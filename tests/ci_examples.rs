@@ -30,21 +30,6 @@ fn bench(out: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
     (o.status.code(), text)
 }
 
-/// The test cases of a JUnit file: (name, failed).
-fn junit_cases(path: &Path) -> Vec<(String, bool)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    let suite = doc.root_element();
-    assert!(["testsuite", "testsuites"].contains(&suite.tag_name().name()));
-    doc.descendants()
-        .filter(|n| n.has_tag_name("testcase"))
-        .map(|n| {
-            let failed = n.children().any(|c| c.has_tag_name("failure"));
-            (n.attribute("name").unwrap().to_owned(), failed)
-        })
-        .collect()
-}
-
 #[test]
 fn the_example_pipelines_benchmark_compare_and_gate() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,7 +37,7 @@ fn the_example_pipelines_benchmark_compare_and_gate() {
     let first = dir.path().join("main");
     let (code, text) = bench(&first, &[]);
     assert_eq!(code, Some(0), "{text}");
-    let run = junit_cases(&first.join("junit-run.xml"));
+    let run = common::junit_cases(&first.join("junit-run.xml"));
     assert!(
         run.len() >= 3 && run.iter().all(|(_, failed)| !failed),
         "{run:?}"
@@ -73,7 +58,7 @@ fn the_example_pipelines_benchmark_compare_and_gate() {
     let pr = dir.path().join("pr");
     let (code, text) = bench(&pr, &[("BASELINE", baseline.to_str().unwrap())]);
     assert_eq!(code, Some(0), "{text}");
-    let gates = junit_cases(&pr.join("junit-compare.xml"));
+    let gates = common::junit_cases(&pr.join("junit-compare.xml"));
     let names: Vec<&str> = gates.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -100,7 +85,7 @@ fn the_example_pipelines_benchmark_compare_and_gate() {
     );
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FAIL ttft_ms_p95 > +10%"), "{text}");
-    let gates = junit_cases(&regressed.join("junit-compare.xml"));
+    let gates = common::junit_cases(&regressed.join("junit-compare.xml"));
     assert!(gates[0].1, "{gates:?}");
 }
 

@@ -192,3 +192,17 @@ impl Drop for MockProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The test cases of a JUnit XML file, parsed as XML: (name, failed), in file order.
+pub fn junit_cases(path: &Path) -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(["testsuite", "testsuites"].contains(&doc.root_element().tag_name().name()));
+    doc.descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| {
+            let failed = n.children().any(|c| c.has_tag_name("failure"));
+            (n.attribute("name").unwrap().to_owned(), failed)
+        })
+        .collect()
+}
