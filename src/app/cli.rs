@@ -70,6 +70,9 @@ pub enum Command {
     /// Is the difference between two runs real? Each key metric's change with a bootstrap
     /// confidence interval and a verdict, and regression gates for CI (exit 1 when one fails).
     Compare(CompareArgs),
+    /// Print the Kubernetes manifests of a sharded run (the workload ConfigMap, an Indexed Job
+    /// of shards with one start time, and the Job that merges them) as YAML.
+    K8s(K8sArgs),
     /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
     ///
     /// e.g. llmbench completions bash > ~/.local/share/bash-completion/completions/llmbench,
@@ -126,6 +129,62 @@ pub struct CompareArgs {
     /// Write the comparison as JSON (schema llmbench.compare/1).
     #[arg(long, value_name = "FILE")]
     pub export_json: Option<PathBuf>,
+}
+
+/// `llmbench k8s`.
+#[derive(Debug, Args)]
+pub struct K8sArgs {
+    /// Shards: pods that each send their share of the plan's requests.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub shards: u32,
+    /// The workload script, carried in a ConfigMap.
+    #[arg(long, value_name = "FILE")]
+    pub script: PathBuf,
+    /// The server's base URL as the pods reach it, e.g. http://vllm.default.svc:8000/v1.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// More files the script reads (datasets, modules), inside the script's folder; they are
+    /// mounted beside it at the same relative paths (repeatable).
+    #[arg(long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The run's name: the Kubernetes objects' names and the results folder on the volume
+    /// (default: llmbench- and the start time).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The llmbench image the pods run (build it from the Containerfile).
+    #[arg(long, value_name = "IMAGE", default_value = concat!("llmbench:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// The Secret holding the API key; without one no key is sent.
+    #[arg(long, value_name = "NAME")]
+    pub api_key_secret: Option<String>,
+    /// The key within that Secret.
+    #[arg(long, value_name = "KEY", default_value = "api-key")]
+    pub api_key_secret_key: String,
+    /// The PersistentVolumeClaim (ReadWriteMany) every pod writes results to.
+    #[arg(long, value_name = "NAME", default_value = "llmbench-results")]
+    pub pvc: String,
+    /// When every shard starts: RFC 3339 or Unix milliseconds.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// Without a start time: this many seconds from now (time to pull the image and schedule
+    /// the pods).
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    pub start_in: u64,
+    /// CPU each shard asks for.
+    #[arg(long, value_name = "QUANTITY", default_value = "2")]
+    pub cpu: String,
+    /// Memory each pod asks for.
+    #[arg(long, value_name = "QUANTITY", default_value = "1Gi")]
+    pub memory: String,
+    /// The most memory a pod may use.
+    #[arg(long, value_name = "QUANTITY", default_value = "2Gi")]
+    pub memory_limit: String,
+    /// Seconds after which Kubernetes stops a Job that has not finished.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadline: u64,
+    /// Flags for every shard, after a lone double dash: e.g. `-- --set rps=400 --model m`.
+    #[arg(last = true, value_name = "FLAGS")]
+    pub extra: Vec<String>,
 }
 
 /// `llmbench completions SHELL`.

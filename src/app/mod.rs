@@ -3,7 +3,8 @@
 //! tool's `run --target --model --workload`), `interactive`, `results` (parse, report;
 //! `chromium` prints the report to PDF), `compare` (two runs, CI gates), `scripts` (list,
 //! new), `calibrate`, `shell` (completions, man pages), `suggest` (a mistyped command),
-//! `trials` (`--repeat`), and `llmbench mock`. Nothing below this layer imports it.
+//! `trials` (`--repeat`), `k8s` (the manifests of a sharded run), and `llmbench mock`.
+//! Nothing below this layer imports it.
 //!
 //! Exit codes: 0 success; 1 an assertion or a `compare` gate failed; 2 usage, config, script
 //! or output error; 3 the run finished but no request succeeded; 130 / 143 interrupted by
@@ -14,6 +15,7 @@ pub mod chromium;
 pub mod cli;
 pub mod compare;
 pub mod interactive;
+pub mod k8s;
 pub mod results;
 pub mod scripts;
 pub mod shell;
@@ -70,6 +72,7 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Scripts) => scripts::list(),
             Some(Command::New(args)) => scripts::new(&args),
             None if cli.run.script.is_none() => interactive::no_script(&cli.run).await,
+            Some(Command::K8s(args)) => k8s::k8s(&args),
             Some(Command::Completions(args)) => shell::completions(&args),
             Some(Command::Man(args)) => shell::man(&args),
             None => exit_code(&run_script(&cli.run).await),
