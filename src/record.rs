@@ -15,7 +15,9 @@ pub mod layout;
 mod meta;
 mod read;
 pub use layout::RunFiles;
-pub use meta::{Labels, Requested, RunInfo, Trial, check_label, labels_line, parse_label};
+pub use meta::{
+    Labels, Requested, RunInfo, ShardRun, Trial, check_label, labels_line, parse_label,
+};
 pub use read::{
     MAX_RECORD_BYTES, RecordReadError, TornLine, for_each_record, parse_each, parse_records,
     read_records,
@@ -212,6 +214,10 @@ pub struct RequestRecord {
     /// The request's label (the `label` of a prompt function's map), for per-label statistics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The shard that sent it, in a sharded run (`--shard I/N`): its `id` is then the global
+    /// request index, unique across the shards. Absent in a run of one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -287,6 +293,7 @@ impl RequestRecord {
             server_timings: None,
             max_tokens: None,
             label: None,
+            shard: None,
         }
     }
 
@@ -519,6 +526,7 @@ mod tests {
             server_timings: None,
             max_tokens: None,
             label: None,
+            shard: None,
         }
     }
 

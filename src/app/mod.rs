@@ -130,11 +130,19 @@ pub async fn run_with_flags(
     if let Some(path) = &flags.output.junit {
         check_output_file("--junit", path).map_err(RunError::Usage)?;
     }
+    let shard = flags.control.shard(|var| std::env::var(var).ok())?;
     let repeat = flags.control.repeat.or(plan.repeat).unwrap_or(1);
     let outcome = if repeat > 1 {
+        if let Some(s) = shard {
+            return Err(RunError::Usage(format!(
+                "--shard {s} with {repeat} trials (--repeat or the script's repeat): a sharded run is one trial; run the shards once per trial, and merge each"
+            )));
+        }
         trials::run(plan, repeat, flags, label).await?
     } else {
-        crate::run::run(plan, &flags.settings(label), Vec::new()).await?
+        let mut settings = flags.settings(label);
+        settings.shard = shard;
+        crate::run::run(plan, &settings, Vec::new()).await?
     };
     if let Some(path) = &flags.output.junit {
         write_junit(path, &outcome)?;
