@@ -331,6 +331,35 @@ impl RequestRecord {
         r
     }
 
+    /// Moves every stamp `by_us` later: onto a clock whose origin is `by_us` earlier (a merge
+    /// puts shards' records on one clock). Offsets within the record are unchanged.
+    pub fn rebase(&mut self, by_us: u64) {
+        for t in [
+            &mut self.intended_us,
+            &mut self.dispatched_us,
+            &mut self.end_us,
+        ] {
+            *t += by_us;
+        }
+        for t in [
+            &mut self.admitted_us,
+            &mut self.sent_us,
+            &mut self.headers_us,
+            &mut self.first_token_us,
+            &mut self.first_answer_us,
+            &mut self.last_token_us,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *t += by_us;
+        }
+        for a in &mut self.failed_attempts {
+            a.sent_us += by_us;
+            a.end_us += by_us;
+        }
+    }
+
     /// Microseconds between two optional stamps.
     fn span(from: Option<u64>, to: Option<u64>) -> Option<u64> {
         Some(to?.saturating_sub(from?))

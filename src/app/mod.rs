@@ -1,6 +1,7 @@
 //! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
 //! outcome to an exit code. The commands here are thin: `workloads` (check, the original
 //! tool's `run --target --model --workload`), `interactive`, `results` (parse, report;
+//! `merge` joins a sharded run's shards, `merge_summaries` from their histograms;
 //! `chromium` prints the report to PDF), `compare` (two runs, CI gates), `scripts` (list,
 //! new), `calibrate`, `shell` (completions, man pages), `suggest` (a mistyped command),
 //! `trials` (`--repeat`), and `llmbench mock`. Nothing below this layer imports it.
@@ -14,6 +15,8 @@ pub mod chromium;
 pub mod cli;
 pub mod compare;
 pub mod interactive;
+pub mod merge;
+mod merge_summaries;
 pub mod results;
 pub mod scripts;
 pub mod shell;
@@ -62,6 +65,7 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Mock(args)) => serve_mock(args).await,
             Some(Command::Parse(args)) => results::parse(&args),
             Some(Command::Report(args)) => results::report(&args),
+            Some(Command::Merge(args)) => merge::merge(&args),
             Some(Command::Check(args)) => workloads::check(&args),
             Some(Command::Run(args)) => workloads::run_workload(&args).await,
             Some(Command::Interactive(args)) => interactive::interactive(&args.load).await,

@@ -50,16 +50,25 @@ impl Shard {
 }
 
 /// What identifies a plan across the shards that run it: a 64-bit FNV-1a hash of its JSON
-/// (labels and telemetry aside, which may differ per shard), in hex. Stable across runs and
-/// machines of the same llmbench version.
+/// (labels and telemetry aside, which may differ per shard; a script closure's name without
+/// the per-process hash Rhai gives it), in hex. Stable across runs and machines of the same
+/// llmbench version.
 pub fn fingerprint(plan: &super::Plan) -> String {
     let mut value = serde_json::to_value(plan).expect("a plan serializes");
     if let Some(map) = value.as_object_mut() {
         map.remove("labels");
         map.remove("telemetry");
     }
+    let text = value.to_string();
+    let mut stable = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("anon$") {
+        stable.push_str(&rest[..at + 4]);
+        rest = rest[at + 5..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+    }
+    stable.push_str(rest);
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in value.to_string().bytes() {
+    for b in stable.bytes() {
         hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     format!("{hash:016x}")
