@@ -3,6 +3,9 @@
 //! `PromptGenerator` trait so this module stays free of Rhai.
 
 mod describe;
+mod shard;
+
+pub use shard::{Shard, fingerprint};
 
 use std::fmt;
 use std::sync::Arc;

@@ -15,7 +15,9 @@ pub mod layout;
 mod meta;
 mod read;
 pub use layout::RunFiles;
-pub use meta::{Labels, Requested, RunInfo, Trial, check_label, labels_line, parse_label};
+pub use meta::{
+    Labels, Requested, RunInfo, ShardRun, Trial, check_label, labels_line, parse_label,
+};
 pub use read::{
     MAX_RECORD_BYTES, RecordReadError, TornLine, for_each_record, parse_each, parse_records,
     read_records,
@@ -212,6 +214,10 @@ pub struct RequestRecord {
     /// The request's label (the `label` of a prompt function's map), for per-label statistics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The shard that sent it, in a sharded run (`--shard I/N`): its `id` is then the global
+    /// request index, unique across the shards. Absent in a run of one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -287,6 +293,7 @@ impl RequestRecord {
             server_timings: None,
             max_tokens: None,
             label: None,
+            shard: None,
         }
     }
 
@@ -322,6 +329,35 @@ impl RequestRecord {
         r.content_chunks = tokens;
         r.output_chars = tokens;
         r
+    }
+
+    /// Moves every stamp `by_us` later: onto a clock whose origin is `by_us` earlier (a merge
+    /// puts shards' records on one clock). Offsets within the record are unchanged.
+    pub fn rebase(&mut self, by_us: u64) {
+        for t in [
+            &mut self.intended_us,
+            &mut self.dispatched_us,
+            &mut self.end_us,
+        ] {
+            *t += by_us;
+        }
+        for t in [
+            &mut self.admitted_us,
+            &mut self.sent_us,
+            &mut self.headers_us,
+            &mut self.first_token_us,
+            &mut self.first_answer_us,
+            &mut self.last_token_us,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *t += by_us;
+        }
+        for a in &mut self.failed_attempts {
+            a.sent_us += by_us;
+            a.end_us += by_us;
+        }
     }
 
     /// Microseconds between two optional stamps.
@@ -519,6 +555,7 @@ mod tests {
             server_timings: None,
             max_tokens: None,
             label: None,
+            shard: None,
         }
     }
 

@@ -22,7 +22,7 @@ pub use metric::Metric;
 pub use pace::Pace;
 use round::round_to_unit;
 pub use shape::{Bin, Shape};
-pub use warnings::{TokenCounter, Warning, behind_schedule};
+pub use warnings::{START_LATE_MS, TokenCounter, Warning, behind_schedule};
 
 use std::collections::BTreeMap;
 

@@ -50,6 +50,9 @@ pub enum Command {
     Parse(ParseArgs),
     /// Compare runs: writes results/reports/benchmark_report.md and .html.
     Report(ReportArgs),
+    /// Merge the shard runs of one sharded run into one run (raw records, summary, reports,
+    /// metadata), with the statistics parse computes over their records.
+    Merge(MergeArgs),
     /// Evaluate a script and print its plan (phases, rates, expected requests, target with
     /// secrets redacted) without sending a request; takes a run's flags and shows their effect.
     Check(CheckArgs),
@@ -217,6 +220,25 @@ pub struct ParseArgs {
     /// if missing).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+    /// Folder of report templates overriding the built-in ones (default: ./templates if present).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+/// `llmbench merge SHARD_RUN...`: one run from the shards of a sharded run.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Shard runs: run ids, raw record files, results folders (every run in their raw/), or
+    /// globs of these, e.g. 'results/raw/*_shard*.jsonl'.
+    #[arg(required = true, value_name = "SHARD_RUN")]
+    pub runs: Vec<String>,
+    /// Folder where run ids are looked up and the merged run is written.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Combine the shards' histograms and counters (summary/<id>.hdr.json) instead of their
+    /// raw records: percentiles, counts and rates without moving the records.
+    #[arg(long)]
+    pub summaries_only: bool,
     /// Folder of report templates overriding the built-in ones (default: ./templates if present).
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,

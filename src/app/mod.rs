@@ -1,6 +1,7 @@
 //! The entry layer: the command line (`cli`), command dispatch, and the one mapping from every
 //! outcome to an exit code. The commands here are thin: `workloads` (check, the original
 //! tool's `run --target --model --workload`), `interactive`, `results` (parse, report;
+//! `merge` joins a sharded run's shards, `merge_summaries` from their histograms;
 //! `chromium` prints the report to PDF), `compare` (two runs, CI gates), `scripts` (list,
 //! new), `calibrate`, `shell` (completions, man pages), `suggest` (a mistyped command),
 //! `trials` (`--repeat`), `k8s` (the manifests of a sharded run), and `llmbench mock`.
@@ -16,6 +17,8 @@ pub mod cli;
 pub mod compare;
 pub mod interactive;
 pub mod k8s;
+pub mod merge;
+mod merge_summaries;
 pub mod results;
 pub mod scripts;
 pub mod shell;
@@ -64,6 +67,7 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Mock(args)) => serve_mock(args).await,
             Some(Command::Parse(args)) => results::parse(&args),
             Some(Command::Report(args)) => results::report(&args),
+            Some(Command::Merge(args)) => merge::merge(&args),
             Some(Command::Check(args)) => workloads::check(&args),
             Some(Command::Run(args)) => workloads::run_workload(&args).await,
             Some(Command::Interactive(args)) => interactive::interactive(&args.load).await,
@@ -133,11 +137,19 @@ pub async fn run_with_flags(
     if let Some(path) = &flags.output.junit {
         check_output_file("--junit", path).map_err(RunError::Usage)?;
     }
+    let shard = flags.control.shard(|var| std::env::var(var).ok())?;
     let repeat = flags.control.repeat.or(plan.repeat).unwrap_or(1);
     let outcome = if repeat > 1 {
+        if let Some(s) = shard {
+            return Err(RunError::Usage(format!(
+                "--shard {s} with {repeat} trials (--repeat or the script's repeat): a sharded run is one trial; run the shards once per trial, and merge each"
+            )));
+        }
         trials::run(plan, repeat, flags, label).await?
     } else {
-        crate::run::run(plan, &flags.settings(label), Vec::new()).await?
+        let mut settings = flags.settings(label);
+        settings.shard = shard;
+        crate::run::run(plan, &settings, Vec::new()).await?
     };
     if let Some(path) = &flags.output.junit {
         write_junit(path, &outcome)?;

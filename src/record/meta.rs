@@ -38,6 +38,37 @@ pub struct RunInfo {
     /// config name, git sha. Reports and `compare` name and group runs by them.
     #[serde(default)]
     pub labels: Labels,
+    /// Wall-clock time of the run clock's origin, µs since the Unix epoch: the anchor a merge
+    /// aligns shards' clocks on. Absent in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_anchor_unix_us: Option<i64>,
+    /// This run is one shard of a sharded run (`--shard I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRun>,
+    /// This run is a merge of shard runs (`llmbench merge`): each shard, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRun>,
+}
+
+/// One shard of a sharded run, as its run metadata records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRun {
+    /// 0-based shard index, of `count`.
+    pub index: u32,
+    pub count: u32,
+    /// The shard's own run id.
+    pub run_id: String,
+    /// Identifies the plan every shard of one run shares (a hash of the plan, labels aside):
+    /// `merge` refuses shards of different plans.
+    pub plan: String,
+    /// Wall-clock time of the shard's run clock origin, µs since the Unix epoch.
+    pub clock_anchor_unix_us: i64,
+    /// The common start it waited for (`--start-at`), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// How late its first phase started after `start_at`, ms (0 when on time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_ms: Option<f64>,
 }
 
 /// A run's labels, by key.
@@ -121,6 +152,9 @@ impl RunInfo {
             fixed_prompt: false,
             trial: None,
             labels: Labels::new(),
+            clock_anchor_unix_us: None,
+            shard: None,
+            shards: Vec::new(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! A producer thread builds request 0, 1, 2, ... (calling the script's prompt function where
 //! there is one; its shape gives the body, headers, `max_tokens` and label) into a bounded
 //! channel, so generating a prompt never delays an
-//! arrival. The scheduler takes bodies in order, so request `id` always gets prompt `id`.
+//! arrival. The scheduler takes bodies in order, so request `id` always gets prompt `id`. A
+//! shard of a sharded run makes only its own requests' bodies: index, index + count, ...
 //! When the run ends the producer is told to stop and is not waited for: it makes no prompt
 //! after the one in hand. What is made ahead is bounded twice: at most `AHEAD` bodies and at
 //! most `AHEAD_BYTES` of them (a script making 640 KB prompts keeps ~100 ready, not 1,024).
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Outgoing, build_request};
-use crate::plan::{Cancel, Prompt, RequestShape, RequestSpec};
+use crate::plan::{Cancel, Prompt, RequestShape, RequestSpec, Shard};
 use crate::stats::MAX_LABELS;
 
 /// How many bodies the producer keeps ready.
@@ -115,6 +116,16 @@ impl Feed {
     /// Starts producing bodies for `spec` addressed to `model`. A generator error after
     /// `cancel` (the run is stopping) is the stop, not a failure.
     pub fn start(spec: &RequestSpec, model: &str, cancel: Cancel) -> Self {
+        Self::start_shard(spec, model, cancel, None)
+    }
+
+    /// Starts producing the bodies of shard `shard`'s requests (every request without one).
+    pub fn start_shard(
+        spec: &RequestSpec,
+        model: &str,
+        cancel: Cancel,
+        shard: Option<Shard>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(AHEAD);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (spec, model) = (spec.clone(), model.to_owned());
@@ -124,7 +135,7 @@ impl Feed {
             .name("llmbench-feed".into())
             .spawn(move || {
                 let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    produce(&spec, &model, &tx, &shared, ready_tx)
+                    produce(&spec, &model, shard, &tx, &shared, ready_tx)
                 }));
                 match made {
                     Ok(Ok(())) => {}
@@ -148,6 +159,7 @@ impl Feed {
 fn produce(
     spec: &RequestSpec,
     model: &str,
+    shard: Option<Shard>,
     tx: &mpsc::Sender<Body>,
     status: &FeedStatus,
     ready: oneshot::Sender<()>,
@@ -177,7 +189,8 @@ fn produce(
         unreachable!("fixed prompts returned above")
     };
     let mut labels = std::collections::BTreeSet::new();
-    for index in 0.. {
+    for j in 0.. {
+        let index = shard.map_or(j, |s| s.global(j));
         if status.stopped() {
             break;
         }

@@ -105,6 +105,15 @@ pub fn finish(
     if verdicts.is_none() && !plan.assertions.is_empty() {
         warnings.push(Warning::AssertionsNotEvaluated);
     }
+    let shard = shard_run(&setup, m.start_late_ms);
+    if let Some(s) = &shard
+        && let Some(late_ms) = s.late_ms.filter(|l| *l > crate::stats::START_LATE_MS)
+    {
+        warnings.push(Warning::ShardStartedLate {
+            shard: format!("{}/{}", s.index, s.count),
+            late_ms,
+        });
+    }
     let info = RunInfo {
         id: setup.run_id.clone(),
         workload: plan.workload.clone(),
@@ -127,6 +136,9 @@ pub fn finish(
         fixed_prompt: requested.fixed_prompt,
         trial: setup.settings.trial.clone(),
         labels: plan.labels.clone(),
+        clock_anchor_unix_us: Some(setup.started.timestamp_micros()),
+        shard,
+        shards: Vec::new(),
     };
     RunOutcome {
         info,
@@ -141,4 +153,22 @@ pub fn finish(
         summary,
         setup,
     }
+}
+
+/// What the run metadata records of a shard run: which shard, of what plan, its clock anchor
+/// and how late it started.
+fn shard_run(setup: &RunSetup, late_ms: Option<f64>) -> Option<crate::record::ShardRun> {
+    let shard = setup.settings.shard?;
+    Some(crate::record::ShardRun {
+        index: shard.index,
+        count: shard.count,
+        run_id: setup.run_id.clone(),
+        plan: crate::plan::fingerprint(&setup.plan),
+        clock_anchor_unix_us: setup.started.timestamp_micros(),
+        start_at: setup
+            .settings
+            .start_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        late_ms,
+    })
 }

@@ -45,6 +45,8 @@ pub struct Measured {
     pub feed_error: Option<String>,
     /// Seconds from the run clock's origin to the end of the phases.
     pub wall_s: f64,
+    /// How late the first phase started after `--start-at`, ms (0 when on time).
+    pub start_late_ms: Option<f64>,
 }
 
 impl Prepared {
@@ -64,7 +66,8 @@ impl Prepared {
             mock,
         } = self;
         let (plan, clock) = (&setup.plan, setup.clock);
-        let feed = Feed::start(&plan.request, &setup.model, plan.cancel.clone());
+        let shard = setup.settings.shard;
+        let feed = Feed::start_shard(&plan.request, &setup.model, plan.cancel.clone(), shard);
         let mut sinks = Sinks {
             stats: Analyzer::new().with_slo(plan.slo),
             raw: raw.map(RawSink::new),
@@ -85,7 +88,12 @@ impl Prepared {
             () = feed.ready.wait() => {}
             () = signals.stop.cancelled() => {}
         }
-        let mut scheduler = Scheduler::new(clock, feed.bodies, signals.stop.clone());
+        let start_late_ms = match setup.settings.start_at {
+            Some(at) => Some(wait_until(at, signals).await),
+            None => None,
+        };
+        let mut scheduler =
+            Scheduler::new(clock, feed.bodies, signals.stop.clone()).with_shard(shard);
         let mut ran_phases = Vec::new();
         let mut saturation = None;
         let busy = crate::host::BusyMeter::start();
@@ -104,8 +112,9 @@ impl Prepared {
                 // Taken here (sent now, or released unsent): its bytes leave the feed's budget.
                 let body = body.take();
                 async move {
-                    let record: RequestRecord =
+                    let mut record: RequestRecord =
                         client.execute(dispatch, &label, body, &abort).await;
+                    record.shard = shard.map(|s| s.index);
                     let _ = tx.send(record).await;
                 }
             };
@@ -145,6 +154,31 @@ impl Prepared {
             write_error: sinks.raw.and_then(|r| r.error.map(|e| (e, r.written))),
             feed_error,
             wall_s,
+            start_late_ms,
         })
     }
+}
+
+/// Waits until the wall-clock time `at` (a stop ends the wait); returns how late it is then, ms
+/// (0 when on time), and says so on stderr when late.
+async fn wait_until(at: chrono::DateTime<chrono::Utc>, signals: &Signals) -> f64 {
+    let ahead = (at - chrono::Utc::now()).to_std().ok();
+    if let Some(ahead) = ahead {
+        let deadline = crate::clock::Instant::now() + ahead;
+        tokio::select! {
+            () = crate::schedule::Pacer::Precise.sleep_until(deadline) => {}
+            () = signals.stop.cancelled() => {}
+        }
+    }
+    let late_us = (chrono::Utc::now() - at)
+        .num_microseconds()
+        .unwrap_or(i64::MAX);
+    let late_ms = crate::units::us_to_ms(late_us.max(0) as u64);
+    if late_ms > crate::stats::START_LATE_MS {
+        eprintln!(
+            "llmbench: this shard started {late_ms:.1} ms after --start-at {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+    }
+    late_ms
 }

@@ -61,6 +61,9 @@ pub struct Prepared {
 
 /// Runs every check and sets everything up; nothing is measured yet.
 pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunError> {
+    if let Some(shard) = settings.shard {
+        crate::schedule::shard::check(&plan, shard).map_err(RunError::Usage)?;
+    }
     let errors = script_errors(&plan, &[0]);
     if !errors.is_empty() {
         return Err(RunError::ScriptFails(errors));
@@ -111,7 +114,10 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
         None => None,
         Some(addr) => Some(bind(addr).await?),
     };
-    let base = layout::base_id(&started, &target.name, &model, &plan.workload);
+    let mut base = layout::base_id(&started, &target.name, &model, &plan.workload);
+    if let Some(s) = settings.shard {
+        base = format!("{base}_shard{}of{}", s.index, s.count);
+    }
     let (run_id, files, raw) = match &settings.outputs {
         Outputs::Files { results, .. } => {
             let (id, files, raw) = layout::claim(results, &base).map_err(|(path, source)| {
@@ -126,7 +132,8 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
         Outputs::Memory => (base, None, None),
     };
     let telemetry_file = files.as_ref().map(|f| f.telemetry.as_path());
-    let telemetry = Telemetry::start(&plan.telemetry, clock, telemetry_file).map_err(|source| {
+    let spec = shard_telemetry(&plan.telemetry, settings.shard);
+    let telemetry = Telemetry::start(&spec, clock, telemetry_file).map_err(|source| {
         if let Some(files) = &files {
             unclaim(files);
         }
@@ -165,6 +172,19 @@ pub fn script_errors(plan: &Plan, requests: &[u64]) -> Vec<String> {
     let model = plan.model.as_deref().unwrap_or(MOCK_MODEL);
     let prompt = super::feed::try_requests(&plan.request, model, requests).err();
     prompt.into_iter().chain(verdict::dry_run(plan)).collect()
+}
+
+/// What a shard samples: shard 0 scrapes the Prometheus endpoints, the others do not (no N×
+/// load on the server's metrics endpoint); NVML reads each shard's own host.
+fn shard_telemetry(
+    spec: &crate::plan::TelemetrySpec,
+    shard: Option<crate::plan::Shard>,
+) -> crate::plan::TelemetrySpec {
+    let mut spec = spec.clone();
+    if shard.is_some_and(|s| s.index != 0) {
+        spec.prometheus.clear();
+    }
+    spec
 }
 
 /// Removes the files a claimed run id has so far (its raw file, its telemetry file), for a run

@@ -5,6 +5,9 @@
 //! then waits in a FIFO queue for a concurrency slot if a cap is set. Nothing is dropped: a late
 //! scheduler shows up as lateness, a full cap as queue time, both recorded per request.
 //! Closed loop (no rate): `concurrency` lanes each send their next request as soon as the last ends.
+//! A sharded run (`shard`) sends its share of each phase: see `shard` for how it is dealt. Its
+//! request ids are global: its j-th request is global request `index + j · count`, so ids are
+//! unique across shards and request i gets prompt i whichever shard sends it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,13 +18,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 mod arrivals;
+pub mod shard;
 pub mod timer;
 
 pub use arrivals::{arrival_offsets, shaped_offsets};
 pub use timer::Pacer;
 
 use crate::clock::{Clock, Instant};
-use crate::plan::{Phase, Shape};
+use crate::plan::{Phase, Shape, Shard};
 
 /// One request released by the scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,8 @@ pub struct Scheduler<T> {
     stop: CancellationToken,
     /// How arrivals wait for their deadline.
     pacer: Pacer,
+    /// This process's shard of a sharded run.
+    shard: Option<Shard>,
 }
 
 /// What happened in one phase, as the scheduler saw it.
@@ -68,7 +74,20 @@ impl<T: Send + 'static> Scheduler<T> {
             feed: Arc::new(Mutex::new(feed)),
             stop,
             pacer: Pacer::Precise,
+            shard: None,
         }
+    }
+
+    /// Sends shard `shard`'s share of each phase, with global request ids.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self.next_id = shard.map_or(0, |s| s.global(0));
+        self
+    }
+
+    /// The id after `id` (the next one of this shard's).
+    fn after(&self, id: u64) -> u64 {
+        id + self.shard.map_or(1, |s| u64::from(s.count))
     }
 
     /// Waits for deadlines with `pacer` (tests on tokio's paused clock use `Pacer::Tokio`).
@@ -89,6 +108,14 @@ impl<T: Send + 'static> Scheduler<T> {
         F: Fn(Dispatch, T) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let shared;
+        let phase = match self.shard {
+            Some(s) => {
+                shared = shard::phase_share(phase, s);
+                &shared
+            }
+            None => phase,
+        };
         let started_us = self.clock.now_us();
         let deadline = phase
             .duration
@@ -133,6 +160,16 @@ impl<T: Send + 'static> Scheduler<T> {
                 }
                 _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
             };
+        // A shard of a constant schedule keeps its own arrivals of the global one.
+        let offsets: Box<dyn Iterator<Item = Duration> + Send> = match self.shard {
+            Some(s) if shard::deals_global_schedule(phase) => Box::new(
+                offsets
+                    .enumerate()
+                    .filter(move |(k, _)| s.owns(*k as u64))
+                    .map(|(_, o)| o),
+            ),
+            _ => offsets,
+        };
         let _controller = match (&phase.ramp.concurrency, &slots, phase.duration) {
             (Some(shape), Some(slots), Some(d)) => Some(AbortOnDrop(tokio::spawn(
                 control_concurrency(shape.clone(), slots.clone(), start, d, self.pacer),
@@ -173,7 +210,7 @@ impl<T: Send + 'static> Scheduler<T> {
                 dispatched_us,
                 admitted_us: matches!(slot, Slot::Held(_)).then_some(dispatched_us),
             };
-            self.next_id += 1;
+            self.next_id = self.after(self.next_id);
             run.dispatched += 1;
             let (exec, stop, clock) = (exec.clone(), self.stop.clone(), self.clock);
             in_flight.spawn(async move {
@@ -214,6 +251,7 @@ impl<T: Send + 'static> Scheduler<T> {
         let lanes = phase.concurrency.unwrap_or(1).max(1);
         // Shared by the lanes: the next id and how many were sent, taken together with the payload.
         let counter = Arc::new(Mutex::new((self.next_id, 0_u64, false)));
+        let step = self.after(0);
         let mut set = JoinSet::new();
         for _ in 0..lanes {
             let (exec, feed, stop, clock, counter) = (
@@ -246,7 +284,7 @@ impl<T: Send + 'static> Scheduler<T> {
                             dispatched_us: now,
                             admitted_us: Some(now),
                         };
-                        c.0 += 1;
+                        c.0 += step;
                         c.1 += 1;
                         (d, payload)
                     };

@@ -223,6 +223,34 @@ pub struct ControlFlags {
     /// Confidence level of the across-trial intervals, percent.
     #[arg(long, value_name = "PERCENT", default_value_t = 95.0, value_parser = level)]
     pub level: f64,
+    /// Run shard I of N of the plan (0-based), e.g. 0/4: this process sends its share of the
+    /// load, and llmbench merge joins the shards' runs into one.
+    #[arg(long, value_name = "I/N", env = "LLMBENCH_SHARD")]
+    pub shard: Option<crate::plan::Shard>,
+    /// Run one shard of N, its index taken from JOB_COMPLETION_INDEX (set by a Kubernetes
+    /// Indexed Job).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: Option<u32>,
+    /// Wait until this wall-clock time before the first phase (RFC 3339, e.g.
+    /// 2026-05-01T12:00:00Z, or Unix milliseconds), so the shards of a run start together.
+    #[arg(long, value_name = "TIME", value_parser = start_time)]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A wall-clock time: RFC 3339 or Unix milliseconds.
+pub fn start_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let s = s.trim();
+    let parsed = match s.parse::<i64>() {
+        Ok(ms) => chrono::DateTime::from_timestamp_millis(ms),
+        Err(_) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc)),
+    };
+    parsed.ok_or_else(|| {
+        format!(
+            "{s:?} is not a time: give RFC 3339 (e.g. 2026-05-01T12:00:00Z) or Unix milliseconds (e.g. 1777636800000)"
+        )
+    })
 }
 
 impl Default for ControlFlags {
@@ -232,6 +260,9 @@ impl Default for ControlFlags {
             repeat: None,
             cooldown: 0.0,
             level: 95.0,
+            shard: None,
+            shards: None,
+            start_at: None,
         }
     }
 }

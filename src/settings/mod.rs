@@ -18,7 +18,7 @@ pub use flags::{
 pub use shape::ShapeOverrides;
 
 use crate::client::ClientOptions;
-use crate::plan::{ApiKey, Plan, Target};
+use crate::plan::{ApiKey, Plan, Shard, Target};
 
 /// A flag whose value cannot be used; the message names the flag and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +59,10 @@ pub struct Settings {
     pub quiet: bool,
     /// The run is one trial of a `--repeat` set.
     pub trial: Option<crate::record::Trial>,
+    /// This process is one shard of a sharded run (`--shard I/N`).
+    pub shard: Option<Shard>,
+    /// Wall-clock time the first phase waits for (`--start-at`).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Settings {
@@ -80,6 +84,8 @@ impl Settings {
             metrics_listen: None,
             quiet: false,
             trial: None,
+            shard: None,
+            start_at: None,
         }
     }
 
@@ -183,6 +189,8 @@ impl LoadFlags {
             metrics_listen: self.telemetry.metrics_listen,
             quiet: false,
             trial: None,
+            shard: None,
+            start_at: self.control.start_at,
         }
     }
 
@@ -219,6 +227,41 @@ impl LoadFlags {
             shape: self.shape.overrides(),
             labels: self.output.labels.clone(),
         })
+    }
+}
+
+impl ControlFlags {
+    /// The shard this process runs: `--shard I/N` (or `LLMBENCH_SHARD`), or `--shards N` with
+    /// the index from `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job's), looked up in `env`.
+    pub fn shard(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Shard>, SettingsError> {
+        let Some(n) = self.shards else {
+            return Ok(self.shard);
+        };
+        if let Some(s) = self.shard {
+            return Err(SettingsError(format!(
+                "--shard {s} and --shards {n} both given (LLMBENCH_SHARD sets --shard): give one"
+            )));
+        }
+        let index = env("JOB_COMPLETION_INDEX").ok_or_else(|| {
+            SettingsError(format!(
+                "--shards {n} takes this shard's index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets it), which is not set; export JOB_COMPLETION_INDEX=I or pass --shard I/{n}"
+            ))
+        })?;
+        index
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .and_then(|i| Shard::new(i, n))
+            .map(Some)
+            .ok_or_else(|| {
+                SettingsError(format!(
+                    "JOB_COMPLETION_INDEX={index:?} is not a shard index of --shards {n}: it must be 0 to {}",
+                    n - 1
+                ))
+            })
     }
 }
 
@@ -313,6 +356,36 @@ mod tests {
         assert_eq!(plan().telemetry.every, Duration::from_millis(250));
         let p = apply(plan(), &PlanOverrides::default()).unwrap();
         assert_eq!(p.telemetry.every, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn the_shard_comes_from_shard_or_from_shards_and_the_job_index() {
+        let flags = |shard: Option<&str>, shards: Option<u32>| ControlFlags {
+            shard: shard.map(|s| s.parse().unwrap()),
+            shards,
+            ..Default::default()
+        };
+        let env = |v: Option<&'static str>| move |_: &str| v.map(str::to_owned);
+        assert_eq!(flags(None, None).shard(env(Some("1"))), Ok(None));
+        assert_eq!(
+            flags(Some("1/3"), None).shard(env(None)),
+            Ok(Shard::new(1, 3))
+        );
+        assert_eq!(
+            flags(None, Some(4)).shard(env(Some("3"))),
+            Ok(Shard::new(3, 4))
+        );
+        let e = flags(None, Some(4)).shard(env(None)).unwrap_err();
+        assert!(e.0.contains("JOB_COMPLETION_INDEX"), "{e}");
+        let e = flags(None, Some(4)).shard(env(Some("4"))).unwrap_err();
+        assert!(e.0.contains("0 to 3"), "{e}");
+        let e = flags(Some("0/4"), Some(4))
+            .shard(env(Some("0")))
+            .unwrap_err();
+        assert!(e.0.contains("give one"), "{e}");
+        let t = flags::start_time("1777636800000").unwrap();
+        assert_eq!(t, flags::start_time("2026-05-01T12:00:00Z").unwrap());
+        assert!(flags::start_time("soon").unwrap_err().contains("RFC 3339"));
     }
 
     #[test]

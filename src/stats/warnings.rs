@@ -17,6 +17,8 @@ use crate::record::Requested;
 pub const LATENESS_FLOOR_MS: f64 = 1.0;
 /// ... and over this share of the TTFT p50 means the load generator fell behind its schedule.
 pub const LATENESS_SHARE_OF_TTFT: f64 = 0.05;
+/// A shard whose first phase started more than this (ms) after `--start-at` started late.
+pub const START_LATE_MS: f64 = 10.0;
 
 /// The one criterion for "the load generator kept its schedule", shared by the run warning and
 /// `calibrate`'s "sustained": lateness p99 at most 1 ms or at most 5 % of the TTFT p50.
@@ -122,6 +124,9 @@ pub enum Warning {
         tried: u64,
         error: String,
     },
+    /// A shard's first phase started `late_ms` after the common `--start-at` (more than
+    /// `START_LATE_MS`): its arrivals are that much behind the other shards'.
+    ShardStartedLate { shard: String, late_ms: f64 },
 }
 
 impl fmt::Display for Warning {
@@ -216,6 +221,10 @@ impl fmt::Display for Warning {
                 f,
                 "{failed} of {tried} scrapes of {url} failed (first: {error}), so its server telemetry is {}. Check that the address serves Prometheus text (vLLM: /metrics) and is reachable from this machine.",
                 if failed == tried { "missing" } else { "partial" }
+            ),
+            Self::ShardStartedLate { shard, late_ms } => write!(
+                f,
+                "Shard {shard} started {late_ms:.1} ms after --start-at, so its arrivals lag the other shards' by that much. Set the start time further ahead (llmbench needs a few seconds to start), or check this machine's clock (NTP)."
             ),
         }
     }

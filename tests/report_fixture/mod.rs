@@ -117,6 +117,9 @@ pub fn info(id: &str, model: &str, workload: &str, started_at: &str) -> RunInfo 
         fixed_prompt: false,
         trial: None,
         labels: Default::default(),
+        clock_anchor_unix_us: None,
+        shard: None,
+        shards: Vec::new(),
     }
 }
 
