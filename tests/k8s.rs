@@ -307,3 +307,128 @@ fn bad_input_exits_2_naming_the_flag_and_never_repeats_a_credential() {
     assert_eq!(code, 2);
     assert!(err.contains("1 MiB"), "{err}");
 }
+/// The manifests' own shell commands, run as the pods would (shard I with
+/// `JOB_COMPLETION_INDEX=I`, the ConfigMap's files in the working folder, the volume a temp
+/// folder), against one mock in its own process that wants the key from the Secret: every
+/// request the mock saw is in the merged run, once, and the key is in no file.
+#[test]
+fn the_rendered_pods_run_and_merge_on_one_machine() {
+    const KEY: &str = "sk-k8s-simulated-0123456789";
+    let mock = common::MockProcess::start(&[
+        "--ttft-ms",
+        "20",
+        "--itl-ms",
+        "2",
+        "--output-tokens",
+        "8",
+        "--require-key",
+        KEY,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("src/steady.rhai"),
+        "request(#{ endpoint: \"chat\", max_tokens: 8, prompt: |i| `Request ${i}` });\n\
+         phase(\"steady\", #{ duration: 2, rps: 40, concurrency: 16 });\n",
+    )
+    .unwrap();
+    let start_ms = chrono::Utc::now().timestamp_millis() + 4000;
+    let (code, yaml, err) = k8s(
+        dir.path(),
+        &[
+            "--shards",
+            "4",
+            "--script",
+            "src/steady.rhai",
+            "--url",
+            &mock.base_url,
+            "--api-key-secret",
+            "key",
+            "--name",
+            "sim",
+            "--start-at",
+            &start_ms.to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let docs = documents(&yaml);
+    // The ConfigMap, mounted: each item's key written at its path.
+    let bench = dir.path().join("bench");
+    let items = &docs[1]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"];
+    for item in items.as_array().unwrap() {
+        let path = bench.join(item["path"].as_str().unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text = docs[0]["data"][item["key"].as_str().unwrap()]
+            .as_str()
+            .unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let volume = dir.path().join("volume");
+    let command = |doc: &Value| {
+        doc["spec"]["template"]["spec"]["containers"][0]["args"][0]
+            .as_str()
+            .unwrap()
+            .replace("/results/", &format!("{}/", volume.display()))
+    };
+    let bin = Path::new(env!("CARGO_BIN_EXE_llmbench")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let pod = |script: String, index: Option<usize>| {
+        let mut c = Command::new("sh");
+        c.args(["-c", &script])
+            .current_dir(&bench)
+            .env("PATH", &path);
+        if let Some(i) = index {
+            c.env("JOB_COMPLETION_INDEX", i.to_string())
+                .env("LLMBENCH_API_KEY", KEY);
+        }
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let shards: Vec<_> = (0..4).map(|i| pod(command(&docs[1]), Some(i))).collect();
+    let merge = pod(command(&docs[2]), None);
+    for child in shards {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = merge.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let merged = volume.join("sim/merged");
+    let records = common::raw_records(&merged);
+    let stats = mock.stats();
+    assert_eq!(records.len() as u64, stats.received);
+    assert_eq!(records.len(), 80);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == llmbench::record::Outcome::Ok)
+    );
+    for shard in 0..4 {
+        let sent = records.iter().filter(|r| r.shard == Some(shard)).count();
+        assert_eq!(sent, 20, "shard {shard}");
+    }
+    let mut ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..80).collect::<Vec<u64>>());
+    for file in common::all_files(&volume) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&KEY[..12]),
+            "the key is in {}",
+            file.display()
+        );
+    }
+}
