@@ -167,8 +167,8 @@ pub struct K8sArgs {
     #[arg(long, value_name = "NAME", default_value = "llmbench-results")]
     pub pvc: String,
     /// When every shard starts: RFC 3339 or Unix milliseconds.
-    #[arg(long, value_name = "TIME")]
-    pub start_at: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = crate::settings::flags::start_time)]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Without a start time: this many seconds from now (time to pull the image and schedule
     /// the pods).
     #[arg(long, value_name = "SECONDS", default_value_t = 180)]

@@ -57,7 +57,9 @@ struct WorkloadFile {
 
 /// The manifests for `args`, with `now` the time a default start and name are taken from.
 pub fn render(args: &K8sArgs, now: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
-    let start = start_time(args, now)?;
+    let start = args
+        .start_at
+        .unwrap_or_else(|| now + chrono::Duration::seconds(args.start_in as i64));
     let name = match &args.name {
         Some(n) => check_name("--name", n, NAME_MAX)?.to_owned(),
         None => format!("llmbench-{}", start.format("%Y%m%d-%H%M%S")),
@@ -169,28 +171,6 @@ pub fn render(args: &K8sArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Stri
         .and_then(|t| t.render(ctx))
         .map_err(|e| format!("deploy/k8s/job.yaml.j2: {e}"))?;
     Ok(yaml.trim().to_owned() + "\n")
-}
-
-/// `--start-at` (RFC 3339 or Unix milliseconds), else `--start-in` seconds from `now`.
-fn start_time(
-    args: &K8sArgs,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    let Some(at) = &args.start_at else {
-        return Ok(now + chrono::Duration::seconds(args.start_in as i64));
-    };
-    let bad = || {
-        format!(
-            "--start-at {at:?}: give an RFC 3339 time (2026-12-02T10:00:00Z) or Unix milliseconds"
-        )
-    };
-    if !at.is_empty() && at.bytes().all(|b| b.is_ascii_digit()) {
-        let ms: i64 = at.parse().map_err(|_| bad())?;
-        return chrono::DateTime::from_timestamp_millis(ms).ok_or_else(bad);
-    }
-    chrono::DateTime::parse_from_rfc3339(at)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| bad())
 }
 
 /// A Kubernetes object name (RFC 1123: lower-case letters, digits, `-` and `.`, starting and
