@@ -11,6 +11,7 @@ pub mod comparison;
 pub mod export;
 mod run_charts;
 pub mod stored;
+pub mod sweep_charts;
 
 pub use run_charts::{Chart, RunCharts};
 
@@ -21,6 +22,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::sweep::SweepOutcome;
+use sweep_charts::SweepView;
 use crate::outcome::verdict::Verdict;
 use crate::plan::Slo;
 use crate::record::{Outcome, RunFiles, RunInfo};
@@ -102,6 +104,8 @@ pub struct ReportContext<'a> {
     pub verdicts: &'a [Verdict],
     /// What a capacity sweep found, if the run held one.
     pub sweep: Option<&'a SweepOutcome>,
+    /// The sweep's steps as curves and a table (knee, Pareto front), with `sweep`.
+    pub sweep_view: Option<SweepView>,
 }
 
 /// A run's files as shown to the user.
@@ -154,6 +158,7 @@ impl<'a> ReportContext<'a> {
             slo: None,
             verdicts: &[],
             sweep: None,
+            sweep_view: None,
         }
     }
 
@@ -172,9 +177,14 @@ impl<'a> ReportContext<'a> {
         self
     }
 
-    /// Adds a capacity sweep's outcome.
-    pub fn with_sweep(mut self, sweep: Option<&'a SweepOutcome>) -> Self {
+    /// Adds a capacity sweep's outcome and its curves (against the SLO `with_verdicts` gave,
+    /// so call that first).
+    pub fn with_sweep(mut self, sweep: Option<&'a SweepOutcome>, timeline: &Timeline) -> Self {
         self.sweep = sweep;
+        self.sweep_view = sweep.map(|s| {
+            let phases: Vec<&PhaseStats> = self.phases.iter().map(|p| p.stats).collect();
+            SweepView::new(s, &phases, self.slo.as_ref(), timeline)
+        });
         self
     }
 
