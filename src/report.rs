@@ -84,6 +84,8 @@ pub struct ReportContext<'a> {
     pub all: PhaseView<'a>,
     pub warmup_requests: u64,
     pub warnings: &'a [Warning],
+    /// The most frequent kinds of failure among measured requests.
+    pub errors: &'a [crate::stats::errors::ErrorCount],
     /// Measured requests by label (empty when no request had one).
     pub labels: Vec<PhaseView<'a>>,
     /// Summary CSV header and rows (phases, `all`, then one `label:NAME` row per label),
@@ -149,6 +151,7 @@ impl<'a> ReportContext<'a> {
             warmup_requests: summary.warmup_requests,
             labels: summary.labels.iter().map(PhaseView::new).collect(),
             warnings,
+            errors: &summary.errors,
             columns: csv_columns(),
             rows: csv_rows(summary, |_| None),
             failure_classes: failure_classes().collect(),
