@@ -11,6 +11,7 @@ pub mod comparison;
 pub mod export;
 mod run_charts;
 pub mod stored;
+pub mod sweep_charts;
 
 pub use run_charts::{Chart, RunCharts};
 
@@ -21,6 +22,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::sweep::SweepOutcome;
+use sweep_charts::SweepView;
 use crate::outcome::verdict::Verdict;
 use crate::plan::Slo;
 use crate::record::{Outcome, RunFiles, RunInfo};
@@ -82,6 +84,8 @@ pub struct ReportContext<'a> {
     pub all: PhaseView<'a>,
     pub warmup_requests: u64,
     pub warnings: &'a [Warning],
+    /// The most frequent kinds of failure among measured requests.
+    pub errors: &'a [crate::stats::errors::ErrorCount],
     /// Measured requests by label (empty when no request had one).
     pub labels: Vec<PhaseView<'a>>,
     /// Summary CSV header and rows (phases, `all`, then one `label:NAME` row per label),
@@ -102,6 +106,8 @@ pub struct ReportContext<'a> {
     pub verdicts: &'a [Verdict],
     /// What a capacity sweep found, if the run held one.
     pub sweep: Option<&'a SweepOutcome>,
+    /// The sweep's steps as curves and a table (knee, Pareto front), with `sweep`.
+    pub sweep_view: Option<SweepView>,
 }
 
 /// A run's files as shown to the user.
@@ -145,6 +151,7 @@ impl<'a> ReportContext<'a> {
             warmup_requests: summary.warmup_requests,
             labels: summary.labels.iter().map(PhaseView::new).collect(),
             warnings,
+            errors: &summary.errors,
             columns: csv_columns(),
             rows: csv_rows(summary, |_| None),
             failure_classes: failure_classes().collect(),
@@ -154,6 +161,7 @@ impl<'a> ReportContext<'a> {
             slo: None,
             verdicts: &[],
             sweep: None,
+            sweep_view: None,
         }
     }
 
@@ -172,9 +180,14 @@ impl<'a> ReportContext<'a> {
         self
     }
 
-    /// Adds a capacity sweep's outcome.
-    pub fn with_sweep(mut self, sweep: Option<&'a SweepOutcome>) -> Self {
+    /// Adds a capacity sweep's outcome and its curves (against the SLO `with_verdicts` gave,
+    /// so call that first).
+    pub fn with_sweep(mut self, sweep: Option<&'a SweepOutcome>, timeline: &Timeline) -> Self {
         self.sweep = sweep;
+        self.sweep_view = sweep.map(|s| {
+            let phases: Vec<&PhaseStats> = self.phases.iter().map(|p| p.stats).collect();
+            SweepView::new(s, &phases, self.slo.as_ref(), timeline)
+        });
         self
     }
 

@@ -5,6 +5,7 @@
 //! `warnings` turns a summary into what a reader must know before trusting it.
 
 pub mod analysis;
+pub mod errors;
 pub mod bootstrap;
 pub mod interval;
 mod labels;
@@ -146,6 +147,8 @@ pub struct Summary {
     pub labels: Vec<PhaseStats>,
     /// Measured requests sent different `max_tokens` (per-request shapes).
     pub varied_max_tokens: bool,
+    /// The most frequent kinds of failure among measured requests (`errors::ErrorTally`).
+    pub errors: Vec<errors::ErrorCount>,
 }
 
 impl Summary {
@@ -447,6 +450,7 @@ pub struct StatsBuilder {
     labels: labels::Labels,
     /// Up to two distinct `max_tokens` the measured records sent.
     max_tokens_sent: Vec<u32>,
+    errors: errors::ErrorTally,
 }
 
 impl Default for StatsBuilder {
@@ -463,6 +467,7 @@ impl StatsBuilder {
             slo: None,
             labels: labels::Labels::default(),
             max_tokens_sent: Vec::new(),
+            errors: errors::ErrorTally::default(),
         }
     }
 
@@ -484,6 +489,7 @@ impl StatsBuilder {
             .get_or_insert_with(|| PhaseAcc::new(r.phase.clone(), self.slo))
             .add(r);
         self.labels.add(r, self.slo);
+        self.errors.add(r);
         if let Some(n) = r.max_tokens.filter(|n| !self.max_tokens_sent.contains(n))
             && self.max_tokens_sent.len() < 2
         {
@@ -509,6 +515,7 @@ impl StatsBuilder {
             warmup_requests: self.warmup,
             labels: self.labels.finish(),
             varied_max_tokens: self.max_tokens_sent.len() > 1,
+            errors: self.errors.top(),
         }
     }
 }

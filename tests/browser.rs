@@ -4,6 +4,7 @@
 //! must not be blank. Skipped (with a message) when Chromium is not installed, unless
 //! LLMBENCH_REQUIRE_CHROMIUM=1 (as .ci/run sets), which makes a missing Chromium a failure.
 
+mod common;
 mod report_fixture;
 
 use std::path::{Path, PathBuf};
@@ -209,4 +210,186 @@ fn report_pdf_prints_the_comparison_with_chromium() {
         md.contains("| qwen-7b | medium-load |"),
         "metadata read back: {md}"
     );
+}
+
+/// The one file under `dir/results/reports` named like a run (not the comparison) ending `ext`.
+fn run_report(results: &Path, ext: &str) -> PathBuf {
+    std::fs::read_dir(results.join("reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("bench_") && n.ends_with(ext)
+        })
+        .unwrap_or_else(|| panic!("no run report *{ext} in {}", results.display()))
+}
+
+/// The SVG element with id `id` in `html`.
+fn svg<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<svg id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no chart {id}"));
+    let len = html[start..].find("</svg>").unwrap();
+    &html[start..start + len]
+}
+
+#[test]
+fn the_capacity_sweep_report_draws_latency_against_throughput_with_slo_and_knee() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/capacity-sweep.rhai");
+    let out = common::in_folder(
+        dir.path(),
+        &[
+            script.to_str().unwrap(),
+            "--set",
+            "duration=2",
+            "--set",
+            "probe=2",
+            "--no-compare-report",
+            "--no-progress",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = run_report(&dir.path().join("results"), ".html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    let steps = 5;
+    for id in ["sweep-ttft-throughput", "sweep-e2el-throughput", "sweep-ttft-concurrency"] {
+        let chart = svg(&html, id);
+        for series in 0..2 {
+            let points = chart
+                .matches(&format!("<circle class=\"point\" data-series=\"{series}\""))
+                .count();
+            assert_eq!(points, steps, "{id}: series {series} has {points} points");
+        }
+        assert_eq!(chart.matches("<g class=\"mark\"").count(), 1, "{id}: the knee");
+    }
+    // The script's SLO limits TTFT and TPOT: each has its line (or its note above the range).
+    for id in ["sweep-ttft-throughput", "sweep-tpot-throughput"] {
+        assert_eq!(svg(&html, id).matches("<g class=\"rule\"").count(), 1, "{id}");
+    }
+    assert_eq!(svg(&html, "sweep-rates").matches("data-series=\"1\"").count(), steps);
+    // The steps' table marks the knee and the Pareto-optimal steps.
+    let table = &html[html.find("<table id=\"sweep-steps\"").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert_eq!(table.matches("<tr").count(), steps + 1);
+    assert!(table.contains("<td>yes</td>"), "no Pareto-optimal step: {table}");
+    let Some(chromium) = chromium() else { return };
+    check_page(
+        &chromium,
+        &page,
+        &["sweep-ttft-throughput", "sweep-rates", "ttft-time"],
+    );
+}
+
+/// Runs the quickstart workload briefly against `url` in `dir`.
+fn short_run(dir: &Path, url: &str, label: &str) {
+    let out = common::in_folder(
+        dir,
+        &[
+            "low-load",
+            "--url",
+            url,
+            "--rps",
+            "20",
+            "--duration",
+            "1.5",
+            "--label",
+            label,
+            "--no-compare-report",
+            "--no-progress",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_comparison_of_two_servers_overlays_their_cdfs_and_prints_every_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "8"]);
+    let b = common::MockProcess::start(&["--ttft-ms", "40", "--itl-ms", "2", "--output-tokens", "8"]);
+    short_run(dir.path(), &a.base_url, "server=a");
+    short_run(dir.path(), &b.base_url, "server=b");
+    short_run(dir.path(), &a.base_url, "server=a");
+    let results = dir.path().join("results");
+    let mut args = vec!["report", "--results", results.to_str().unwrap()];
+    let chromium = chromium();
+    if chromium.is_some() {
+        args.push("--pdf");
+    }
+    let mut cmd = common::llmbench();
+    cmd.args(&args);
+    if let Some(c) = &chromium {
+        cmd.env("LLMBENCH_CHROMIUM", c);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(results.join("reports/benchmark_report.html")).unwrap();
+    for id in ["cdf-ttft", "cdf-tpot", "cdf-e2el"] {
+        let chart = svg(&html, id);
+        let names: Vec<&str> = chart
+            .split("<path class=\"series\"")
+            .skip(1)
+            .map(|p| {
+                let t = &p[p.find("<title>").unwrap() + 7..];
+                &t[..t.find("</title>").unwrap()]
+            })
+            .collect();
+        assert_eq!(names.len(), 3, "{id}: one series per run");
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3, "{id}: runs named alike: {names:?}");
+    }
+    let Some(chromium) = chromium else { return };
+    check_page(&chromium, &results.join("reports/benchmark_report.html"), &["cdf-ttft"]);
+    // Every column header of the runs table survives printing (nothing clipped), on the
+    // default paper and on A4.
+    let thead = &html[html.find("<table id=\"runs\"").unwrap()..];
+    let thead = &thead[..thead.find("</thead>").unwrap()];
+    let headers: Vec<String> = thead
+        .split("<th")
+        .skip(1)
+        .filter(|h| h.starts_with('>') || h.starts_with(' '))
+        .map(|h| {
+            let h = &h[h.find('>').unwrap() + 1..];
+            let h = h.split("</th>").next().unwrap();
+            h.split("<br>").next().unwrap().to_owned()
+        })
+        .collect();
+    assert!(headers.len() > 10, "{headers:?}");
+    let a4 = results.join("reports/benchmark_report.a4.html");
+    std::fs::write(&a4, html.replace("</head>", "<style>@page { size: A4 portrait; } @page landscape { size: A4 landscape; }</style></head>")).unwrap();
+    let a4_pdf = a4.with_extension("pdf");
+    llmbench::app::chromium::print_pdf(&chromium, &a4, &a4_pdf).unwrap();
+    for pdf in [results.join("reports/benchmark_report.pdf"), a4_pdf] {
+        let text = pdftotext(&pdf);
+        if text.is_empty() {
+            continue;
+        }
+        let words: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for h in &headers {
+            let h = h.replace("&#x2f;", "/").replace("&amp;", "&");
+            // A header may wrap inside its cell: look for each of its words.
+            for w in h.split_whitespace() {
+                assert!(words.contains(w), "{}: header {h:?} (word {w:?}) missing", pdf.display());
+            }
+        }
+    }
+}
+
+/// The text of `pdf` (poppler's `pdftotext`); a missing `pdftotext` fails where Chromium is
+/// required (CI installs both), else the check is skipped with a message.
+fn pdftotext(pdf: &Path) -> String {
+    match Command::new("pdftotext").arg(pdf).arg("-").output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        other => {
+            assert!(
+                std::env::var("LLMBENCH_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+                "pdftotext failed ({other:?}): install poppler-utils"
+            );
+            eprintln!("SKIPPED: pdftotext (poppler-utils) is not installed");
+            String::new()
+        }
+    }
 }

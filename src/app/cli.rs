@@ -259,7 +259,8 @@ pub struct ReportArgs {
     /// Folder of report templates overriding the built-in ones (default: ./templates if present).
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
-    /// Also print the HTML report to PDF with headless Chromium.
+    /// Also print the HTML report to PDF with headless Chromium (with one run named, that
+    /// run's own report too).
     #[arg(long)]
     pub pdf: bool,
     /// Also write the comparison as JSON (schema llmbench.comparison/1).

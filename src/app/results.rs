@@ -200,8 +200,35 @@ pub fn report(args: &ReportArgs) -> u8 {
             return usage(e);
         }
         println!("         {}", pdf.display());
+        if let [run] = runs.as_slice()
+            && args.runs.len() == 1
+        {
+            match run_pdf(&chromium, run, &renderer(&args.templates)) {
+                Ok(pdf) => println!("run:     {}", pdf.display()),
+                Err(e) => return usage(e),
+            }
+        }
     }
     EXIT_OK
+}
+
+/// `report RUN --pdf` for one run also prints that run's own report, `reports/<id>.html`
+/// (rendered from its records first when the run left none), to `reports/<id>.pdf`.
+fn run_pdf(chromium: &Path, run: &StoredRun, renderer: &Renderer) -> Result<PathBuf, String> {
+    let html = PathBuf::from(&run.files.html);
+    if !html.is_file() {
+        let report = renderer
+            .run_report(&run.report_context())
+            .map_err(|e| e.to_string())?;
+        if let Some(dir) = html.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        write_atomic(&html, report.html).map_err(|e| e.to_string())?;
+    }
+    let pdf = html.with_extension("pdf");
+    print_pdf(chromium, &html, &pdf)?;
+    Ok(pdf)
 }
 
 /// Writes `<results>/reports/benchmark_report.md` and `.html` comparing `runs` against
@@ -316,6 +343,7 @@ pub fn render_comparison(
             info: &r.info,
             all: &r.analysis.summary.all,
             warnings: &r.warnings,
+            errors: &r.analysis.summary.errors,
             report_link: format!("{}.html", r.info.id),
         })
         .collect();

@@ -5,6 +5,12 @@
 
 use std::fmt::Write;
 
+mod lanes;
+mod plot;
+
+pub use lanes::{Lane, lanes};
+pub use plot::{Mark, Plot, Rule, line};
+
 /// Series colours, picked to stay apart for common colour-vision deficiencies.
 const PALETTE: [&str; 8] = [
     "#2f6fdb", "#e8710a", "#1e8e3e", "#a142f4", "#d93025", "#12b5cb", "#795548", "#f9ab00",
@@ -182,108 +188,56 @@ fn scale(d: (f64, f64), a: f64, b: f64) -> impl Fn(f64) -> f64 {
     move |v| a + (v - d.0) / span * (b - a)
 }
 
-fn legend(s: &mut String, names: &[&str]) {
+/// Height of a legend row.
+const LEGEND_ROW: f64 = 16.0;
+
+/// A legend's entries laid out in rows below the plot, wrapping within the chart's width:
+/// `(series index, x)` per entry. None for fewer than two names (the title says it).
+fn legend_rows(names: &[&str]) -> Vec<Vec<(usize, f64)>> {
     if names.len() < 2 {
-        return;
+        return Vec::new();
     }
-    let mut x = W - RIGHT;
-    for (i, n) in names.iter().enumerate().rev() {
-        x -= 14.0 + 6.5 * n.chars().count() as f64;
-        let _ = write!(
-            s,
-            r##"<rect x="{x:.1}" y="7" width="10" height="10" fill="{}"/><text x="{:.1}" y="16" fill="#1d2330">{}</text>"##,
-            PALETTE[i % PALETTE.len()],
-            x + 13.0,
-            esc(n)
-        );
-        x -= 8.0;
+    let mut rows: Vec<Vec<(usize, f64)>> = vec![Vec::new()];
+    let mut x = LEFT;
+    for (i, n) in names.iter().enumerate() {
+        let w = 22.0 + 6.5 * n.chars().count() as f64;
+        if x + w > W - RIGHT && x > LEFT {
+            rows.push(Vec::new());
+            x = LEFT;
+        }
+        rows.last_mut().expect("a row").push((i, x));
+        x += w;
+    }
+    rows
+}
+
+/// Height the legend of `names` adds below a chart.
+fn legend_height(names: &[&str]) -> f64 {
+    let rows = legend_rows(names).len();
+    if rows == 0 {
+        0.0
+    } else {
+        rows as f64 * LEGEND_ROW + 4.0
     }
 }
 
-/// A line chart over `x`, with optional shaded bands (phases).
-pub fn line(
-    id: &str,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    bands: &[Band],
-) -> String {
-    let finite = || {
-        series
-            .iter()
-            .flat_map(|s| s.points.iter())
-            .filter(|p| p.0.is_finite() && p.1.is_finite())
-    };
-    let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
-    for &(x, y) in finite() {
-        (x0, x1, y1) = (x0.min(x), x1.max(x), y1.max(y));
-    }
-    for b in bands {
-        (x0, x1) = (x0.min(b.x0), x1.max(b.x1));
-    }
-    let x = nice_range(x0.min(x1), x1);
-    let y = nice_range(0.0, y1);
-    let mut s = open(id, title, H);
-    let (px, py) = (scale(x, LEFT, W - RIGHT), scale(y, H - BOTTOM, TOP));
-    for b in bands {
-        let (a, z) = (px(b.x0), px(b.x1));
-        let _ = write!(
-            s,
-            r##"<rect class="phase" x="{a:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="{}"><title>{}</title></rect>"##,
-            (z - a).max(0.5),
-            H - BOTTOM - TOP,
-            if b.strong { "#e6e9ef" } else { "#f6f8fb" },
-            esc(&b.label)
-        );
-        // Label a band only where it fits.
-        if z - a > 6.0 + 6.0 * b.label.chars().count() as f64 {
+/// Draws the legend in its own band starting at `y0` (the bottom of the plot's frame), so it
+/// never overlaps the title or the data.
+fn legend(s: &mut String, names: &[&str], y0: f64) {
+    for (r, row) in legend_rows(names).iter().enumerate() {
+        let y = y0 + 4.0 + r as f64 * LEGEND_ROW;
+        for &(i, x) in row {
             let _ = write!(
                 s,
-                r##"<text x="{:.1}" y="{:.1}" fill="#5b6475" font-size="10">{}</text>"##,
-                a + 3.0,
-                TOP + 11.0,
-                esc(&b.label)
+                r##"<g class="legend"><rect x="{x:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{:.1}" fill="#1d2330">{}</text></g>"##,
+                y + 2.0,
+                PALETTE[i % PALETTE.len()],
+                x + 13.0,
+                y + 11.0,
+                esc(names[i])
             );
         }
-        let _ = write!(
-            s,
-            r##"<line x1="{a:.1}" x2="{a:.1}" y1="{TOP}" y2="{:.1}" stroke="#c3c8d2" stroke-dasharray="3 3"/>"##,
-            H - BOTTOM
-        );
     }
-    axes(&mut s, x, y, x_label, y_label, H);
-    for (i, ser) in series.iter().enumerate() {
-        let mut d = String::new();
-        let mut pen_down = false;
-        for &(vx, vy) in &ser.points {
-            if !(vx.is_finite() && vy.is_finite()) {
-                pen_down = false;
-                continue;
-            }
-            let _ = write!(
-                d,
-                "{}{:.1},{:.1}",
-                if pen_down { " L" } else { " M" },
-                px(vx),
-                py(vy)
-            );
-            pen_down = true;
-        }
-        let _ = write!(
-            s,
-            r##"<path class="series" d="{}" fill="none" stroke="{}" stroke-width="1.6" stroke-linejoin="round"><title>{}</title></path>"##,
-            d.trim(),
-            PALETTE[i % PALETTE.len()],
-            esc(&ser.name)
-        );
-    }
-    legend(
-        &mut s,
-        &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-    );
-    s.push_str("</svg>");
-    s
 }
 
 /// A histogram of counts per bin.
@@ -318,7 +272,8 @@ pub fn bars(id: &str, title: &str, unit: &str, series: &[&str], groups: &[BarGro
     let per = series.len().max(1) as f64;
     let bar_h = 12.0;
     let group_h = per * bar_h + 10.0;
-    let h = TOP + 10.0 + groups.len() as f64 * group_h + BOTTOM;
+    let plot_h = TOP + 10.0 + groups.len() as f64 * group_h + BOTTOM;
+    let h = plot_h + legend_height(series);
     let label_w = 250.0;
     let top = groups
         .iter()
@@ -326,6 +281,7 @@ pub fn bars(id: &str, title: &str, unit: &str, series: &[&str], groups: &[BarGro
         .fold(0.0f64, |a, &b| a.max(b));
     let x = nice_range(0.0, top);
     let mut s = open(id, title, h);
+    let h = plot_h;
     let (l, r) = (LEFT + label_w - 40.0, W - RIGHT - 50.0);
     let px = scale(x, l, r);
     let tx = ticks(x.0, x.1);
@@ -374,7 +330,7 @@ pub fn bars(id: &str, title: &str, unit: &str, series: &[&str], groups: &[BarGro
             );
         }
     }
-    legend(&mut s, series);
+    legend(&mut s, series, h);
     s.push_str("</svg>");
     s
 }

@@ -12,6 +12,7 @@ use super::charts::{self, BarGroup};
 use crate::record::{RunInfo, labels_line};
 use crate::stats::Warning;
 use crate::stats::trials::{self, AcrossTrials};
+use crate::stats::errors::ErrorCount;
 use crate::stats::{Metric, PhaseStats};
 
 /// A metric the comparison shows, and which direction is better.
@@ -76,6 +77,8 @@ pub struct ComparedRun<'a> {
     pub info: &'a RunInfo,
     pub all: &'a PhaseStats,
     pub warnings: &'a [Warning],
+    /// Its most frequent kinds of failure (`Summary::errors`).
+    pub errors: &'a [ErrorCount],
     /// The run's own HTML report, relative to the comparison report.
     pub report_link: String,
 }
@@ -108,9 +111,15 @@ pub struct Row {
     pub time: String,
     pub requests: u64,
     pub is_baseline: bool,
+    /// The run its deltas are against: the baseline when it ran the same workload, else the
+    /// earliest run of its own workload (runs of different workloads are never compared).
+    pub reference: String,
+    /// The run is the reference of its workload (no deltas of its own).
+    pub is_reference: bool,
     pub interrupted: bool,
     pub cells: Vec<Cell>,
     pub warnings: Vec<Warning>,
+    pub errors: Vec<ErrorCount>,
     pub report_link: String,
 }
 
@@ -135,48 +144,60 @@ pub struct ComparisonContext {
     pub trial_sets: Vec<TrialSet>,
     /// Each charted metric across every run.
     pub charts: Vec<Chart>,
-    /// Each charted metric by workload (bars per model, the latest run of each).
+    /// Each charted metric by workload (bars per model and target, the latest run of each).
     pub workload_charts: Vec<Chart>,
+    /// TTFT, TPOT and E2EL distributions of every run overlaid, one chart per metric.
+    pub cdf_charts: Vec<Chart>,
 }
 
 impl ComparisonContext {
     /// `runs` in report order; `baseline` indexes into it.
     pub fn new(runs: &[ComparedRun<'_>], baseline: usize) -> Self {
         let base = &runs[baseline];
+        let labels = distinct_labels(runs);
+        let references = references(runs, baseline);
         let rows: Vec<Row> = runs
             .iter()
+            .zip(labels)
             .enumerate()
-            .map(|(i, r)| Row {
-                id: r.info.id.clone(),
-                label: chart_label(r.info),
-                target: r.info.target.clone(),
-                labels: labels_line(&r.info.labels),
-                trial_set: r.info.trial.as_ref().map(|t| t.set.clone()),
-                model: r.info.model.clone(),
-                workload: r.info.workload.clone(),
-                started_at: r.info.started_at.clone(),
-                time: r
-                    .info
-                    .started_at
-                    .get(..19)
-                    .unwrap_or(&r.info.started_at)
-                    .replace('T', " "),
-                requests: r.all.requests,
-                is_baseline: i == baseline,
-                interrupted: r.info.interrupted,
-                cells: COLUMNS
-                    .iter()
-                    .map(|c| {
-                        cell(
-                            c,
-                            value(r.all, c.key),
-                            value(base.all, c.key),
-                            i == baseline,
-                        )
-                    })
-                    .collect(),
-                warnings: r.warnings.to_vec(),
-                report_link: r.report_link.clone(),
+            .map(|(i, (r, label))| {
+                let reference = &runs[references[i]];
+                let is_reference = references[i] == i;
+                Row {
+                    id: r.info.id.clone(),
+                    label,
+                    target: r.info.target.clone(),
+                    labels: labels_line(&r.info.labels),
+                    trial_set: r.info.trial.as_ref().map(|t| t.set.clone()),
+                    model: r.info.model.clone(),
+                    workload: r.info.workload.clone(),
+                    started_at: r.info.started_at.clone(),
+                    time: r
+                        .info
+                        .started_at
+                        .get(..19)
+                        .unwrap_or(&r.info.started_at)
+                        .replace('T', " "),
+                    requests: r.all.requests,
+                    is_baseline: i == baseline,
+                    reference: reference.info.id.clone(),
+                    is_reference: is_reference && i != baseline,
+                    interrupted: r.info.interrupted,
+                    cells: COLUMNS
+                        .iter()
+                        .map(|c| {
+                            cell(
+                                c,
+                                value(r.all, c.key),
+                                value(reference.all, c.key),
+                                is_reference,
+                            )
+                        })
+                        .collect(),
+                    warnings: r.warnings.to_vec(),
+                    errors: r.errors.to_vec(),
+                    report_link: r.report_link.clone(),
+                }
             })
             .collect();
         let group = |key: &dyn Fn(&Row) -> &str| -> Vec<Group> {
@@ -193,7 +214,8 @@ impl ComparisonContext {
         let by_label = label_groups(runs);
         let trial_sets = trial_sets(runs, &rows);
         let charts = overview_charts(&rows);
-        let workload_charts = matrix_charts(&rows, &by_workload, &by_model);
+        let workload_charts = matrix_charts(&rows, &by_workload);
+        let cdf_charts = cdf_charts(runs, &rows);
         Self {
             columns: COLUMNS.to_vec(),
             rows,
@@ -204,20 +226,111 @@ impl ComparisonContext {
             trial_sets,
             charts,
             workload_charts,
+            cdf_charts,
         }
     }
 }
 
-/// What tells a run apart in a chart: `workload · model @ target · labels · start time`.
-fn chart_label(info: &RunInfo) -> String {
-    let mut label = format!("{} · {} @ {}", info.workload, info.model, info.target);
-    if !info.labels.is_empty() {
-        label.push_str(" · ");
-        label.push_str(&labels_line(&info.labels));
+/// Each run's reference: the baseline for runs of its workload, else the earliest run of the
+/// run's own workload.
+fn references(runs: &[ComparedRun<'_>], baseline: usize) -> Vec<usize> {
+    let workload = |i: usize| runs[i].info.workload.as_str();
+    (0..runs.len())
+        .map(|i| {
+            if workload(i) == workload(baseline) {
+                baseline
+            } else {
+                (0..runs.len())
+                    .find(|&j| workload(j) == workload(i))
+                    .unwrap_or(i)
+            }
+        })
+        .collect()
+}
+
+/// Each run's chart label, made distinct: runs that would read alike get their start time to
+/// the second, then their position (`#2`).
+fn distinct_labels(runs: &[ComparedRun<'_>]) -> Vec<String> {
+    let first: Vec<String> = runs.iter().map(|r| chart_label(r.info, false)).collect();
+    let mut out: Vec<String> = runs
+        .iter()
+        .zip(&first)
+        .map(|(r, l)| {
+            if first.iter().filter(|o| *o == l).count() > 1 {
+                chart_label(r.info, true)
+            } else {
+                l.clone()
+            }
+        })
+        .collect();
+    for i in 0..out.len() {
+        if out[..i].contains(&out[i]) {
+            out[i] = format!("{} #{}", out[i], i + 1);
+        }
     }
+    out
+}
+
+/// The metrics overlaid as distributions, with their chart ids.
+const CDF_METRICS: [(Metric, &str); 3] = [
+    (Metric::TtftMs, "cdf-ttft"),
+    (Metric::TpotMs, "cdf-tpot"),
+    (Metric::E2elMs, "cdf-e2el"),
+];
+
+/// One chart per metric with every run's cumulative distribution (over all its measured
+/// phases, from its HDR histogram), one series per run, named by its label.
+fn cdf_charts(runs: &[ComparedRun<'_>], rows: &[Row]) -> Vec<Chart> {
+    CDF_METRICS
+        .iter()
+        .filter_map(|&(m, id)| {
+            let series: Vec<charts::Series> = runs
+                .iter()
+                .zip(rows)
+                .map(|(r, row)| charts::Series {
+                    name: row.label.clone(),
+                    points: r
+                        .all
+                        .metric(m)
+                        .shape
+                        .cdf
+                        .iter()
+                        .map(|(v, q)| (*v, q * 100.0))
+                        .collect(),
+                })
+                .collect();
+            if series.iter().all(|s| s.points.is_empty()) {
+                return None;
+            }
+            let label = runs[0].all.metric(m).label;
+            let title = format!("{label}: cumulative distribution, every run");
+            let svg = charts::line(id, &title, label, "% of requests at or below", &series, &[]);
+            Some(Chart {
+                id: id.to_owned(),
+                title,
+                svg,
+            })
+        })
+        .collect()
+}
+
+/// What tells a run apart in a chart: `workload · model @ target · labels · start time` (to
+/// the minute, or the second with `seconds`).
+fn chart_label(info: &RunInfo, seconds: bool) -> String {
+    let mut label = format!("{} · {}", info.workload, server(info));
     label.push_str(" · ");
-    label.push_str(&short_time(&info.started_at));
+    label.push_str(&short_time(&info.started_at, seconds));
     label
+}
+
+/// The model and server a run measured: `model @ target · labels`.
+fn server(info: &RunInfo) -> String {
+    let mut s = format!("{} @ {}", info.model, info.target);
+    if !info.labels.is_empty() {
+        s.push_str(" · ");
+        s.push_str(&labels_line(&info.labels));
+    }
+    s
 }
 
 /// One group per distinct `key=value` label, in key then value order.
@@ -295,9 +408,10 @@ fn trial_sets(runs: &[ComparedRun<'_>], rows: &[Row]) -> Vec<TrialSet> {
         .collect()
 }
 
-/// `2026-11-27T23:04:53.790Z` → `11-27 23:04`.
-fn short_time(rfc3339: &str) -> String {
-    match (rfc3339.get(5..10), rfc3339.get(11..16)) {
+/// `2026-11-27T23:04:53.790Z` → `11-27 23:04` (`11-27 23:04:53` with `seconds`).
+fn short_time(rfc3339: &str, seconds: bool) -> String {
+    let end = if seconds { 19 } else { 16 };
+    match (rfc3339.get(5..10), rfc3339.get(11..end)) {
         (Some(d), Some(t)) => format!("{d} {t}"),
         _ => rfc3339.to_owned(),
     }
@@ -347,32 +461,46 @@ fn overview_charts(rows: &[Row]) -> Vec<Chart> {
         .collect()
 }
 
-/// Bars per model within each workload; a model run several times on a workload shows its
-/// latest run (rows are in time order).
-fn matrix_charts(rows: &[Row], by_workload: &[Group], by_model: &[Group]) -> Vec<Chart> {
-    let models: Vec<&str> = by_model.iter().map(|g| g.name.as_str()).collect();
+/// Bars per server (model @ target, labels) within each workload; a server run several times
+/// on a workload shows its latest run (rows are in time order).
+fn matrix_charts(rows: &[Row], by_workload: &[Group]) -> Vec<Chart> {
+    let key = |r: &Row| {
+        let mut k = format!("{} @ {}", r.model, r.target);
+        if !r.labels.is_empty() {
+            k.push_str(" · ");
+            k.push_str(&r.labels);
+        }
+        k
+    };
+    let mut servers: Vec<String> = Vec::new();
+    for r in rows {
+        if !servers.contains(&key(r)) {
+            servers.push(key(r));
+        }
+    }
+    let names: Vec<&str> = servers.iter().map(String::as_str).collect();
     charted()
         .map(|(ci, c)| {
             let id = format!("workloads-{}", c.key.replace('_', "-"));
-            let title = format!("{} by workload and model", c.label);
+            let title = format!("{} by workload and server", c.label);
             let groups: Vec<BarGroup> = by_workload
                 .iter()
                 .map(|w| BarGroup {
                     label: w.name.clone(),
-                    values: models
+                    values: servers
                         .iter()
                         .map(|m| {
                             w.rows
                                 .iter()
                                 .rev()
                                 .map(|&i| &rows[i])
-                                .find(|r| r.model == *m)
+                                .find(|r| key(r) == *m)
                                 .and_then(|r| r.cells[ci].value)
                         })
                         .collect(),
                 })
                 .collect();
-            let svg = charts::bars(&id, &title, c.unit, &models, &groups);
+            let svg = charts::bars(&id, &title, c.unit, &names, &groups);
             Chart { id, title, svg }
         })
         .collect()

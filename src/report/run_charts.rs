@@ -1,14 +1,15 @@
 //! The charts of one run's HTML report, chosen and labelled here and drawn by `charts`:
-//! TTFT and E2EL distributions (histogram and CDF), input and output lengths (histograms), TTFT,
-//! throughput, in-flight requests and errors over time with the phases marked, and per-phase
-//! comparisons.
+//! TTFT and E2EL distributions (histogram and CDF), input and output lengths (histograms), TTFT
+//! percentiles, throughput, in-flight and queued requests, offered, completed and failed
+//! requests over time with the phases marked (axes ending at the run's end), the per-request
+//! swim lanes of a small run, and per-phase comparisons.
 
 use serde::Serialize;
 
-use super::charts::{self, Band, Bar, BarGroup, Series};
+use super::charts::{self, Band, Bar, BarGroup, Lane, Plot, Series};
 use std::collections::BTreeMap;
 
-use crate::stats::timeline::Timeline;
+use crate::stats::timeline::{MAX_SPANS, RequestSpan, Timeline};
 use crate::stats::{Metric, PhaseStats, Summary};
 use crate::telemetry::{Kind, Reading};
 
@@ -28,6 +29,11 @@ pub struct RunCharts {
     /// Input and output tokens per request.
     pub lengths: Vec<Chart>,
     pub over_time: Vec<Chart>,
+    /// The per-request swim lanes (empty for a run of more than `MAX_SPANS` requests).
+    pub requests: Vec<Chart>,
+    /// Requests in the run, and the most the per-request view draws.
+    pub request_count: u64,
+    pub max_lanes: usize,
     pub phases: Vec<Chart>,
     pub telemetry: Vec<Chart>,
 }
@@ -52,6 +58,9 @@ impl RunCharts {
             .filter_map(|(m, name)| histogram(summary, m, name, "longest"))
             .collect(),
             over_time: over_time(timeline),
+            requests: requests(timeline),
+            request_count: timeline.requests,
+            max_lanes: MAX_SPANS,
             phases: phases(summary),
             telemetry: Vec::new(),
         }
@@ -289,15 +298,22 @@ fn over_time(t: &Timeline) -> Vec<Chart> {
             .collect(),
     };
     let x = "seconds since the run started";
+    let end = (0.0, t.end_s());
     let mut out = Vec::new();
     let mut add = |id: &str, title: &str, y: &str, s: Vec<Series>| {
-        out.push(chart(id, title, charts::line(id, title, x, y, &s, &bands)));
+        let svg = Plot::new(id, title, x, y, &s)
+            .with_bands(&bands)
+            .with_x_range(end)
+            .svg();
+        out.push(chart(id, title, svg));
     };
     add(
         "ttft-time",
         "TTFT over time (by send second)",
         "ms",
         vec![
+            series("p50", &|s| s.ttft_p50_ms),
+            series("p99", &|s| s.ttft_p99_ms),
             series("mean", &|s| s.ttft_mean_ms),
             series("max", &|s| s.ttft_max_ms),
         ],
@@ -310,20 +326,53 @@ fn over_time(t: &Timeline) -> Vec<Chart> {
     );
     add(
         "inflight-time",
-        "Requests in flight over time (mean per second)",
+        "Requests in flight and waiting for a slot (mean per second)",
         "requests",
-        vec![series("in flight", &|s| Some(s.in_flight))],
+        vec![
+            series("in flight", &|s| Some(s.in_flight)),
+            series("waiting for a slot", &|s| Some(s.queued)),
+        ],
     );
     add(
         "errors-time",
-        "Completions and errors per second",
+        "Offered, completed and failed requests per second",
         "requests/s",
         vec![
+            series("offered (intended starts)", &|s| Some(s.offered as f64)),
             series("completed", &|s| Some(s.completed as f64)),
             series("errors", &|s| Some(s.errors as f64)),
         ],
     );
     out
+}
+
+/// The per-request view: one swim lane per request of a run of at most `MAX_SPANS` requests
+/// (none for a bigger run: the template says so).
+fn requests(t: &Timeline) -> Vec<Chart> {
+    if t.requests == 0 || t.requests > MAX_SPANS as u64 {
+        return Vec::new();
+    }
+    let mut spans = t.spans.clone();
+    spans.sort_by(|a, b| {
+        let sent = |s: &RequestSpan| s.sent_s.unwrap_or(s.end_s);
+        sent(a).total_cmp(&sent(b))
+    });
+    let lanes: Vec<Lane> = spans
+        .iter()
+        .map(|s| Lane {
+            intended_s: s.intended_s,
+            sent_s: s.sent_s,
+            first_token_s: s.first_token_s,
+            end_s: s.end_s,
+            ok: s.ok,
+        })
+        .collect();
+    let (id, title) = ("requests-lanes", "Every request over time (warmup included)");
+    vec![chart(
+        id,
+        title,
+        charts::lanes(id, title, &lanes, (0.0, t.end_s())),
+    )]
 }
 
 fn phases(summary: &Summary) -> Vec<Chart> {

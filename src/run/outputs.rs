@@ -86,7 +86,7 @@ fn report_context<'a>(
     )
     .with_telemetry(&o.summary, timeline, &o.telemetry, &o.readings)
     .with_verdicts(o.setup.plan.slo, &o.verdicts)
-    .with_sweep(o.sweep.as_ref())
+    .with_sweep(o.sweep.as_ref(), timeline)
 }
 
 /// `results/runs/<id>.json`: the run, its plan and target (secrets redacted), the client's

@@ -11,6 +11,15 @@
 //!   tokens are spread evenly over its content chunks, by each chunk's arrival (a non-streamed
 //!   response counts at its completion).
 //! - `in_flight`: mean number of requests in flight (sent, not yet ended) over the bucket.
+//! - `offered`: requests whose intended start fell in the bucket (the schedule's rate).
+//! - `queued`: mean number of requests waiting for a concurrency slot (released by the
+//!   scheduler, not yet admitted) over the bucket.
+//! - `ttft_p50_ms` / `ttft_p99_ms`: nearest-rank percentiles of the same TTFTs as the mean (the
+//!   smallest TTFT with at least 50 % / 99 % of them at or below it), so within [min, max]. These
+//!   keep each TTFT until `finish` (8 bytes a streamed request).
+//!
+//! The first `MAX_SPANS` requests (all of them in a small run) are also kept as `RequestSpan`s
+//! for the report's per-request view; `requests` counts them all.
 
 use serde::Serialize;
 
@@ -19,9 +28,11 @@ use crate::record::{Outcome, RequestRecord};
 const US: u64 = 1_000_000;
 /// Buckets kept at most (about 12 days); later stamps land in the last bucket.
 const MAX_SECONDS: usize = 1 << 20;
+/// Requests kept for the per-request view; a run with more shows none of them.
+pub const MAX_SPANS: usize = 200;
 
 /// One second of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Second {
     /// Start of the bucket, seconds since the run started.
     pub t: u64,
@@ -32,6 +43,22 @@ pub struct Second {
     pub ttft_max_ms: Option<f64>,
     pub output_tok_per_s: f64,
     pub in_flight: f64,
+    pub offered: u64,
+    pub queued: f64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+}
+
+/// One request's stamps, in seconds since the run started, for the per-request view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestSpan {
+    pub phase_index: usize,
+    pub warmup: bool,
+    pub intended_s: f64,
+    pub sent_s: Option<f64>,
+    pub first_token_s: Option<f64>,
+    pub end_s: f64,
+    pub ok: bool,
 }
 
 /// When a phase ran: its first intended start to its last request's end.
@@ -49,6 +76,22 @@ pub struct PhaseSpan {
 pub struct Timeline {
     pub seconds: Vec<Second>,
     pub phases: Vec<PhaseSpan>,
+    /// The first `MAX_SPANS` requests, in the order they were fed (not exported).
+    #[serde(skip)]
+    pub spans: Vec<RequestSpan>,
+    /// Every request fed, warmup included (not exported).
+    #[serde(skip)]
+    pub requests: u64,
+}
+
+impl Timeline {
+    /// When the run's last request ended (its last phase's end), seconds since it started.
+    pub fn end_s(&self) -> f64 {
+        self.phases
+            .iter()
+            .map(|p| p.end_s)
+            .fold(self.seconds.len().min(1) as f64, f64::max)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -59,11 +102,23 @@ struct Bucket {
     ttft_sum_us: u64,
     ttft_n: u64,
     ttft_max_us: u64,
+    ttfts_us: Vec<u64>,
+    offered: u64,
     output_tokens: f64,
     /// µs of requests that were in flight for part of this bucket.
     partial_busy_us: u64,
     /// Change in the number of requests in flight for the whole bucket (a difference array).
     whole_delta: i64,
+    /// The same two for requests waiting for a concurrency slot.
+    queued_partial_us: u64,
+    queued_delta: i64,
+}
+
+/// Which time-weighted count an interval adds to.
+#[derive(Clone, Copy)]
+enum Occupancy {
+    InFlight,
+    Queued,
 }
 
 /// Accumulates records into a `Timeline`.
@@ -71,6 +126,8 @@ struct Bucket {
 pub struct TimelineBuilder {
     buckets: Vec<Bucket>,
     phases: Vec<Option<(PhaseSpan, u64, u64)>>,
+    spans: Vec<RequestSpan>,
+    requests: u64,
 }
 
 impl TimelineBuilder {
@@ -88,6 +145,10 @@ impl TimelineBuilder {
 
     pub fn add(&mut self, r: &RequestRecord) {
         self.add_phase(r);
+        self.add_span(r);
+        self.bucket(r.intended_us).offered += 1;
+        let queued_until = r.admitted_us.unwrap_or(r.end_us).max(r.dispatched_us);
+        self.add_occupancy(Occupancy::Queued, r.dispatched_us, queued_until);
         let ok = r.outcome == Outcome::Ok;
         if ok {
             self.bucket(r.end_us).completed += 1;
@@ -102,8 +163,9 @@ impl TimelineBuilder {
             b.ttft_sum_us += t;
             b.ttft_n += 1;
             b.ttft_max_us = b.ttft_max_us.max(t);
+            b.ttfts_us.push(t);
         }
-        self.add_in_flight(sent, r.end_us.max(sent));
+        self.add_occupancy(Occupancy::InFlight, sent, r.end_us.max(sent));
         if ok {
             self.add_tokens(r);
         }
@@ -132,18 +194,46 @@ impl TimelineBuilder {
         span.end_s = *last as f64 / US as f64;
     }
 
-    /// Time-weighted concurrency: partial seconds at both ends, whole seconds between.
-    fn add_in_flight(&mut self, from: u64, to: u64) {
-        let (a, z) = (from / US, to / US);
-        if a == z {
-            self.bucket(from).partial_busy_us += to - from;
+    fn add_span(&mut self, r: &RequestRecord) {
+        self.requests += 1;
+        if self.spans.len() < MAX_SPANS {
+            let s = |us: u64| us as f64 / US as f64;
+            self.spans.push(RequestSpan {
+                phase_index: r.phase_index,
+                warmup: r.warmup,
+                intended_s: s(r.intended_us),
+                sent_s: r.sent_us.map(s),
+                first_token_s: r.first_token_us.map(s),
+                end_s: s(r.end_us),
+                ok: r.outcome == Outcome::Ok,
+            });
+        }
+    }
+
+    /// Time-weighted counts (in flight, queued): partial seconds at both ends, whole seconds
+    /// between.
+    fn add_occupancy(&mut self, what: Occupancy, from: u64, to: u64) {
+        fn add(b: &mut Bucket, what: Occupancy, partial_us: u64, delta: i64) {
+            let (p, d) = match what {
+                Occupancy::InFlight => (&mut b.partial_busy_us, &mut b.whole_delta),
+                Occupancy::Queued => (&mut b.queued_partial_us, &mut b.queued_delta),
+            };
+            *p += partial_us;
+            *d += delta;
+        }
+        if to <= from {
             return;
         }
-        self.bucket(from).partial_busy_us += (a + 1) * US - from;
-        self.bucket(to).partial_busy_us += to - z * US;
+        let (a, z) = (from / US, to / US);
+        if a == z {
+            add(self.bucket(from), what, to - from, 0);
+            return;
+        }
+        add(self.bucket(from), what, (a + 1) * US - from, 0);
+        add(self.bucket(to), what, to - z * US, 0);
         if z > a + 1 {
-            self.bucket((a + 1) * US).whole_delta += 1;
-            self.bucket(z * US).whole_delta -= 1;
+            add(self.bucket((a + 1) * US), what, 0, 1);
+            add(self.bucket(z * US), what, 0, -1);
         }
     }
 
@@ -164,14 +254,17 @@ impl TimelineBuilder {
     }
 
     pub fn finish(&self) -> Timeline {
-        let mut whole: i64 = 0;
+        let (mut whole, mut queued): (i64, i64) = (0, 0);
         let seconds = self
             .buckets
             .iter()
             .enumerate()
             .map(|(t, b)| {
                 whole += b.whole_delta;
+                queued += b.queued_delta;
                 let ms = crate::units::us_to_ms;
+                let mut ttfts = b.ttfts_us.clone();
+                ttfts.sort_unstable();
                 Second {
                     t: t as u64,
                     sent: b.sent,
@@ -181,6 +274,10 @@ impl TimelineBuilder {
                     ttft_max_ms: (b.ttft_n > 0).then(|| ms(b.ttft_max_us)),
                     output_tok_per_s: b.output_tokens,
                     in_flight: whole.max(0) as f64 + b.partial_busy_us as f64 / US as f64,
+                    offered: b.offered,
+                    queued: queued.max(0) as f64 + b.queued_partial_us as f64 / US as f64,
+                    ttft_p50_ms: nearest_rank(&ttfts, 0.50).map(ms),
+                    ttft_p99_ms: nearest_rank(&ttfts, 0.99).map(ms),
                 }
             })
             .collect();
@@ -192,8 +289,20 @@ impl TimelineBuilder {
                 .flatten()
                 .map(|(s, _, _)| s.clone())
                 .collect(),
+            spans: self.spans.clone(),
+            requests: self.requests,
         }
     }
+}
+
+/// The smallest of `sorted` with at least share `q` of the values at or below it.
+fn nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    Some(sorted[rank - 1])
 }
 
 #[cfg(test)]
@@ -255,5 +364,36 @@ mod tests {
             // Ends at 0.25, 0.5, 0.75 s fall in second 0; the one at 1.0 s in second 1.
             assert_eq!(s.completed, if s.t == 0 { 12 } else { 16 });
         }
+    }
+
+    #[test]
+    fn offered_queued_percentiles_and_spans_follow_the_definitions() {
+        let mut b = TimelineBuilder::new();
+        // Ten requests meant to start in second 0, TTFT 10, 20, ..., 100 ms; each waits for a
+        // slot from 0.2 s to 0.7 s (half a second queued).
+        for k in 0..10u64 {
+            let mut r = rec(800_000, (k + 1) * 10_000, 1_000, 2);
+            r.intended_us = 100_000;
+            r.dispatched_us = 200_000;
+            r.admitted_us = Some(700_000);
+            b.add(&r);
+        }
+        let t = b.finish();
+        let s = &t.seconds[0];
+        assert_eq!(s.offered, 10);
+        assert!((s.queued - 5.0).abs() < 1e-9, "{}", s.queued);
+        assert_eq!(s.ttft_p50_ms, Some(50.0));
+        assert_eq!(s.ttft_p99_ms, Some(100.0));
+        assert_eq!((t.requests, t.spans.len()), (10, 10));
+        assert_eq!(t.spans[0].sent_s, Some(0.8));
+        assert_eq!(t.spans[0].intended_s, 0.1);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles_stay_within_the_values() {
+        assert_eq!(nearest_rank(&[], 0.5), None);
+        assert_eq!(nearest_rank(&[7], 0.99), Some(7));
+        assert_eq!(nearest_rank(&[1, 2, 3, 4], 0.5), Some(2));
+        assert_eq!(nearest_rank(&[1, 2, 3, 4], 0.99), Some(4));
     }
 }
