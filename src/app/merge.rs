@@ -68,8 +68,9 @@ pub(super) fn find_shards(specs: &[String], results: &Path) -> Result<Vec<PathBu
             if matched.is_empty() {
                 return Err(format!("{spec:?} matches nothing; check the pattern"));
             }
-            for m in matched {
-                raws.extend(runs_at(&m, results)?);
+            // A pattern's matches are folders and raw files (a script beside them is not a run).
+            for m in matched.iter().filter(|m| m.is_dir() || is_raw_file(m)) {
+                raws.extend(runs_at(m, results)?);
             }
         } else {
             raws.extend(runs_at(Path::new(spec), results)?);

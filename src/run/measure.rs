@@ -47,6 +47,8 @@ pub struct Measured {
     pub wall_s: f64,
     /// How late the first phase started after `--start-at`, ms (0 when on time).
     pub start_late_ms: Option<f64>,
+    /// A shard run's statistics state (its histograms and counters).
+    pub histograms: Option<crate::stats::state::StatsState>,
 }
 
 impl Prepared {
@@ -146,6 +148,7 @@ impl Prepared {
         Ok(Measured {
             setup,
             analysis: sinks.stats.finish(),
+            histograms: shard.map(|_| sinks.stats.state()),
             readings: collected.readings,
             scrape_failures: collected.scrape_failures,
             ran_phases,

@@ -28,6 +28,19 @@ impl PaceAcc {
         self.ended = widen(self.ended, r.end_us, r.end_us);
     }
 
+    /// Arrivals and the two spans, as data (`state`).
+    pub(super) fn parts(&self) -> (u64, Option<(u64, u64)>, Option<(u64, u64)>) {
+        (self.n, self.intended, self.ended)
+    }
+
+    pub(super) fn from_parts(
+        n: u64,
+        intended: Option<(u64, u64)>,
+        ended: Option<(u64, u64)>,
+    ) -> Self {
+        Self { n, intended, ended }
+    }
+
     pub(super) fn merge(&mut self, o: &PaceAcc) {
         self.n += o.n;
         if let Some((a, b)) = o.intended {
