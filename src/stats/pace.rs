@@ -17,6 +17,9 @@ pub(super) struct PaceAcc {
     ended: Option<(u64, u64)>,
 }
 
+/// A span of stamps (first, last), µs; `None` before the first.
+pub(super) type Span = Option<(u64, u64)>;
+
 fn widen(span: Option<(u64, u64)>, lo: u64, hi: u64) -> Option<(u64, u64)> {
     Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))))
 }
@@ -29,15 +32,11 @@ impl PaceAcc {
     }
 
     /// Arrivals and the two spans, as data (`state`).
-    pub(super) fn parts(&self) -> (u64, Option<(u64, u64)>, Option<(u64, u64)>) {
+    pub(super) fn parts(&self) -> (u64, Span, Span) {
         (self.n, self.intended, self.ended)
     }
 
-    pub(super) fn from_parts(
-        n: u64,
-        intended: Option<(u64, u64)>,
-        ended: Option<(u64, u64)>,
-    ) -> Self {
+    pub(super) fn from_parts(n: u64, intended: Span, ended: Span) -> Self {
         Self { n, intended, ended }
     }
 

@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
-use super::pace::PaceAcc;
+use super::pace::{PaceAcc, Span};
 use super::{Acc, Metric, PhaseAcc, StatsBuilder, Summary};
 use crate::plan::Slo;
 use crate::record::Outcome;
@@ -51,7 +51,7 @@ pub struct PhaseState {
     pub probe: bool,
     pub empty: u64,
     /// Arrivals, and the spans of their intended starts and ends (µs).
-    pub pace: (u64, Option<(u64, u64)>, Option<(u64, u64)>),
+    pub pace: (u64, Span, Span),
     pub good: u64,
     /// By metric key.
     pub metrics: BTreeMap<String, MetricState>,
@@ -124,7 +124,7 @@ impl PhaseAcc {
         p.reconnects = s.reconnects;
         p.probe = s.probe;
         p.empty = s.empty;
-        let shift = |span: Option<(u64, u64)>| span.map(|(a, b)| (a + by_us, b + by_us));
+        let shift = |span: Span| span.map(|(a, b)| (a + by_us, b + by_us));
         p.pace = PaceAcc::from_parts(s.pace.0, shift(s.pace.1), shift(s.pace.2));
         p.good = s.good;
         for (m, acc) in Metric::ALL.iter().zip(p.metrics.iter_mut()) {
@@ -205,7 +205,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    (s.len() % 2 == 0).then_some(())?;
+    s.len().is_multiple_of(2).then_some(())?;
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
