@@ -100,7 +100,7 @@ impl Default for TelemetrySpec {
 }
 
 /// Latency limits a good request stays within (each `None`: not limited).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Slo {
     pub ttft_ms: Option<f64>,
     pub tpot_ms: Option<f64>,

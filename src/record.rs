@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub mod layout;
 mod meta;
 mod read;
+mod rebase;
 pub use layout::RunFiles;
 pub use meta::{
     Labels, Requested, RunInfo, ShardRun, Trial, check_label, labels_line, parse_label,
@@ -329,35 +330,6 @@ impl RequestRecord {
         r.content_chunks = tokens;
         r.output_chars = tokens;
         r
-    }
-
-    /// Moves every stamp `by_us` later: onto a clock whose origin is `by_us` earlier (a merge
-    /// puts shards' records on one clock). Offsets within the record are unchanged.
-    pub fn rebase(&mut self, by_us: u64) {
-        for t in [
-            &mut self.intended_us,
-            &mut self.dispatched_us,
-            &mut self.end_us,
-        ] {
-            *t += by_us;
-        }
-        for t in [
-            &mut self.admitted_us,
-            &mut self.sent_us,
-            &mut self.headers_us,
-            &mut self.first_token_us,
-            &mut self.first_answer_us,
-            &mut self.last_token_us,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            *t += by_us;
-        }
-        for a in &mut self.failed_attempts {
-            a.sent_us += by_us;
-            a.end_us += by_us;
-        }
     }
 
     /// Microseconds between two optional stamps.

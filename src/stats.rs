@@ -14,6 +14,7 @@ mod pace;
 mod round;
 pub mod sample;
 mod shape;
+pub mod state;
 pub mod timeline;
 pub mod trials;
 mod warnings;

@@ -10,22 +10,20 @@
 //! reads a run (`report::stored::load_run`), so its statistics are those of `parse` over the
 //! concatenated records, and its summary, reports and metadata are written from that.
 //! Shard 0's telemetry (the one that scraped) comes along on the merged clock.
-//! `--summaries-only` combines the shards' histogram files instead (`summaries`).
+//! `--summaries-only` combines the shards' histogram files instead (`merge_summaries`).
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::cli::MergeArgs;
-use super::usage_error as usage;
-use super::{EXIT_OK, EXIT_USAGE};
 use crate::record::{RequestRecord, RunFiles, RunInfo, ShardRun, layout};
 use crate::report::stored::{load_run, read_info};
 use crate::run::write_atomic;
 use crate::settings::templates_folder;
 
 /// One shard run to merge: its raw file, its description, and its shard.
-pub(super) struct ShardInput {
+pub struct ShardInput {
     pub raw: PathBuf,
     pub info: RunInfo,
     pub shard: ShardRun,
@@ -38,24 +36,9 @@ impl ShardInput {
     }
 }
 
-/// `llmbench merge`.
-pub fn merge(args: &MergeArgs) -> u8 {
-    let inputs = match find_shards(&args.runs, &args.results).and_then(|raws| checked(&raws)) {
-        Ok(i) => i,
-        Err(e) => return usage(e),
-    };
-    let result = if args.summaries_only {
-        super::merge_summaries::merge(&inputs, args)
-    } else {
-        merge_records(&inputs, args)
-    };
-    match result {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            usage(e);
-            EXIT_USAGE
-        }
-    }
+/// The shard runs `args` name, checked (see `checked`).
+pub fn shards(args: &MergeArgs) -> Result<Vec<ShardInput>, String> {
+    find_shards(&args.runs, &args.results).and_then(|raws| checked(&raws))
 }
 
 /// The raw record files `specs` name: a raw file, a results folder (every run in its `raw/`),
@@ -68,8 +51,9 @@ pub(super) fn find_shards(specs: &[String], results: &Path) -> Result<Vec<PathBu
             if matched.is_empty() {
                 return Err(format!("{spec:?} matches nothing; check the pattern"));
             }
-            for m in matched {
-                raws.extend(runs_at(&m, results)?);
+            // A pattern's matches are folders and raw files (a script beside them is not a run).
+            for m in matched.iter().filter(|m| m.is_dir() || is_raw_file(m)) {
+                raws.extend(runs_at(m, results)?);
             }
         } else {
             raws.extend(runs_at(Path::new(spec), results)?);
@@ -293,7 +277,7 @@ pub(super) fn merged_records(inputs: &[ShardInput]) -> Result<Vec<RequestRecord>
 }
 
 /// The raw path: the merged raw file, then the ordinary statistics and reports read from it.
-fn merge_records(inputs: &[ShardInput], args: &MergeArgs) -> Result<(), String> {
+pub(super) fn merge_records(inputs: &[ShardInput], args: &MergeArgs) -> Result<(), String> {
     let records = merged_records(inputs)?;
     let (id, files, mut writer) = layout::claim(&args.results, &merged_base(inputs))
         .map_err(|(p, e)| format!("cannot create {}: {e} (pass --results DIR)", p.display()))?;

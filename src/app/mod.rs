@@ -67,7 +67,7 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Mock(args)) => serve_mock(args).await,
             Some(Command::Parse(args)) => results::parse(&args),
             Some(Command::Report(args)) => results::report(&args),
-            Some(Command::Merge(args)) => merge::merge(&args),
+            Some(Command::Merge(args)) => merge_shards(&args),
             Some(Command::Check(args)) => workloads::check(&args),
             Some(Command::Run(args)) => workloads::run_workload(&args).await,
             Some(Command::Interactive(args)) => interactive::interactive(&args.load).await,
@@ -84,6 +84,21 @@ pub fn main(cli: Cli) -> u8 {
     });
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// `llmbench merge`: the shards' records (or, `--summaries-only`, their histograms) into one run.
+fn merge_shards(args: &cli::MergeArgs) -> u8 {
+    let merged = merge::shards(args).and_then(|inputs| {
+        if args.summaries_only {
+            merge_summaries::merge(&inputs, args)
+        } else {
+            merge::merge_records(&inputs, args)
+        }
+    });
+    match merged {
+        Ok(()) => EXIT_OK,
+        Err(e) => usage_error(e),
+    }
 }
 
 /// The exit code of a run, after saying why it failed where it did.

@@ -28,6 +28,8 @@ pub struct RunFiles {
     pub metadata: PathBuf,
     /// `raw/<id>.telemetry.jsonl`: telemetry readings, one JSON object per line.
     pub telemetry: PathBuf,
+    /// `summary/<id>.hdr.json`: a shard run's histograms and counters (`stats::state`).
+    pub histograms: PathBuf,
 }
 
 impl RunFiles {
@@ -41,6 +43,7 @@ impl RunFiles {
             html: results.join("reports").join(format!("{id}.html")),
             metadata: results.join("runs").join(format!("{id}.json")),
             telemetry: results.join("raw").join(telemetry_name(id)),
+            histograms: results.join("summary").join(format!("{id}.hdr.json")),
         }
     }
 

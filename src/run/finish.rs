@@ -38,6 +38,8 @@ pub struct RunOutcome {
     pub interrupted: Option<Interrupt>,
     /// The prompt generator failed mid-run (a script error).
     pub feed_error: Option<String>,
+    /// A shard run's statistics state, for `llmbench merge --summaries-only`.
+    pub histograms: Option<crate::stats::state::StatsState>,
 }
 
 impl RunOutcome {
@@ -150,6 +152,7 @@ pub fn finish(
         sweep,
         interrupted,
         feed_error: m.feed_error,
+        histograms: m.histograms,
         summary,
         setup,
     }

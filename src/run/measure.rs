@@ -47,6 +47,8 @@ pub struct Measured {
     pub wall_s: f64,
     /// How late the first phase started after `--start-at`, ms (0 when on time).
     pub start_late_ms: Option<f64>,
+    /// A shard run's statistics state (its histograms and counters).
+    pub histograms: Option<crate::stats::state::StatsState>,
 }
 
 impl Prepared {
@@ -83,15 +85,7 @@ impl Prepared {
         let (records, pump) = RecordPump::start(sinks)
             .map_err(|e| RunError::Usage(format!("cannot start the record writer: {e}")))?;
 
-        // Everything the run needs is loaded before the first phase's clock starts.
-        tokio::select! {
-            () = feed.ready.wait() => {}
-            () = signals.stop.cancelled() => {}
-        }
-        let start_late_ms = match setup.settings.start_at {
-            Some(at) => Some(wait_until(at, signals).await),
-            None => None,
-        };
+        let start_late_ms = ready_to_start(feed.ready, setup.settings.start_at, signals).await;
         let mut scheduler =
             Scheduler::new(clock, feed.bodies, signals.stop.clone()).with_shard(shard);
         let mut ran_phases = Vec::new();
@@ -146,6 +140,7 @@ impl Prepared {
         Ok(Measured {
             setup,
             analysis: sinks.stats.finish(),
+            histograms: shard.map(|_| sinks.stats.state()),
             readings: collected.readings,
             scrape_failures: collected.scrape_failures,
             ran_phases,
@@ -156,6 +151,24 @@ impl Prepared {
             wall_s,
             start_late_ms,
         })
+    }
+}
+
+/// Waits until everything the run needs is loaded (the feed's first body), so start-up costs
+/// are not the first requests' lateness; then, with `--start-at`, until that time: how late
+/// the first phase then starts, ms.
+async fn ready_to_start(
+    ready: crate::run::feed::FeedReady,
+    start_at: Option<chrono::DateTime<chrono::Utc>>,
+    signals: &Signals,
+) -> Option<f64> {
+    tokio::select! {
+        () = ready.wait() => {}
+        () = signals.stop.cancelled() => {}
+    }
+    match start_at {
+        Some(at) => Some(wait_until(at, signals).await),
+        None => None,
     }
 }
 

@@ -58,6 +58,10 @@ pub fn render(
         );
         out.push(export(path, to_json(&json)));
     }
+    if let Some(state) = &outcome.histograms {
+        let json = serde_json::to_string(state).expect("a statistics state serializes");
+        out.push(export(&files.histograms, json));
+    }
     out.push(export(&files.metadata, metadata(outcome)));
     Ok(Exports {
         files: out,

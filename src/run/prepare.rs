@@ -61,9 +61,7 @@ pub struct Prepared {
 
 /// Runs every check and sets everything up; nothing is measured yet.
 pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunError> {
-    if let Some(shard) = settings.shard {
-        crate::schedule::shard::check(&plan, shard).map_err(RunError::Usage)?;
-    }
+    check_shard(&plan, settings)?;
     let errors = script_errors(&plan, &[0]);
     if !errors.is_empty() {
         return Err(RunError::ScriptFails(errors));
@@ -114,10 +112,7 @@ pub async fn prepare(plan: Plan, settings: &Settings) -> Result<Prepared, RunErr
         None => None,
         Some(addr) => Some(bind(addr).await?),
     };
-    let mut base = layout::base_id(&started, &target.name, &model, &plan.workload);
-    if let Some(s) = settings.shard {
-        base = format!("{base}_shard{}of{}", s.index, s.count);
-    }
+    let base = run_base_id(&started, &target.name, &model, &plan.workload, settings);
     let (run_id, files, raw) = match &settings.outputs {
         Outputs::Files { results, .. } => {
             let (id, files, raw) = layout::claim(results, &base).map_err(|(path, source)| {
@@ -172,6 +167,29 @@ pub fn script_errors(plan: &Plan, requests: &[u64]) -> Vec<String> {
     let model = plan.model.as_deref().unwrap_or(MOCK_MODEL);
     let prompt = super::feed::try_requests(&plan.request, model, requests).err();
     prompt.into_iter().chain(verdict::dry_run(plan)).collect()
+}
+
+/// A sharded run's plan must split into its shards (`schedule::shard::check`).
+fn check_shard(plan: &Plan, settings: &Settings) -> Result<(), RunError> {
+    match settings.shard {
+        Some(shard) => crate::schedule::shard::check(plan, shard).map_err(RunError::Usage),
+        None => Ok(()),
+    }
+}
+
+/// The run id before any suffix; a shard's ends in `_shard<I>of<N>`.
+fn run_base_id(
+    started: &chrono::DateTime<chrono::Utc>,
+    target: &str,
+    model: &str,
+    workload: &str,
+    settings: &Settings,
+) -> String {
+    let base = layout::base_id(started, target, model, workload);
+    match settings.shard {
+        Some(s) => format!("{base}_shard{}of{}", s.index, s.count),
+        None => base,
+    }
 }
 
 /// What a shard samples: shard 0 scrapes the Prometheus endpoints, the others do not (no N×

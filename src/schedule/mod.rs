@@ -153,23 +153,7 @@ impl<T: Send + 'static> Scheduler<T> {
         let mut in_flight = JoinSet::new();
         let mut run = PhaseRun::default();
         let start = self.clock.instant_at(started_us);
-        let offsets: Box<dyn Iterator<Item = Duration> + Send> =
-            match (&phase.ramp.rate, phase.duration) {
-                (Some(shape), Some(d)) => {
-                    Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed))
-                }
-                _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
-            };
-        // A shard of a constant schedule keeps its own arrivals of the global one.
-        let offsets: Box<dyn Iterator<Item = Duration> + Send> = match self.shard {
-            Some(s) if shard::deals_global_schedule(phase) => Box::new(
-                offsets
-                    .enumerate()
-                    .filter(move |(k, _)| s.owns(*k as u64))
-                    .map(|(_, o)| o),
-            ),
-            _ => offsets,
-        };
+        let offsets = offsets(phase, rate, self.shard);
         let _controller = match (&phase.ramp.concurrency, &slots, phase.duration) {
             (Some(shape), Some(slots), Some(d)) => Some(AbortOnDrop(tokio::spawn(
                 control_concurrency(shape.clone(), slots.clone(), start, d, self.pacer),
@@ -300,6 +284,29 @@ impl<T: Send + 'static> Scheduler<T> {
             feed_exhausted,
             ..PhaseRun::default()
         }
+    }
+}
+
+/// The arrival offsets of an open-loop phase at `rate` (or along its rate shape); a shard of a
+/// constant schedule keeps its own arrivals of the global one.
+fn offsets(
+    phase: &Phase,
+    rate: f64,
+    shard: Option<Shard>,
+) -> Box<dyn Iterator<Item = Duration> + Send> {
+    let offsets: Box<dyn Iterator<Item = Duration> + Send> =
+        match (&phase.ramp.rate, phase.duration) {
+            (Some(shape), Some(d)) => Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed)),
+            _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
+        };
+    match shard {
+        Some(s) if shard::deals_global_schedule(phase) => Box::new(
+            offsets
+                .enumerate()
+                .filter(move |(k, _)| s.owns(*k as u64))
+                .map(|(_, o)| o),
+        ),
+        _ => offsets,
     }
 }
 

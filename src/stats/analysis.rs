@@ -38,6 +38,11 @@ impl Analyzer {
         self.timeline.add(r);
     }
 
+    /// The statistics' running state (`stats::state`), for a shard run's histogram file.
+    pub fn state(&self) -> super::state::StatsState {
+        self.stats.state()
+    }
+
     pub fn finish(&self) -> Analysis {
         Analysis {
             summary: self.stats.finish(),

@@ -17,6 +17,9 @@ pub(super) struct PaceAcc {
     ended: Option<(u64, u64)>,
 }
 
+/// A span of stamps (first, last), µs; `None` before the first.
+pub(super) type Span = Option<(u64, u64)>;
+
 fn widen(span: Option<(u64, u64)>, lo: u64, hi: u64) -> Option<(u64, u64)> {
     Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))))
 }
@@ -26,6 +29,15 @@ impl PaceAcc {
         self.n += 1;
         self.intended = widen(self.intended, r.intended_us, r.intended_us);
         self.ended = widen(self.ended, r.end_us, r.end_us);
+    }
+
+    /// Arrivals and the two spans, as data (`state`).
+    pub(super) fn parts(&self) -> (u64, Span, Span) {
+        (self.n, self.intended, self.ended)
+    }
+
+    pub(super) fn from_parts(n: u64, intended: Span, ended: Span) -> Self {
+        Self { n, intended, ended }
     }
 
     pub(super) fn merge(&mut self, o: &PaceAcc) {
