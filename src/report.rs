@@ -22,7 +22,6 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::sweep::SweepOutcome;
-use sweep_charts::SweepView;
 use crate::outcome::verdict::Verdict;
 use crate::plan::Slo;
 use crate::record::{Outcome, RunFiles, RunInfo};
@@ -30,6 +29,7 @@ use crate::stats::timeline::Timeline;
 use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary, Warning};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::{Energy, TelemetrySummary};
+use sweep_charts::SweepView;
 
 /// Templates the binary carries, by name.
 const EMBEDDED: [(&str, &str); 7] = [

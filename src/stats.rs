@@ -5,8 +5,8 @@
 //! `warnings` turns a summary into what a reader must know before trusting it.
 
 pub mod analysis;
-pub mod errors;
 pub mod bootstrap;
+pub mod errors;
 pub mod interval;
 mod labels;
 mod metric;

@@ -250,11 +250,19 @@ fn the_capacity_sweep_report_draws_latency_against_throughput_with_slo_and_knee(
             "--no-progress",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let page = run_report(&dir.path().join("results"), ".html");
     let html = std::fs::read_to_string(&page).unwrap();
     let steps = 5;
-    for id in ["sweep-ttft-throughput", "sweep-e2el-throughput", "sweep-ttft-concurrency"] {
+    for id in [
+        "sweep-ttft-throughput",
+        "sweep-e2el-throughput",
+        "sweep-ttft-concurrency",
+    ] {
         let chart = svg(&html, id);
         for series in 0..2 {
             let points = chart
@@ -262,18 +270,34 @@ fn the_capacity_sweep_report_draws_latency_against_throughput_with_slo_and_knee(
                 .count();
             assert_eq!(points, steps, "{id}: series {series} has {points} points");
         }
-        assert_eq!(chart.matches("<g class=\"mark\"").count(), 1, "{id}: the knee");
+        assert_eq!(
+            chart.matches("<g class=\"mark\"").count(),
+            1,
+            "{id}: the knee"
+        );
     }
     // The script's SLO limits TTFT and TPOT: each has its line (or its note above the range).
     for id in ["sweep-ttft-throughput", "sweep-tpot-throughput"] {
-        assert_eq!(svg(&html, id).matches("<g class=\"rule\"").count(), 1, "{id}");
+        assert_eq!(
+            svg(&html, id).matches("<g class=\"rule\"").count(),
+            1,
+            "{id}"
+        );
     }
-    assert_eq!(svg(&html, "sweep-rates").matches("data-series=\"1\"").count(), steps);
+    assert_eq!(
+        svg(&html, "sweep-rates")
+            .matches("data-series=\"1\"")
+            .count(),
+        steps
+    );
     // The steps' table marks the knee and the Pareto-optimal steps.
     let table = &html[html.find("<table id=\"sweep-steps\"").unwrap()..];
     let table = &table[..table.find("</table>").unwrap()];
     assert_eq!(table.matches("<tr").count(), steps + 1);
-    assert!(table.contains("<td>yes</td>"), "no Pareto-optimal step: {table}");
+    assert!(
+        table.contains("<td>yes</td>"),
+        "no Pareto-optimal step: {table}"
+    );
     let Some(chromium) = chromium() else { return };
     check_page(
         &chromium,
@@ -300,14 +324,20 @@ fn short_run(dir: &Path, url: &str, label: &str) {
             "--no-progress",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn a_comparison_of_two_servers_overlays_their_cdfs_and_prints_every_column() {
     let dir = tempfile::tempdir().unwrap();
-    let a = common::MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "8"]);
-    let b = common::MockProcess::start(&["--ttft-ms", "40", "--itl-ms", "2", "--output-tokens", "8"]);
+    let a =
+        common::MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "8"]);
+    let b =
+        common::MockProcess::start(&["--ttft-ms", "40", "--itl-ms", "2", "--output-tokens", "8"]);
     short_run(dir.path(), &a.base_url, "server=a");
     short_run(dir.path(), &b.base_url, "server=b");
     short_run(dir.path(), &a.base_url, "server=a");
@@ -323,7 +353,11 @@ fn a_comparison_of_two_servers_overlays_their_cdfs_and_prints_every_column() {
         cmd.env("LLMBENCH_CHROMIUM", c);
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let html = std::fs::read_to_string(results.join("reports/benchmark_report.html")).unwrap();
     for id in ["cdf-ttft", "cdf-tpot", "cdf-e2el"] {
         let chart = svg(&html, id);
@@ -342,7 +376,11 @@ fn a_comparison_of_two_servers_overlays_their_cdfs_and_prints_every_column() {
         assert_eq!(distinct.len(), 3, "{id}: runs named alike: {names:?}");
     }
     let Some(chromium) = chromium else { return };
-    check_page(&chromium, &results.join("reports/benchmark_report.html"), &["cdf-ttft"]);
+    check_page(
+        &chromium,
+        &results.join("reports/benchmark_report.html"),
+        &["cdf-ttft"],
+    );
     // Every column header of the runs table survives printing (nothing clipped), on the
     // default paper and on A4.
     let thead = &html[html.find("<table id=\"runs\"").unwrap()..];
@@ -372,7 +410,11 @@ fn a_comparison_of_two_servers_overlays_their_cdfs_and_prints_every_column() {
             let h = h.replace("&#x2f;", "/").replace("&amp;", "&");
             // A header may wrap inside its cell: look for each of its words.
             for w in h.split_whitespace() {
-                assert!(words.contains(w), "{}: header {h:?} (word {w:?}) missing", pdf.display());
+                assert!(
+                    words.contains(w),
+                    "{}: header {h:?} (word {w:?}) missing",
+                    pdf.display()
+                );
             }
         }
     }

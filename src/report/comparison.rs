@@ -11,8 +11,8 @@ use super::Chart;
 use super::charts::{self, BarGroup};
 use crate::record::{RunInfo, labels_line};
 use crate::stats::Warning;
-use crate::stats::trials::{self, AcrossTrials};
 use crate::stats::errors::ErrorCount;
+use crate::stats::trials::{self, AcrossTrials};
 use crate::stats::{Metric, PhaseStats};
 
 /// A metric the comparison shows, and which direction is better.

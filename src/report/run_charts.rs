@@ -367,7 +367,10 @@ fn requests(t: &Timeline) -> Vec<Chart> {
             ok: s.ok,
         })
         .collect();
-    let (id, title) = ("requests-lanes", "Every request over time (warmup included)");
+    let (id, title) = (
+        "requests-lanes",
+        "Every request over time (warmup included)",
+    );
     vec![chart(
         id,
         title,

@@ -93,9 +93,9 @@ pub fn pareto(points: &[(f64, Option<f64>)]) -> Vec<bool> {
         .iter()
         .map(|&(thr, lat)| {
             let Some(lat) = lat else { return false };
-            !points.iter().any(|&(t, l)| {
-                l.is_some_and(|l| t >= thr && l <= lat && (t > thr || l < lat))
-            })
+            !points
+                .iter()
+                .any(|&(t, l)| l.is_some_and(|l| t >= thr && l <= lat && (t > thr || l < lat)))
         })
         .collect()
 }
@@ -178,19 +178,30 @@ type LatencyOf = (
     Option<f64>,
 );
 
-fn charts(
-    steps: &[StepPoint],
-    slo: Option<&Slo>,
-    knee: Option<(usize, &str)>,
-) -> Vec<Chart> {
+fn charts(steps: &[StepPoint], slo: Option<&Slo>, knee: Option<(usize, &str)>) -> Vec<Chart> {
     if steps.is_empty() {
         return Vec::new();
     }
     let limit = |f: fn(&Slo) -> Option<f64>| slo.and_then(f);
     let metrics: [LatencyOf; 3] = [
-        ("ttft", "TTFT", |s| (s.ttft_p50, s.ttft_p99), limit(|s| s.ttft_ms)),
-        ("tpot", "TPOT", |s| (s.tpot_p50, s.tpot_p99), limit(|s| s.tpot_ms)),
-        ("e2el", "E2EL", |s| (s.e2el_p50, s.e2el_p99), limit(|s| s.e2el_ms)),
+        (
+            "ttft",
+            "TTFT",
+            |s| (s.ttft_p50, s.ttft_p99),
+            limit(|s| s.ttft_ms),
+        ),
+        (
+            "tpot",
+            "TPOT",
+            |s| (s.tpot_p50, s.tpot_p99),
+            limit(|s| s.tpot_ms),
+        ),
+        (
+            "e2el",
+            "E2EL",
+            |s| (s.e2el_p50, s.e2el_p99),
+            limit(|s| s.e2el_ms),
+        ),
     ];
     let axes: [(&str, &str, fn(&StepPoint) -> f64); 2] = [
         ("throughput", "achieved req/s", |s| s.achieved),
@@ -335,7 +346,10 @@ mod tests {
             knee(&pts, Some(&[true, true, false, false])),
             (Some(1), "slo")
         );
-        assert_eq!(knee(&pts, Some(&[true, true, true, true])), (Some(3), "slo"));
+        assert_eq!(
+            knee(&pts, Some(&[true, true, true, true])),
+            (Some(3), "slo")
+        );
         // No step met it: the growth rule (none here).
         assert_eq!(knee(&pts, Some(&[false; 4])), (None, ""));
     }

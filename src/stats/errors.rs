@@ -96,7 +96,12 @@ mod tests {
         let top = t.top();
         assert_eq!(top.len(), 2);
         assert_eq!(
-            (top[0].outcome, top[0].status, top[0].message.as_str(), top[0].count),
+            (
+                top[0].outcome,
+                top[0].status,
+                top[0].message.as_str(),
+                top[0].count
+            ),
             ("http_status", Some(503), "overloaded", 3)
         );
         assert_eq!(top[1].count, 1);

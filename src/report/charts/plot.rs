@@ -110,7 +110,11 @@ impl<'a> Plot<'a> {
             (x0, x1, y1) = (x0.min(m.x), x1.max(m.x), y1.max(m.y));
         }
         let data_top = y1;
-        for r in self.rules.iter().filter(|r| self.rule_in_range(r, data_top)) {
+        for r in self
+            .rules
+            .iter()
+            .filter(|r| self.rule_in_range(r, data_top))
+        {
             y1 = y1.max(r.y * 1.05);
         }
         let x = self.x_range.unwrap_or_else(|| nice_range(x0.min(x1), x1));
@@ -190,8 +194,8 @@ fn plot(p: &Plot<'_>) -> String {
             esc(&ser.name)
         );
         for (j, &(vx, vy)) in ser.points.iter().enumerate() {
-            let lone = !neighbour(&ser.points, j, -1, &inside)
-                && !neighbour(&ser.points, j, 1, &inside);
+            let lone =
+                !neighbour(&ser.points, j, -1, &inside) && !neighbour(&ser.points, j, 1, &inside);
             if inside(vx, vy) && (p.dots || lone) {
                 let _ = write!(
                     s,
@@ -286,7 +290,13 @@ mod tests {
     fn lone_points_between_gaps_are_drawn_as_dots() {
         let nan = f64::NAN;
         // Seconds of a slow phase: one request every few seconds.
-        let s = series(vec![(0.5, 10.0), (1.5, nan), (2.5, 12.0), (3.5, 13.0), (4.5, nan)]);
+        let s = series(vec![
+            (0.5, 10.0),
+            (1.5, nan),
+            (2.5, 12.0),
+            (3.5, 13.0),
+            (4.5, nan),
+        ]);
         let svg = line("c", "t", "x", "y", &s, &[]);
         assert_eq!(svg.matches("<circle class=\"point\"").count(), 1, "{svg}");
         let s = series(vec![(0.5, nan), (1.5, 7.0), (2.5, nan)]);
@@ -355,7 +365,8 @@ mod tests {
             .parse()
             .unwrap();
         assert!(first_legend_y > H, "{first_legend_y}");
-        let rows = super::super::legend_rows(&s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>());
+        let rows =
+            super::super::legend_rows(&s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>());
         assert!(rows.len() > 1);
     }
 }
