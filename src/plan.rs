@@ -3,6 +3,9 @@
 //! `PromptGenerator` trait so this module stays free of Rhai.
 
 mod describe;
+mod session;
+
+pub use session::{Conversation, SessionGenerator, SessionSpec};
 
 use std::fmt;
 use std::sync::Arc;
@@ -320,6 +323,18 @@ pub enum Prompt {
     /// A function of the request index, evaluated ahead of the scheduler.
     #[serde(serialize_with = "serialize_generator")]
     Generated(Arc<dyn PromptGenerator>),
+    /// Multi-turn conversations (`session(...)`): each turn built from the answers before it,
+    /// so it cannot be made ahead by request index.
+    #[serde(serialize_with = "serialize_session")]
+    Session(SessionSpec),
+}
+
+fn serialize_session<S: serde::Serializer>(spec: &SessionSpec, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!(
+        "{}, think {} ms",
+        spec.generator.describe(),
+        spec.think.as_millis()
+    ))
 }
 
 fn serialize_generator<S: serde::Serializer>(
@@ -335,6 +350,7 @@ impl fmt::Debug for Prompt {
             Prompt::Text(t) => f.debug_tuple("Text").field(t).finish(),
             Prompt::Messages(m) => f.debug_tuple("Messages").field(m).finish(),
             Prompt::Generated(g) => f.debug_tuple("Generated").field(&g.describe()).finish(),
+            Prompt::Session(spec) => f.debug_tuple("Session").field(spec).finish(),
         }
     }
 }

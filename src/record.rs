@@ -212,6 +212,16 @@ pub struct RequestRecord {
     /// The request's label (the `label` of a prompt function's map), for per-label statistics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The session this request is a turn of (0-based over the run), in a session phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+    /// Which turn of its session this request is (0-based), in a session phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
+    /// Prompt tokens the server served from its prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`), when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -287,6 +297,9 @@ impl RequestRecord {
             server_timings: None,
             max_tokens: None,
             label: None,
+            session: None,
+            turn: None,
+            cached_tokens: None,
         }
     }
 
@@ -519,6 +532,9 @@ mod tests {
             server_timings: None,
             max_tokens: None,
             label: None,
+            session: None,
+            turn: None,
+            cached_tokens: None,
         }
     }
 

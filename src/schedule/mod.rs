@@ -5,6 +5,7 @@
 //! then waits in a FIFO queue for a concurrency slot if a cap is set. Nothing is dropped: a late
 //! scheduler shows up as lateness, a full cap as queue time, both recorded per request.
 //! Closed loop (no rate): `concurrency` lanes each send their next request as soon as the last ends.
+//! Phases of multi-turn sessions run in `sessions` (turns depend on earlier answers).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,9 +16,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 mod arrivals;
+mod sessions;
 pub mod timer;
 
 pub use arrivals::{arrival_offsets, shaped_offsets};
+pub use sessions::{SessionWork, Turn};
 pub use timer::Pacer;
 
 use crate::clock::{Clock, Instant};
@@ -42,6 +45,8 @@ pub struct Scheduler<T> {
     pub clock: Clock,
     /// Next run-wide request id.
     next_id: u64,
+    /// Next run-wide session number (session phases).
+    next_session: u64,
     /// Ready-made payloads in request-id order (prompt generation runs ahead of the scheduler).
     feed: Arc<Mutex<mpsc::Receiver<T>>>,
     /// Cancelled on the first Ctrl-C: no new arrivals, queued ones are released as cancelled.
@@ -65,6 +70,7 @@ impl<T: Send + 'static> Scheduler<T> {
         Self {
             clock,
             next_id: 0,
+            next_session: 0,
             feed: Arc::new(Mutex::new(feed)),
             stop,
             pacer: Pacer::Precise,
@@ -126,13 +132,7 @@ impl<T: Send + 'static> Scheduler<T> {
         let mut in_flight = JoinSet::new();
         let mut run = PhaseRun::default();
         let start = self.clock.instant_at(started_us);
-        let offsets: Box<dyn Iterator<Item = Duration> + Send> =
-            match (&phase.ramp.rate, phase.duration) {
-                (Some(shape), Some(d)) => {
-                    Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed))
-                }
-                _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
-            };
+        let offsets = phase_offsets(phase, rate);
         let _controller = match (&phase.ramp.concurrency, &slots, phase.duration) {
             (Some(shape), Some(slots), Some(d)) => Some(AbortOnDrop(tokio::spawn(
                 control_concurrency(shape.clone(), slots.clone(), start, d, self.pacer),
@@ -262,6 +262,15 @@ impl<T: Send + 'static> Scheduler<T> {
             feed_exhausted,
             ..PhaseRun::default()
         }
+    }
+}
+
+/// An open-loop phase's arrival offsets from its start: its rate shape over its duration, or
+/// its constant rate.
+fn phase_offsets(phase: &Phase, rate: f64) -> Box<dyn Iterator<Item = Duration> + Send> {
+    match (&phase.ramp.rate, phase.duration) {
+        (Some(shape), Some(d)) => Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed)),
+        _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
     }
 }
 
