@@ -241,6 +241,11 @@ pub struct MockSpec {
     pub output_tokens: u32,
     /// Batch limit (requests generating at once); `None`: unlimited.
     pub max_running: Option<u32>,
+    /// Prefix-cache blocks the mock models (0: no cache), of `block_tokens` tokens each.
+    pub prefix_cache: u32,
+    pub block_tokens: u32,
+    /// Time to first token added per prompt token not served from the cache, µs.
+    pub ttft_per_token_us: f64,
 }
 
 impl Default for MockSpec {
@@ -250,6 +255,9 @@ impl Default for MockSpec {
             itl_ms: 10.0,
             output_tokens: 64,
             max_running: None,
+            prefix_cache: 0,
+            block_tokens: 16,
+            ttft_per_token_us: 0.0,
         }
     }
 }

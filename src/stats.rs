@@ -15,6 +15,7 @@ pub mod sample;
 mod shape;
 pub mod timeline;
 pub mod trials;
+mod turns;
 mod warnings;
 pub use crate::record::Requested;
 pub use labels::MAX_LABELS;
@@ -22,6 +23,7 @@ pub use metric::Metric;
 pub use pace::Pace;
 use round::round_to_unit;
 pub use shape::{Bin, Shape};
+pub use turns::MAX_TURN_ROWS;
 pub use warnings::{TokenCounter, Warning, behind_schedule};
 
 use std::collections::BTreeMap;
@@ -121,6 +123,14 @@ pub struct PhaseStats {
     pub goodput_req_per_s: Option<f64>,
     /// Good requests as a percentage of all requests.
     pub good_rate: Option<f64>,
+    /// Prompt tokens the server said it served from its prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`), over the successful requests that said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    /// The prefix-cache hit share: `cached_tokens` over the prompt tokens of the same
+    /// requests (0..=1); `None` when no request's usage said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_hit_share: Option<f64>,
 }
 
 impl PhaseStats {
@@ -146,6 +156,10 @@ pub struct Summary {
     pub labels: Vec<PhaseStats>,
     /// Measured requests sent different `max_tokens` (per-request shapes).
     pub varied_max_tokens: bool,
+    /// Measured session turns by turn index (each row's name is the index, from 0; empty
+    /// without sessions). Not in `rows()`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<PhaseStats>,
 }
 
 impl Summary {
@@ -259,6 +273,8 @@ struct PhaseAcc {
     metrics: Vec<Acc>,
     slo: Option<Slo>,
     good: u64,
+    /// (cached, prompt) tokens of successful requests whose usage gave both.
+    cache: Option<(u64, u64)>,
 }
 
 /// Whether a successful request meets every limit of `slo`. TTFT counts from the actual send
@@ -282,6 +298,7 @@ impl PhaseAcc {
             name,
             slo,
             good: 0,
+            cache: None,
             outcomes: BTreeMap::new(),
             statuses: BTreeMap::new(),
             first_sent_us: None,
@@ -330,6 +347,10 @@ impl PhaseAcc {
             .input_tokens
             .saturating_add(r.input_tokens.unwrap_or(0));
         self.output_tokens = self.output_tokens.saturating_add(r.output_tokens);
+        if let (Some(cached), Some(prompt)) = (r.cached_tokens, r.input_tokens) {
+            let (c, p) = self.cache.get_or_insert((0, 0));
+            (*c, *p) = (c.saturating_add(cached), p.saturating_add(prompt));
+        }
         match r.tokens_source {
             TokenSource::Usage => self.from_usage += 1,
             TokenSource::Chunks => self.from_chunks += 1,
@@ -369,6 +390,10 @@ impl PhaseAcc {
         self.empty += other.empty;
         self.pace.merge(&other.pace);
         self.good += other.good;
+        if let Some((oc, op)) = other.cache {
+            let (c, p) = self.cache.get_or_insert((0, 0));
+            (*c, *p) = (c.saturating_add(oc), p.saturating_add(op));
+        }
         for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
             a.hist.add(&b.hist).expect("auto-resizing histograms merge");
             a.n += b.n;
@@ -434,6 +459,10 @@ impl PhaseAcc {
                     0.0
                 }
             }),
+            cached_tokens: self.cache.map(|(c, _)| c),
+            cache_hit_share: self
+                .cache
+                .map(|(c, p)| if p > 0 { c as f64 / p as f64 } else { 0.0 }),
         }
     }
 }
@@ -445,6 +474,7 @@ pub struct StatsBuilder {
     warmup: u64,
     slo: Option<Slo>,
     labels: labels::Labels,
+    turns: turns::Turns,
     /// Up to two distinct `max_tokens` the measured records sent.
     max_tokens_sent: Vec<u32>,
 }
@@ -462,6 +492,7 @@ impl StatsBuilder {
             warmup: 0,
             slo: None,
             labels: labels::Labels::default(),
+            turns: turns::Turns::default(),
             max_tokens_sent: Vec::new(),
         }
     }
@@ -484,6 +515,7 @@ impl StatsBuilder {
             .get_or_insert_with(|| PhaseAcc::new(r.phase.clone(), self.slo))
             .add(r);
         self.labels.add(r, self.slo);
+        self.turns.add(r, self.slo);
         if let Some(n) = r.max_tokens.filter(|n| !self.max_tokens_sent.contains(n))
             && self.max_tokens_sent.len() < 2
         {
@@ -508,6 +540,7 @@ impl StatsBuilder {
             all: all.finish(),
             warmup_requests: self.warmup,
             labels: self.labels.finish(),
+            turns: self.turns.finish(),
             varied_max_tokens: self.max_tokens_sent.len() > 1,
         }
     }

@@ -194,3 +194,102 @@ fn the_same_seed_gives_the_same_turn_content() {
         spec.generator.turn(1, 1).unwrap()
     );
 }
+
+async fn mock_log(
+    server: &llmbench::mock::MockServer,
+) -> HashMap<u64, llmbench::mock::LoggedTiming> {
+    llmbench::client::install_tls_provider();
+    let all: Vec<llmbench::mock::LoggedTiming> =
+        reqwest::get(format!("http://{}/mock/timings", server.addr()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    all.into_iter().map(|t| (t.id, t)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_mock_prefix_cache_ttft_by_turn_follows_the_model_and_cached_tokens_match() {
+    use llmbench::mock::{MockConfig, MockServer, PrefixCacheConfig};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (base, per_token) = (Duration::from_millis(20), Duration::from_micros(500));
+    let server = MockServer::start(
+        MockConfig {
+            ttft: base,
+            itl: Duration::from_millis(1),
+            output_tokens: 8,
+            prefix_cache: PrefixCacheConfig {
+                blocks: 10_000,
+                block_tokens: 4,
+                per_token,
+            },
+            ..MockConfig::default()
+        },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .unwrap();
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ max_tokens: 8, prompt: session(#{
+               turns: 5, think_ms: 10,
+               first_turn: |s, rng| `user ${s}: ` + words(rng, 40),
+               next_turn: |s, k, rng| words(rng, 10),
+           }) });
+           phase("chat", #{ concurrency: 4, requests: 20 });"#,
+    );
+    common::target(&mut plan, &server);
+    let (outcome, records) = common::run(plan, dir.path()).await;
+    assert_eq!(records.len(), 20);
+    let log = mock_log(&server).await;
+    let mut by_turn: Vec<Vec<(f64, f64)>> = vec![Vec::new(); 5];
+    for r in &records {
+        assert_eq!(r.outcome, Outcome::Ok);
+        let seen = &log[&r.id];
+        assert_eq!(seen.session, r.session, "the mock saw the session header");
+        assert_eq!(seen.turn, r.turn, "the mock saw the turn header");
+        assert_eq!(
+            r.cached_tokens,
+            Some(seen.cached_tokens),
+            "request {}",
+            r.id
+        );
+        assert_eq!(r.input_tokens, Some(seen.prompt_tokens));
+        let k = r.turn.unwrap() as usize;
+        if k > 0 {
+            assert!(seen.cached_tokens > 0, "turn {k} finds its history cached");
+        } else {
+            assert_eq!(
+                seen.cached_tokens, 0,
+                "a new session's opening is not cached"
+            );
+        }
+        let model = base + per_token * (seen.prompt_tokens - seen.cached_tokens) as u32;
+        by_turn[k].push((r.ttft_us().unwrap() as f64, model.as_micros() as f64));
+    }
+    let medians: Vec<(f64, f64)> = by_turn
+        .into_iter()
+        .map(|v| {
+            let (m, f): (Vec<f64>, Vec<f64>) = v.into_iter().unzip();
+            (common::median(m), common::median(f))
+        })
+        .collect();
+    for (k, (measured, model)) in medians.iter().enumerate() {
+        assert!(
+            (measured - model).abs() <= 0.05 * model,
+            "turn {k}: TTFT {measured} µs, the mock's formula {model} µs"
+        );
+    }
+    assert!(
+        medians[1].0 < medians[0].0,
+        "a cached history makes turn 1 faster: {medians:?}"
+    );
+    // The run's own statistics: one row per turn, and the cache hit share.
+    let turns = &outcome.summary.turns;
+    assert_eq!(turns.len(), 5);
+    let cached: u64 = records.iter().map(|r| r.cached_tokens.unwrap()).sum();
+    let prompt: u64 = records.iter().map(|r| r.input_tokens.unwrap()).sum();
+    let share = outcome.summary.all.cache_hit_share.unwrap();
+    assert!((share - cached as f64 / prompt as f64).abs() < 1e-12);
+}

@@ -179,7 +179,15 @@ fn register_mock(engine: &mut Engine, draft: &Shared) {
         let mut o = Opts::new(
             "mock",
             map,
-            &["ttft_ms", "itl_ms", "output_tokens", "max_running"],
+            &[
+                "ttft_ms",
+                "itl_ms",
+                "output_tokens",
+                "max_running",
+                "prefix_cache",
+                "block_tokens",
+                "ttft_per_token_us",
+            ],
         )?;
         let def = MockSpec::default();
         let spec = MockSpec {
@@ -192,6 +200,14 @@ fn register_mock(engine: &mut Engine, draft: &Shared) {
                 Some(0) => return Err("mock: max_running must be at least 1".into()),
                 n => n.map(|n| n.min(u32::MAX as u64) as u32),
             },
+            prefix_cache: o
+                .count("prefix_cache")?
+                .map_or(0, |n| n.min(u32::MAX as u64) as u32),
+            block_tokens: match o.count("block_tokens")? {
+                Some(0) => return Err("mock: block_tokens must be at least 1".into()),
+                n => n.map_or(def.block_tokens, |n| n.min(4096) as u32),
+            },
+            ttft_per_token_us: o.non_negative("ttft_per_token_us")?.unwrap_or(0.0),
         };
         lock(&d).mock = Some(spec);
         Ok(())
