@@ -17,6 +17,7 @@
 //! `invalid_response`), an SSE line and event by `sse`'s limits, and a record keeps at most
 //! `response::MAX_CHUNK_OFFSETS` chunk arrival times (the rest are counted as dropped).
 
+pub mod answer;
 mod body;
 pub mod chunk;
 mod fresh;
@@ -51,6 +52,10 @@ pub fn install_tls_provider() {
 
 /// Header carrying the run-wide request id, so server logs (and the mock) can be matched up.
 pub const REQUEST_ID_HEADER: &str = "x-llmbench-request-id";
+/// Header carrying a session turn's session number (`Outgoing::with_session_turn`).
+pub const SESSION_HEADER: &str = "x-llmbench-session";
+/// Header carrying a session turn's turn number within its session.
+pub const TURN_HEADER: &str = "x-llmbench-turn";
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -243,12 +248,38 @@ impl Client {
         request: impl Into<Outgoing>,
         abort: &CancellationToken,
     ) -> RequestRecord {
+        self.perform(dispatch, phase, request.into(), abort, false)
+            .await
+            .0
+    }
+
+    /// Like `execute`, also returning the answer's text as it streamed (the answer content,
+    /// not reasoning; at most `answer::MAX_ANSWER_BYTES`): a session's next turn carries it.
+    /// `None` when nothing was read.
+    pub async fn execute_keeping_answer(
+        &self,
+        dispatch: Dispatch,
+        phase: &PhaseLabel,
+        request: Outgoing,
+        abort: &CancellationToken,
+    ) -> (RequestRecord, Option<String>) {
+        self.perform(dispatch, phase, request, abort, true).await
+    }
+
+    async fn perform(
+        &self,
+        dispatch: Dispatch,
+        phase: &PhaseLabel,
+        request: Outgoing,
+        abort: &CancellationToken,
+        keep_answer: bool,
+    ) -> (RequestRecord, Option<String>) {
         let Outgoing {
             body,
             headers,
             max_tokens,
             label,
-        } = request.into();
+        } = request;
         let mut rec = RequestRecord::unsent(
             dispatch.id,
             phase.name.as_str(),
@@ -265,8 +296,10 @@ impl Client {
             &self.redactor
         } else {
             let mut r = self.redactor.clone();
+            // A shape's header values are marked sensitive; a session's ids are not secrets.
             headers
                 .values()
+                .filter(|v| v.is_sensitive())
                 .filter_map(|v| v.to_str().ok())
                 .for_each(|v| r.add_header_value(v));
             own = r;
@@ -281,10 +314,10 @@ impl Client {
             rec.attempts = 0;
             rec.error = Some("run stopped before this request was sent".into());
             rec.end_us = self.clock.now_us();
-            return rec;
+            return (rec, None);
         }
         loop {
-            let mut state = Received::default();
+            let mut state = Received::keeping_answer(keep_answer);
             let sent_us = self.clock.now_us();
             let result = self
                 .attempt(dispatch.id, (body.clone(), &headers), &mut state, abort)
@@ -325,9 +358,10 @@ impl Client {
             }
             rec.sent_us = Some(sent_us);
             rec.end_us = end_us;
+            let answer = state.take_answer();
             state.into_record(&mut rec, result);
             rec.error = rec.error.take().map(|m| clean(&m));
-            return rec;
+            return (rec, answer);
         }
     }
 
@@ -399,11 +433,13 @@ impl Client {
                 // connection (recorded; the latency keeps the lost time). Only a reused
                 // connection: a new one closed unanswered is the server failing the request.
                 Err(e)
-                    if !fresh && st.reconnects < MAX_RECONNECTS && closed_before_response(&e) =>
+                    if !fresh
+                        && st.reconnects < MAX_RECONNECTS
+                        && fresh::closed_before_response(&e) =>
                 {
                     st.reconnects += 1;
                 }
-                Err(e) if fresh && closed_before_response(&e) => {
+                Err(e) if fresh && fresh::closed_before_response(&e) => {
                     return Err(Failure::new(
                         Outcome::Connection,
                         format!(
@@ -431,19 +467,6 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// How often a request is resent after its connection was closed before any response.
 const MAX_RECONNECTS: u32 = 2;
-
-/// The connection closed before any response byte arrived (hyper's "incomplete message"): what
-/// a server does when it drops an idle keep-alive connection as a request is written to it.
-fn closed_before_response(e: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return h.is_incomplete_message();
-        }
-        source = s.source();
-    }
-    false
-}
 
 #[cfg(test)]
 mod tests {

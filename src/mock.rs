@@ -5,13 +5,15 @@
 //! after the request body was read, and token k (0-based) `ttft + k * itl` after it, on absolute
 //! deadlines so delays never accumulate. A stream ends (usage chunk, `[DONE]`) `tail` after its
 //! last token (0 by default), as behind a proxy that holds the end back. Output length is
-//! `output_tokens`, capped by the request's `max_tokens`. A prompt token is a whitespace-separated word. The server runs on its own thread
+//! `output_tokens`, capped by the request's `max_tokens`. A prompt token is a whitespace-separated word; with a
+//! prefix cache (`cache`), TTFT grows with the prompt tokens it did not serve. The server runs on its own thread
 //! and runtime so a busy load generator in the same process does not disturb its timing, and it
 //! keeps a log of when it really read each request and wrote its first and last tokens, with the
 //! `max_tokens` and prompt length it saw (`timings()`, and `GET /mock/timings` for a mock running
 //! as its own process), so callers can measure the error they add and check what they sent. It can also break requests on purpose (see `faults`) and counts
 //! what it did (`stats()`, and `GET /mock/stats`).
 
+mod cache;
 pub mod faults;
 mod recent;
 mod response;
@@ -32,6 +34,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::clock::Instant;
+use cache::PrefixCache;
+pub use cache::PrefixCacheConfig;
 pub use faults::{Fault, FaultConfig, MockStats};
 pub use recent::REMEMBERED_IDS;
 use recent::Recent;
@@ -61,6 +65,8 @@ pub struct MockConfig {
     /// Threads serving requests (1: one thread, the default). More let the mock take bursts
     /// of thousands of simultaneous requests without queueing them behind each other.
     pub threads: usize,
+    /// The prefix-cache model and the cost of each uncached prompt token (see `cache`).
+    pub prefix_cache: PrefixCacheConfig,
 }
 
 impl Default for MockConfig {
@@ -75,6 +81,7 @@ impl Default for MockConfig {
             faults: FaultConfig::default(),
             max_running: None,
             threads: 1,
+            prefix_cache: PrefixCacheConfig::default(),
         }
     }
 }
@@ -95,6 +102,11 @@ pub struct MockTiming {
     pub max_tokens: Option<u64>,
     /// The prompt's length in the mock's tokens (whitespace-separated words).
     pub prompt_tokens: u64,
+    /// Prompt tokens its prefix cache served (0 without a cache).
+    pub cached_tokens: u64,
+    /// The session and turn headers the request carried (`x-llmbench-session`, `-turn`).
+    pub session: Option<u64>,
+    pub turn: Option<u32>,
 }
 
 impl MockTiming {
@@ -119,6 +131,14 @@ pub struct LoggedTiming {
     /// The prompt's length in the mock's tokens.
     #[serde(default)]
     pub prompt_tokens: u64,
+    /// Prompt tokens the prefix cache served.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// The session and turn headers the request carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
 }
 
 impl LoggedTiming {
@@ -142,6 +162,7 @@ struct Shared {
     slots: Option<Arc<tokio::sync::Semaphore>>,
     /// Requests read so far: the key of each one's TTFT jitter draw.
     arrivals: Arc<std::sync::atomic::AtomicU64>,
+    cache: Option<Arc<Mutex<PrefixCache>>>,
 }
 
 /// A running mock server; stops when dropped.
@@ -166,6 +187,7 @@ impl MockServer {
         let slots = config
             .max_running
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize)));
+        let cache = PrefixCache::new(&config.prefix_cache).map(|c| Arc::new(Mutex::new(c)));
         let shared = Shared {
             config: Arc::new(config),
             started: Instant::now(),
@@ -173,6 +195,7 @@ impl MockServer {
             stats: stats.clone(),
             seen: Arc::default(),
             arrivals: Arc::default(),
+            cache,
             slots,
         };
         let threads = shared.config.threads.max(1);
@@ -332,6 +355,9 @@ async fn mock_timings(State(s): State<Shared>) -> Response {
             last_token_us: t.last_token.map(us),
             max_tokens: t.max_tokens,
             prompt_tokens: t.prompt_tokens,
+            cached_tokens: t.cached_tokens,
+            session: t.session,
+            turn: t.turn,
         })
         .collect();
     logged.sort_by_key(|t| t.id);
@@ -380,7 +406,17 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
         .as_u64()
         .or_else(|| req["max_completion_tokens"].as_u64());
     let n = (s.config.output_tokens as u64).min(max_tokens.unwrap_or(u64::MAX));
-    let prompt_tokens = prompt_tokens(kind, &req);
+    let words = cache::prompt_words(matches!(kind, Kind::Chat), &req);
+    let prompt_tokens = words.len() as u64;
+    let cached_tokens = s.cache.as_ref().map(|c| {
+        let answer = response::answer_words(n);
+        c.lock().expect("mock cache lock").serve(&words, &answer)
+    });
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+    };
     let stream = req["stream"].as_bool().unwrap_or(false);
     let usage_in_stream = req["stream_options"]["include_usage"]
         .as_bool()
@@ -392,6 +428,9 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
             last_token: None,
             max_tokens,
             prompt_tokens,
+            cached_tokens: cached_tokens.unwrap_or(0),
+            session: header(crate::client::SESSION_HEADER),
+            turn: header(crate::client::TURN_HEADER).and_then(|t: u64| u32::try_from(t).ok()),
         };
         // A retry of the same id starts its log afresh.
         *s.log.lock().expect("mock log lock").entry(id, || timing) = timing;
@@ -404,8 +443,12 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         prompt_tokens,
+        cached_tokens,
         tokens: n,
-        first_at: admitted + ttft_of(&s),
+        first_at: admitted
+            + ttft_of(&s)
+            + s.config.prefix_cache.per_token
+                * (prompt_tokens - cached_tokens.unwrap_or(0)).min(u32::MAX as u64) as u32,
         itl: s.config.itl,
         tail: s.config.tail,
         fault,
@@ -425,18 +468,11 @@ fn ttft_of(s: &Shared) -> Duration {
     if c.ttft_jitter.is_zero() {
         return c.ttft;
     }
-    jittered_ttft(
+    faults::jittered_ttft(
         c,
         s.arrivals
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     )
-}
-
-/// The TTFT of the `n`-th request read: `ttft` plus a uniform draw in ±`ttft_jitter`.
-fn jittered_ttft(c: &MockConfig, n: u64) -> Duration {
-    let u = faults::uniform(c.faults.seed, n);
-    let offset = c.ttft_jitter.as_secs_f64() * (2.0 * u - 1.0);
-    Duration::from_secs_f64((c.ttft.as_secs_f64() + offset).max(0.0))
 }
 
 /// The request's JSON object, or the 401 (wrong API key) or 400 (not a JSON object) answer.
@@ -531,58 +567,10 @@ async fn admit(s: &Shared, received: Instant, n: u64) -> Instant {
     }
 }
 
-/// The prompt's length in words: of every message (chat) or of the prompt (completions).
-fn prompt_tokens(kind: Kind, req: &Value) -> u64 {
-    match kind {
-        Kind::Chat => req["messages"]
-            .as_array()
-            .map(|m| m.iter().map(|m| words(&m["content"])).sum())
-            .unwrap_or(0),
-        Kind::Completions => words(&req["prompt"]),
-    }
-}
-
-fn words(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => s.split_whitespace().count() as u64,
-        // Content parts: [{"type":"text","text":"..."}]
-        Value::Array(parts) => parts.iter().map(|p| words(&p["text"])).sum(),
-        _ => 0,
-    }
-}
-
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     (
         status,
         axum::Json(json!({"error": {"message": message, "type": kind}})),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jittered_ttfts_are_uniform_around_the_ttft_and_repeat_with_the_seed() {
-        let mut c = MockConfig {
-            ttft: Duration::from_millis(100),
-            ttft_jitter: Duration::from_millis(20),
-            ..MockConfig::default()
-        };
-        let ms = |c: &MockConfig| -> Vec<f64> {
-            (0..10_001)
-                .map(|n| jittered_ttft(c, n).as_secs_f64() * 1e3)
-                .collect()
-        };
-        let mut a = ms(&c);
-        assert!(a.iter().all(|t| (80.0..=120.0).contains(t)));
-        assert_eq!(a, ms(&c));
-        a.sort_by(f64::total_cmp);
-        assert!((a[5000] - 100.0).abs() < 1.0, "median {}", a[5000]);
-        assert!((a[2500] - 90.0).abs() < 1.0 && (a[7500] - 110.0).abs() < 1.0);
-        let seed_0 = ms(&c);
-        c.faults.seed = 1;
-        assert_ne!(ms(&c)[..10], seed_0[..10]);
-    }
 }

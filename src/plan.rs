@@ -3,8 +3,10 @@
 //! `PromptGenerator` trait so this module stays free of Rhai.
 
 mod describe;
+mod session;
 mod shard;
 
+pub use session::{Conversation, SessionGenerator, SessionSpec};
 pub use shard::{Shard, fingerprint};
 
 use std::fmt;
@@ -241,6 +243,11 @@ pub struct MockSpec {
     pub output_tokens: u32,
     /// Batch limit (requests generating at once); `None`: unlimited.
     pub max_running: Option<u32>,
+    /// Prefix-cache blocks the mock models (0: no cache), of `block_tokens` tokens each.
+    pub prefix_cache: u32,
+    pub block_tokens: u32,
+    /// Time to first token added per prompt token not served from the cache, µs.
+    pub ttft_per_token_us: f64,
 }
 
 impl Default for MockSpec {
@@ -250,6 +257,9 @@ impl Default for MockSpec {
             itl_ms: 10.0,
             output_tokens: 64,
             max_running: None,
+            prefix_cache: 0,
+            block_tokens: 16,
+            ttft_per_token_us: 0.0,
         }
     }
 }
@@ -323,6 +333,18 @@ pub enum Prompt {
     /// A function of the request index, evaluated ahead of the scheduler.
     #[serde(serialize_with = "serialize_generator")]
     Generated(Arc<dyn PromptGenerator>),
+    /// Multi-turn conversations (`session(...)`): each turn built from the answers before it,
+    /// so it cannot be made ahead by request index.
+    #[serde(serialize_with = "serialize_session")]
+    Session(SessionSpec),
+}
+
+fn serialize_session<S: serde::Serializer>(spec: &SessionSpec, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!(
+        "{}, think {} ms",
+        spec.generator.describe(),
+        spec.think.as_millis()
+    ))
 }
 
 fn serialize_generator<S: serde::Serializer>(
@@ -338,6 +360,7 @@ impl fmt::Debug for Prompt {
             Prompt::Text(t) => f.debug_tuple("Text").field(t).finish(),
             Prompt::Messages(m) => f.debug_tuple("Messages").field(m).finish(),
             Prompt::Generated(g) => f.debug_tuple("Generated").field(&g.describe()).finish(),
+            Prompt::Session(spec) => f.debug_tuple("Session").field(spec).finish(),
         }
     }
 }

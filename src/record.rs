@@ -219,6 +219,16 @@ pub struct RequestRecord {
     /// request index, unique across the shards. Absent in a run of one process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<u32>,
+    /// The session this request is a turn of (0-based over the run), in a session phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+    /// Which turn of its session this request is (0-based), in a session phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
+    /// Prompt tokens the server served from its prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`), when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -295,6 +305,9 @@ impl RequestRecord {
             max_tokens: None,
             label: None,
             shard: None,
+            session: None,
+            turn: None,
+            cached_tokens: None,
         }
     }
 
@@ -528,6 +541,9 @@ mod tests {
             max_tokens: None,
             label: None,
             shard: None,
+            session: None,
+            turn: None,
+            cached_tokens: None,
         }
     }
 

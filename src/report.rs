@@ -291,7 +291,8 @@ const ENERGY_COLUMNS: [&str; 4] = [
 ];
 
 /// The CSV rows: each phase and `all` (with its energy), then one row per label named
-/// `label:NAME` (labels interleave in time: no energy of their own).
+/// `label:NAME`, then one per session turn index named `turn:N` (labels and turns interleave
+/// in time: no energy of their own).
 fn csv_rows<'e>(
     summary: &Summary,
     energy: impl Fn(&str) -> Option<&'e Energy>,
@@ -303,6 +304,11 @@ fn csv_rows<'e>(
     rows.extend(summary.labels.iter().map(|p| {
         let mut row = csv_row(p, None);
         row[0] = format!("label:{}", p.name);
+        row
+    }));
+    rows.extend(summary.turns.iter().map(|p| {
+        let mut row = csv_row(p, None);
+        row[0] = format!("turn:{}", p.name);
         row
     }));
     rows

@@ -17,6 +17,7 @@ mod shape;
 pub mod state;
 pub mod timeline;
 pub mod trials;
+mod turns;
 mod warnings;
 pub use crate::record::Requested;
 pub use labels::MAX_LABELS;
@@ -24,6 +25,7 @@ pub use metric::Metric;
 pub use pace::Pace;
 use round::round_to_unit;
 pub use shape::{Bin, Shape};
+pub use turns::MAX_TURN_ROWS;
 pub use warnings::{START_LATE_MS, TokenCounter, Warning, behind_schedule};
 
 use std::collections::BTreeMap;
@@ -123,6 +125,14 @@ pub struct PhaseStats {
     pub goodput_req_per_s: Option<f64>,
     /// Good requests as a percentage of all requests.
     pub good_rate: Option<f64>,
+    /// Prompt tokens the server said it served from its prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`), over the successful requests that said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    /// The prefix-cache hit share: `cached_tokens` over the prompt tokens of the same
+    /// requests (0..=1); `None` when no request's usage said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_hit_share: Option<f64>,
 }
 
 impl PhaseStats {
@@ -150,6 +160,10 @@ pub struct Summary {
     pub varied_max_tokens: bool,
     /// The most frequent kinds of failure among measured requests (`errors::ErrorTally`).
     pub errors: Vec<errors::ErrorCount>,
+    /// Measured session turns by turn index (each row's name is the index, from 0; empty
+    /// without sessions). Not in `rows()`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<PhaseStats>,
 }
 
 impl Summary {
@@ -263,6 +277,8 @@ struct PhaseAcc {
     metrics: Vec<Acc>,
     slo: Option<Slo>,
     good: u64,
+    /// (cached, prompt) tokens of successful requests whose usage gave both.
+    cache: Option<(u64, u64)>,
 }
 
 /// Whether a successful request meets every limit of `slo`. TTFT counts from the actual send
@@ -286,6 +302,7 @@ impl PhaseAcc {
             name,
             slo,
             good: 0,
+            cache: None,
             outcomes: BTreeMap::new(),
             statuses: BTreeMap::new(),
             first_sent_us: None,
@@ -334,6 +351,10 @@ impl PhaseAcc {
             .input_tokens
             .saturating_add(r.input_tokens.unwrap_or(0));
         self.output_tokens = self.output_tokens.saturating_add(r.output_tokens);
+        if let (Some(cached), Some(prompt)) = (r.cached_tokens, r.input_tokens) {
+            let (c, p) = self.cache.get_or_insert((0, 0));
+            (*c, *p) = (c.saturating_add(cached), p.saturating_add(prompt));
+        }
         match r.tokens_source {
             TokenSource::Usage => self.from_usage += 1,
             TokenSource::Chunks => self.from_chunks += 1,
@@ -373,6 +394,10 @@ impl PhaseAcc {
         self.empty += other.empty;
         self.pace.merge(&other.pace);
         self.good += other.good;
+        if let Some((oc, op)) = other.cache {
+            let (c, p) = self.cache.get_or_insert((0, 0));
+            (*c, *p) = (c.saturating_add(oc), p.saturating_add(op));
+        }
         for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
             a.hist.add(&b.hist).expect("auto-resizing histograms merge");
             a.n += b.n;
@@ -438,6 +463,10 @@ impl PhaseAcc {
                     0.0
                 }
             }),
+            cached_tokens: self.cache.map(|(c, _)| c),
+            cache_hit_share: self
+                .cache
+                .map(|(c, p)| if p > 0 { c as f64 / p as f64 } else { 0.0 }),
         }
     }
 }
@@ -449,6 +478,7 @@ pub struct StatsBuilder {
     warmup: u64,
     slo: Option<Slo>,
     labels: labels::Labels,
+    turns: turns::Turns,
     /// Up to two distinct `max_tokens` the measured records sent.
     max_tokens_sent: Vec<u32>,
     errors: errors::ErrorTally,
@@ -467,6 +497,7 @@ impl StatsBuilder {
             warmup: 0,
             slo: None,
             labels: labels::Labels::default(),
+            turns: turns::Turns::default(),
             max_tokens_sent: Vec::new(),
             errors: errors::ErrorTally::default(),
         }
@@ -491,6 +522,7 @@ impl StatsBuilder {
             .add(r);
         self.labels.add(r, self.slo);
         self.errors.add(r);
+        self.turns.add(r, self.slo);
         if let Some(n) = r.max_tokens.filter(|n| !self.max_tokens_sent.contains(n))
             && self.max_tokens_sent.len() < 2
         {
@@ -515,6 +547,7 @@ impl StatsBuilder {
             all: all.finish(),
             warmup_requests: self.warmup,
             labels: self.labels.finish(),
+            turns: self.turns.finish(),
             varied_max_tokens: self.max_tokens_sent.len() > 1,
             errors: self.errors.top(),
         }

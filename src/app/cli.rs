@@ -389,6 +389,16 @@ pub struct MockArgs {
     /// N / (TTFT + tokens × ITL) requests per second).
     #[arg(long, value_name = "N")]
     pub max_running: Option<u32>,
+    /// Model a prefix cache of this many blocks (least recently used evicted): usage reports
+    /// cached_tokens and the time to first token leaves out the cost of cached tokens.
+    #[arg(long, value_name = "BLOCKS", default_value_t = 0)]
+    pub prefix_cache: u32,
+    /// Prompt tokens per prefix-cache block.
+    #[arg(long, value_name = "B", default_value_t = 16)]
+    pub block_tokens: u32,
+    /// Time to first token added per prompt token not served from the cache, µs.
+    #[arg(long, value_name = "C", default_value_t = 0.0, value_parser = non_negative)]
+    pub ttft_per_token_us: f64,
     #[command(flatten)]
     pub runtime: RuntimeFlags,
     #[command(flatten)]

@@ -289,6 +289,11 @@ async fn serve_mock(args: MockArgs) -> u8 {
         },
         max_running: args.max_running,
         threads: args.runtime.threads as usize,
+        prefix_cache: crate::mock::PrefixCacheConfig {
+            blocks: args.prefix_cache,
+            block_tokens: args.block_tokens.max(1),
+            per_token: std::time::Duration::from_secs_f64(args.ttft_per_token_us / 1e6),
+        },
     };
     if let Err(e) = config.faults.validate() {
         eprintln!("llmbench mock: {e}");

@@ -165,6 +165,11 @@ fn prompt_sample(prompt: &Prompt) -> String {
             }
             Err(e) => format!("{}; FAILS for request 0: {e}", g.describe()),
         },
+        Prompt::Session(spec) => format!(
+            "sessions: {}, think {} ms",
+            spec.generator.describe(),
+            spec.think.as_millis()
+        ),
     }
 }
 

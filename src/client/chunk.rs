@@ -17,6 +17,24 @@ pub struct Usage {
     pub prompt_tokens: Option<u64>,
     #[serde(default, deserialize_with = "token_count")]
     pub completion_tokens: Option<u64>,
+    /// `prompt_tokens_details`: what the server says of the prompt (its prefix cache's hits).
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// `usage.prompt_tokens_details` (vLLM, SGLang and OpenAI send it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens the server took from its prefix cache.
+    #[serde(default, deserialize_with = "token_count")]
+    pub cached_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// Prompt tokens served from the server's prefix cache, when it said.
+    pub fn cached_tokens(&self) -> Option<u64> {
+        self.prompt_tokens_details.and_then(|d| d.cached_tokens)
+    }
 }
 
 /// The most tokens one request can plausibly count on either side (100 million: ten times the
@@ -284,7 +302,8 @@ mod tests {
             u.usage,
             Some(Usage {
                 prompt_tokens: Some(7),
-                completion_tokens: Some(50)
+                completion_tokens: Some(50),
+                prompt_tokens_details: None,
             })
         );
         let f = chunk(r#"{"choices":[{"delta":{},"finish_reason":"length"}],"usage":null}"#);

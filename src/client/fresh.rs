@@ -9,7 +9,7 @@
 //! a new connection"; a connect finished in the background has no flag to set. (In one narrow
 //! window, an idle connection arriving while a new one completes its handshake, a reused
 //! connection is taken for new: the request then fails instead of being resent, never the
-//! other way round.)
+//! other way round.) `closed_before_response` says whether a failure was such a close.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -71,4 +71,17 @@ where
             conn
         })
     }
+}
+
+/// The connection closed before any response byte arrived (hyper's "incomplete message"): what
+/// a server does when it drops an idle keep-alive connection as a request is written to it.
+pub(super) fn closed_before_response(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        source = s.source();
+    }
+    false
 }

@@ -32,6 +32,19 @@ impl From<Bytes> for Outgoing {
 }
 
 impl Outgoing {
+    /// Marks this request as turn `turn` of session `session` (the session and turn headers;
+    /// their values are not secrets).
+    pub fn with_session_turn(mut self, session: u64, turn: u32) -> Self {
+        for (name, value) in [
+            (super::SESSION_HEADER, session.to_string()),
+            (super::TURN_HEADER, turn.to_string()),
+        ] {
+            let value = HeaderValue::from_str(&value).expect("digits are a header value");
+            self.headers.insert(HeaderName::from_static(name), value);
+        }
+        self
+    }
+
     /// The values of this request's own headers (each may be a secret).
     pub fn header_values(&self) -> impl Iterator<Item = &str> {
         self.headers.values().filter_map(|v| v.to_str().ok())

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::record::{Outcome, RequestRecord, ServerTimings, TimeoutKind, TokenSource};
 
+use super::answer::Answer;
 use super::chunk::{BodyError, ChunkInfo, StreamItem, Usage, parse_body, parse_stream_data};
 use super::sse::SseParser;
 
@@ -111,6 +112,8 @@ pub struct Received {
     finished: bool,
     parser: SseParser,
     failure: Option<Failure>,
+    /// The answer's text, when asked to keep it (`keeping_answer`).
+    answer: Option<Answer>,
 }
 
 impl Default for Received {
@@ -134,11 +137,28 @@ impl Default for Received {
             finished: false,
             parser: SseParser::new(),
             failure: None,
+            answer: None,
         }
     }
 }
 
 impl Received {
+    /// A reader that also keeps the answer's text when `keep` (a session turn).
+    pub fn keeping_answer(keep: bool) -> Self {
+        Self {
+            answer: keep.then(Answer::default),
+            ..Self::default()
+        }
+    }
+
+    /// The answer's text, when it was kept and something was read.
+    pub fn take_answer(&mut self) -> Option<String> {
+        self.answer
+            .take()
+            .filter(|_| self.streamed.is_some())
+            .map(Answer::into_text)
+    }
+
     /// Feeds one network read of an SSE body that arrived at `now_us`.
     pub fn feed_stream(&mut self, bytes: &[u8], now_us: u64) {
         self.streamed = Some(true);
@@ -181,6 +201,9 @@ impl Received {
     /// Takes a whole (non-streaming) JSON body that was complete at `now_us`.
     pub fn whole_body(&mut self, body: &[u8], now_us: u64) -> Result<(), Failure> {
         self.read_as_one_body();
+        if let Some(answer) = &mut self.answer {
+            answer.add(body);
+        }
         match parse_body(body) {
             Ok(info) => {
                 self.chunk(&info, now_us);
@@ -203,7 +226,12 @@ impl Received {
         }
         match parse_stream_data(data) {
             StreamItem::Done => self.done = true,
-            StreamItem::Chunk(info) => self.chunk(&info, now_us),
+            StreamItem::Chunk(info) => {
+                if let Some(answer) = &mut self.answer {
+                    answer.add(data);
+                }
+                self.chunk(&info, now_us)
+            }
             StreamItem::Error(msg) => {
                 self.failure = Some(Failure::new(
                     Outcome::InvalidResponse,
@@ -267,6 +295,7 @@ impl Received {
         rec.content_chunks = self.chunks;
         rec.output_chars = self.chars;
         rec.input_tokens = self.usage.and_then(|u| u.prompt_tokens);
+        rec.cached_tokens = self.usage.and_then(|u| u.cached_tokens());
         rec.server_timings = self.timings;
         match self.usage.and_then(|u| u.completion_tokens) {
             Some(n) => {

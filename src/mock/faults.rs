@@ -157,6 +157,13 @@ impl MockStats {
     }
 }
 
+/// The TTFT of the `n`-th request read: `ttft` plus a uniform draw in ±`ttft_jitter`.
+pub(super) fn jittered_ttft(c: &super::MockConfig, n: u64) -> Duration {
+    let u = uniform(c.faults.seed, n);
+    let offset = c.ttft_jitter.as_secs_f64() * (2.0 * u - 1.0);
+    Duration::from_secs_f64((c.ttft.as_secs_f64() + offset).max(0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +234,28 @@ mod tests {
         assert!(!cfg.authorized(Some("k1")));
         assert!(!cfg.authorized(None));
         assert!(FaultConfig::default().authorized(None));
+    }
+
+    #[test]
+    fn jittered_ttfts_are_uniform_around_the_ttft_and_repeat_with_the_seed() {
+        let mut c = super::super::MockConfig {
+            ttft: Duration::from_millis(100),
+            ttft_jitter: Duration::from_millis(20),
+            ..super::super::MockConfig::default()
+        };
+        let ms = |c: &super::super::MockConfig| -> Vec<f64> {
+            (0..10_001)
+                .map(|n| jittered_ttft(c, n).as_secs_f64() * 1e3)
+                .collect()
+        };
+        let mut a = ms(&c);
+        assert!(a.iter().all(|t| (80.0..=120.0).contains(t)));
+        assert_eq!(a, ms(&c));
+        a.sort_by(f64::total_cmp);
+        assert!((a[5000] - 100.0).abs() < 1.0, "median {}", a[5000]);
+        assert!((a[2500] - 90.0).abs() < 1.0 && (a[7500] - 110.0).abs() < 1.0);
+        let seed_0 = ms(&c);
+        c.faults.seed = 1;
+        assert_ne!(ms(&c)[..10], seed_0[..10]);
     }
 }

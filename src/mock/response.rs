@@ -69,6 +69,8 @@ pub(super) struct Generation {
     pub(super) model: String,
     pub(super) created: u64,
     pub(super) prompt_tokens: u64,
+    /// Prompt tokens the prefix cache served (`None`: no cache, not reported).
+    pub(super) cached_tokens: Option<u64>,
     pub(super) tokens: u64,
     pub(super) first_at: Instant,
     pub(super) itl: Duration,
@@ -102,11 +104,15 @@ impl Generation {
     }
 
     fn usage(&self) -> Value {
-        json!({
+        let mut usage = json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.tokens,
             "total_tokens": self.prompt_tokens + self.tokens,
-        })
+        });
+        if let Some(cached) = self.cached_tokens {
+            usage["prompt_tokens_details"] = json!({ "cached_tokens": cached });
+        }
+        usage
     }
 
     fn chunk(&self, choice: Value) -> Bytes {
@@ -170,6 +176,13 @@ fn cut() -> std::io::Error {
         std::io::ErrorKind::ConnectionAborted,
         "mock: injected connection drop",
     )
+}
+
+/// The tokens of an `n`-token answer, as the prefix cache sees them.
+pub(super) fn answer_words(n: u64) -> Vec<&'static str> {
+    (0..n.min(1 << 20))
+        .map(|k| WORDS[(k % WORDS.len() as u64) as usize].trim())
+        .collect()
 }
 
 /// Steps of a streamed response: role chunk (chat), tokens 0..n, usage chunk (if asked), [DONE].

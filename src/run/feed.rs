@@ -179,6 +179,8 @@ fn produce(
         Prompt::Text(text) => Some(crate::plan::Content::Text(text.clone())),
         Prompt::Messages(m) => Some(crate::plan::Content::Messages(m.clone())),
         Prompt::Generated(_) => None,
+        // Sessions make each turn when it is due (`run::sessions`): nothing to make ahead.
+        Prompt::Session(_) => return Ok(()),
     };
     if let Some(content) = fixed {
         let request = build_request(spec, model, &RequestShape::from(content), 0)?;
@@ -213,8 +215,8 @@ fn produce(
     Ok(())
 }
 
-/// Makes the bodies of requests `indices` as the feed would, and drops them: the first error,
-/// naming its request. `llmbench check` and a run's first stage call it, so a prompt function
+/// Makes the bodies of requests `indices` as the feed would (for sessions: every turn of
+/// sessions `indices`), and drops them: the first error, naming its request. `llmbench check` and a run's first stage call it, so a prompt function
 /// that fails is found before the first request.
 pub fn try_requests(spec: &RequestSpec, model: &str, indices: &[u64]) -> Result<(), String> {
     for &index in indices {
@@ -224,6 +226,10 @@ pub fn try_requests(spec: &RequestSpec, model: &str, indices: &[u64]) -> Result<
             Prompt::Generated(generator) => generator
                 .shape(index)
                 .map_err(|e| format!("the prompt function fails for request {index}: {e}"))?,
+            Prompt::Session(session) => {
+                super::sessions::try_session(spec, model, session, index)?;
+                continue;
+            }
         };
         build_request(spec, model, &shape, index)
             .map_err(|e| format!("the prompt for request {index}: {e}"))?;

@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 use crate::client::PhaseLabel;
-use crate::plan::{Phase, SweepStep};
+use crate::plan::{Phase, Prompt, SweepStep};
 use crate::record::RequestRecord;
 use crate::run::feed::{Body, Feed};
 use crate::run::progress::Progress;
+use crate::run::sessions::SessionTurns;
 use crate::schedule::{Dispatch, Scheduler};
 use crate::stats::analysis::{Analysis, Analyzer};
 use crate::telemetry::{Reading, ScrapeFailure};
@@ -91,28 +92,20 @@ impl Prepared {
         let mut ran_phases = Vec::new();
         let mut saturation = None;
         let busy = crate::host::BusyMeter::start();
+        let shared = PhaseShared {
+            client: client.clone(),
+            records: records.clone(),
+            abort: signals.abort.clone(),
+            live: live.as_ref().map(|(l, _)| l.clone()),
+            spec: Arc::new(plan.request.clone()),
+            model: setup.model.as_str().into(),
+            session_failure: Arc::default(),
+            shard: shard.map(|s| s.index),
+        };
         for (index, phase) in plan.phases.iter().enumerate() {
             let phase = &crate::outcome::sweep::resolve(phase, saturation);
             ran_phases.push(phase.clone());
-            let label = Arc::new(PhaseLabel::of(phase));
-            let (client, tx, abort) = (client.clone(), records.clone(), signals.abort.clone());
-            let view = live.as_ref().map(|(l, _)| l.clone());
-            let exec = move |dispatch: Dispatch, body: Body| {
-                let (client, label, tx, abort) =
-                    (client.clone(), label.clone(), tx.clone(), abort.clone());
-                if let Some(view) = view.as_ref().filter(|_| dispatch.admitted_us.is_some()) {
-                    view.sent();
-                }
-                // Taken here (sent now, or released unsent): its bytes leave the feed's budget.
-                let body = body.take();
-                async move {
-                    let mut record: RequestRecord =
-                        client.execute(dispatch, &label, body, &abort).await;
-                    record.shard = shard.map(|s| s.index);
-                    let _ = tx.send(record).await;
-                }
-            };
-            let ran = scheduler.run_phase(index, phase, exec).await;
+            let ran = shared.run(&mut scheduler, index, phase).await;
             if phase.sweep == Some(SweepStep::Saturation) {
                 saturation = crate::outcome::sweep::saturation_rps(&ran);
             }
@@ -129,7 +122,11 @@ impl Prepared {
         drop(scheduler);
         drop(records);
         // The producer stops at its next body; nobody waits for it to get there.
-        let feed_error = feed.status.stop();
+        let feed_error = feed.status.stop().or_else(|| {
+            let failure = shared.session_failure.lock().expect("session failure lock");
+            failure.clone()
+        });
+        drop(shared);
         let sinks = pump
             .join()
             .await
@@ -194,4 +191,68 @@ async fn wait_until(at: chrono::DateTime<chrono::Utc>, signals: &Signals) -> f64
         );
     }
     late_ms
+}
+
+/// What every phase's requests share.
+struct PhaseShared {
+    client: Arc<crate::client::Client>,
+    records: tokio::sync::mpsc::Sender<RequestRecord>,
+    abort: tokio_util::sync::CancellationToken,
+    live: Option<Arc<crate::run::live::Live>>,
+    spec: Arc<crate::plan::RequestSpec>,
+    model: Arc<str>,
+    /// A session function's first error (session phases).
+    session_failure: Arc<std::sync::Mutex<Option<String>>>,
+    /// This process's shard index, stamped on each record of a sharded run.
+    shard: Option<u32>,
+}
+
+impl PhaseShared {
+    /// Runs one phase: of sessions when the request is `session(...)`, else of requests from
+    /// the feed.
+    async fn run(
+        &self,
+        scheduler: &mut Scheduler<Body>,
+        index: usize,
+        phase: &Phase,
+    ) -> crate::schedule::PhaseRun {
+        let label = Arc::new(PhaseLabel::of(phase));
+        if let Prompt::Session(spec) = &self.spec.prompt {
+            let work = SessionTurns {
+                spec: self.spec.clone(),
+                model: self.model.clone(),
+                generator: spec.generator.clone(),
+                client: self.client.clone(),
+                label,
+                records: self.records.clone(),
+                abort: self.abort.clone(),
+                live: self.live.clone(),
+                failure: self.session_failure.clone(),
+            };
+            return scheduler.run_sessions(index, phase, spec.think, work).await;
+        }
+        let (client, tx, abort) = (
+            self.client.clone(),
+            self.records.clone(),
+            self.abort.clone(),
+        );
+        let view = self.live.clone();
+        let shard = self.shard;
+        let exec = move |dispatch: Dispatch, body: Body| {
+            let (client, label, tx, abort) =
+                (client.clone(), label.clone(), tx.clone(), abort.clone());
+            if let Some(view) = view.as_ref().filter(|_| dispatch.admitted_us.is_some()) {
+                view.sent();
+            }
+            // Taken here (sent now, or released unsent): its bytes leave the feed's budget.
+            let body = body.take();
+            async move {
+                let mut record: RequestRecord =
+                    client.execute(dispatch, &label, body, &abort).await;
+                record.shard = shard;
+                let _ = tx.send(record).await;
+            }
+        };
+        scheduler.run_phase(index, phase, exec).await
+    }
 }

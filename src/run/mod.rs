@@ -16,6 +16,7 @@ mod measure;
 pub mod outputs;
 mod prepare;
 pub mod progress;
+mod sessions;
 pub mod signals;
 pub mod sink;
 

@@ -288,6 +288,11 @@ fn start_mock(plan: &Plan) -> Result<MockServer, RunError> {
         model: plan.model.clone().unwrap_or_else(|| MOCK_MODEL.into()),
         faults: crate::mock::FaultConfig::default(),
         max_running: plan.mock.max_running,
+        prefix_cache: crate::mock::PrefixCacheConfig {
+            blocks: plan.mock.prefix_cache,
+            block_tokens: plan.mock.block_tokens,
+            per_token: std::time::Duration::from_secs_f64(plan.mock.ttft_per_token_us / 1e6),
+        },
         ..MockConfig::default()
     };
     MockServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| {

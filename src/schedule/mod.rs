@@ -8,6 +8,7 @@
 //! A sharded run (`shard`) sends its share of each phase: see `shard` for how it is dealt. Its
 //! request ids are global: its j-th request is global request `index + j · count`, so ids are
 //! unique across shards and request i gets prompt i whichever shard sends it.
+//! Phases of multi-turn sessions run in `sessions` (turns depend on earlier answers).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,10 +19,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 mod arrivals;
+mod sessions;
 pub mod shard;
 pub mod timer;
 
 pub use arrivals::{arrival_offsets, shaped_offsets};
+pub use sessions::{SessionWork, Turn};
 pub use timer::Pacer;
 
 use crate::clock::{Clock, Instant};
@@ -46,6 +49,8 @@ pub struct Scheduler<T> {
     pub clock: Clock,
     /// Next run-wide request id.
     next_id: u64,
+    /// Next run-wide session number (session phases).
+    next_session: u64,
     /// Ready-made payloads in request-id order (prompt generation runs ahead of the scheduler).
     feed: Arc<Mutex<mpsc::Receiver<T>>>,
     /// Cancelled on the first Ctrl-C: no new arrivals, queued ones are released as cancelled.
@@ -71,6 +76,7 @@ impl<T: Send + 'static> Scheduler<T> {
         Self {
             clock,
             next_id: 0,
+            next_session: 0,
             feed: Arc::new(Mutex::new(feed)),
             stop,
             pacer: Pacer::Precise,
@@ -287,6 +293,15 @@ impl<T: Send + 'static> Scheduler<T> {
     }
 }
 
+/// An open-loop phase's arrival offsets from its start: its rate shape over its duration, or
+/// its constant rate.
+fn phase_offsets(phase: &Phase, rate: f64) -> Box<dyn Iterator<Item = Duration> + Send> {
+    match (&phase.ramp.rate, phase.duration) {
+        (Some(shape), Some(d)) => Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed)),
+        _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
+    }
+}
+
 /// The arrival offsets of an open-loop phase at `rate` (or along its rate shape); a shard of a
 /// constant schedule keeps its own arrivals of the global one.
 fn offsets(
@@ -294,11 +309,7 @@ fn offsets(
     rate: f64,
     shard: Option<Shard>,
 ) -> Box<dyn Iterator<Item = Duration> + Send> {
-    let offsets: Box<dyn Iterator<Item = Duration> + Send> =
-        match (&phase.ramp.rate, phase.duration) {
-            (Some(shape), Some(d)) => Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed)),
-            _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
-        };
+    let offsets = phase_offsets(phase, rate);
     match shard {
         Some(s) if shard::deals_global_schedule(phase) => Box::new(
             offsets

@@ -10,8 +10,9 @@
 //! - A request count, a concurrency cap (or a concurrency shape) and closed-loop users split as
 //!   evenly as possible (`Shard::share`).
 //!
-//! `check` refuses what cannot be split: a capacity sweep (its rates come from a probe each
-//! shard would measure alone), a cap or a user count smaller than N.
+//! `check` refuses what cannot be split: multi-turn sessions (not dealt yet), a capacity sweep
+//! (its rates come from a probe each shard would measure alone), a cap or a user count smaller
+//! than N.
 
 use crate::plan::{Arrival, Phase, Plan, Shape, Shard};
 
@@ -52,6 +53,12 @@ fn scaled(shape: &Shape, n: f64) -> Shape {
 /// Why `plan` cannot be split into `shard.count` shards, naming the phase and the fix.
 pub fn check(plan: &Plan, shard: Shard) -> Result<(), String> {
     let n = shard.count;
+    if matches!(plan.request.prompt, crate::plan::Prompt::Session(_)) {
+        return Err(
+            "multi-turn sessions cannot be sharded yet (each shard would run every session); run them in one process"
+                .into(),
+        );
+    }
     for p in &plan.phases {
         if p.sweep.is_some() {
             return Err(format!(

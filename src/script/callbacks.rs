@@ -32,18 +32,23 @@ pub struct Compiled {
 }
 
 /// A call that failed, and the budget it ran out of, if that was why.
-type Failed = (Box<EvalAltResult>, Option<Trip>);
+pub(super) type Failed = (Box<EvalAltResult>, Option<Trip>);
 
 impl Compiled {
     /// Calls `f` within `time` (and the memory budget).
-    fn try_call(&self, f: &FnPtr, args: Vec<Dynamic>, time: Duration) -> Result<Dynamic, Failed> {
+    pub(super) fn try_call(
+        &self,
+        f: &FnPtr,
+        args: Vec<Dynamic>,
+        time: Duration,
+    ) -> Result<Dynamic, Failed> {
         budget::run(time, &self.cancel, || {
             f.call::<Dynamic>(&self.engine, &self.ast, args)
         })
     }
 
     /// Like `try_call`, with the error worded; `what` names the call for a budget error.
-    fn call(
+    pub(super) fn call(
         &self,
         f: &FnPtr,
         args: Vec<Dynamic>,
@@ -54,7 +59,12 @@ impl Compiled {
             .map_err(|failed| self.error(failed, time, what).to_string())
     }
 
-    fn error(&self, (e, trip): Failed, time: Duration, what: &dyn Fn() -> String) -> ScriptError {
+    pub(super) fn error(
+        &self,
+        (e, trip): Failed,
+        time: Duration,
+        what: &dyn Fn() -> String,
+    ) -> ScriptError {
         let source = std::fs::read_to_string(&self.file).ok();
         let mut err = ScriptError::from_rhai(&self.file, source.as_deref(), &e);
         if let Some(trip) = trip {

@@ -13,11 +13,12 @@ use super::callbacks::{AssertDraft, Compiled, ScriptCheck, ScriptPrompt};
 use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
 use super::prompts::content_of;
+use super::sessions::{ScriptSession, SessionDraft};
 use super::shape::{body_fields, header_pairs};
 use super::{Overrides, RhaiResult, ScriptError};
 use crate::plan::{
-    Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Shape, Slo, Target,
-    TelemetrySpec,
+    Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, SessionSpec, Shape,
+    Slo, Target, TelemetrySpec,
 };
 
 /// What the script's DSL calls have said so far.
@@ -56,6 +57,7 @@ struct RequestDraft {
 enum PromptDraft {
     Fixed(Content),
     Function(FnPtr),
+    Session(SessionDraft),
 }
 
 impl Draft {
@@ -105,6 +107,10 @@ impl Draft {
             PromptDraft::Function(f) => {
                 Prompt::Generated(Arc::new(ScriptPrompt::new(prompts, f, request.seed)))
             }
+            PromptDraft::Session(d) => Prompt::Session(SessionSpec {
+                think: Duration::from_secs_f64(d.think_ms / 1e3),
+                generator: Arc::new(ScriptSession::new(prompts, d, request.seed)),
+            }),
         };
         let assertions = self
             .assertions
@@ -173,7 +179,15 @@ fn register_mock(engine: &mut Engine, draft: &Shared) {
         let mut o = Opts::new(
             "mock",
             map,
-            &["ttft_ms", "itl_ms", "output_tokens", "max_running"],
+            &[
+                "ttft_ms",
+                "itl_ms",
+                "output_tokens",
+                "max_running",
+                "prefix_cache",
+                "block_tokens",
+                "ttft_per_token_us",
+            ],
         )?;
         let def = MockSpec::default();
         let spec = MockSpec {
@@ -186,6 +200,14 @@ fn register_mock(engine: &mut Engine, draft: &Shared) {
                 Some(0) => return Err("mock: max_running must be at least 1".into()),
                 n => n.map(|n| n.min(u32::MAX as u64) as u32),
             },
+            prefix_cache: o
+                .count("prefix_cache")?
+                .map_or(0, |n| n.min(u32::MAX as u64) as u32),
+            block_tokens: match o.count("block_tokens")? {
+                Some(0) => return Err("mock: block_tokens must be at least 1".into()),
+                n => n.map_or(def.block_tokens, |n| n.min(4096) as u32),
+            },
+            ttft_per_token_us: o.non_negative("ttft_per_token_us")?.unwrap_or(0.0),
         };
         lock(&d).mock = Some(spec);
         Ok(())
@@ -421,8 +443,9 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
         }
     };
     let prompt = match o.take("prompt") {
-        None => return Err("request: prompt is required: a string, a list of messages, or a function of the request index like |i| `Question ${i}: ...`".into()),
+        None => return Err("request: prompt is required: a string, a list of messages, a function of the request index like |i| `Question ${i}: ...`, or session(#{ ... })".into()),
         Some(v) if v.is_fnptr() => PromptDraft::Function(v.cast::<FnPtr>()),
+        Some(v) if v.is::<SessionDraft>() => PromptDraft::Session(v.cast::<SessionDraft>()),
         Some(v) => PromptDraft::Fixed(content_of(v).map_err(|e| format!("request: prompt: {e}"))?),
     };
     let system = o.string("system")?;

@@ -32,6 +32,7 @@ mod library;
 mod opts;
 mod phases;
 pub mod prompts;
+mod sessions;
 mod shape;
 pub mod shipped;
 mod targets;
@@ -342,6 +343,7 @@ fn engine(
     let default_rng = Arc::new(Mutex::new(prompts::Rng::seeded(0)));
     prompts::register(&mut engine, base, default_rng);
     targets::register(&mut engine, &draft, configs, allowed_env);
+    sessions::register(&mut engine);
     dsl::register(&mut engine, draft);
     engine
 }
