@@ -170,6 +170,11 @@ impl SweepView {
     }
 }
 
+/// An x axis of the step charts: its id part, label and value.
+type AxisOf = (&'static str, &'static str, fn(&StepPoint) -> f64);
+/// One of a metric's (p50, p99).
+type Pick = fn((Option<f64>, Option<f64>)) -> Option<f64>;
+
 /// A latency metric of the step charts: key, label, its p50 and p99, its SLO limit.
 type LatencyOf = (
     &'static str,
@@ -203,14 +208,14 @@ fn charts(steps: &[StepPoint], slo: Option<&Slo>, knee: Option<(usize, &str)>) -
             limit(|s| s.e2el_ms),
         ),
     ];
-    let axes: [(&str, &str, fn(&StepPoint) -> f64); 2] = [
+    let axes: [AxisOf; 2] = [
         ("throughput", "achieved req/s", |s| s.achieved),
         ("concurrency", "mean requests in flight", |s| s.concurrency),
     ];
     let mut out = Vec::new();
     for (axis, x_label, x) in axes {
         for (key, label, of, limit) in metrics {
-            let at = |q: fn((Option<f64>, Option<f64>)) -> Option<f64>| -> Vec<(f64, f64)> {
+            let at = |q: Pick| -> Vec<(f64, f64)> {
                 steps
                     .iter()
                     .map(|s| (x(s), q(of(s)).unwrap_or(f64::NAN)))

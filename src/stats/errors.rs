@@ -66,7 +66,7 @@ impl ErrorTally {
                 count: *count,
             })
             .collect();
-        v.sort_by(|a, b| b.count.cmp(&a.count));
+        v.sort_by_key(|e| std::cmp::Reverse(e.count));
         v.truncate(TOP_ERRORS);
         v
     }
