@@ -27,6 +27,7 @@ pub mod preflight;
 pub mod response;
 pub mod sse;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,7 +35,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::plan::{Endpoint, RequestSpec, Target};
+use crate::plan::{Endpoint, RequestSpec, Target, TokenCount};
 use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind};
 use crate::redact::{Redactor, public_url};
 use crate::schedule::Dispatch;
@@ -117,6 +118,8 @@ pub struct Client {
     clock: Clock,
     /// Cancelled when the run stops (the first signal): no request starts another attempt.
     no_retries: CancellationToken,
+    /// Counts each whole answer's tokens (the request's `tokenizer`), when one is configured.
+    tokenizer: Option<Arc<dyn TokenCount>>,
 }
 
 /// The most characters of an error message a record keeps (after redaction).
@@ -213,6 +216,7 @@ impl Client {
             redactor: redactor(target, spec, options),
             clock,
             no_retries: CancellationToken::new(),
+            tokenizer: spec.tokenizer.as_ref().map(|t| t.counter.clone()),
         })
     }
 
@@ -284,7 +288,10 @@ impl Client {
             return rec;
         }
         loop {
-            let mut state = Received::default();
+            let mut state = match self.tokenizer {
+                Some(_) => Received::keeping_text(),
+                None => Received::default(),
+            };
             let sent_us = self.clock.now_us();
             let result = self
                 .attempt(dispatch.id, (body.clone(), &headers), &mut state, abort)
@@ -325,7 +332,11 @@ impl Client {
             }
             rec.sent_us = Some(sent_us);
             rec.end_us = end_us;
+            let text = state.take_text();
             state.into_record(&mut rec, result);
+            if let (Some(tokenizer), Some(text)) = (&self.tokenizer, text) {
+                rec.counted_by_tokenizer(count_tokens(tokenizer.clone(), text).await);
+            }
             rec.error = rec.error.take().map(|m| clean(&m));
             return rec;
         }
@@ -425,6 +436,20 @@ impl Client {
     }
 }
 
+/// Answers longer than this (bytes) are counted on a blocking thread, not the request thread.
+const COUNT_INLINE_BYTES: usize = 4096;
+
+/// A tokenizer's count of a whole answer, after it ended (never per chunk): short answers at
+/// once, long ones on a blocking thread so the request thread keeps stamping other responses.
+async fn count_tokens(tokenizer: Arc<dyn TokenCount>, text: String) -> u64 {
+    if text.len() <= COUNT_INLINE_BYTES {
+        return tokenizer.count(&text);
+    }
+    tokio::task::spawn_blocking(move || tokenizer.count(&text))
+        .await
+        .unwrap_or(0)
+}
+
 /// The most bytes of a non-streamed body llmbench reads (the largest real response is far
 /// smaller); a longer body is an `invalid_response`, measured up to where reading stopped.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -461,6 +486,7 @@ mod tests {
             body: Default::default(),
             headers: Vec::new(),
             timeout: Duration::from_secs(5),
+            tokenizer: None,
         }
     }
 

@@ -61,6 +61,9 @@ pub struct MockConfig {
     /// Threads serving requests (1: one thread, the default). More let the mock take bursts
     /// of thousands of simultaneous requests without queueing them behind each other.
     pub threads: usize,
+    /// Send usage (a stream's usage chunk when asked, a whole body's `usage`); false: never,
+    /// as servers that count no tokens.
+    pub usage: bool,
 }
 
 impl Default for MockConfig {
@@ -75,6 +78,7 @@ impl Default for MockConfig {
             faults: FaultConfig::default(),
             max_running: None,
             threads: 1,
+            usage: true,
         }
     }
 }
@@ -382,9 +386,10 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
     let n = (s.config.output_tokens as u64).min(max_tokens.unwrap_or(u64::MAX));
     let prompt_tokens = prompt_tokens(kind, &req);
     let stream = req["stream"].as_bool().unwrap_or(false);
-    let usage_in_stream = req["stream_options"]["include_usage"]
-        .as_bool()
-        .unwrap_or(false);
+    let usage_in_stream = s.config.usage
+        && req["stream_options"]["include_usage"]
+            .as_bool()
+            .unwrap_or(false);
     if let Some(id) = id {
         let timing = MockTiming {
             received,
@@ -411,6 +416,7 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
         fault,
         stall: s.config.faults.stall,
         tally,
+        usage: s.config.usage,
     };
     if stream {
         stream_response(generation, usage_in_stream, id, s.log)

@@ -296,6 +296,34 @@ pub struct RequestSpec {
     /// Whole-request timeout, from send to the last byte.
     #[serde(serialize_with = "serialize_secs")]
     pub timeout: Duration,
+    /// Counts each answer's output tokens over its whole text (`request(#{ tokenizer })`):
+    /// the count when the server sends no usage, a check of the usage when it does.
+    pub tokenizer: Option<Tokenizer>,
+}
+
+/// Counts the tokens of a text; the script's tokenizers (tiktoken encodings, a
+/// `tokenizer.json`) implement it, so this module stays free of them.
+pub trait TokenCount: Send + Sync {
+    fn count(&self, text: &str) -> u64;
+}
+
+/// A named tokenizer: the encoding (`cl100k_base`) or `tokenizer.json` path the script gave.
+#[derive(Clone)]
+pub struct Tokenizer {
+    pub name: String,
+    pub counter: Arc<dyn TokenCount>,
+}
+
+impl fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tokenizer({})", self.name)
+    }
+}
+
+impl Serialize for Tokenizer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
+    }
 }
 
 fn serialize_header_names<S: serde::Serializer>(

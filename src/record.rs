@@ -96,8 +96,11 @@ pub struct FailedAttempt {
 pub enum TokenSource {
     /// The server's `usage` object.
     Usage,
-    /// Counted content chunks (one token per chunk), because the server sent no usage.
+    /// Counted content chunks (one token per chunk), because the server sent no usage and no
+    /// tokenizer was configured: a last resort.
     Chunks,
+    /// The request's tokenizer over the whole answer text, because the server sent no usage.
+    Tokenizer,
 }
 
 /// Timings a server reports about its own work on a request (llama.cpp's `timings` object).
@@ -212,6 +215,10 @@ pub struct RequestRecord {
     /// The request's label (the `label` of a prompt function's map), for per-label statistics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The configured tokenizer's count of the whole answer text (`request(#{ tokenizer })`),
+    /// beside the server's usage when it sent one: their difference is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_tokens: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -287,6 +294,7 @@ impl RequestRecord {
             server_timings: None,
             max_tokens: None,
             label: None,
+            tokenizer_tokens: None,
         }
     }
 
@@ -322,6 +330,16 @@ impl RequestRecord {
         r.content_chunks = tokens;
         r.output_chars = tokens;
         r
+    }
+
+    /// Takes a tokenizer's count of the whole answer: the output count when the server sent no
+    /// usage (`tokens_source: tokenizer`), kept beside the usage's count when it did.
+    pub fn counted_by_tokenizer(&mut self, tokens: u64) {
+        self.tokenizer_tokens = Some(tokens);
+        if self.tokens_source != TokenSource::Usage {
+            self.output_tokens = tokens;
+            self.tokens_source = TokenSource::Tokenizer;
+        }
     }
 
     /// Microseconds between two optional stamps.
@@ -519,6 +537,7 @@ mod tests {
             server_timings: None,
             max_tokens: None,
             label: None,
+            tokenizer_tokens: None,
         }
     }
 

@@ -307,7 +307,7 @@ fn csv_row(p: &PhaseStats, energy: Option<&Energy>) -> Vec<String> {
         f3(p.duration_s),
         f3(p.req_per_s),
         f3(p.output_tok_per_s),
-        f3(p.total_tok_per_s),
+        p.total_tok_per_s.map(f3).unwrap_or_default(),
         p.input_tokens.to_string(),
         p.output_tokens.to_string(),
     ];

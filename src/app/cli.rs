@@ -307,6 +307,9 @@ pub struct MockArgs {
     /// N / (TTFT + tokens × ITL) requests per second).
     #[arg(long, value_name = "N")]
     pub max_running: Option<u32>,
+    /// Send no usage (no token counts), like servers that ignore stream_options.include_usage.
+    #[arg(long)]
+    pub no_usage: bool,
     #[command(flatten)]
     pub runtime: RuntimeFlags,
     #[command(flatten)]

@@ -259,6 +259,7 @@ async fn serve_mock(args: MockArgs) -> u8 {
         },
         max_running: args.max_running,
         threads: args.runtime.threads as usize,
+        usage: !args.no_usage,
     };
     if let Err(e) = config.faults.validate() {
         eprintln!("llmbench mock: {e}");

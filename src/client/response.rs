@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::record::{Outcome, RequestRecord, ServerTimings, TimeoutKind, TokenSource};
 
-use super::chunk::{BodyError, ChunkInfo, StreamItem, Usage, parse_body, parse_stream_data};
+use super::chunk::{
+    BodyError, ChunkInfo, StreamItem, Usage, append_text, parse_body, parse_stream_data,
+};
 use super::sse::SseParser;
 
 /// The most chunk arrival offsets one record keeps (800 KB); later chunks are counted in
@@ -111,6 +113,8 @@ pub struct Received {
     finished: bool,
     parser: SseParser,
     failure: Option<Failure>,
+    /// The whole generated text, kept only when the request counts its own tokens.
+    text: Option<String>,
 }
 
 impl Default for Received {
@@ -134,11 +138,25 @@ impl Default for Received {
             finished: false,
             parser: SseParser::new(),
             failure: None,
+            text: None,
         }
     }
 }
 
 impl Received {
+    /// Keeps the whole generated text too, for a tokenizer to count (`take_text`).
+    pub fn keeping_text() -> Self {
+        Self {
+            text: Some(String::new()),
+            ..Self::default()
+        }
+    }
+
+    /// The generated text kept so far (`keeping_text`), leaving none.
+    pub fn take_text(&mut self) -> Option<String> {
+        self.text.take()
+    }
+
     /// Feeds one network read of an SSE body that arrived at `now_us`.
     pub fn feed_stream(&mut self, bytes: &[u8], now_us: u64) {
         self.streamed = Some(true);
@@ -183,6 +201,9 @@ impl Received {
         self.read_as_one_body();
         match parse_body(body) {
             Ok(info) => {
+                if let Some(text) = &mut self.text {
+                    append_text(body, text);
+                }
                 self.chunk(&info, now_us);
                 self.finished = true;
                 Ok(())
@@ -203,7 +224,12 @@ impl Received {
         }
         match parse_stream_data(data) {
             StreamItem::Done => self.done = true,
-            StreamItem::Chunk(info) => self.chunk(&info, now_us),
+            StreamItem::Chunk(info) => {
+                if let (Some(text), true) = (&mut self.text, info.content_chars > 0) {
+                    append_text(data, text);
+                }
+                self.chunk(&info, now_us)
+            }
             StreamItem::Error(msg) => {
                 self.failure = Some(Failure::new(
                     Outcome::InvalidResponse,

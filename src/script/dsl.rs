@@ -14,6 +14,7 @@ use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
 use super::prompts::content_of;
 use super::shape::{body_fields, header_pairs};
+use super::tokens::TokenizerSet;
 use super::{Overrides, RhaiResult, ScriptError};
 use crate::plan::{
     Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, Shape, Slo, Target,
@@ -51,6 +52,14 @@ struct RequestDraft {
     body: serde_json::Map<String, serde_json::Value>,
     headers: Vec<(String, String)>,
     seed: u64,
+    tokenizer: Option<crate::plan::Tokenizer>,
+}
+
+/// What the DSL reads beside the script: files relative to its folder and its tokenizers.
+#[derive(Clone)]
+pub struct Files {
+    pub base: std::path::PathBuf,
+    pub tokens: Arc<TokenizerSet>,
 }
 
 enum PromptDraft {
@@ -137,6 +146,7 @@ impl Draft {
                 body: request.body,
                 headers: request.headers,
                 timeout: request.timeout,
+                tokenizer: request.tokenizer,
             },
             phases: self.phases,
             telemetry: self.telemetry.unwrap_or_default(),
@@ -157,10 +167,10 @@ pub(super) fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Draft> {
 
 /// Registers the DSL functions of the run's shape (mock, telemetry, request, phases, params,
 /// checks); `targets` registers those of where requests go.
-pub fn register(engine: &mut Engine, draft: Shared) {
+pub fn register(engine: &mut Engine, draft: Shared, files: Files) {
     register_mock(engine, &draft);
     register_telemetry(engine, &draft);
-    register_request(engine, &draft);
+    register_request(engine, &draft, &files);
     register_phases(engine, &draft);
     register_params(engine, &draft);
     register_checks(engine, &draft);
@@ -255,10 +265,10 @@ fn register_telemetry(engine: &mut Engine, draft: &Shared) {
 }
 
 /// `request`: what every request sends.
-fn register_request(engine: &mut Engine, draft: &Shared) {
-    let d = draft.clone();
+fn register_request(engine: &mut Engine, draft: &Shared, files: &Files) {
+    let (d, tokens) = (draft.clone(), files.tokens.clone());
     engine.register_fn("request", move |map: Map| -> RhaiResult<()> {
-        let request = request_options(map)?;
+        let request = request_options(map, &tokens)?;
         lock(&d).request = Some(request);
         Ok(())
     });
@@ -394,7 +404,7 @@ fn register_checks(engine: &mut Engine, draft: &Shared) {
     );
 }
 
-fn request_options(map: Map) -> RhaiResult<RequestDraft> {
+fn request_options(map: Map, tokens: &TokenizerSet) -> RhaiResult<RequestDraft> {
     let mut o = Opts::new(
         "request",
         map,
@@ -408,6 +418,7 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
             "stream",
             "timeout",
             "seed",
+            "tokenizer",
         ],
     )?;
     let endpoint = match o.string("endpoint")?.as_deref() {
@@ -439,6 +450,14 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
         None => Vec::new(),
         Some(v) => header_pairs("request", v)?,
     };
+    let tokenizer = match o.string("tokenizer")? {
+        None => None,
+        Some(name) => Some(
+            tokens
+                .tokenizer(&name)
+                .map_err(|e| format!("request: tokenizer: {e}"))?,
+        ),
+    };
     Ok(RequestDraft {
         endpoint,
         max_tokens: o
@@ -451,6 +470,7 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
         body,
         headers,
         seed: o.count("seed")?.unwrap_or(0),
+        tokenizer,
     })
 }
 

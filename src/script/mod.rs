@@ -340,9 +340,9 @@ fn engine(
     engine.on_print(|s| eprintln!("{s}"));
     engine.on_debug(|s, src, pos| eprintln!("[debug {}{pos:?}] {s}", src.unwrap_or("")));
     let default_rng = Arc::new(Mutex::new(prompts::Rng::seeded(0)));
-    prompts::register(&mut engine, base, default_rng);
+    let tokens = prompts::register(&mut engine, base.clone(), default_rng);
     targets::register(&mut engine, &draft, configs, allowed_env);
-    dsl::register(&mut engine, draft);
+    dsl::register(&mut engine, draft, dsl::Files { base, tokens });
     engine
 }
 

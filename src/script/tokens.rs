@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use tiktoken_rs::CoreBPE;
 
 use super::library::locate_dataset;
+use crate::plan::{TokenCount, Tokenizer};
 use super::words::{Rng, words_from};
 
 /// Something that turns text into token ids and back.
@@ -98,6 +99,25 @@ impl TokenizerSet {
         let t: Arc<dyn Tokens> = Arc::new(HfTokenizer(t));
         files.insert(name.to_owned(), t.clone());
         Ok(t)
+    }
+}
+
+/// A tokenizer as the plan holds it: it counts whole answers for the client.
+struct Counter(Arc<dyn Tokens>);
+
+impl TokenCount for Counter {
+    fn count(&self, text: &str) -> u64 {
+        self.0.encode(text).len() as u64
+    }
+}
+
+impl TokenizerSet {
+    /// The tokenizer `name` names, for the plan (`request(#{ tokenizer })`).
+    pub fn tokenizer(&self, name: &str) -> Result<Tokenizer, String> {
+        Ok(Tokenizer {
+            name: name.to_owned(),
+            counter: Arc::new(Counter(self.get(name)?)),
+        })
     }
 }
 

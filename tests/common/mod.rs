@@ -114,6 +114,7 @@ pub fn chat_spec(stream: bool, timeout: Duration) -> llmbench::plan::RequestSpec
         body: Default::default(),
         headers: Default::default(),
         timeout,
+        tokenizer: None,
     }
 }
 
