@@ -454,6 +454,27 @@ pub struct Phase {
     pub ramp: Ramp,
     /// This phase is part of a capacity sweep (its rate is set from the measured saturation).
     pub sweep: Option<SweepStep>,
+    /// A replayed trace: the phase's own arrival times and requests (`trace(path, ...)`).
+    pub replay: Option<Replay>,
+}
+
+/// A trace a phase replays: its arrivals at `offsets` from the phase start (absolute
+/// deadlines, the trace's timestamps relative to its first replayed line, divided by the
+/// speed) and its own requests, request k of the phase being line k of the trace.
+#[derive(Clone, Serialize)]
+pub struct Replay {
+    /// The trace file and format, e.g. `data/trace.jsonl (mooncake, speed 2)`.
+    pub source: String,
+    #[serde(skip)]
+    pub offsets: Arc<[Duration]>,
+    #[serde(skip)]
+    pub requests: Arc<dyn PromptGenerator>,
+}
+
+impl fmt::Debug for Replay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Replay({}, {} arrivals)", self.source, self.offsets.len())
+    }
 }
 
 /// Time-varying load of a phase (both `None`: constant).

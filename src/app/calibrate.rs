@@ -410,6 +410,7 @@ fn phase(
         warmup,
         ramp: Default::default(),
         sweep: None,
+        replay: None,
     }
 }
 

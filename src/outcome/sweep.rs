@@ -149,6 +149,7 @@ mod tests {
             warmup: false,
             ramp: Default::default(),
             sweep: Some(SweepStep::Fraction(f)),
+            replay: None,
         }
     }
 

@@ -65,6 +65,17 @@ impl Prepared {
         } = self;
         let (plan, clock) = (&setup.plan, setup.clock);
         let feed = Feed::start(&plan.request, &setup.model, plan.cancel.clone());
+        // A replayed trace's requests come from its own feed, made ahead from the start.
+        let (mut replays, mut ready, mut replay_status) = (Vec::new(), Vec::new(), Vec::new());
+        for p in &plan.phases {
+            let own = p.replay.as_ref().map(|r| {
+                let f = Feed::start_replay(&plan.request, r, &setup.model, &plan.cancel);
+                ready.push(f.ready);
+                replay_status.push(f.status);
+                f.bodies
+            });
+            replays.push(own);
+        }
         let mut sinks = Sinks {
             stats: Analyzer::new().with_slo(plan.slo),
             raw: raw.map(RawSink::new),
@@ -81,8 +92,9 @@ impl Prepared {
             .map_err(|e| RunError::Usage(format!("cannot start the record writer: {e}")))?;
 
         // Everything the run needs is loaded before the first phase's clock starts.
+        ready.push(feed.ready);
         tokio::select! {
-            () = feed.ready.wait() => {}
+            _ = futures_util::future::join_all(ready.into_iter().map(|r| r.wait())) => {}
             () = signals.stop.cancelled() => {}
         }
         let mut scheduler = Scheduler::new(clock, feed.bodies, signals.stop.clone());
@@ -109,7 +121,12 @@ impl Prepared {
                     let _ = tx.send(record).await;
                 }
             };
+            let own = replays[index].take();
+            let before = own.map(|bodies| scheduler.swap_feed(bodies));
             let ran = scheduler.run_phase(index, phase, exec).await;
+            if let Some(before) = before {
+                scheduler.restore_feed(before);
+            }
             if phase.sweep == Some(SweepStep::Saturation) {
                 saturation = crate::outcome::sweep::saturation_rps(&ran);
             }
@@ -126,7 +143,9 @@ impl Prepared {
         drop(scheduler);
         drop(records);
         // The producer stops at its next body; nobody waits for it to get there.
-        let feed_error = feed.status.stop();
+        let feed_error = replay_status
+            .iter()
+            .fold(feed.status.stop(), |e, s| e.or(s.stop()));
         let sinks = pump
             .join()
             .await

@@ -5,6 +5,7 @@
 //! then waits in a FIFO queue for a concurrency slot if a cap is set. Nothing is dropped: a late
 //! scheduler shows up as lateness, a full cap as queue time, both recorded per request.
 //! Closed loop (no rate): `concurrency` lanes each send their next request as soon as the last ends.
+//! A replayed trace is open loop with the trace's own offsets (`plan::Replay`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -77,6 +78,17 @@ impl<T: Send + 'static> Scheduler<T> {
         self
     }
 
+    /// Takes payloads from `feed` from now on (a phase with its own requests, a replayed
+    /// trace), returning the feed it took them from before.
+    pub fn swap_feed(&mut self, feed: mpsc::Receiver<T>) -> Arc<Mutex<mpsc::Receiver<T>>> {
+        std::mem::replace(&mut self.feed, Arc::new(Mutex::new(feed)))
+    }
+
+    /// Takes payloads from `feed` again (what `swap_feed` returned).
+    pub fn restore_feed(&mut self, feed: Arc<Mutex<mpsc::Receiver<T>>>) {
+        self.feed = feed;
+    }
+
     /// Runs one phase to its bound, then waits for all of its requests to finish.
     /// `exec` performs one request; it is called once per dispatch, queued or not.
     pub async fn run_phase<F, Fut>(
@@ -127,8 +139,12 @@ impl<T: Send + 'static> Scheduler<T> {
         let mut run = PhaseRun::default();
         let start = self.clock.instant_at(started_us);
         let offsets: Box<dyn Iterator<Item = Duration> + Send> =
-            match (&phase.ramp.rate, phase.duration) {
-                (Some(shape), Some(d)) => {
+            match (&phase.replay, &phase.ramp.rate, phase.duration) {
+                (Some(replay), ..) => {
+                    let offsets = replay.offsets.clone();
+                    Box::new((0..offsets.len()).map(move |k| offsets[k]))
+                }
+                (None, Some(shape), Some(d)) => {
                     Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed))
                 }
                 _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
@@ -331,6 +347,7 @@ mod tests {
             warmup: false,
             ramp: Default::default(),
             sweep: None,
+            replay: None,
         }
     }
 

@@ -62,6 +62,24 @@ pub struct Files {
     pub tokens: Arc<TokenizerSet>,
 }
 
+impl RequestDraft {
+    /// The request of a script whose phases all replay traces: the defaults, streamed chat.
+    fn for_replays() -> Self {
+        Self {
+            endpoint: Endpoint::Chat,
+            max_tokens: None,
+            stream: true,
+            timeout: Duration::from_secs(600),
+            prompt: PromptDraft::Fixed(Content::Text(String::new())),
+            system: None,
+            body: serde_json::Map::new(),
+            headers: Vec::new(),
+            seed: 0,
+            tokenizer: None,
+        }
+    }
+}
+
 enum PromptDraft {
     Fixed(Content),
     Function(FnPtr),
@@ -73,6 +91,22 @@ impl Draft {
             overrides,
             ..Self::default()
         }
+    }
+
+    pub(super) fn phase_count(&self) -> usize {
+        self.phases.len()
+    }
+
+    /// Adds a phase made elsewhere (a replayed trace); its name must be new.
+    pub(super) fn add_phase(&mut self, phase: Phase) -> Result<(), String> {
+        if self.phases.iter().any(|p| p.name == phase.name) {
+            return Err(format!(
+                "phase {:?}: a phase with this name already exists",
+                phase.name
+            ));
+        }
+        self.phases.push(phase);
+        Ok(())
     }
 
     /// Turns the draft into a plan, or says what the script still lacks.
@@ -99,9 +133,14 @@ impl Draft {
                 }
             )));
         }
-        let request = self.request.ok_or_else(|| {
-            whole("the script defines no request: add request(#{ prompt: \"Hello\", max_tokens: 128 })".into())
-        })?;
+        let replays_only =
+            !self.phases.is_empty() && self.phases.iter().all(|p| p.replay.is_some());
+        let request = match self.request {
+            Some(r) => r,
+            // Every request comes from a trace: the request's defaults, no prompt of its own.
+            None if replays_only => RequestDraft::for_replays(),
+            None => return Err(whole("the script defines no request: add request(#{ prompt: \"Hello\", max_tokens: 128 })".into())),
+        };
         if self.phases.is_empty() {
             return Err(whole(
                 "the script defines no phase: add phase(\"main\", #{ duration: 30, rps: 2, concurrency: 4 })".into(),

@@ -36,6 +36,7 @@ mod shape;
 pub mod shipped;
 mod targets;
 pub mod tokens;
+pub mod trace;
 mod words;
 
 use std::collections::BTreeMap;
@@ -342,7 +343,9 @@ fn engine(
     let default_rng = Arc::new(Mutex::new(prompts::Rng::seeded(0)));
     let tokens = prompts::register(&mut engine, base.clone(), default_rng);
     targets::register(&mut engine, &draft, configs, allowed_env);
-    dsl::register(&mut engine, draft, dsl::Files { base, tokens });
+    let files = dsl::Files { base, tokens };
+    trace::register(&mut engine, &draft, &files);
+    dsl::register(&mut engine, draft, files);
     engine
 }
 

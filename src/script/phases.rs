@@ -86,6 +86,7 @@ pub fn phase_options(name: &str, map: Map, index: usize) -> RhaiResult<Phase> {
             concurrency: conc_shape,
         },
         sweep: None,
+        replay: None,
     })
 }
 
@@ -181,11 +182,13 @@ pub fn sweep_phases(map: Map, first_index: usize) -> RhaiResult<(Vec<Phase>, f64
         warmup: false,
         ramp: Ramp::default(),
         sweep: None,
+        replay: None,
     };
     let mut phases = vec![Phase {
         duration: Some(Duration::from_secs_f64(probe)),
         concurrency: Some(concurrency.min(u32::MAX as u64) as u32),
         sweep: Some(SweepStep::Saturation),
+        replay: None,
         ..base("saturation".into(), 0)
     }];
     for k in 0..steps {
@@ -197,6 +200,7 @@ pub fn sweep_phases(map: Map, first_index: usize) -> RhaiResult<(Vec<Phase>, f64
         phases.push(Phase {
             rate: Some(f),
             sweep: Some(SweepStep::Fraction(f)),
+            replay: None,
             ..base(format!("sweep-{}", k + 1), k as usize + 1)
         });
     }
