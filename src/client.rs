@@ -19,6 +19,7 @@
 
 mod body;
 pub mod chunk;
+mod counting;
 mod fresh;
 pub mod models;
 pub mod options;
@@ -35,7 +36,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::plan::{Endpoint, RequestSpec, Target, TokenCount};
+use crate::plan::{CancelSpec, Endpoint, RequestSpec, Target, TokenCount};
 use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind};
 use crate::redact::{Redactor, public_url};
 use crate::schedule::Dispatch;
@@ -86,6 +87,8 @@ pub struct PhaseLabel {
     pub warmup: bool,
     /// A capacity sweep's saturation probe (left out of the `all` row).
     pub probe: bool,
+    /// The requests the client abandons on purpose (`Phase::cancel`).
+    pub cancel: Option<CancelSpec>,
 }
 
 impl PhaseLabel {
@@ -95,6 +98,7 @@ impl PhaseLabel {
             name: phase.name.clone(),
             warmup: phase.warmup,
             probe: phase.sweep == Some(crate::plan::SweepStep::Saturation),
+            cancel: phase.cancel,
         }
     }
 }
@@ -293,8 +297,9 @@ impl Client {
                 None => Received::default(),
             };
             let sent_us = self.clock.now_us();
+            let give_up = phase.cancel.filter(|c| c.cancels(dispatch.id));
             let result = self
-                .attempt(dispatch.id, (body.clone(), &headers), &mut state, abort)
+                .attempt(dispatch.id, (body.clone(), &headers), &mut state, abort, give_up)
                 .await;
             let end_us = self.clock.now_us();
             let retry = match &result {
@@ -335,22 +340,30 @@ impl Client {
             let text = state.take_text();
             state.into_record(&mut rec, result);
             if let (Some(tokenizer), Some(text)) = (&self.tokenizer, text) {
-                rec.counted_by_tokenizer(count_tokens(tokenizer.clone(), text).await);
+                let n = counting::count_tokens(tokenizer.clone(), text).await;
+                rec.counted_by_tokenizer(n);
             }
             rec.error = rec.error.take().map(|m| clean(&m));
             return rec;
         }
     }
 
-    /// One attempt, bounded by the whole-request timeout and by `abort`.
+    /// One attempt, bounded by the whole-request timeout, by `abort` and, for a request the
+    /// client abandons, by its delay after the send.
     async fn attempt(
         &self,
         id: u64,
         body: (Bytes, &HeaderMap),
         state: &mut Received,
         abort: &CancellationToken,
+        give_up: Option<CancelSpec>,
     ) -> Result<(), Failure> {
+        let after = give_up.map(|c| c.after);
         tokio::select! {
+            _ = tokio::time::sleep(after.unwrap_or_default()), if after.is_some() => Err(Failure::new(
+                Outcome::CancelledByClient,
+                format!("cancelled by the client {:.0} ms after the send, as a user abandoning", after.unwrap_or_default().as_secs_f64() * 1000.0),
+            )),
             r = self.exchange(id, body, state) => r,
             _ = tokio::time::sleep(self.timeout) => Err(Failure::timeout(
                 TimeoutKind::Total,
@@ -434,20 +447,6 @@ impl Client {
         }
         self.read_body(&mut resp, st, first_token_deadline).await
     }
-}
-
-/// Answers longer than this (bytes) are counted on a blocking thread, not the request thread.
-const COUNT_INLINE_BYTES: usize = 4096;
-
-/// A tokenizer's count of a whole answer, after it ended (never per chunk): short answers at
-/// once, long ones on a blocking thread so the request thread keeps stamping other responses.
-async fn count_tokens(tokenizer: Arc<dyn TokenCount>, text: String) -> u64 {
-    if text.len() <= COUNT_INLINE_BYTES {
-        return tokenizer.count(&text);
-    }
-    tokio::task::spawn_blocking(move || tokenizer.count(&text))
-        .await
-        .unwrap_or(0)
 }
 
 /// The most bytes of a non-streamed body llmbench reads (the largest real response is far

@@ -39,10 +39,13 @@ pub enum Outcome {
     InvalidResponse,
     /// Stopped by the user (Ctrl-C) before it finished; never sent if `sent_us` is absent.
     Cancelled,
+    /// Abandoned on purpose by the client after the phase's `cancel` delay, like a user giving
+    /// up (`end_us` is when): neither a success nor a failure.
+    CancelledByClient,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::HttpStatus,
         Outcome::Timeout,
@@ -50,6 +53,7 @@ impl Outcome {
         Outcome::StreamBroken,
         Outcome::InvalidResponse,
         Outcome::Cancelled,
+        Outcome::CancelledByClient,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Outcome {
             Outcome::StreamBroken => "stream_broken",
             Outcome::InvalidResponse => "invalid_response",
             Outcome::Cancelled => "cancelled",
+            Outcome::CancelledByClient => "cancelled_by_client",
         }
     }
 }

@@ -202,7 +202,7 @@ pub struct RunReport {
 fn failure_classes() -> impl Iterator<Item = &'static str> {
     Outcome::ALL
         .iter()
-        .filter(|o| **o != Outcome::Ok)
+        .filter(|o| !matches!(o, Outcome::Ok | Outcome::CancelledByClient))
         .map(|o| o.name())
 }
 
@@ -233,6 +233,7 @@ pub fn csv_columns() -> Vec<String> {
     }
     // Columns added later go last, so the earlier ones keep their places.
     cols.push("empty_answers".into());
+    cols.push("cancelled_by_client".into());
     cols
 }
 
@@ -323,6 +324,7 @@ fn csv_row(p: &PhaseStats, energy: Option<&Energy>) -> Vec<String> {
         }
     }
     row.push(p.empty_answers.to_string());
+    row.push(p.cancelled_by_client.to_string());
     row
 }
 

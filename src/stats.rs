@@ -87,12 +87,15 @@ pub struct PhaseStats {
     /// Requests that ended in any way.
     pub requests: u64,
     pub ok: u64,
+    /// Requests that neither succeeded nor were cancelled by the client on purpose.
     pub failed: u64,
+    /// Requests the client abandoned on purpose (a phase's `cancel`): not failures.
+    pub cancelled_by_client: u64,
     /// Count per outcome class (`ok`, `http_status`, `timeout`, ...), zero classes included.
     pub outcomes: BTreeMap<&'static str, u64>,
     /// Count per HTTP status among `http_status` failures.
     pub http_statuses: BTreeMap<u16, u64>,
-    /// ok / requests, in percent.
+    /// ok / (requests − cancelled_by_client), in percent.
     pub success_rate: f64,
     /// Measured window: first send to last completion, seconds.
     pub duration_s: f64,
@@ -396,6 +399,11 @@ impl PhaseAcc {
     fn finish(&self) -> PhaseStats {
         let requests: u64 = self.outcomes.values().sum();
         let ok = self.outcomes.get(&Outcome::Ok).copied().unwrap_or(0);
+        let abandoned = self
+            .outcomes
+            .get(&Outcome::CancelledByClient)
+            .copied()
+            .unwrap_or(0);
         let duration_s = match (self.first_sent_us, self.last_end_us) {
             (Some(a), Some(b)) if b > a => span_s(a, b),
             _ => 0.0,
@@ -411,14 +419,15 @@ impl PhaseAcc {
             name: self.name.clone(),
             requests,
             ok,
-            failed: requests - ok,
+            failed: requests - ok - abandoned,
+            cancelled_by_client: abandoned,
             outcomes: Outcome::ALL
                 .iter()
                 .map(|o| (o.name(), self.outcomes.get(o).copied().unwrap_or(0)))
                 .collect(),
             http_statuses: self.statuses.clone(),
-            success_rate: if requests > 0 {
-                100.0 * ok as f64 / requests as f64
+            success_rate: if requests > abandoned {
+                100.0 * ok as f64 / (requests - abandoned) as f64
             } else {
                 0.0
             },

@@ -411,6 +411,7 @@ fn phase(
         ramp: Default::default(),
         sweep: None,
         replay: None,
+        cancel: None,
     }
 }
 

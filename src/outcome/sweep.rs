@@ -150,6 +150,7 @@ mod tests {
             ramp: Default::default(),
             sweep: Some(SweepStep::Fraction(f)),
             replay: None,
+            cancel: None,
         }
     }
 

@@ -348,6 +348,7 @@ mod tests {
             ramp: Default::default(),
             sweep: None,
             replay: None,
+            cancel: None,
         }
     }
 

@@ -340,8 +340,10 @@ fn trace_phase(path: &str, map: Map, files: &Files, index: usize) -> RhaiResult<
             "name",
             "concurrency",
             "warmup",
+            "cancel",
         ],
     )?;
+    let cancel = super::phases::cancel_option(&mut o, "trace", index as u64)?;
     let format = match o.string("format")? {
         Some(f) => Format::parse(&f)?,
         None if path.ends_with(".csv") => Format::BurstGpt,
@@ -388,5 +390,6 @@ fn trace_phase(path: &str, map: Map, files: &Files, index: usize) -> RhaiResult<
             offsets: offsets.into(),
             requests: Arc::new(requests),
         }),
+        cancel,
     })
 }

@@ -289,7 +289,7 @@ impl Summary {
                 classes: a
                     .outcomes
                     .iter()
-                    .filter(|(k, n)| **k != "ok" && **n > 0)
+                    .filter(|(k, n)| !matches!(**k, "ok" | "cancelled_by_client") && **n > 0)
                     .map(|(k, n)| (k.to_string(), *n))
                     .collect(),
             });

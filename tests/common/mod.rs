@@ -146,6 +146,7 @@ pub async fn send_in_turn_to(
         name: "p".into(),
         warmup: false,
         probe: false,
+        cancel: None,
     };
     let mut out = Vec::new();
     for id in 0..n {
