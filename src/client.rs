@@ -299,7 +299,13 @@ impl Client {
             let sent_us = self.clock.now_us();
             let give_up = phase.cancel.filter(|c| c.cancels(dispatch.id));
             let result = self
-                .attempt(dispatch.id, (body.clone(), &headers), &mut state, abort, give_up)
+                .attempt(
+                    dispatch.id,
+                    (body.clone(), &headers),
+                    &mut state,
+                    abort,
+                    give_up,
+                )
                 .await;
             let end_us = self.clock.now_us();
             let retry = match &result {

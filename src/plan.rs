@@ -498,7 +498,12 @@ pub struct Replay {
 
 impl fmt::Debug for Replay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Replay({}, {} arrivals)", self.source, self.offsets.len())
+        write!(
+            f,
+            "Replay({}, {} arrivals)",
+            self.source,
+            self.offsets.len()
+        )
     }
 }
 

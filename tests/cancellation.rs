@@ -61,7 +61,12 @@ async fn exactly_the_seeded_share_is_cancelled_after_its_delay_and_not_failed() 
                 "request {} cancelled {after_us} µs after its send",
                 r.id
             );
-            assert!(r.error.as_deref().unwrap().contains("cancelled by the client"));
+            assert!(
+                r.error
+                    .as_deref()
+                    .unwrap()
+                    .contains("cancelled by the client")
+            );
         } else {
             assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
         }
@@ -70,7 +75,10 @@ async fn exactly_the_seeded_share_is_cancelled_after_its_delay_and_not_failed() 
     assert_eq!(a.cancelled_by_client, want.len() as u64);
     assert_eq!(a.failed, 0);
     assert_eq!(a.ok, REQUESTS - want.len() as u64);
-    assert_eq!(a.success_rate, 100.0, "success over the requests not cancelled");
+    assert_eq!(
+        a.success_rate, 100.0,
+        "success over the requests not cancelled"
+    );
     assert!(
         !outcome
             .warnings
@@ -83,7 +91,10 @@ async fn exactly_the_seeded_share_is_cancelled_after_its_delay_and_not_failed() 
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(header.last(), Some(&"cancelled_by_client"));
     let all = csv.lines().find(|l| l.starts_with("all,")).unwrap();
-    assert_eq!(all.rsplit(',').next(), Some(want.len().to_string().as_str()));
+    assert_eq!(
+        all.rsplit(',').next(),
+        Some(want.len().to_string().as_str())
+    );
     // The mock saw each cancelled request's connection close before its answer ended.
     let mut gone = 0;
     for _ in 0..100 {

@@ -129,7 +129,10 @@ fn synthesized_prompts_are_exact_and_share_their_blocks_byte_for_byte() {
             let common = ha.iter().zip(hb).take_while(|(x, y)| x == y).count();
             // The first n words as the prompt's bytes: each word is " word".
             let words = |t: &str, n: usize| -> String {
-                t.split_whitespace().take(n).map(|w| format!(" {w}")).collect()
+                t.split_whitespace()
+                    .take(n)
+                    .map(|w| format!(" {w}"))
+                    .collect()
             };
             let shared = (common * 512).min(*in_a).min(*in_b);
             if common > 0 {
@@ -166,7 +169,13 @@ async fn burstgpt_and_plain_traces_replay_their_lengths_and_prompts() {
         .lines()
         .skip(3)
         .take(10)
-        .map(|l| l.split(',').skip(2).take(2).map(|c| c.parse().unwrap()).collect())
+        .map(|l| {
+            l.split(',')
+                .skip(2)
+                .take(2)
+                .map(|c| c.parse().unwrap())
+                .collect()
+        })
         .collect();
     let log = logged(&server).await;
     let mut records = records;
@@ -179,7 +188,10 @@ async fn burstgpt_and_plain_traces_replay_their_lengths_and_prompts() {
     }
     let plain: Vec<_> = records.iter().filter(|r| r.phase == "plain").collect();
     assert_eq!(plain.len(), 20);
-    let failed: Vec<_> = records.iter().filter(|r| r.outcome != Outcome::Ok).collect();
+    let failed: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome != Outcome::Ok)
+        .collect();
     assert!(failed.is_empty(), "{failed:?}");
     // Line 1 of the plain trace: "Question 0: count to 9." and max_tokens 12.
     let first = &log[&plain[0].id];

@@ -18,4 +18,3 @@ pub async fn count_tokens(tokenizer: Arc<dyn TokenCount>, text: String) -> u64 {
         .await
         .unwrap_or(0)
 }
-

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use tiktoken_rs::CoreBPE;
 
 use super::library::locate_dataset;
-use crate::plan::{TokenCount, Tokenizer};
 use super::words::{Rng, words_from};
+use crate::plan::{TokenCount, Tokenizer};
 
 /// Something that turns text into token ids and back.
 pub trait Tokens: Send + Sync {

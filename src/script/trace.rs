@@ -89,7 +89,9 @@ pub fn read_lines(
     let mut rows = text.lines().enumerate().map(|(i, l)| (i + 1, l));
     let header = match format {
         Format::BurstGpt => {
-            let (_, h) = rows.next().ok_or_else(|| at(1, "the file is empty".into()))?;
+            let (_, h) = rows
+                .next()
+                .ok_or_else(|| at(1, "the file is empty".into()))?;
             Some(burstgpt_columns(h).map_err(|e| at(1, e))?)
         }
         _ => None,
@@ -280,7 +282,7 @@ impl TracePrompts {
             self.words_into(&mut Rng::for_request(self.seed, h), n, &mut out);
             left -= n;
         }
-        let mut own = Rng::for_request(self.seed ^ 0x7ACE_0F_0000, index);
+        let mut own = Rng::for_request(self.seed ^ 0x7ACE_F00D, index);
         self.words_into(&mut own, left, &mut out);
         out
     }
@@ -348,16 +350,16 @@ fn trace_phase(path: &str, map: Map, files: &Files, index: usize) -> RhaiResult<
         Some(f) => Format::parse(&f)?,
         None if path.ends_with(".csv") => Format::BurstGpt,
         None => {
-            return Err(
-                "trace: give the format: \"mooncake\", \"burstgpt\" or \"jsonl\"".into(),
-            );
+            return Err("trace: give the format: \"mooncake\", \"burstgpt\" or \"jsonl\"".into());
         }
     };
     let speed = o.positive("speed")?.unwrap_or(1.0);
     let seed = o.count("seed")?.unwrap_or(0);
     let limit = o.count("limit")?.map(|n| n as usize);
     let offset = o.count("offset")?.unwrap_or(0) as usize;
-    let encoding = o.string("encoding")?.unwrap_or_else(|| "cl100k_base".into());
+    let encoding = o
+        .string("encoding")?
+        .unwrap_or_else(|| "cl100k_base".into());
     let block = o
         .count("block_tokens")?
         .map_or(MOONCAKE_BLOCK_TOKENS, |n| n.max(1) as usize);
@@ -372,13 +374,19 @@ fn trace_phase(path: &str, map: Map, files: &Files, index: usize) -> RhaiResult<
     let span = offsets.last().copied().unwrap_or_default().as_secs_f64();
     let requests =
         super::budget::untracked(|| TracePrompts::new(lines, &*tok, block, seed, source.clone()))?;
-    let concurrency = o.count("concurrency")?.map(|c| c.clamp(1, u32::MAX as u64) as u32);
+    let concurrency = o
+        .count("concurrency")?
+        .map(|c| c.clamp(1, u32::MAX as u64) as u32);
     Ok(Phase {
         name: o.string("name")?.unwrap_or_else(|| "trace".into()),
         duration: None,
         requests: Some(n),
         // The trace's mean rate (its offsets set the arrivals).
-        rate: Some(if span > 0.0 { n as f64 / span } else { n as f64 }),
+        rate: Some(if span > 0.0 {
+            n as f64 / span
+        } else {
+            n as f64
+        }),
         concurrency,
         arrival: Arrival::Constant,
         seed: index as u64,

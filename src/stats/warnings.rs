@@ -39,7 +39,11 @@ pub enum TokenCounter {
 
 impl TokenCounter {
     fn of(p: &PhaseStats) -> Self {
-        match (p.tokens_from_usage, p.tokens_from_chunks, p.tokens_from_tokenizer) {
+        match (
+            p.tokens_from_usage,
+            p.tokens_from_chunks,
+            p.tokens_from_tokenizer,
+        ) {
             (_, 0, 0) => Self::Server,
             (0, _, 0) => Self::Chunks,
             (0, 0, _) => Self::Tokenizer,

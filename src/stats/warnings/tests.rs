@@ -134,9 +134,7 @@ fn lateness_is_checked_in_every_phase_and_names_it() {
         "{w:?}"
     );
     assert!(
-        behind_schedule(1.5, 10.0)
-            && !behind_schedule(0.9, 1.0)
-            && !behind_schedule(4.0, 100.0)
+        behind_schedule(1.5, 10.0) && !behind_schedule(0.9, 1.0) && !behind_schedule(4.0, 100.0)
     );
 }
 
