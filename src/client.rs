@@ -20,6 +20,7 @@
 pub mod answer;
 mod body;
 pub mod chunk;
+mod counting;
 mod fresh;
 pub mod models;
 pub mod options;
@@ -28,6 +29,7 @@ pub mod preflight;
 pub mod response;
 pub mod sse;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,7 +37,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::plan::{Endpoint, RequestSpec, Target};
+use crate::plan::{CancelSpec, Endpoint, RequestSpec, Target, TokenCount};
 use crate::record::{FailedAttempt, Outcome, RequestRecord, TimeoutKind};
 use crate::redact::{Redactor, public_url};
 use crate::schedule::Dispatch;
@@ -90,6 +92,8 @@ pub struct PhaseLabel {
     pub warmup: bool,
     /// A capacity sweep's saturation probe (left out of the `all` row).
     pub probe: bool,
+    /// The requests the client abandons on purpose (`Phase::cancel`).
+    pub cancel: Option<CancelSpec>,
 }
 
 impl PhaseLabel {
@@ -99,6 +103,7 @@ impl PhaseLabel {
             name: phase.name.clone(),
             warmup: phase.warmup,
             probe: phase.sweep == Some(crate::plan::SweepStep::Saturation),
+            cancel: phase.cancel,
         }
     }
 }
@@ -122,6 +127,8 @@ pub struct Client {
     clock: Clock,
     /// Cancelled when the run stops (the first signal): no request starts another attempt.
     no_retries: CancellationToken,
+    /// Counts each whole answer's tokens (the request's `tokenizer`), when one is configured.
+    tokenizer: Option<Arc<dyn TokenCount>>,
 }
 
 /// The most characters of an error message a record keeps (after redaction).
@@ -218,6 +225,7 @@ impl Client {
             redactor: redactor(target, spec, options),
             clock,
             no_retries: CancellationToken::new(),
+            tokenizer: spec.tokenizer.as_ref().map(|t| t.counter.clone()),
         })
     }
 
@@ -317,10 +325,17 @@ impl Client {
             return (rec, None);
         }
         loop {
-            let mut state = Received::keeping_answer(keep_answer);
+            let mut state = Received::keeping(keep_answer, self.tokenizer.is_some());
             let sent_us = self.clock.now_us();
+            let give_up = phase.cancel.filter(|c| c.cancels(dispatch.id));
             let result = self
-                .attempt(dispatch.id, (body.clone(), &headers), &mut state, abort)
+                .attempt(
+                    dispatch.id,
+                    (body.clone(), &headers),
+                    &mut state,
+                    abort,
+                    give_up,
+                )
                 .await;
             let end_us = self.clock.now_us();
             let retry = match &result {
@@ -359,21 +374,33 @@ impl Client {
             rec.sent_us = Some(sent_us);
             rec.end_us = end_us;
             let answer = state.take_answer();
+            let text = state.take_text();
             state.into_record(&mut rec, result);
+            if let (Some(tokenizer), Some(text)) = (&self.tokenizer, text) {
+                let n = counting::count_tokens(tokenizer.clone(), text).await;
+                rec.counted_by_tokenizer(n);
+            }
             rec.error = rec.error.take().map(|m| clean(&m));
             return (rec, answer);
         }
     }
 
-    /// One attempt, bounded by the whole-request timeout and by `abort`.
+    /// One attempt, bounded by the whole-request timeout, by `abort` and, for a request the
+    /// client abandons, by its delay after the send.
     async fn attempt(
         &self,
         id: u64,
         body: (Bytes, &HeaderMap),
         state: &mut Received,
         abort: &CancellationToken,
+        give_up: Option<CancelSpec>,
     ) -> Result<(), Failure> {
+        let after = give_up.map(|c| c.after);
         tokio::select! {
+            _ = tokio::time::sleep(after.unwrap_or_default()), if after.is_some() => Err(Failure::new(
+                Outcome::CancelledByClient,
+                format!("cancelled by the client {:.0} ms after the send, as a user abandoning", after.unwrap_or_default().as_secs_f64() * 1000.0),
+            )),
             r = self.exchange(id, body, state) => r,
             _ = tokio::time::sleep(self.timeout) => Err(Failure::timeout(
                 TimeoutKind::Total,
@@ -484,6 +511,7 @@ mod tests {
             body: Default::default(),
             headers: Vec::new(),
             timeout: Duration::from_secs(5),
+            tokenizer: None,
         }
     }
 

@@ -67,6 +67,9 @@ pub struct MockConfig {
     pub threads: usize,
     /// The prefix-cache model and the cost of each uncached prompt token (see `cache`).
     pub prefix_cache: PrefixCacheConfig,
+    /// Send usage (a stream's usage chunk when asked, a whole body's `usage`); false: never,
+    /// as servers that count no tokens.
+    pub usage: bool,
 }
 
 impl Default for MockConfig {
@@ -82,6 +85,7 @@ impl Default for MockConfig {
             max_running: None,
             threads: 1,
             prefix_cache: PrefixCacheConfig::default(),
+            usage: true,
         }
     }
 }
@@ -418,9 +422,10 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
             .and_then(|v| v.to_str().ok()?.parse().ok())
     };
     let stream = req["stream"].as_bool().unwrap_or(false);
-    let usage_in_stream = req["stream_options"]["include_usage"]
-        .as_bool()
-        .unwrap_or(false);
+    let usage_in_stream = s.config.usage
+        && req["stream_options"]["include_usage"]
+            .as_bool()
+            .unwrap_or(false);
     if let Some(id) = id {
         let timing = MockTiming {
             received,
@@ -454,6 +459,7 @@ async fn respond(s: Shared, kind: Kind, headers: &HeaderMap, body: &[u8]) -> Res
         fault,
         stall: s.config.faults.stall,
         tally,
+        usage: s.config.usage,
     };
     if stream {
         stream_response(generation, usage_in_stream, id, s.log)

@@ -309,6 +309,34 @@ pub struct RequestSpec {
     /// Whole-request timeout, from send to the last byte.
     #[serde(serialize_with = "serialize_secs")]
     pub timeout: Duration,
+    /// Counts each answer's output tokens over its whole text (`request(#{ tokenizer })`):
+    /// the count when the server sends no usage, a check of the usage when it does.
+    pub tokenizer: Option<Tokenizer>,
+}
+
+/// Counts the tokens of a text; the script's tokenizers (tiktoken encodings, a
+/// `tokenizer.json`) implement it, so this module stays free of them.
+pub trait TokenCount: Send + Sync {
+    fn count(&self, text: &str) -> u64;
+}
+
+/// A named tokenizer: the encoding (`cl100k_base`) or `tokenizer.json` path the script gave.
+#[derive(Clone)]
+pub struct Tokenizer {
+    pub name: String,
+    pub counter: Arc<dyn TokenCount>,
+}
+
+impl fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tokenizer({})", self.name)
+    }
+}
+
+impl Serialize for Tokenizer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
+    }
 }
 
 fn serialize_header_names<S: serde::Serializer>(
@@ -452,6 +480,57 @@ pub struct Phase {
     pub ramp: Ramp,
     /// This phase is part of a capacity sweep (its rate is set from the measured saturation).
     pub sweep: Option<SweepStep>,
+    /// A replayed trace: the phase's own arrival times and requests (`trace(path, ...)`).
+    pub replay: Option<Replay>,
+    /// Requests the client abandons on purpose, like users giving up.
+    pub cancel: Option<CancelSpec>,
+}
+
+/// A seeded share of a phase's requests that the client cancels `after` their send: request
+/// `id`'s fate depends only on the seed and `id`, so it is the same on every run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CancelSpec {
+    /// 0..=1: the share of requests cancelled.
+    pub share: f64,
+    #[serde(serialize_with = "serialize_secs")]
+    pub after: Duration,
+    pub seed: u64,
+}
+
+impl CancelSpec {
+    /// Whether request `id` is one the client cancels.
+    pub fn cancels(&self, id: u64) -> bool {
+        // splitmix64 of (seed, id), as a fraction of 2^64.
+        let mut z = self.seed ^ id.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z as f64) < self.share * 2f64.powi(64)
+    }
+}
+
+/// A trace a phase replays: its arrivals at `offsets` from the phase start (absolute
+/// deadlines, the trace's timestamps relative to its first replayed line, divided by the
+/// speed) and its own requests, request k of the phase being line k of the trace.
+#[derive(Clone, Serialize)]
+pub struct Replay {
+    /// The trace file and format, e.g. `data/trace.jsonl (mooncake, speed 2)`.
+    pub source: String,
+    #[serde(skip)]
+    pub offsets: Arc<[Duration]>,
+    #[serde(skip)]
+    pub requests: Arc<dyn PromptGenerator>,
+}
+
+impl fmt::Debug for Replay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Replay({}, {} arrivals)",
+            self.source,
+            self.offsets.len()
+        )
+    }
 }
 
 /// Time-varying load of a phase (both `None`: constant).

@@ -42,10 +42,13 @@ pub enum Outcome {
     InvalidResponse,
     /// Stopped by the user (Ctrl-C) before it finished; never sent if `sent_us` is absent.
     Cancelled,
+    /// Abandoned on purpose by the client after the phase's `cancel` delay, like a user giving
+    /// up (`end_us` is when): neither a success nor a failure.
+    CancelledByClient,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::HttpStatus,
         Outcome::Timeout,
@@ -53,6 +56,7 @@ impl Outcome {
         Outcome::StreamBroken,
         Outcome::InvalidResponse,
         Outcome::Cancelled,
+        Outcome::CancelledByClient,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +68,7 @@ impl Outcome {
             Outcome::StreamBroken => "stream_broken",
             Outcome::InvalidResponse => "invalid_response",
             Outcome::Cancelled => "cancelled",
+            Outcome::CancelledByClient => "cancelled_by_client",
         }
     }
 }
@@ -99,8 +104,11 @@ pub struct FailedAttempt {
 pub enum TokenSource {
     /// The server's `usage` object.
     Usage,
-    /// Counted content chunks (one token per chunk), because the server sent no usage.
+    /// Counted content chunks (one token per chunk), because the server sent no usage and no
+    /// tokenizer was configured: a last resort.
     Chunks,
+    /// The request's tokenizer over the whole answer text, because the server sent no usage.
+    Tokenizer,
 }
 
 /// Timings a server reports about its own work on a request (llama.cpp's `timings` object).
@@ -229,6 +237,10 @@ pub struct RequestRecord {
     /// (`usage.prompt_tokens_details.cached_tokens`), when it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_tokens: Option<u64>,
+    /// The configured tokenizer's count of the whole answer text (`request(#{ tokenizer })`),
+    /// beside the server's usage when it sent one: their difference is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_tokens: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -308,6 +320,7 @@ impl RequestRecord {
             session: None,
             turn: None,
             cached_tokens: None,
+            tokenizer_tokens: None,
         }
     }
 
@@ -343,6 +356,16 @@ impl RequestRecord {
         r.content_chunks = tokens;
         r.output_chars = tokens;
         r
+    }
+
+    /// Takes a tokenizer's count of the whole answer: the output count when the server sent no
+    /// usage (`tokens_source: tokenizer`), kept beside the usage's count when it did.
+    pub fn counted_by_tokenizer(&mut self, tokens: u64) {
+        self.tokenizer_tokens = Some(tokens);
+        if self.tokens_source != TokenSource::Usage {
+            self.output_tokens = tokens;
+            self.tokens_source = TokenSource::Tokenizer;
+        }
     }
 
     /// Microseconds between two optional stamps.
@@ -544,6 +567,7 @@ mod tests {
             session: None,
             turn: None,
             cached_tokens: None,
+            tokenizer_tokens: None,
         }
     }
 

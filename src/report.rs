@@ -215,7 +215,7 @@ pub struct RunReport {
 fn failure_classes() -> impl Iterator<Item = &'static str> {
     Outcome::ALL
         .iter()
-        .filter(|o| **o != Outcome::Ok)
+        .filter(|o| !matches!(o, Outcome::Ok | Outcome::CancelledByClient))
         .map(|o| o.name())
 }
 
@@ -246,6 +246,7 @@ pub fn csv_columns() -> Vec<String> {
     }
     // Columns added later go last, so the earlier ones keep their places.
     cols.push("empty_answers".into());
+    cols.push("cancelled_by_client".into());
     cols
 }
 
@@ -326,7 +327,7 @@ fn csv_row(p: &PhaseStats, energy: Option<&Energy>) -> Vec<String> {
         f3(p.duration_s),
         f3(p.req_per_s),
         f3(p.output_tok_per_s),
-        f3(p.total_tok_per_s),
+        p.total_tok_per_s.map(f3).unwrap_or_default(),
         p.input_tokens.to_string(),
         p.output_tokens.to_string(),
     ];
@@ -342,6 +343,7 @@ fn csv_row(p: &PhaseStats, energy: Option<&Energy>) -> Vec<String> {
         }
     }
     row.push(p.empty_answers.to_string());
+    row.push(p.cancelled_by_client.to_string());
     row
 }
 

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod bootstrap;
+mod counts;
 pub mod errors;
 pub mod interval;
 mod labels;
@@ -20,6 +21,7 @@ pub mod trials;
 mod turns;
 mod warnings;
 pub use crate::record::Requested;
+pub use counts::TokenDiscrepancy;
 pub use labels::MAX_LABELS;
 pub use metric::Metric;
 pub use pace::Pace;
@@ -89,12 +91,15 @@ pub struct PhaseStats {
     /// Requests that ended in any way.
     pub requests: u64,
     pub ok: u64,
+    /// Requests that neither succeeded nor were cancelled by the client on purpose.
     pub failed: u64,
+    /// Requests the client abandoned on purpose (a phase's `cancel`): not failures.
+    pub cancelled_by_client: u64,
     /// Count per outcome class (`ok`, `http_status`, `timeout`, ...), zero classes included.
     pub outcomes: BTreeMap<&'static str, u64>,
     /// Count per HTTP status among `http_status` failures.
     pub http_statuses: BTreeMap<u16, u64>,
-    /// ok / requests, in percent.
+    /// ok / (requests − cancelled_by_client), in percent.
     pub success_rate: f64,
     /// Measured window: first send to last completion, seconds.
     pub duration_s: f64,
@@ -104,13 +109,20 @@ pub struct PhaseStats {
     pub req_per_s: f64,
     /// Output tokens of successful requests per second of the window.
     pub output_tok_per_s: f64,
-    /// Input plus output tokens of successful requests per second of the window.
-    pub total_tok_per_s: f64,
+    /// Input plus output tokens of successful requests per second of the window; `None` when
+    /// a successful request's input tokens are unknown (nobody counted them).
+    pub total_tok_per_s: Option<f64>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// Successful requests whose output count came from usage / from counted chunks.
     pub tokens_from_usage: u64,
     pub tokens_from_chunks: u64,
+    /// Successful requests whose output count came from the configured tokenizer.
+    pub tokens_from_tokenizer: u64,
+    /// Successful requests without an input token count (the server sent no prompt_tokens).
+    pub input_tokens_unknown: u64,
+    /// Usage against the configured tokenizer, where both counted (`None`: nowhere).
+    pub token_discrepancy: Option<TokenDiscrepancy>,
     /// Requests resent because the server closed their kept-alive connection before answering.
     pub reconnects: u64,
     /// Successful requests with no output token: no TTFT, TPOT or (streamed) E2EL, so the
@@ -269,6 +281,7 @@ struct PhaseAcc {
     output_tokens: u64,
     from_usage: u64,
     from_chunks: u64,
+    counts: counts::CountsAcc,
     reconnects: u64,
     /// A sweep's saturation probe (left out of `all` beside other phases).
     probe: bool,
@@ -311,6 +324,7 @@ impl PhaseAcc {
             output_tokens: 0,
             from_usage: 0,
             from_chunks: 0,
+            counts: Default::default(),
             reconnects: 0,
             probe: false,
             empty: 0,
@@ -358,7 +372,9 @@ impl PhaseAcc {
         match r.tokens_source {
             TokenSource::Usage => self.from_usage += 1,
             TokenSource::Chunks => self.from_chunks += 1,
+            TokenSource::Tokenizer => {}
         }
+        self.counts.add(r);
         put(Metric::TtftMs, ms(r.ttft_us()));
         put(Metric::TtftAnswerMs, ms(r.ttft_answer_us()));
         put(Metric::TtftIntendedMs, ms(r.ttft_intended_us()));
@@ -390,6 +406,7 @@ impl PhaseAcc {
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.from_usage += other.from_usage;
         self.from_chunks += other.from_chunks;
+        self.counts.merge(&other.counts);
         self.reconnects += other.reconnects;
         self.empty += other.empty;
         self.pace.merge(&other.pace);
@@ -411,6 +428,11 @@ impl PhaseAcc {
     fn finish(&self) -> PhaseStats {
         let requests: u64 = self.outcomes.values().sum();
         let ok = self.outcomes.get(&Outcome::Ok).copied().unwrap_or(0);
+        let abandoned = self
+            .outcomes
+            .get(&Outcome::CancelledByClient)
+            .copied()
+            .unwrap_or(0);
         let duration_s = match (self.first_sent_us, self.last_end_us) {
             (Some(a), Some(b)) if b > a => span_s(a, b),
             _ => 0.0,
@@ -426,14 +448,15 @@ impl PhaseAcc {
             name: self.name.clone(),
             requests,
             ok,
-            failed: requests - ok,
+            failed: requests - ok - abandoned,
+            cancelled_by_client: abandoned,
             outcomes: Outcome::ALL
                 .iter()
                 .map(|o| (o.name(), self.outcomes.get(o).copied().unwrap_or(0)))
                 .collect(),
             http_statuses: self.statuses.clone(),
-            success_rate: if requests > 0 {
-                100.0 * ok as f64 / requests as f64
+            success_rate: if requests > abandoned {
+                100.0 * ok as f64 / (requests - abandoned) as f64
             } else {
                 0.0
             },
@@ -441,11 +464,15 @@ impl PhaseAcc {
             window_us: self.first_sent_us.zip(self.last_end_us),
             req_per_s: per_s(ok),
             output_tok_per_s: per_s(self.output_tokens),
-            total_tok_per_s: per_s(self.input_tokens + self.output_tokens),
+            total_tok_per_s: (self.counts.input_unknown == 0)
+                .then(|| per_s(self.input_tokens + self.output_tokens)),
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             tokens_from_usage: self.from_usage,
             tokens_from_chunks: self.from_chunks,
+            tokens_from_tokenizer: self.counts.from_tokenizer,
+            input_tokens_unknown: self.counts.input_unknown,
+            token_discrepancy: self.counts.discrepancy(),
             reconnects: self.reconnects,
             empty_answers: self.empty,
             pace: self.pace.finish(),

@@ -397,6 +397,7 @@ async fn fetch(base_url: String, stream: bool) -> RequestRecord {
         name: "p".into(),
         warmup: false,
         probe: false,
+        cancel: None,
     };
     let body = llmbench::client::build_body(&spec, "m", &Content::Text("hi".into())).unwrap();
     client

@@ -325,6 +325,7 @@ fn plan_for(load: Load, base_url: String, mock: &MockConfig, phases: Vec<Phase>)
             body: Default::default(),
             headers: Vec::new(),
             timeout: Duration::from_secs(30),
+            tokenizer: None,
         },
         phases,
         telemetry: TelemetrySpec {
@@ -409,6 +410,8 @@ fn phase(
         warmup,
         ramp: Default::default(),
         sweep: None,
+        replay: None,
+        cancel: None,
     }
 }
 

@@ -399,6 +399,9 @@ pub struct MockArgs {
     /// Time to first token added per prompt token not served from the cache, µs.
     #[arg(long, value_name = "C", default_value_t = 0.0, value_parser = non_negative)]
     pub ttft_per_token_us: f64,
+    /// Send no usage (no token counts), like servers that ignore stream_options.include_usage.
+    #[arg(long)]
+    pub no_usage: bool,
     #[command(flatten)]
     pub runtime: RuntimeFlags,
     #[command(flatten)]

@@ -294,6 +294,7 @@ async fn serve_mock(args: MockArgs) -> u8 {
             block_tokens: args.block_tokens.max(1),
             per_token: std::time::Duration::from_secs_f64(args.ttft_per_token_us / 1e6),
         },
+        usage: !args.no_usage,
     };
     if let Err(e) = config.faults.validate() {
         eprintln!("llmbench mock: {e}");

@@ -192,6 +192,34 @@ impl Message<'_> {
     }
 }
 
+/// The generated text of one chunk or whole body (answer, reasoning, completion text and
+/// tool-call arguments), appended to `out`: what a tokenizer counts. Read only when the request
+/// counts its own tokens, after the chunk was parsed for timing; unreadable JSON adds nothing.
+pub fn append_text(json: &[u8], out: &mut String) {
+    #[derive(Deserialize)]
+    struct Texts<'a> {
+        #[serde(default, borrow)]
+        choices: Vec<Choice<'a>>,
+    }
+    let Ok(body) = serde_json::from_slice::<Texts>(json.trim_ascii()) else {
+        return;
+    };
+    for c in &body.choices {
+        if let Some(m) = c.delta.as_ref().or(c.message.as_ref()) {
+            for part in [&m.reasoning_content, &m.reasoning, &m.content] {
+                out.push_str(part.as_deref().unwrap_or(""));
+            }
+            if let Some(serde_json::Value::Array(calls)) = &m.tool_calls {
+                for call in calls {
+                    out.push_str(call["function"]["name"].as_str().unwrap_or(""));
+                    out.push_str(call["function"]["arguments"].as_str().unwrap_or(""));
+                }
+            }
+        }
+        out.push_str(c.text.as_deref().unwrap_or(""));
+    }
+}
+
 /// Interprets one SSE `data` payload.
 pub fn parse_stream_data(data: &[u8]) -> StreamItem {
     let trimmed = data.trim_ascii();

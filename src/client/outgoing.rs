@@ -157,6 +157,7 @@ mod tests {
             body,
             headers: Vec::new(),
             timeout: std::time::Duration::from_secs(5),
+            tokenizer: None,
         }
     }
 

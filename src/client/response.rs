@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::record::{Outcome, RequestRecord, ServerTimings, TimeoutKind, TokenSource};
 
 use super::answer::Answer;
-use super::chunk::{BodyError, ChunkInfo, StreamItem, Usage, parse_body, parse_stream_data};
+use super::chunk::{
+    BodyError, ChunkInfo, StreamItem, Usage, append_text, parse_body, parse_stream_data,
+};
 use super::sse::SseParser;
 
 /// The most chunk arrival offsets one record keeps (800 KB); later chunks are counted in
@@ -112,8 +114,10 @@ pub struct Received {
     finished: bool,
     parser: SseParser,
     failure: Option<Failure>,
-    /// The answer's text, when asked to keep it (`keeping_answer`).
+    /// The answer's text, when asked to keep it (`keeping`).
     answer: Option<Answer>,
+    /// The whole generated text, kept only when the request counts its own tokens.
+    text: Option<String>,
 }
 
 impl Default for Received {
@@ -138,15 +142,18 @@ impl Default for Received {
             parser: SseParser::new(),
             failure: None,
             answer: None,
+            text: None,
         }
     }
 }
 
 impl Received {
-    /// A reader that also keeps the answer's text when `keep` (a session turn).
-    pub fn keeping_answer(keep: bool) -> Self {
+    /// A reader that also keeps the answer's text when `answer` (a session turn: the next
+    /// turn carries it) and the whole generated text when `text` (a tokenizer counts it).
+    pub fn keeping(answer: bool, text: bool) -> Self {
         Self {
-            answer: keep.then(Answer::default),
+            answer: answer.then(Answer::default),
+            text: text.then(String::new),
             ..Self::default()
         }
     }
@@ -157,6 +164,11 @@ impl Received {
             .take()
             .filter(|_| self.streamed.is_some())
             .map(Answer::into_text)
+    }
+
+    /// The generated text kept so far (`keeping`), leaving none.
+    pub fn take_text(&mut self) -> Option<String> {
+        self.text.take()
     }
 
     /// Feeds one network read of an SSE body that arrived at `now_us`.
@@ -206,6 +218,9 @@ impl Received {
         }
         match parse_body(body) {
             Ok(info) => {
+                if let Some(text) = &mut self.text {
+                    append_text(body, text);
+                }
                 self.chunk(&info, now_us);
                 self.finished = true;
                 Ok(())
@@ -229,6 +244,9 @@ impl Received {
             StreamItem::Chunk(info) => {
                 if let Some(answer) = &mut self.answer {
                     answer.add(data);
+                }
+                if let (Some(text), true) = (&mut self.text, info.content_chars > 0) {
+                    append_text(data, text);
                 }
                 self.chunk(&info, now_us)
             }

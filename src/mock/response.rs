@@ -80,6 +80,8 @@ pub(super) struct Generation {
     pub(super) fault: Fault,
     pub(super) stall: Duration,
     pub(super) tally: Tally,
+    /// A whole body carries `usage` (the mock's `usage` setting).
+    pub(super) usage: bool,
 }
 
 impl Generation {
@@ -380,7 +382,7 @@ pub(super) fn whole_response(mut generation: Generation) -> Response {
             "created": generation.created,
             "model": generation.model,
             "choices": [choice],
-            "usage": generation.usage(),
+            "usage": if generation.usage { generation.usage() } else { Value::Null },
         });
         ending.settle(|c| c.completed += 1);
         Ok::<_, std::io::Error>(Bytes::from(

@@ -149,6 +149,8 @@ mod tests {
             warmup: false,
             ramp: Default::default(),
             sweep: Some(SweepStep::Fraction(f)),
+            replay: None,
+            cancel: None,
         }
     }
 

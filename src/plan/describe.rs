@@ -21,8 +21,17 @@ impl Phase {
             ),
             (None, _, None) => None,
         };
-        let load = match rate {
-            Some(r) => format!(
+        let load = match (rate.clone(), &p.replay) {
+            (_, Some(replay)) => format!(
+                "{}, mean {} req/s, {}",
+                replay.source,
+                rate.unwrap_or_default(),
+                match p.concurrency {
+                    Some(c) => format!("concurrency cap {c}"),
+                    None => "no concurrency cap".into(),
+                }
+            ),
+            (Some(r), None) => format!(
                 "{r} req/s {}, {}",
                 match p.arrival {
                     Arrival::Constant => "constant",
@@ -36,7 +45,7 @@ impl Phase {
                     (None, None) => "no concurrency cap".into(),
                 }
             ),
-            None => format!("closed loop, {} concurrent", p.concurrency.unwrap_or(1)),
+            (None, None) => format!("closed loop, {} concurrent", p.concurrency.unwrap_or(1)),
         };
         let bound = match (p.duration, p.requests) {
             (Some(d), Some(n)) => format!("{} s or {n} requests", d.as_secs_f64()),

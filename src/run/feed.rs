@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Outgoing, build_request};
-use crate::plan::{Cancel, Prompt, RequestShape, RequestSpec, Shard};
+use crate::plan::{Cancel, Prompt, Replay, RequestShape, RequestSpec, Shard};
 use crate::stats::MAX_LABELS;
 
 /// How many bodies the producer keeps ready.
@@ -113,6 +113,16 @@ impl FeedStatus {
 }
 
 impl Feed {
+    /// The feed of a replayed trace: the run's request spec with the trace's requests (its
+    /// request k is the trace's line k).
+    pub fn start_replay(spec: &RequestSpec, replay: &Replay, model: &str, cancel: &Cancel) -> Self {
+        let spec = RequestSpec {
+            prompt: Prompt::Generated(replay.requests.clone()),
+            ..spec.clone()
+        };
+        Self::start(&spec, model, cancel.clone())
+    }
+
     /// Starts producing bodies for `spec` addressed to `model`. A generator error after
     /// `cancel` (the run is stopping) is the stop, not a failure.
     pub fn start(spec: &RequestSpec, model: &str, cancel: Cancel) -> Self {

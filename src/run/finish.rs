@@ -82,7 +82,9 @@ pub fn finish(
             .request
             .max_tokens
             .filter(|_| !summary.varied_max_tokens),
-        fixed_prompt: matches!(plan.request.prompt, Prompt::Text(_)),
+        // A replayed trace sends its own prompts.
+        fixed_prompt: matches!(plan.request.prompt, Prompt::Text(_))
+            && plan.phases.iter().any(|p| p.replay.is_none()),
     };
     let mut warnings = Vec::new();
     if let Some(e) = &m.feed_error {

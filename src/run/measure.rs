@@ -71,6 +71,17 @@ impl Prepared {
         let (plan, clock) = (&setup.plan, setup.clock);
         let shard = setup.settings.shard;
         let feed = Feed::start_shard(&plan.request, &setup.model, plan.cancel.clone(), shard);
+        // A replayed trace's requests come from its own feed, made ahead from the start.
+        let (mut replays, mut ready, mut replay_status) = (Vec::new(), Vec::new(), Vec::new());
+        for p in &plan.phases {
+            let own = p.replay.as_ref().map(|r| {
+                let f = Feed::start_replay(&plan.request, r, &setup.model, &plan.cancel);
+                ready.push(f.ready);
+                replay_status.push(f.status);
+                f.bodies
+            });
+            replays.push(own);
+        }
         let mut sinks = Sinks {
             stats: Analyzer::new().with_slo(plan.slo),
             raw: raw.map(RawSink::new),
@@ -86,7 +97,17 @@ impl Prepared {
         let (records, pump) = RecordPump::start(sinks)
             .map_err(|e| RunError::Usage(format!("cannot start the record writer: {e}")))?;
 
-        let start_late_ms = ready_to_start(feed.ready, setup.settings.start_at, signals).await;
+        // Everything the run needs is loaded before the first phase's clock starts; then, with
+        // `--start-at`, the run waits for that time.
+        ready.push(feed.ready);
+        tokio::select! {
+            _ = futures_util::future::join_all(ready.into_iter().map(|r| r.wait())) => {}
+            () = signals.stop.cancelled() => {}
+        }
+        let start_late_ms = match setup.settings.start_at {
+            Some(at) => Some(wait_until(at, signals).await),
+            None => None,
+        };
         let mut scheduler =
             Scheduler::new(clock, feed.bodies, signals.stop.clone()).with_shard(shard);
         let mut ran_phases = Vec::new();
@@ -105,7 +126,12 @@ impl Prepared {
         for (index, phase) in plan.phases.iter().enumerate() {
             let phase = &crate::outcome::sweep::resolve(phase, saturation);
             ran_phases.push(phase.clone());
+            let own = replays[index].take();
+            let before = own.map(|bodies| scheduler.swap_feed(bodies));
             let ran = shared.run(&mut scheduler, index, phase).await;
+            if let Some(before) = before {
+                scheduler.restore_feed(before);
+            }
             if phase.sweep == Some(SweepStep::Saturation) {
                 saturation = crate::outcome::sweep::saturation_rps(&ran);
             }
@@ -122,10 +148,13 @@ impl Prepared {
         drop(scheduler);
         drop(records);
         // The producer stops at its next body; nobody waits for it to get there.
-        let feed_error = feed.status.stop().or_else(|| {
-            let failure = shared.session_failure.lock().expect("session failure lock");
-            failure.clone()
-        });
+        let feed_error = replay_status
+            .iter()
+            .fold(feed.status.stop(), |e, s| e.or(s.stop()))
+            .or_else(|| {
+                let failure = shared.session_failure.lock().expect("session failure lock");
+                failure.clone()
+            });
         drop(shared);
         let sinks = pump
             .join()
@@ -148,24 +177,6 @@ impl Prepared {
             wall_s,
             start_late_ms,
         })
-    }
-}
-
-/// Waits until everything the run needs is loaded (the feed's first body), so start-up costs
-/// are not the first requests' lateness; then, with `--start-at`, until that time: how late
-/// the first phase then starts, ms.
-async fn ready_to_start(
-    ready: crate::run::feed::FeedReady,
-    start_at: Option<chrono::DateTime<chrono::Utc>>,
-    signals: &Signals,
-) -> Option<f64> {
-    tokio::select! {
-        () = ready.wait() => {}
-        () = signals.stop.cancelled() => {}
-    }
-    match start_at {
-        Some(at) => Some(wait_until(at, signals).await),
-        None => None,
     }
 }
 

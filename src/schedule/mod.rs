@@ -9,6 +9,7 @@
 //! request ids are global: its j-th request is global request `index + j · count`, so ids are
 //! unique across shards and request i gets prompt i whichever shard sends it.
 //! Phases of multi-turn sessions run in `sessions` (turns depend on earlier answers).
+//! A replayed trace is open loop with the trace's own offsets (`plan::Replay`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -100,6 +101,17 @@ impl<T: Send + 'static> Scheduler<T> {
     pub fn with_pacer(mut self, pacer: Pacer) -> Self {
         self.pacer = pacer;
         self
+    }
+
+    /// Takes payloads from `feed` from now on (a phase with its own requests, a replayed
+    /// trace), returning the feed it took them from before.
+    pub fn swap_feed(&mut self, feed: mpsc::Receiver<T>) -> Arc<Mutex<mpsc::Receiver<T>>> {
+        std::mem::replace(&mut self.feed, Arc::new(Mutex::new(feed)))
+    }
+
+    /// Takes payloads from `feed` again (what `swap_feed` returned).
+    pub fn restore_feed(&mut self, feed: Arc<Mutex<mpsc::Receiver<T>>>) {
+        self.feed = feed;
     }
 
     /// Runs one phase to its bound, then waits for all of its requests to finish.
@@ -293,11 +305,17 @@ impl<T: Send + 'static> Scheduler<T> {
     }
 }
 
-/// An open-loop phase's arrival offsets from its start: its rate shape over its duration, or
-/// its constant rate.
+/// An open-loop phase's arrival offsets from its start: a replayed trace's own, its rate shape
+/// over its duration, or its constant rate.
 fn phase_offsets(phase: &Phase, rate: f64) -> Box<dyn Iterator<Item = Duration> + Send> {
-    match (&phase.ramp.rate, phase.duration) {
-        (Some(shape), Some(d)) => Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed)),
+    match (&phase.replay, &phase.ramp.rate, phase.duration) {
+        (Some(replay), ..) => {
+            let offsets = replay.offsets.clone();
+            Box::new((0..offsets.len()).map(move |k| offsets[k]))
+        }
+        (None, Some(shape), Some(d)) => {
+            Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed))
+        }
         _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
     }
 }
@@ -387,6 +405,8 @@ mod tests {
             warmup: false,
             ramp: Default::default(),
             sweep: None,
+            replay: None,
+            cancel: None,
         }
     }
 

@@ -317,6 +317,8 @@ mod tests {
             warmup: false,
             ramp: Default::default(),
             sweep: None,
+            replay: None,
+            cancel: None,
         }
     }
 

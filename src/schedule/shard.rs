@@ -10,9 +10,9 @@
 //! - A request count, a concurrency cap (or a concurrency shape) and closed-loop users split as
 //!   evenly as possible (`Shard::share`).
 //!
-//! `check` refuses what cannot be split: multi-turn sessions (not dealt yet), a capacity sweep
-//! (its rates come from a probe each shard would measure alone), a cap or a user count smaller
-//! than N.
+//! `check` refuses what cannot be split: multi-turn sessions and trace replays (not dealt yet), a
+//! capacity sweep (its rates come from a probe each shard would measure alone), a cap or a user
+//! count smaller than N.
 
 use crate::plan::{Arrival, Phase, Plan, Shape, Shard};
 
@@ -60,6 +60,12 @@ pub fn check(plan: &Plan, shard: Shard) -> Result<(), String> {
         );
     }
     for p in &plan.phases {
+        if p.replay.is_some() {
+            return Err(format!(
+                "phase {:?} replays a trace, which cannot be sharded yet (each shard would replay every line); replay it in one process",
+                p.name
+            ));
+        }
         if p.sweep.is_some() {
             return Err(format!(
                 "phase {:?} is part of a capacity sweep, which cannot be sharded (each shard would probe the server's saturation alone); run the sweep in one process, then shard a plan at the rate it found",
@@ -214,6 +220,8 @@ mod tests {
             warmup: false,
             ramp: Default::default(),
             sweep: None,
+            replay: None,
+            cancel: None,
         }
     }
 

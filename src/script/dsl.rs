@@ -15,6 +15,7 @@ use super::phases::{number, phase_options, sweep_phases};
 use super::prompts::content_of;
 use super::sessions::{ScriptSession, SessionDraft};
 use super::shape::{body_fields, header_pairs};
+use super::tokens::TokenizerSet;
 use super::{Overrides, RhaiResult, ScriptError};
 use crate::plan::{
     Assertion, Content, Endpoint, MockSpec, Phase, Plan, Prompt, RequestSpec, SessionSpec, Shape,
@@ -52,6 +53,32 @@ struct RequestDraft {
     body: serde_json::Map<String, serde_json::Value>,
     headers: Vec<(String, String)>,
     seed: u64,
+    tokenizer: Option<crate::plan::Tokenizer>,
+}
+
+/// What the DSL reads beside the script: files relative to its folder and its tokenizers.
+#[derive(Clone)]
+pub struct Files {
+    pub base: std::path::PathBuf,
+    pub tokens: Arc<TokenizerSet>,
+}
+
+impl RequestDraft {
+    /// The request of a script whose phases all replay traces: the defaults, streamed chat.
+    fn for_replays() -> Self {
+        Self {
+            endpoint: Endpoint::Chat,
+            max_tokens: None,
+            stream: true,
+            timeout: Duration::from_secs(600),
+            prompt: PromptDraft::Fixed(Content::Text(String::new())),
+            system: None,
+            body: serde_json::Map::new(),
+            headers: Vec::new(),
+            seed: 0,
+            tokenizer: None,
+        }
+    }
 }
 
 enum PromptDraft {
@@ -66,6 +93,22 @@ impl Draft {
             overrides,
             ..Self::default()
         }
+    }
+
+    pub(super) fn phase_count(&self) -> usize {
+        self.phases.len()
+    }
+
+    /// Adds a phase made elsewhere (a replayed trace); its name must be new.
+    pub(super) fn add_phase(&mut self, phase: Phase) -> Result<(), String> {
+        if self.phases.iter().any(|p| p.name == phase.name) {
+            return Err(format!(
+                "phase {:?}: a phase with this name already exists",
+                phase.name
+            ));
+        }
+        self.phases.push(phase);
+        Ok(())
     }
 
     /// Turns the draft into a plan, or says what the script still lacks.
@@ -92,9 +135,14 @@ impl Draft {
                 }
             )));
         }
-        let request = self.request.ok_or_else(|| {
-            whole("the script defines no request: add request(#{ prompt: \"Hello\", max_tokens: 128 })".into())
-        })?;
+        let replays_only =
+            !self.phases.is_empty() && self.phases.iter().all(|p| p.replay.is_some());
+        let request = match self.request {
+            Some(r) => r,
+            // Every request comes from a trace: the request's defaults, no prompt of its own.
+            None if replays_only => RequestDraft::for_replays(),
+            None => return Err(whole("the script defines no request: add request(#{ prompt: \"Hello\", max_tokens: 128 })".into())),
+        };
         if self.phases.is_empty() {
             return Err(whole(
                 "the script defines no phase: add phase(\"main\", #{ duration: 30, rps: 2, concurrency: 4 })".into(),
@@ -143,6 +191,7 @@ impl Draft {
                 body: request.body,
                 headers: request.headers,
                 timeout: request.timeout,
+                tokenizer: request.tokenizer,
             },
             phases: self.phases,
             telemetry: self.telemetry.unwrap_or_default(),
@@ -163,10 +212,10 @@ pub(super) fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Draft> {
 
 /// Registers the DSL functions of the run's shape (mock, telemetry, request, phases, params,
 /// checks); `targets` registers those of where requests go.
-pub fn register(engine: &mut Engine, draft: Shared) {
+pub fn register(engine: &mut Engine, draft: Shared, files: Files) {
     register_mock(engine, &draft);
     register_telemetry(engine, &draft);
-    register_request(engine, &draft);
+    register_request(engine, &draft, &files);
     register_phases(engine, &draft);
     register_params(engine, &draft);
     register_checks(engine, &draft);
@@ -277,10 +326,10 @@ fn register_telemetry(engine: &mut Engine, draft: &Shared) {
 }
 
 /// `request`: what every request sends.
-fn register_request(engine: &mut Engine, draft: &Shared) {
-    let d = draft.clone();
+fn register_request(engine: &mut Engine, draft: &Shared, files: &Files) {
+    let (d, tokens) = (draft.clone(), files.tokens.clone());
     engine.register_fn("request", move |map: Map| -> RhaiResult<()> {
-        let request = request_options(map)?;
+        let request = request_options(map, &tokens)?;
         lock(&d).request = Some(request);
         Ok(())
     });
@@ -416,7 +465,7 @@ fn register_checks(engine: &mut Engine, draft: &Shared) {
     );
 }
 
-fn request_options(map: Map) -> RhaiResult<RequestDraft> {
+fn request_options(map: Map, tokens: &TokenizerSet) -> RhaiResult<RequestDraft> {
     let mut o = Opts::new(
         "request",
         map,
@@ -430,6 +479,7 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
             "stream",
             "timeout",
             "seed",
+            "tokenizer",
         ],
     )?;
     let endpoint = match o.string("endpoint")?.as_deref() {
@@ -462,6 +512,14 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
         None => Vec::new(),
         Some(v) => header_pairs("request", v)?,
     };
+    let tokenizer = match o.string("tokenizer")? {
+        None => None,
+        Some(name) => Some(
+            tokens
+                .tokenizer(&name)
+                .map_err(|e| format!("request: tokenizer: {e}"))?,
+        ),
+    };
     Ok(RequestDraft {
         endpoint,
         max_tokens: o
@@ -474,6 +532,7 @@ fn request_options(map: Map) -> RhaiResult<RequestDraft> {
         body,
         headers,
         seed: o.count("seed")?.unwrap_or(0),
+        tokenizer,
     })
 }
 

@@ -37,6 +37,7 @@ mod shape;
 pub mod shipped;
 mod targets;
 pub mod tokens;
+pub mod trace;
 mod words;
 
 use std::collections::BTreeMap;
@@ -341,10 +342,12 @@ fn engine(
     engine.on_print(|s| eprintln!("{s}"));
     engine.on_debug(|s, src, pos| eprintln!("[debug {}{pos:?}] {s}", src.unwrap_or("")));
     let default_rng = Arc::new(Mutex::new(prompts::Rng::seeded(0)));
-    prompts::register(&mut engine, base, default_rng);
+    let tokens = prompts::register(&mut engine, base.clone(), default_rng);
     targets::register(&mut engine, &draft, configs, allowed_env);
     sessions::register(&mut engine);
-    dsl::register(&mut engine, draft);
+    let files = dsl::Files { base, tokens };
+    trace::register(&mut engine, &draft, &files);
+    dsl::register(&mut engine, draft, files);
     engine
 }
 

@@ -7,7 +7,7 @@ use rhai::{Dynamic, Map};
 
 use super::RhaiResult;
 use super::opts::Opts;
-use crate::plan::{Arrival, Phase, Ramp, Shape, SweepStep};
+use crate::plan::{Arrival, CancelSpec, Phase, Ramp, Shape, SweepStep};
 
 pub fn phase_options(name: &str, map: Map, index: usize) -> RhaiResult<Phase> {
     let what = format!("phase {name:?}");
@@ -22,8 +22,11 @@ pub fn phase_options(name: &str, map: Map, index: usize) -> RhaiResult<Phase> {
             "arrival",
             "seed",
             "warmup",
+            "cancel",
         ],
     )?;
+    let seed = o.count("seed")?.unwrap_or(index as u64);
+    let cancel = cancel_option(&mut o, &what, seed)?;
     let rate_shape = take_shape(&mut o, &what, "rps", 0.0)?;
     let conc_shape = take_shape(&mut o, &what, "concurrency", 1.0)?;
     let duration = o.positive("duration")?.map(Duration::from_secs_f64);
@@ -79,14 +82,41 @@ pub fn phase_options(name: &str, map: Map, index: usize) -> RhaiResult<Phase> {
         rate,
         concurrency: concurrency.map(|c| c.min(u32::MAX as u64) as u32),
         arrival,
-        seed: o.count("seed")?.unwrap_or(index as u64),
+        seed,
         warmup: o.bool("warmup")?.unwrap_or(false),
         ramp: Ramp {
             rate: rate_shape,
             concurrency: conc_shape,
         },
         sweep: None,
+        replay: None,
+        cancel,
     })
+}
+
+/// A phase's `cancel: #{ share, after_ms, seed }`: the seeded share of its requests the client
+/// abandons `after_ms` after sending them.
+pub fn cancel_option(o: &mut Opts, what: &str, seed: u64) -> RhaiResult<Option<CancelSpec>> {
+    let Some(v) = o.take("cancel") else {
+        return Ok(None);
+    };
+    let Some(map) = v.clone().try_cast::<Map>() else {
+        return o.err("cancel", "a map like #{ share: 0.1, after_ms: 500 }", &v);
+    };
+    let what = format!("{what}: cancel");
+    let mut c = Opts::new(&what, map, &["share", "after_ms", "seed"])?;
+    let share = c.non_negative("share")?.unwrap_or(1.0);
+    if share > 1.0 {
+        return Err(format!("{what}: share is a fraction from 0 to 1, not {share}").into());
+    }
+    let Some(after_ms) = c.non_negative("after_ms")? else {
+        return Err(format!("{what}: give after_ms, the delay after the send, e.g. 500").into());
+    };
+    Ok(Some(CancelSpec {
+        share,
+        after: Duration::from_secs_f64(after_ms / 1000.0),
+        seed: c.count("seed")?.unwrap_or(seed),
+    }))
 }
 
 /// A `ramp(...)`/`steps(...)` value for `key`, checked: every value at least `min`, some above 0.
@@ -181,11 +211,15 @@ pub fn sweep_phases(map: Map, first_index: usize) -> RhaiResult<(Vec<Phase>, f64
         warmup: false,
         ramp: Ramp::default(),
         sweep: None,
+        replay: None,
+        cancel: None,
     };
     let mut phases = vec![Phase {
         duration: Some(Duration::from_secs_f64(probe)),
         concurrency: Some(concurrency.min(u32::MAX as u64) as u32),
         sweep: Some(SweepStep::Saturation),
+        replay: None,
+        cancel: None,
         ..base("saturation".into(), 0)
     }];
     for k in 0..steps {
@@ -197,6 +231,8 @@ pub fn sweep_phases(map: Map, first_index: usize) -> RhaiResult<(Vec<Phase>, f64
         phases.push(Phase {
             rate: Some(f),
             sweep: Some(SweepStep::Fraction(f)),
+            replay: None,
+            cancel: None,
             ..base(format!("sweep-{}", k + 1), k as usize + 1)
         });
     }

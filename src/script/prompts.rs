@@ -19,8 +19,12 @@ use super::words::words_from;
 use crate::plan::{Content, Message};
 
 /// Registers the prompt built-ins. `base` resolves relative dataset paths; `default_rng` serves
-/// calls made without a generator.
-pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>) {
+/// calls made without a generator. Returns the script's tokenizers, for the DSL.
+pub fn register(
+    engine: &mut Engine,
+    base: PathBuf,
+    default_rng: Arc<Mutex<Rng>>,
+) -> Arc<TokenizerSet> {
     engine.register_type_with_name::<Rng>("Rng");
     engine.register_fn("rng", |seed: i64| Rng::seeded(seed as u64));
     engine.register_fn("int", Rng::int);
@@ -45,6 +49,7 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
         ))
     });
     let set = Arc::new(TokenizerSet::new(base.clone()));
+    let tokenizers = set.clone();
     let t = set.clone();
     engine.register_fn(
         "tokens",
@@ -111,6 +116,7 @@ pub fn register(engine: &mut Engine, base: PathBuf, default_rng: Arc<Mutex<Rng>>
         let mut rng = rng;
         d.item(rng.index(d.items.len()))
     });
+    tokenizers
 }
 
 /// The most words or tokens one built-in call makes (more would pass the string limit anyway;

@@ -10,6 +10,7 @@ use tiktoken_rs::CoreBPE;
 
 use super::library::locate_dataset;
 use super::words::{Rng, words_from};
+use crate::plan::{TokenCount, Tokenizer};
 
 /// Something that turns text into token ids and back.
 pub trait Tokens: Send + Sync {
@@ -98,6 +99,25 @@ impl TokenizerSet {
         let t: Arc<dyn Tokens> = Arc::new(HfTokenizer(t));
         files.insert(name.to_owned(), t.clone());
         Ok(t)
+    }
+}
+
+/// A tokenizer as the plan holds it: it counts whole answers for the client.
+struct Counter(Arc<dyn Tokens>);
+
+impl TokenCount for Counter {
+    fn count(&self, text: &str) -> u64 {
+        self.0.encode(text).len() as u64
+    }
+}
+
+impl TokenizerSet {
+    /// The tokenizer `name` names, for the plan (`request(#{ tokenizer })`).
+    pub fn tokenizer(&self, name: &str) -> Result<Tokenizer, String> {
+        Ok(Tokenizer {
+            name: name.to_owned(),
+            counter: Arc::new(Counter(self.get(name)?)),
+        })
     }
 }
 

@@ -114,6 +114,7 @@ pub fn chat_spec(stream: bool, timeout: Duration) -> llmbench::plan::RequestSpec
         body: Default::default(),
         headers: Default::default(),
         timeout,
+        tokenizer: None,
     }
 }
 
@@ -145,6 +146,7 @@ pub async fn send_in_turn_to(
         name: "p".into(),
         warmup: false,
         probe: false,
+        cancel: None,
     };
     let mut out = Vec::new();
     for id in 0..n {
