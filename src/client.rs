@@ -298,21 +298,7 @@ impl Client {
         );
         rec.max_tokens = max_tokens;
         rec.label = label;
-        // This request's own header values are secrets of its record too.
-        let own;
-        let redactor = if headers.is_empty() {
-            &self.redactor
-        } else {
-            let mut r = self.redactor.clone();
-            // A shape's header values are marked sensitive; a session's ids are not secrets.
-            headers
-                .values()
-                .filter(|v| v.is_sensitive())
-                .filter_map(|v| v.to_str().ok())
-                .for_each(|v| r.add_header_value(v));
-            own = r;
-            &own
-        };
+        let redactor = self.request_redactor(&headers);
         let clean = |m: &str| redactor.cut(m, MAX_ERROR_CHARS);
         rec.probe = phase.probe;
         rec.dispatched_us = dispatch.dispatched_us;
@@ -383,6 +369,22 @@ impl Client {
             rec.error = rec.error.take().map(|m| clean(&m));
             return (rec, answer);
         }
+    }
+
+    /// The redactor of one request: the client's, plus this request's own sensitive header
+    /// values (a shape's; a session's ids are not secrets).
+    fn request_redactor(&self, headers: &HeaderMap) -> std::borrow::Cow<'_, Redactor> {
+        let mut secret = headers
+            .values()
+            .filter(|v| v.is_sensitive())
+            .filter_map(|v| v.to_str().ok())
+            .peekable();
+        if secret.peek().is_none() {
+            return std::borrow::Cow::Borrowed(&self.redactor);
+        }
+        let mut r = self.redactor.clone();
+        secret.for_each(|v| r.add_header_value(v));
+        std::borrow::Cow::Owned(r)
     }
 
     /// One attempt, bounded by the whole-request timeout, by `abort` and, for a request the
@@ -496,130 +498,4 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 const MAX_RECONNECTS: u32 = 2;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::{Content, Prompt};
-    use serde_json::{Value, json};
-
-    fn spec(endpoint: Endpoint, stream: bool) -> RequestSpec {
-        RequestSpec {
-            endpoint,
-            max_tokens: Some(32),
-            stream,
-            prompt: Prompt::Text("hi".into()),
-            system: None,
-            body: Default::default(),
-            headers: Vec::new(),
-            timeout: Duration::from_secs(5),
-            tokenizer: None,
-        }
-    }
-
-    fn text(t: &str) -> Content {
-        Content::Text(t.into())
-    }
-
-    #[test]
-    fn system_messages_extra_fields_and_chat_turns() {
-        let mut s = spec(Endpoint::Chat, false);
-        s.system = Some("be brief".into());
-        s.body.insert("temperature".into(), json!(0.5));
-        s.body.insert("ignore_eos".into(), json!(true));
-        let turns = Content::Messages(vec![
-            crate::plan::Message {
-                role: "user".into(),
-                content: "a".into(),
-            },
-            crate::plan::Message {
-                role: "assistant".into(),
-                content: "b".into(),
-            },
-        ]);
-        let b: Value = serde_json::from_slice(&build_body(&s, "m", &turns).unwrap()).unwrap();
-        assert_eq!(
-            b,
-            json!({"model":"m","messages":[{"role":"system","content":"be brief"},
-                   {"role":"user","content":"a"},{"role":"assistant","content":"b"}],
-                   "max_tokens":32,"stream":false,"temperature":0.5,"ignore_eos":true})
-        );
-        let err = build_body(&spec(Endpoint::Completions, true), "m", &turns).unwrap_err();
-        assert!(err.contains("chat"), "{err}");
-    }
-
-    #[test]
-    fn chat_body_asks_for_usage_when_streaming() {
-        let b: Value = serde_json::from_slice(
-            &build_body(&spec(Endpoint::Chat, true), "m", &text("hello")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            b,
-            json!({"model":"m","messages":[{"role":"user","content":"hello"}],
-                   "max_tokens":32,"stream":true,"stream_options":{"include_usage":true}})
-        );
-    }
-
-    #[test]
-    fn completions_body_without_stream() {
-        let b: Value = serde_json::from_slice(
-            &build_body(&spec(Endpoint::Completions, false), "m", &text("x")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            b,
-            json!({"model":"m","prompt":"x","max_tokens":32,"stream":false})
-        );
-    }
-
-    #[test]
-    fn the_endpoint_goes_on_the_path_and_the_query_stays_a_query() {
-        let url = |base: &str| endpoint_url(base, Endpoint::Chat).unwrap().to_string();
-        assert_eq!(url("http://h:1/v1"), "http://h:1/v1/chat/completions");
-        assert_eq!(url("http://h:1/v1/"), "http://h:1/v1/chat/completions");
-        assert_eq!(url("http://h:1"), "http://h:1/chat/completions");
-        assert_eq!(
-            url("https://x.openai.azure.com/openai/deployments/d?api-version=2024-06-01#frag"),
-            "https://x.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-06-01"
-        );
-        assert_eq!(
-            endpoint_url("http://h/v1/?api_key=k", Endpoint::Completions)
-                .unwrap()
-                .as_str(),
-            "http://h/v1/completions?api_key=k"
-        );
-    }
-
-    #[test]
-    fn a_bad_url_error_shows_no_credential() {
-        let t = Target {
-            name: "t".into(),
-            base_url: "ftp://bob:hunter2-pass@x/v1?api_key=sk-in-query-123".into(),
-            api_key: None,
-        };
-        let err = Client::new(&t, &spec(Endpoint::Chat, true), 1, Clock::start())
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("ftp://[redacted]@x/v1?api_key=[redacted]"),
-            "{err}"
-        );
-        assert!(
-            !err.contains("hunter2") && !err.contains("sk-in-query"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_bad_base_url_is_a_clear_error() {
-        let t = Target {
-            name: "t".into(),
-            base_url: "ftp://x".into(),
-            api_key: None,
-        };
-        let err = Client::new(&t, &spec(Endpoint::Chat, true), 1, Clock::start())
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("ftp://x"), "{err}");
-    }
-}
+mod tests;

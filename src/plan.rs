@@ -5,9 +5,11 @@
 mod describe;
 mod session;
 mod shard;
+mod traffic;
 
 pub use session::{Conversation, SessionGenerator, SessionSpec};
 pub use shard::{Shard, fingerprint};
+pub use traffic::{CancelSpec, Replay};
 
 use std::fmt;
 use std::sync::Arc;
@@ -484,53 +486,6 @@ pub struct Phase {
     pub replay: Option<Replay>,
     /// Requests the client abandons on purpose, like users giving up.
     pub cancel: Option<CancelSpec>,
-}
-
-/// A seeded share of a phase's requests that the client cancels `after` their send: request
-/// `id`'s fate depends only on the seed and `id`, so it is the same on every run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct CancelSpec {
-    /// 0..=1: the share of requests cancelled.
-    pub share: f64,
-    #[serde(serialize_with = "serialize_secs")]
-    pub after: Duration,
-    pub seed: u64,
-}
-
-impl CancelSpec {
-    /// Whether request `id` is one the client cancels.
-    pub fn cancels(&self, id: u64) -> bool {
-        // splitmix64 of (seed, id), as a fraction of 2^64.
-        let mut z = self.seed ^ id.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z as f64) < self.share * 2f64.powi(64)
-    }
-}
-
-/// A trace a phase replays: its arrivals at `offsets` from the phase start (absolute
-/// deadlines, the trace's timestamps relative to its first replayed line, divided by the
-/// speed) and its own requests, request k of the phase being line k of the trace.
-#[derive(Clone, Serialize)]
-pub struct Replay {
-    /// The trace file and format, e.g. `data/trace.jsonl (mooncake, speed 2)`.
-    pub source: String,
-    #[serde(skip)]
-    pub offsets: Arc<[Duration]>,
-    #[serde(skip)]
-    pub requests: Arc<dyn PromptGenerator>,
-}
-
-impl fmt::Debug for Replay {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Replay({}, {} arrivals)",
-            self.source,
-            self.offsets.len()
-        )
-    }
 }
 
 /// Time-varying load of a phase (both `None`: constant).

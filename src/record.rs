@@ -5,16 +5,13 @@
 //! run keeps every request that completed. All stamps are microseconds since the run's clock
 //! origin (see `clock`). Raw records are the source of truth: statistics are recomputed from them.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, Write};
-use std::path::{Path, PathBuf};
-
 use serde::{Deserialize, Serialize};
 
 pub mod layout;
 mod meta;
 mod read;
 mod rebase;
+mod write;
 pub use layout::RunFiles;
 pub use meta::{
     Labels, Requested, RunInfo, ShardRun, Trial, check_label, labels_line, parse_label,
@@ -23,6 +20,7 @@ pub use read::{
     MAX_RECORD_BYTES, RecordReadError, TornLine, for_each_record, parse_each, parse_records,
     read_records,
 };
+pub use write::RecordWriter;
 
 /// How a request ended. Every request that was planned ends in exactly one class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -463,59 +461,11 @@ fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
-/// Appends records to a JSONL file, one line each, flushed as written.
-pub struct RecordWriter {
-    path: PathBuf,
-    file: File,
-    /// Bytes of whole records in the file.
-    len: u64,
-    line: Vec<u8>,
-}
-
-impl RecordWriter {
-    /// Creates `path`, failing if it already exists (a run never overwrites another).
-    pub fn create_new(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        Ok(Self::on(path, file))
-    }
-
-    fn on(path: &Path, file: File) -> Self {
-        Self {
-            path: path.to_owned(),
-            file,
-            len: 0,
-            line: Vec::with_capacity(1024),
-        }
-    }
-
-    /// Writes one record, whole or not at all, and hands it to the operating system (one
-    /// write per record). A write that fails part-way (a full disk) is cut back to the last
-    /// whole record, so the file stays readable.
-    pub fn append(&mut self, record: &RequestRecord) -> io::Result<()> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, record).map_err(io::Error::other)?;
-        self.line.push(b'\n');
-        match self.file.write_all(&self.line) {
-            Ok(()) => {
-                self.len += self.line.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.file.set_len(self.len);
-                let _ = self.file.seek(io::SeekFrom::Start(self.len));
-                Err(e)
-            }
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::path::Path;
 
     #[test]
     fn a_failed_write_keeps_only_whole_records() {

@@ -214,7 +214,7 @@ async fn with_the_mock_prefix_cache_ttft_by_turn_follows_the_model_and_cached_to
     use llmbench::mock::{MockConfig, MockServer, PrefixCacheConfig};
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let (base, per_token) = (Duration::from_millis(20), Duration::from_micros(500));
+    let (base, per_token) = (Duration::from_millis(60), Duration::from_micros(500));
     let server = MockServer::start(
         MockConfig {
             ttft: base,

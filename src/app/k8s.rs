@@ -82,46 +82,7 @@ pub fn render(args: &K8sArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Stri
     let files = workload_files(&args.script, &args.files)?;
     let script_path = files[0].path.clone();
     let start_at = start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let dir = format!("/results/{name}");
-
-    let mut shard = vec![
-        "llmbench".to_owned(),
-        sh_quote(&script_path),
-        "--shard".into(),
-        format!("\"$JOB_COMPLETION_INDEX\"/{}", args.shards),
-        "--start-at".into(),
-        sh_quote(&start_at),
-        "--url".into(),
-        sh_quote(&args.url),
-        "--results".into(),
-        "\"$out\"".into(),
-        "--no-progress".into(),
-        "--no-compare-report".into(),
-    ];
-    if args.api_key_secret.is_some() {
-        shard.extend(["--api-key-env".into(), KEY_VAR.into()]);
-    }
-    shard.extend(args.extra.iter().map(|a| sh_quote(a)));
-    let shard_command = format!(
-        "out={dir}/shard-\"$JOB_COMPLETION_INDEX\"\n\
-         mkdir -p {dir}/exit\n\
-         {}\n\
-         rc=$?\n\
-         echo \"$rc\" > {dir}/exit/\"$JOB_COMPLETION_INDEX\"\n\
-         # 1 is a failed assertion on this shard's share of the load: the shard ran, and the\n\
-         # merged run is what its assertions are judged on.\n\
-         [ \"$rc\" -le 1 ]\n",
-        shard.join(" ")
-    );
-    let merge_command = format!(
-        "until [ \"$(ls {dir}/exit 2>/dev/null | wc -l)\" -ge {n} ]; do sleep 5; done\n\
-         for f in {dir}/exit/*; do\n\
-         \x20 rc=$(cat \"$f\")\n\
-         \x20 if [ \"$rc\" -gt 1 ]; then echo \"llmbench: shard ${{f##*/}} failed (exit $rc); not merging\" >&2; exit 2; fi\n\
-         done\n\
-         exec llmbench merge {dir}/shard-* --results {dir}/merged\n",
-        n = args.shards
-    );
+    let (shard_command, merge_command) = commands(args, &name, &script_path, &start_at);
 
     let q = |s: &str| serde_json::to_string(s).expect("a string serializes");
     let quoted: BTreeMap<&str, String> = [
@@ -171,6 +132,52 @@ pub fn render(args: &K8sArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Stri
         .and_then(|t| t.render(ctx))
         .map_err(|e| format!("deploy/k8s/job.yaml.j2: {e}"))?;
     Ok(yaml.trim().to_owned() + "\n")
+}
+
+/// The shard pods' and the merge pod's shell commands.
+fn commands(args: &K8sArgs, name: &str, script_path: &str, start_at: &str) -> (String, String) {
+    let dir = format!("/results/{name}");
+
+    let mut shard = vec![
+        "llmbench".to_owned(),
+        sh_quote(script_path),
+        "--shard".into(),
+        format!("\"$JOB_COMPLETION_INDEX\"/{}", args.shards),
+        "--start-at".into(),
+        sh_quote(start_at),
+        "--url".into(),
+        sh_quote(&args.url),
+        "--results".into(),
+        "\"$out\"".into(),
+        "--no-progress".into(),
+        "--no-compare-report".into(),
+    ];
+    if args.api_key_secret.is_some() {
+        shard.extend(["--api-key-env".into(), KEY_VAR.into()]);
+    }
+    shard.extend(args.extra.iter().map(|a| sh_quote(a)));
+    let shard_command = format!(
+        "out={dir}/shard-\"$JOB_COMPLETION_INDEX\"\n\
+         mkdir -p {dir}/exit\n\
+         {}\n\
+         rc=$?\n\
+         echo \"$rc\" > {dir}/exit/\"$JOB_COMPLETION_INDEX\"\n\
+         # 1 is a failed assertion on this shard's share of the load: the shard ran, and the\n\
+         # merged run is what its assertions are judged on.\n\
+         [ \"$rc\" -le 1 ]\n",
+        shard.join(" ")
+    );
+    let merge_command = format!(
+        "until [ \"$(ls {dir}/exit 2>/dev/null | wc -l)\" -ge {n} ]; do sleep 5; done\n\
+         for f in {dir}/exit/*; do\n\
+         \x20 rc=$(cat \"$f\")\n\
+         \x20 if [ \"$rc\" -gt 1 ]; then echo \"llmbench: shard ${{f##*/}} failed (exit $rc); not merging\" >&2; exit 2; fi\n\
+         done\n\
+         exec llmbench merge {dir}/shard-* --results {dir}/merged\n",
+        n = args.shards
+    );
+
+    (shard_command, merge_command)
 }
 
 /// A Kubernetes object name (RFC 1123: lower-case letters, digits, `-` and `.`, starting and

@@ -71,17 +71,7 @@ impl Prepared {
         let (plan, clock) = (&setup.plan, setup.clock);
         let shard = setup.settings.shard;
         let feed = Feed::start_shard(&plan.request, &setup.model, plan.cancel.clone(), shard);
-        // A replayed trace's requests come from its own feed, made ahead from the start.
-        let (mut replays, mut ready, mut replay_status) = (Vec::new(), Vec::new(), Vec::new());
-        for p in &plan.phases {
-            let own = p.replay.as_ref().map(|r| {
-                let f = Feed::start_replay(&plan.request, r, &setup.model, &plan.cancel);
-                ready.push(f.ready);
-                replay_status.push(f.status);
-                f.bodies
-            });
-            replays.push(own);
-        }
+        let (replays, mut ready, replay_status) = replay_feeds(plan, &setup.model);
         let mut sinks = Sinks {
             stats: Analyzer::new().with_slo(plan.slo),
             raw: raw.map(RawSink::new),
@@ -90,28 +80,17 @@ impl Prepared {
                 setup.settings.progress,
             ))],
         };
-        if let Some((view, _)) = &live {
-            sinks.others.push(Box::new(view.clone()));
-        }
-        sinks.others.extend(others);
+        let view = live
+            .as_ref()
+            .map(|(v, _)| Box::new(v.clone()) as Box<dyn RecordSink>);
+        sinks.others.extend(view.into_iter().chain(others));
         let (records, pump) = RecordPump::start(sinks)
             .map_err(|e| RunError::Usage(format!("cannot start the record writer: {e}")))?;
 
-        // Everything the run needs is loaded before the first phase's clock starts; then, with
-        // `--start-at`, the run waits for that time.
         ready.push(feed.ready);
-        tokio::select! {
-            _ = futures_util::future::join_all(ready.into_iter().map(|r| r.wait())) => {}
-            () = signals.stop.cancelled() => {}
-        }
-        let start_late_ms = match setup.settings.start_at {
-            Some(at) => Some(wait_until(at, signals).await),
-            None => None,
-        };
+        let start_late_ms = ready_to_start(ready, setup.settings.start_at, signals).await;
         let mut scheduler =
             Scheduler::new(clock, feed.bodies, signals.stop.clone()).with_shard(shard);
-        let mut ran_phases = Vec::new();
-        let mut saturation = None;
         let busy = crate::host::BusyMeter::start();
         let shared = PhaseShared {
             client: client.clone(),
@@ -123,22 +102,9 @@ impl Prepared {
             session_failure: Arc::default(),
             shard: shard.map(|s| s.index),
         };
-        for (index, phase) in plan.phases.iter().enumerate() {
-            let phase = &crate::outcome::sweep::resolve(phase, saturation);
-            ran_phases.push(phase.clone());
-            let own = replays[index].take();
-            let before = own.map(|bodies| scheduler.swap_feed(bodies));
-            let ran = shared.run(&mut scheduler, index, phase).await;
-            if let Some(before) = before {
-                scheduler.restore_feed(before);
-            }
-            if phase.sweep == Some(SweepStep::Saturation) {
-                saturation = crate::outcome::sweep::saturation_rps(&ran);
-            }
-            if signals.stop.is_cancelled() || ran.feed_exhausted {
-                break;
-            }
-        }
+        let (ran_phases, saturation) = shared
+            .run_phases(&mut scheduler, &plan.phases, replays, signals)
+            .await;
         let wall_s = crate::units::us_to_s(clock.now_us());
         let busy_share = busy.map(|b| b.busy_share());
         if let Some((_, server)) = &live {
@@ -152,8 +118,11 @@ impl Prepared {
             .iter()
             .fold(feed.status.stop(), |e, s| e.or(s.stop()))
             .or_else(|| {
-                let failure = shared.session_failure.lock().expect("session failure lock");
-                failure.clone()
+                shared
+                    .session_failure
+                    .lock()
+                    .expect("session failure")
+                    .clone()
             });
         drop(shared);
         let sinks = pump
@@ -177,6 +146,48 @@ impl Prepared {
             wall_s,
             start_late_ms,
         })
+    }
+}
+
+/// The feeds of the phases that replay a trace (each made ahead from the start, its requests
+/// the trace's own), by phase index, with their readiness and status.
+#[allow(clippy::type_complexity)]
+fn replay_feeds(
+    plan: &crate::plan::Plan,
+    model: &str,
+) -> (
+    Vec<Option<tokio::sync::mpsc::Receiver<Body>>>,
+    Vec<crate::run::feed::FeedReady>,
+    Vec<crate::run::feed::FeedStatus>,
+) {
+    let (mut replays, mut ready, mut status) = (Vec::new(), Vec::new(), Vec::new());
+    for p in &plan.phases {
+        let own = p.replay.as_ref().map(|r| {
+            let f = Feed::start_replay(&plan.request, r, model, &plan.cancel);
+            ready.push(f.ready);
+            status.push(f.status);
+            f.bodies
+        });
+        replays.push(own);
+    }
+    (replays, ready, status)
+}
+
+/// Waits until everything the run needs is loaded (every feed's first body), so start-up costs
+/// are not the first requests' lateness; then, with `--start-at`, until that time: how late
+/// the first phase then starts, ms.
+async fn ready_to_start(
+    ready: Vec<crate::run::feed::FeedReady>,
+    start_at: Option<chrono::DateTime<chrono::Utc>>,
+    signals: &Signals,
+) -> Option<f64> {
+    tokio::select! {
+        _ = futures_util::future::join_all(ready.into_iter().map(|r| r.wait())) => {}
+        () = signals.stop.cancelled() => {}
+    }
+    match start_at {
+        Some(at) => Some(wait_until(at, signals).await),
+        None => None,
     }
 }
 
@@ -219,6 +230,48 @@ struct PhaseShared {
 }
 
 impl PhaseShared {
+    /// Runs the phases in order (a sweep's steps at the rate its probe found) until the last,
+    /// a stop, or the feed's end: the phases as run, and the probe's saturation rate.
+    async fn run_phases(
+        &self,
+        scheduler: &mut Scheduler<Body>,
+        phases: &[Phase],
+        mut replays: Vec<Option<tokio::sync::mpsc::Receiver<Body>>>,
+        signals: &Signals,
+    ) -> (Vec<Phase>, Option<f64>) {
+        let (mut ran_phases, mut saturation) = (Vec::new(), None);
+        for (index, phase) in phases.iter().enumerate() {
+            let phase = &crate::outcome::sweep::resolve(phase, saturation);
+            ran_phases.push(phase.clone());
+            let ran = self
+                .run_replaying(scheduler, index, phase, replays[index].take())
+                .await;
+            if phase.sweep == Some(SweepStep::Saturation) {
+                saturation = crate::outcome::sweep::saturation_rps(&ran);
+            }
+            if signals.stop.is_cancelled() || ran.feed_exhausted {
+                break;
+            }
+        }
+        (ran_phases, saturation)
+    }
+
+    /// `run`, with a replayed trace's own feed (`own`) in place of the run's for this phase.
+    async fn run_replaying(
+        &self,
+        scheduler: &mut Scheduler<Body>,
+        index: usize,
+        phase: &Phase,
+        own: Option<tokio::sync::mpsc::Receiver<Body>>,
+    ) -> crate::schedule::PhaseRun {
+        let before = own.map(|bodies| scheduler.swap_feed(bodies));
+        let ran = self.run(scheduler, index, phase).await;
+        if let Some(before) = before {
+            scheduler.restore_feed(before);
+        }
+        ran
+    }
+
     /// Runs one phase: of sessions when the request is `session(...)`, else of requests from
     /// the feed.
     async fn run(

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Exp};
 
-use crate::plan::{Arrival, Shape};
+use crate::plan::{Arrival, Phase, Shape};
 
 /// Offsets from the phase start of each arrival of an open-loop phase. Pure and seeded.
 pub fn arrival_offsets(rate: f64, arrival: Arrival, seed: u64) -> impl Iterator<Item = Duration> {
@@ -92,6 +92,21 @@ fn cumulative_inverse(shape: &Shape, secs: f64) -> impl Fn(f64) -> Option<f64> +
             before += area;
         }
         None
+    }
+}
+
+/// An open-loop phase's arrival offsets from its start: a replayed trace's own, its rate shape
+/// over its duration, or its constant rate.
+pub fn phase_offsets(phase: &Phase, rate: f64) -> Box<dyn Iterator<Item = Duration> + Send> {
+    match (&phase.replay, &phase.ramp.rate, phase.duration) {
+        (Some(replay), ..) => {
+            let offsets = replay.offsets.clone();
+            Box::new((0..offsets.len()).map(move |k| offsets[k]))
+        }
+        (None, Some(shape), Some(d)) => {
+            Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed))
+        }
+        _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
     }
 }
 

@@ -24,6 +24,7 @@ mod sessions;
 pub mod shard;
 pub mod timer;
 
+use arrivals::phase_offsets;
 pub use arrivals::{arrival_offsets, shaped_offsets};
 pub use sessions::{SessionWork, Turn};
 pub use timer::Pacer;
@@ -171,7 +172,7 @@ impl<T: Send + 'static> Scheduler<T> {
         let mut in_flight = JoinSet::new();
         let mut run = PhaseRun::default();
         let start = self.clock.instant_at(started_us);
-        let offsets = offsets(phase, rate, self.shard);
+        let offsets = shard::offsets(phase, rate, self.shard);
         let _controller = match (&phase.ramp.concurrency, &slots, phase.duration) {
             (Some(shape), Some(slots), Some(d)) => Some(AbortOnDrop(tokio::spawn(
                 control_concurrency(shape.clone(), slots.clone(), start, d, self.pacer),
@@ -302,40 +303,6 @@ impl<T: Send + 'static> Scheduler<T> {
             feed_exhausted,
             ..PhaseRun::default()
         }
-    }
-}
-
-/// An open-loop phase's arrival offsets from its start: a replayed trace's own, its rate shape
-/// over its duration, or its constant rate.
-fn phase_offsets(phase: &Phase, rate: f64) -> Box<dyn Iterator<Item = Duration> + Send> {
-    match (&phase.replay, &phase.ramp.rate, phase.duration) {
-        (Some(replay), ..) => {
-            let offsets = replay.offsets.clone();
-            Box::new((0..offsets.len()).map(move |k| offsets[k]))
-        }
-        (None, Some(shape), Some(d)) => {
-            Box::new(shaped_offsets(shape, d, phase.arrival, phase.seed))
-        }
-        _ => Box::new(arrival_offsets(rate, phase.arrival, phase.seed)),
-    }
-}
-
-/// The arrival offsets of an open-loop phase at `rate` (or along its rate shape); a shard of a
-/// constant schedule keeps its own arrivals of the global one.
-fn offsets(
-    phase: &Phase,
-    rate: f64,
-    shard: Option<Shard>,
-) -> Box<dyn Iterator<Item = Duration> + Send> {
-    let offsets = phase_offsets(phase, rate);
-    match shard {
-        Some(s) if shard::deals_global_schedule(phase) => Box::new(
-            offsets
-                .enumerate()
-                .filter(move |(k, _)| s.owns(*k as u64))
-                .map(|(_, o)| o),
-        ),
-        _ => offsets,
     }
 }
 

@@ -15,6 +15,7 @@
 //! count smaller than N.
 
 use crate::plan::{Arrival, Phase, Plan, Shape, Shard};
+use std::time::Duration;
 
 /// Whether shard `shard` keeps only its own arrivals of `phase`'s global schedule (constant
 /// arrivals), rather than running a substream of its own (Poisson).
@@ -89,6 +90,25 @@ pub fn check(plan: &Plan, shard: Shard) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The arrival offsets of an open-loop phase at `rate` (or along its rate shape); a shard of a
+/// constant schedule keeps its own arrivals of the global one.
+pub fn offsets(
+    phase: &Phase,
+    rate: f64,
+    shard: Option<Shard>,
+) -> Box<dyn Iterator<Item = Duration> + Send> {
+    let offsets = super::phase_offsets(phase, rate);
+    match shard {
+        Some(s) if deals_global_schedule(phase) => Box::new(
+            offsets
+                .enumerate()
+                .filter(move |(k, _)| s.owns(*k as u64))
+                .map(|(_, o)| o),
+        ),
+        _ => offsets,
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub const LIBRARY: [(&str, &str); 4] = [
 ];
 
 /// The shipped workload scripts (names relative to `scripts/`).
-pub const WORKLOADS: [(&str, &str); 8] = [
+pub const WORKLOADS: [(&str, &str); 12] = [
     (
         "quickstart.rhai",
         include_str!("../../scripts/quickstart.rhai"),
@@ -66,6 +66,19 @@ pub const WORKLOADS: [(&str, &str); 8] = [
     (
         "mixed-lengths.rhai",
         include_str!("../../scripts/mixed-lengths.rhai"),
+    ),
+    ("sessions.rhai", include_str!("../../scripts/sessions.rhai")),
+    (
+        "prefix-cache.rhai",
+        include_str!("../../scripts/prefix-cache.rhai"),
+    ),
+    (
+        "trace-replay.rhai",
+        include_str!("../../scripts/trace-replay.rhai"),
+    ),
+    (
+        "cancellation.rhai",
+        include_str!("../../scripts/cancellation.rhai"),
     ),
 ];
 

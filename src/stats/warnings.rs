@@ -233,17 +233,32 @@ impl fmt::Display for Warning {
                 failed,
                 tried,
                 error,
-            } => write!(
-                f,
-                "{failed} of {tried} scrapes of {url} failed (first: {error}), so its server telemetry is {}. Check that the address serves Prometheus text (vLLM: /metrics) and is reachable from this machine.",
-                if failed == tried { "missing" } else { "partial" }
-            ),
+            } => scrape_failed(f, url, *failed, *tried, error),
             Self::ShardStartedLate { shard, late_ms } => write!(
                 f,
                 "Shard {shard} started {late_ms:.1} ms after --start-at, so its arrivals lag the other shards' by that much. Set the start time further ahead (llmbench needs a few seconds to start), or check this machine's clock (NTP)."
             ),
         }
     }
+}
+
+/// `Warning::ScrapeFailed`'s message.
+fn scrape_failed(
+    f: &mut fmt::Formatter<'_>,
+    url: &str,
+    failed: u64,
+    tried: u64,
+    error: &str,
+) -> fmt::Result {
+    write!(
+        f,
+        "{failed} of {tried} scrapes of {url} failed (first: {error}), so its server telemetry is {}. Check that the address serves Prometheus text (vLLM: /metrics) and is reachable from this machine.",
+        if failed == tried {
+            "missing"
+        } else {
+            "partial"
+        }
+    )
 }
 
 /// `Warning::FellBehind`'s message.
