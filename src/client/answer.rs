@@ -3,9 +3,9 @@
 //! not tool calls, appended in order and bounded by `MAX_ANSWER_BYTES`. It parses the payload
 //! a second time, so requests that keep no text pay nothing.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
+
+use super::chunk::Choice;
 
 /// The most bytes of answer text kept per request (about a quarter of a million tokens).
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -14,22 +14,6 @@ pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 struct Body<'a> {
     #[serde(default, borrow)]
     choices: Option<Vec<Choice<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct Choice<'a> {
-    #[serde(default, borrow)]
-    delta: Option<Message<'a>>,
-    #[serde(default, borrow)]
-    message: Option<Message<'a>>,
-    #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
 }
 
 /// The answer text read so far.

@@ -94,25 +94,26 @@ struct Body {
     timings: Option<ServerTimings>,
 }
 
+/// One choice of a chunk or body (also read by `answer`).
 #[derive(Deserialize)]
-struct Choice<'a> {
+pub(super) struct Choice<'a> {
     /// Chat streaming.
     #[serde(default, borrow)]
-    delta: Option<Message<'a>>,
+    pub(super) delta: Option<Message<'a>>,
     /// Chat, non-streaming.
     #[serde(default, borrow)]
-    message: Option<Message<'a>>,
+    pub(super) message: Option<Message<'a>>,
     /// Completions (both modes).
     #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
+    pub(super) text: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct Message<'a> {
+pub(super) struct Message<'a> {
     #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
+    pub(super) content: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     reasoning_content: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
