@@ -2,7 +2,8 @@
 //! set-ups of issue 8, each measured the way a user would run it (the `llmbench` binary, a
 //! script, `--url`), with the mock's own timing log (`GET /mock/timings`) as ground truth.
 //!
-//!     cargo bench --bench scale [-- rate500 rate150 rate2000 streams1000 open1000 streams5000]
+//!     cargo bench --bench scale [-- rate500 rate150 rate2000 streams1000 open1000 streams5000
+//!                          streams10000]
 //!
 //! `LLMBENCH_BENCH_ARGS="--threads 2"` passes more flags to the llmbench run,
 //! `LLMBENCH_MOCK_ARGS="--threads 2"` to the mock.
@@ -76,6 +77,14 @@ const SET_UPS: &[SetUp] = &[
         itl_ms: 200.0,
         tokens: 16,
         phase: r#"#{ requests: 15000, concurrency: 5000 }"#,
+    },
+    SetUp {
+        // Issue 18's one-process goal: 10,000 concurrent streams under 1 GB resident.
+        name: "streams10000",
+        ttft_ms: 1000.0,
+        itl_ms: 200.0,
+        tokens: 16,
+        phase: r#"#{ requests: 20000, concurrency: 10000 }"#,
     },
 ];
 

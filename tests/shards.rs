@@ -21,17 +21,29 @@ request(#{ prompt: |i| `prompt ${i}`, max_tokens: 4 });
 phase("steady", #{ rps: 100, duration: 2, concurrency: 16 });
 "#;
 
-/// Runs the four shards into `dir/shard<i>` and returns their results folders.
+/// Runs the four shards of `SCRIPT` into `dir/shard<i>` and returns their results folders.
 fn run_shards(dir: &Path, url: &str) -> Vec<PathBuf> {
-    let script = dir.join("sharded.rhai");
-    std::fs::write(&script, SCRIPT).unwrap();
+    run_shards_of(dir, url, SCRIPT, SHARDS)
+}
+
+/// Runs `count` shards of `script` (written to `dir`, so its files are found there) into
+/// `dir/shard<i>`, each's index from JOB_COMPLETION_INDEX, one `--start-at` 2 s ahead.
+fn run_shards_of(dir: &Path, url: &str, script: &str, count: u32) -> Vec<PathBuf> {
+    let path = dir.join("sharded.rhai");
+    std::fs::write(&path, script).unwrap();
     let start_at = chrono::Utc::now().timestamp_millis() + 2_000;
-    let children: Vec<_> = (0..SHARDS)
+    let children: Vec<_> = (0..count)
         .map(|i| {
             let results = dir.join(format!("shard{i}"));
             let child = llmbench()
-                .arg(&script)
-                .args(["--url", url, "--shards", "4", "--no-progress"])
+                .arg(&path)
+                .args([
+                    "--url",
+                    url,
+                    "--shards",
+                    &count.to_string(),
+                    "--no-progress",
+                ])
                 .args(["--no-compare-report", "--start-at", &start_at.to_string()])
                 .arg("--results")
                 .arg(&results)
@@ -238,5 +250,111 @@ fn shards_of_different_plans_or_one_index_twice_are_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
+fn sessions_are_dealt_by_session() {
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1", "--output-tokens", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    // 4 users × 3-turn sessions, 12 turns: one process runs sessions 0-3; two shards run two
+    // users and 6 turns each.
+    let script = r#"
+request(#{ max_tokens: 3, prompt: session(#{
+    turns: 3, think_ms: 5,
+    first_turn: |s, rng| `I am user ${s}.`,
+    next_turn: |s, k, rng| `Question ${k} from ${s}`,
+}) });
+phase("chat", #{ requests: 12, concurrency: 4 });
+"#;
+    run_shards_of(dir.path(), &mock.base_url, script, 2);
+    let merged_dir = dir.path().join("merged");
+    merge(&[&format!("{}/shard*", dir.path().display())], &merged_dir);
+    let merged = read_records(&only_file(&merged_dir, "raw", "jsonl")).unwrap();
+    assert_eq!(merged.len(), 12);
+    let mut turns: Vec<(u64, u32)> = Vec::new();
+    for r in &merged {
+        let session = r.session.expect("a session turn");
+        // Session s is shard s mod 2's, every turn of it.
+        assert_eq!(r.shard, Some((session % 2) as u32), "{r:?}");
+        turns.push((session, r.turn.unwrap()));
+    }
+    turns.sort();
+    let want: Vec<(u64, u32)> = (0..4).flat_map(|s| (0..3).map(move |k| (s, k))).collect();
+    assert_eq!(turns, want);
+    // The ids are unique, and the mock saw each turn once, with its session's headers.
+    let mut ids: Vec<u64> = merged.iter().map(|r| r.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12);
+    let seen = mock.timings();
+    assert_eq!(seen.len(), 12);
+    for r in &merged {
+        let t = seen.iter().find(|t| t.id == r.id).unwrap();
+        assert_eq!((t.session, t.turn), (r.session, r.turn));
+    }
+}
+
+#[test]
+fn trace_lines_are_dealt_by_line() {
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1", "--output-tokens", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/data");
+    std::fs::copy(
+        data.join("mooncake-trace.jsonl"),
+        dir.path().join("trace.jsonl"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(dir.path().join("trace.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let speed = 4.0;
+    let script = format!(
+        r#"trace("trace.jsonl", #{{ format: "mooncake", speed: {speed:.1}, encoding: "cl100k_base" }});"#
+    );
+    let shards = run_shards_of(dir.path(), &mock.base_url, &script, 3);
+    let at = |k: usize| lines[k]["timestamp"].as_f64().unwrap();
+    for (i, results) in shards.iter().enumerate() {
+        // Within a shard, each of its lines at the trace's own time, exactly.
+        let records = read_records(&only_file(results, "raw", "jsonl")).unwrap();
+        let first = records.iter().min_by_key(|r| r.id).unwrap();
+        assert_eq!(first.id, i as u64);
+        for r in &records {
+            let want_us = (at(r.id as usize) - at(i)) / speed * 1000.0;
+            let got_us = (r.intended_us - first.intended_us) as f64;
+            assert!(
+                (got_us - want_us).abs() <= 2.0,
+                "line {}: {got_us} µs",
+                r.id
+            );
+        }
+    }
+    let merged_dir = dir.path().join("merged");
+    merge(&[&format!("{}/shard*", dir.path().display())], &merged_dir);
+    let merged = read_records(&only_file(&merged_dir, "raw", "jsonl")).unwrap();
+    assert_eq!(merged.len(), lines.len(), "every line replayed once");
+    let seen = mock.timings();
+    assert_eq!(seen.len(), lines.len());
+    let first = merged.iter().map(|r| r.intended_us).min().unwrap();
+    for r in &merged {
+        // Request k is line k, sent by shard k mod 3 at the line's own time.
+        let k = r.id as usize;
+        assert_eq!(r.shard, Some((k % 3) as u32));
+        let want_us = (at(k) - at(0)) / speed * 1000.0;
+        let got_us = (r.intended_us - first) as f64;
+        // Within a shard exact; across shards as close as their wall clocks' anchors and
+        // their starts at --start-at (a busy machine: milliseconds).
+        assert!(
+            (got_us - want_us).abs() <= 20_000.0,
+            "line {k}: {got_us} µs, want {want_us}"
+        );
+        let t = seen.iter().find(|t| t.id == r.id).unwrap();
+        assert_eq!(
+            t.prompt_tokens,
+            lines[k]["input_length"].as_u64().unwrap(),
+            "line {k}"
+        );
     }
 }

@@ -30,14 +30,14 @@ pub struct Cli {
 impl Cli {
     /// Threads of the async runtime: the `--threads` of a command that sends requests or
     /// serves them; 1 for the others.
-    pub fn threads(&self) -> u16 {
+    pub fn threads(&self) -> crate::settings::Threads {
         match &self.command {
             None => self.run.runtime.threads,
             Some(Command::Run(a)) => a.runtime.threads,
             Some(Command::Interactive(a)) => a.runtime.threads,
             Some(Command::Mock(a)) => a.runtime.threads,
             Some(Command::Calibrate(a)) => a.runtime.threads,
-            Some(_) => 1,
+            Some(_) => crate::settings::Threads::Fixed(1),
         }
     }
 }
@@ -495,26 +495,24 @@ mod tests {
 
     #[test]
     fn threads_belong_to_the_commands_that_send_or_serve() {
+        use crate::settings::Threads::{Auto, Fixed};
         let threads = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.threads());
+        let fixed = [
+            (&["llmbench", "--threads", "2", "s.rhai"][..], 2),
+            (&["llmbench", "s.rhai", "--threads", "3"], 3),
+            (&["llmbench", "mock", "--threads", "4"], 4),
+            (&["llmbench", "calibrate", "--threads", "5"], 5),
+            (&["llmbench", "interactive", "--threads", "6"], 6),
+            (&["llmbench", "report"], 1),
+        ];
+        for (args, n) in fixed {
+            assert_eq!(threads(args).unwrap(), Fixed(n), "{args:?}");
+        }
+        assert_eq!(threads(&["llmbench", "s.rhai"]).unwrap(), Auto);
         assert_eq!(
-            threads(&["llmbench", "--threads", "2", "s.rhai"]).unwrap(),
-            2
+            threads(&["llmbench", "run", "--threads", "auto"]).unwrap(),
+            Auto
         );
-        assert_eq!(
-            threads(&["llmbench", "s.rhai", "--threads", "3"]).unwrap(),
-            3
-        );
-        assert_eq!(threads(&["llmbench", "mock", "--threads", "4"]).unwrap(), 4);
-        assert_eq!(
-            threads(&["llmbench", "calibrate", "--threads", "5"]).unwrap(),
-            5
-        );
-        assert_eq!(
-            threads(&["llmbench", "interactive", "--threads", "6"]).unwrap(),
-            6
-        );
-        assert_eq!(threads(&["llmbench", "report"]).unwrap(), 1);
-        assert_eq!(threads(&["llmbench", "s.rhai"]).unwrap(), 1);
         assert!(threads(&["llmbench", "report", "--threads", "2"]).is_err());
         assert!(threads(&["llmbench", "parse", "--threads", "2", "r.jsonl"]).is_err());
         assert!(threads(&["llmbench", "mock", "--threads", "0"]).is_err());

@@ -22,7 +22,7 @@ use crate::settings::LoadFlags;
 /// `llmbench` with no script: interactive in a terminal, a usage error otherwise.
 pub async fn no_script(args: &RunArgs) -> u8 {
     if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        interactive(&args.load).await
+        interactive(&args.load, args.runtime.threads).await
     } else {
         eprintln!(
             "llmbench: no script given: run llmbench SCRIPT.rhai (e.g. llmbench quickstart; `llmbench scripts` lists them), llmbench run --target T --workload W, or llmbench interactive in a terminal"
@@ -91,7 +91,7 @@ fn quote(s: &str) -> String {
 }
 
 /// `llmbench interactive`.
-pub async fn interactive(load: &LoadFlags) -> u8 {
+pub async fn interactive(load: &LoadFlags, threads: crate::settings::Threads) -> u8 {
     let configs = Configs::new(&load.output.configs);
     let choice = match ask(&configs) {
         Ok(Some(c)) => c,
@@ -118,7 +118,7 @@ pub async fn interactive(load: &LoadFlags) -> u8 {
     match plan {
         Ok(plan) => {
             let label = format!("run --workload {}", choice.workload);
-            exit_code(&run_with_flags(plan, &load, None, &label).await)
+            exit_code(&run_with_flags(plan, &load, threads, None, &label).await)
         }
         Err(e) => usage_error(e),
     }

@@ -20,6 +20,7 @@ pub mod k8s;
 pub mod merge;
 mod merge_summaries;
 pub mod results;
+pub mod runtime;
 pub mod scripts;
 pub mod shell;
 pub mod suggest;
@@ -44,18 +45,9 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// The command line's entry point: runs the command and returns the exit code.
 pub fn main(cli: Cli) -> u8 {
-    // One thread drives every request by default: no hand-offs between threads on the
-    // per-chunk path, which is most of llmbench's own CPU time (see benches/RESULTS.md).
-    let threads = cli.threads();
-    let mut builder = match threads {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        n => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n as usize);
-            b
-        }
-    };
-    let runtime = match builder.enable_all().build() {
+    // `--threads auto` starts on one thread; a plan that needs more gets them in
+    // `run_with_flags`, once the plan is known.
+    let runtime = match runtime::build(cli.threads().before_plan()) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("llmbench: cannot start the async runtime: {e}");
@@ -70,7 +62,9 @@ pub fn main(cli: Cli) -> u8 {
             Some(Command::Merge(args)) => merge_shards(&args),
             Some(Command::Check(args)) => workloads::check(&args),
             Some(Command::Run(args)) => workloads::run_workload(&args).await,
-            Some(Command::Interactive(args)) => interactive::interactive(&args.load).await,
+            Some(Command::Interactive(args)) => {
+                interactive::interactive(&args.load, args.runtime.threads).await
+            }
             Some(Command::Calibrate(args)) => calibrate::calibrate(&args).await,
             Some(Command::Compare(args)) => compare::compare(&args),
             Some(Command::Scripts) => scripts::list(),
@@ -139,11 +133,13 @@ pub fn outcome_code(o: &RunOutcome) -> u8 {
     }
 }
 
-/// Runs a plan with the flags of a load-running command: `model` is the command's model
-/// override, `label` what ran (for the run metadata).
+/// Runs a plan with the flags of a load-running command: `threads` its `--threads` (with
+/// `auto`, a plan that needs more than one thread runs on a runtime of its own), `model` its
+/// model override, `label` what ran (for the run metadata).
 pub async fn run_with_flags(
     plan: crate::plan::Plan,
     flags: &LoadFlags,
+    threads: settings::Threads,
     model: Option<&str>,
     label: &str,
 ) -> Result<RunOutcome, RunError> {
@@ -154,17 +150,39 @@ pub async fn run_with_flags(
     }
     let shard = flags.control.shard(|var| std::env::var(var).ok())?;
     let repeat = flags.control.repeat.or(plan.repeat).unwrap_or(1);
-    let outcome = if repeat > 1 {
-        if let Some(s) = shard {
-            return Err(RunError::Usage(format!(
-                "--shard {s} with {repeat} trials (--repeat or the script's repeat): a sharded run is one trial; run the shards once per trial, and merge each"
-            )));
+    if let (Some(s), true) = (shard, repeat > 1) {
+        return Err(RunError::Usage(format!(
+            "--shard {s} with {repeat} trials (--repeat or the script's repeat): a sharded run is one trial; run the shards once per trial, and merge each"
+        )));
+    }
+    let threads = match threads {
+        settings::Threads::Fixed(_) => 1,
+        settings::Threads::Auto => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let choice = settings::threads::choose(&plan, shard, cores);
+            if choice.threads > 1 {
+                eprintln!(
+                    "llmbench: --threads auto: {} threads ({})",
+                    choice.threads, choice.why
+                );
+            }
+            choice.threads
         }
-        trials::run(plan, repeat, flags, label).await?
+    };
+    let work = move || async move {
+        if repeat > 1 {
+            trials::run(plan, repeat, flags, label).await
+        } else {
+            let mut settings = flags.settings(label);
+            settings.shard = shard;
+            crate::run::run(plan, &settings, Vec::new()).await
+        }
+    };
+    let outcome = if threads > 1 {
+        runtime::run_on(threads, work)
+            .map_err(|e| RunError::Usage(format!("cannot start the async runtime: {e}")))??
     } else {
-        let mut settings = flags.settings(label);
-        settings.shard = shard;
-        crate::run::run(plan, &settings, Vec::new()).await?
+        work().await?
     };
     if let Some(path) = &flags.output.junit {
         write_junit(path, &outcome)?;
@@ -253,6 +271,7 @@ pub async fn run_script(args: &RunArgs) -> Result<RunOutcome, RunError> {
     run_with_flags(
         plan,
         &args.load,
+        args.runtime.threads,
         args.model.as_deref(),
         &path.display().to_string(),
     )
@@ -288,7 +307,7 @@ async fn serve_mock(args: MockArgs) -> u8 {
             require_key: args.faults.require_key,
         },
         max_running: args.max_running,
-        threads: args.runtime.threads as usize,
+        threads: args.runtime.threads.before_plan(),
         prefix_cache: crate::mock::PrefixCacheConfig {
             blocks: args.prefix_cache,
             block_tokens: args.block_tokens.max(1),

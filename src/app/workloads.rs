@@ -307,7 +307,7 @@ pub async fn run_workload(args: &WorkloadArgs) -> u8 {
         Err(e) => return usage_error(e),
     };
     let label = format!("run --workload {workload}");
-    let result = run_with_flags(plan, &args.load, None, &label).await;
+    let result = run_with_flags(plan, &args.load, args.runtime.threads, None, &label).await;
     let code = exit_code(&result);
     if args.target.is_none()
         && !url_only

@@ -114,13 +114,19 @@ impl FeedStatus {
 
 impl Feed {
     /// The feed of a replayed trace: the run's request spec with the trace's requests (its
-    /// request k is the trace's line k).
-    pub fn start_replay(spec: &RequestSpec, replay: &Replay, model: &str, cancel: &Cancel) -> Self {
+    /// request k is the trace's line k; a shard's, its own lines').
+    pub fn start_replay(
+        spec: &RequestSpec,
+        replay: &Replay,
+        model: &str,
+        cancel: &Cancel,
+        shard: Option<Shard>,
+    ) -> Self {
         let spec = RequestSpec {
             prompt: Prompt::Generated(replay.requests.clone()),
             ..spec.clone()
         };
-        Self::start(&spec, model, cancel.clone())
+        Self::start_shard(&spec, model, cancel.clone(), shard)
     }
 
     /// Starts producing bodies for `spec` addressed to `model`. A generator error after

@@ -71,7 +71,7 @@ impl Prepared {
         let (plan, clock) = (&setup.plan, setup.clock);
         let shard = setup.settings.shard;
         let feed = Feed::start_shard(&plan.request, &setup.model, plan.cancel.clone(), shard);
-        let (replays, mut ready, replay_status) = replay_feeds(plan, &setup.model);
+        let (replays, mut ready, replay_status) = replay_feeds(plan, &setup.model, shard);
         let mut sinks = Sinks {
             stats: Analyzer::new().with_slo(plan.slo),
             raw: raw.map(RawSink::new),
@@ -155,6 +155,7 @@ impl Prepared {
 fn replay_feeds(
     plan: &crate::plan::Plan,
     model: &str,
+    shard: Option<crate::plan::Shard>,
 ) -> (
     Vec<Option<tokio::sync::mpsc::Receiver<Body>>>,
     Vec<crate::run::feed::FeedReady>,
@@ -163,7 +164,7 @@ fn replay_feeds(
     let (mut replays, mut ready, mut status) = (Vec::new(), Vec::new(), Vec::new());
     for p in &plan.phases {
         let own = p.replay.as_ref().map(|r| {
-            let f = Feed::start_replay(&plan.request, r, model, &plan.cancel);
+            let f = Feed::start_replay(&plan.request, r, model, &plan.cancel, shard);
             ready.push(f.ready);
             status.push(f.status);
             f.bodies

@@ -90,6 +90,7 @@ impl<T: Send + 'static> Scheduler<T> {
     pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
         self.shard = shard;
         self.next_id = shard.map_or(0, |s| s.global(0));
+        self.next_session = self.next_id;
         self
     }
 

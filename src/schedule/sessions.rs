@@ -13,6 +13,9 @@
 //! request bound a session reserves its turns when it starts (cut to what is left), so
 //! `requests: 20` with 5-turn sessions runs exactly four whole sessions, and a session that
 //! ends early (a failed turn ends its session) gives back the turns it did not send.
+//!
+//! A shard of a sharded run runs its share (`shard`): its own session arrivals or users, its
+//! sessions numbered I, I + N, ... and its request ids likewise.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -21,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{Dispatch, PhaseRun, Scheduler, phase_offsets};
+use super::{Dispatch, PhaseRun, Scheduler};
 use crate::clock::Instant;
 use crate::plan::Phase;
 
@@ -71,6 +74,8 @@ struct Shared<S> {
     deadline: Option<Instant>,
     think: Duration,
     phase_index: usize,
+    /// Between this process's session numbers and request ids: 1, or a sharded run's N.
+    step: u64,
     work: S,
 }
 
@@ -85,8 +90,8 @@ impl<S> Shared<S> {
         if b.failed || self.limit.is_some_and(|n| b.reserved >= n) {
             return None;
         }
-        b.next_session += 1;
-        Some(b.next_session - 1)
+        b.next_session += self.step;
+        Some(b.next_session - self.step)
     }
 
     /// Reserves up to `turns` of the request bound; how many the session may send.
@@ -114,6 +119,14 @@ impl<T: Send + 'static> Scheduler<T> {
         think: Duration,
         work: S,
     ) -> PhaseRun {
+        let dealt;
+        let phase = match self.shard {
+            Some(s) => {
+                dealt = super::shard::phase_share(phase, s);
+                &dealt
+            }
+            None => phase,
+        };
         let started_us = self.clock.now_us();
         let start = self.clock.instant_at(started_us);
         let shared = Arc::new(Shared {
@@ -126,6 +139,7 @@ impl<T: Send + 'static> Scheduler<T> {
             deadline: phase.duration.map(|d| start + d),
             think,
             phase_index,
+            step: self.shard.map_or(1, |s| u64::from(s.count)),
             work,
         });
         let mut sessions = JoinSet::new();
@@ -164,7 +178,7 @@ impl<T: Send + 'static> Scheduler<T> {
         let slots = phase
             .concurrency
             .map(|c| Arc::new(Semaphore::new(c.max(1) as usize)));
-        for offset in phase_offsets(phase, rate) {
+        for offset in super::shard::offsets(phase, rate, self.shard) {
             let intended = start + offset;
             if shared.past_deadline(intended) || self.stop.is_cancelled() {
                 break;
@@ -248,9 +262,9 @@ impl TurnRunner {
             let now = self.clock.now_us();
             let id = {
                 let mut b = shared.lock();
-                b.next_id += 1;
+                b.next_id += shared.step;
                 b.dispatched += 1;
-                b.next_id - 1
+                b.next_id - shared.step
             };
             let dispatch = Dispatch {
                 id,

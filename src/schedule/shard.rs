@@ -1,26 +1,29 @@
 //! Sharding a phase: what shard I of N sends of a phase's load, so that the N shards together
 //! send the single-process schedule.
 //!
-//! - Constant arrivals (at a fixed rate or along a rate shape) are deterministic: the shard walks
-//!   the global schedule and keeps arrival k when `Shard::owns(k)` (round-robin), so the union of
-//!   the shards' intended starts is exactly the single-process schedule.
+//! - Constant arrivals (at a fixed rate or along a rate shape) and a replayed trace's lines are
+//!   deterministic: the shard walks the global schedule and keeps arrival (or line) k when
+//!   `Shard::owns(k)` (round-robin), so the union of the shards' intended starts is exactly the
+//!   single-process schedule, and line k's request is the trace's line k whichever shard sends it.
 //! - Poisson arrivals: the shard runs its own seeded substream at rate/N (the shape's values
 //!   divided by N); the superposition of N independent Poisson processes at rate/N is a Poisson
 //!   process at the full rate.
 //! - A request count, a concurrency cap (or a concurrency shape) and closed-loop users split as
 //!   evenly as possible (`Shard::share`).
+//! - Multi-turn sessions are dealt by session: an open loop's session arrivals like any
+//!   arrivals, a closed loop's users as above, and shard I numbers its sessions I, I + N, ...,
+//!   so session s has the same turns whichever shard runs it. A request bound splits by turns.
 //!
-//! `check` refuses what cannot be split: multi-turn sessions and trace replays (not dealt yet), a
-//! capacity sweep (its rates come from a probe each shard would measure alone), a cap or a user
-//! count smaller than N.
+//! `check` refuses what cannot be split: a capacity sweep (its rates come from a probe each
+//! shard would measure alone), a cap or a user count smaller than N.
 
 use crate::plan::{Arrival, Phase, Plan, Shape, Shard};
 use std::time::Duration;
 
 /// Whether shard `shard` keeps only its own arrivals of `phase`'s global schedule (constant
-/// arrivals), rather than running a substream of its own (Poisson).
+/// arrivals, a replayed trace's lines), rather than running a substream of its own (Poisson).
 pub fn deals_global_schedule(phase: &Phase) -> bool {
-    phase.arrival == Arrival::Constant
+    phase.arrival == Arrival::Constant || phase.replay.is_some()
 }
 
 /// The phase shard `shard` runs. With constant arrivals the rate and rate shape stay global
@@ -54,19 +57,7 @@ fn scaled(shape: &Shape, n: f64) -> Shape {
 /// Why `plan` cannot be split into `shard.count` shards, naming the phase and the fix.
 pub fn check(plan: &Plan, shard: Shard) -> Result<(), String> {
     let n = shard.count;
-    if matches!(plan.request.prompt, crate::plan::Prompt::Session(_)) {
-        return Err(
-            "multi-turn sessions cannot be sharded yet (each shard would run every session); run them in one process"
-                .into(),
-        );
-    }
     for p in &plan.phases {
-        if p.replay.is_some() {
-            return Err(format!(
-                "phase {:?} replays a trace, which cannot be sharded yet (each shard would replay every line); replay it in one process",
-                p.name
-            ));
-        }
         if p.sweep.is_some() {
             return Err(format!(
                 "phase {:?} is part of a capacity sweep, which cannot be sharded (each shard would probe the server's saturation alone); run the sweep in one process, then shard a plan at the rate it found",

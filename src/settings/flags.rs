@@ -80,16 +80,19 @@ fn positive_rate(s: &str) -> Result<f64, String> {
 /// `interactive`, `mock` and `calibrate` take it.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeFlags {
-    /// Threads that send requests and read responses. 1 (the default) is the cheapest per
-    /// request (about 11 µs of CPU per streamed chunk on a 2-core VM); raise it when a run
-    /// warns that llmbench's request thread was busy.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub threads: u16,
+    /// Threads that send requests and read responses: auto (the default) or a count. auto
+    /// takes one (the cheapest per request, about 11 µs of CPU per streamed chunk on a 2-core
+    /// VM) unless the plan's rate would keep one thread over half busy or its closed loop
+    /// starts 500 streams or more together; mock and calibrate take one.
+    #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = super::Threads::parse)]
+    pub threads: super::Threads,
 }
 
 impl Default for RuntimeFlags {
     fn default() -> Self {
-        Self { threads: 1 }
+        Self {
+            threads: super::Threads::Auto,
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod flags;
 pub mod shape;
+pub mod threads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ pub use flags::{
     ConnectionFlags, ControlFlags, LoadFlags, OutputFlags, RuntimeFlags, ShapeFlags, TelemetryFlags,
 };
 pub use shape::ShapeOverrides;
+pub use threads::Threads;
 
 use crate::client::ClientOptions;
 use crate::plan::{ApiKey, Plan, Shard, Target};

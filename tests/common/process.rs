@@ -155,8 +155,8 @@ impl MockProcess {
         Self { child, base_url }
     }
 
-    /// `GET /mock/stats` now.
-    pub fn stats_now(&self) -> MockStats {
+    /// The body of `GET path` from the mock.
+    fn get(&self, path: &str) -> String {
         let addr = self
             .base_url
             .trim_start_matches("http://")
@@ -164,13 +164,23 @@ impl MockProcess {
         let mut conn = std::net::TcpStream::connect(addr).unwrap();
         write!(
             conn,
-            "GET /mock/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut text = String::new();
         conn.read_to_string(&mut text).unwrap();
-        let body = text.split_once("\r\n\r\n").unwrap().1;
-        serde_json::from_str(body).unwrap()
+        text.split_once("\r\n\r\n").unwrap().1.to_owned()
+    }
+
+    /// `GET /mock/stats` now.
+    pub fn stats_now(&self) -> MockStats {
+        serde_json::from_str(&self.get("/mock/stats")).unwrap()
+    }
+
+    /// `GET /mock/timings`: what the mock logged of each request it saw.
+    #[allow(dead_code)]
+    pub fn timings(&self) -> Vec<llmbench::mock::LoggedTiming> {
+        serde_json::from_str(&self.get("/mock/timings")).unwrap()
     }
 
     /// `GET /mock/stats`, once every request the mock saw has ended.
