@@ -28,7 +28,8 @@ impl CancelSpec {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        (z as f64) < self.share * 2f64.powi(64)
+        // Share 1 (the deadline form) is every request, also where z rounds up to 2^64.
+        self.share >= 1.0 || (z as f64) < self.share * 2f64.powi(64)
     }
 }
 
