@@ -328,6 +328,7 @@ fn router(shared: Shared) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/mock/stats", get(mock_stats))
         .route("/mock/timings", get(mock_timings))
+        .route("/metrics", get(cache::metrics))
         .with_state(shared)
 }
 

@@ -349,3 +349,79 @@ fn failed_text(finished: &llmbench::run::RunOutcome) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The mock with its prefix cache serves vLLM's prefix-cache counters at `/metrics`; scraping
+/// them gives each phase the server's own hit share: close to the mock's exact share over the
+/// phase's requests (a scrape every 50 ms, interpolated at the window's edges).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_prefix_cache_counters_give_the_hit_share_per_phase() {
+    use llmbench::mock::{LoggedTiming, MockConfig, MockServer, PrefixCacheConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start(
+        MockConfig {
+            ttft: Duration::from_millis(20),
+            itl: Duration::from_millis(2),
+            output_tokens: 8,
+            prefix_cache: PrefixCacheConfig {
+                blocks: 10_000,
+                block_tokens: 4,
+                per_token: Duration::ZERO,
+            },
+            ..MockConfig::default()
+        },
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .unwrap();
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ max_tokens: 8, prompt: session(#{
+               turns: 4, think_ms: 20,
+               first_turn: |s, rng| `user ${s}: ` + words(rng, 60),
+               next_turn: |s, k, rng| words(rng, 10),
+           }) });
+           phase("chat", #{ concurrency: 4, requests: 32 });"#,
+    );
+    common::target(&mut plan, &server);
+    plan.telemetry.prometheus = vec![format!("http://{}/metrics", server.addr())];
+    plan.telemetry.every = Duration::from_millis(50);
+    plan.telemetry.nvml = false;
+    let (outcome, records) = common::run(plan, dir.path()).await;
+    assert_eq!(records.len(), 32);
+    llmbench::client::install_tls_provider();
+    let log: Vec<LoggedTiming> = reqwest::get(format!("http://{}/mock/timings", server.addr()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hit: u64 = log.iter().map(|t| t.cached_tokens).sum();
+    let queried: u64 = log.iter().map(|t| t.prompt_tokens).sum();
+    let truth = hit as f64 / queried as f64;
+    assert!(truth > 0.3, "later turns find their history: {truth}");
+    let windows = &outcome.telemetry.prefix_cache;
+    assert_eq!(
+        windows
+            .iter()
+            .map(|w| w.window.as_str())
+            .collect::<Vec<_>>(),
+        ["chat", "all"]
+    );
+    let all = &windows[1];
+    assert!(all.source.starts_with("vllm:prefix_cache_hits_total"));
+    let share = all.hit_share.unwrap();
+    assert!(
+        (share - truth).abs() <= 0.05,
+        "scraped hit share {share}, the mock's own {truth}"
+    );
+    let queried_scraped = all.queried_tokens.unwrap();
+    assert!(
+        queried_scraped <= queried as f64 + 1e-9 && queried_scraped >= 0.8 * queried as f64,
+        "scraped {queried_scraped} of {queried} looked-up tokens"
+    );
+    // The run reports show it.
+    let files = outcome.files().unwrap();
+    let md = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(md.contains("| Window | Hit share % |"), "{md}");
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(html.contains("<th>Hit share %</th>"));
+}

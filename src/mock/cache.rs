@@ -9,6 +9,10 @@
 //! conversation finds its history. At most `blocks` blocks are kept, least recently used
 //! evicted first. The time to first token grows by `per_token` for each uncached prompt token.
 //! Deterministic: the same requests in the same order give the same counts.
+//!
+//! `GET /metrics` serves the cache's running totals under vLLM's own counter names
+//! (`vllm:prefix_cache_queries_total`, `vllm:prefix_cache_hits_total`: prompt tokens looked up,
+//! and found), so a run scraping the mock sees what it would scrape from vLLM.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -34,6 +38,9 @@ pub(super) struct PrefixCache {
     used: HashMap<u64, u64>,
     by_use: BTreeMap<u64, u64>,
     tick: u64,
+    /// Prompt tokens looked up and found, over every request served.
+    queried: u64,
+    hit: u64,
 }
 
 impl PrefixCache {
@@ -48,6 +55,8 @@ impl PrefixCache {
             used: HashMap::new(),
             by_use: BTreeMap::new(),
             tick: 0,
+            queried: 0,
+            hit: 0,
         })
     }
 
@@ -64,7 +73,10 @@ impl PrefixCache {
         for h in hashes {
             self.touch(h);
         }
-        (hits * self.block) as u64
+        let cached = (hits * self.block) as u64;
+        self.queried += prompt.len() as u64;
+        self.hit += cached;
+        cached
     }
 
     fn touch(&mut self, h: u64) {
@@ -78,6 +90,28 @@ impl PrefixCache {
             self.used.remove(&oldest);
         }
     }
+}
+
+/// `GET /metrics`: the cache's totals as vLLM names them (none without a cache).
+pub(super) async fn metrics(
+    axum::extract::State(s): axum::extract::State<super::Shared>,
+) -> String {
+    let Some(cache) = &s.cache else {
+        return String::new();
+    };
+    let (queried, hit) = {
+        let c = cache.lock().expect("mock cache lock");
+        (c.queried, c.hit)
+    };
+    let model = s.config.model.replace(['\\', '"', '\n'], "_");
+    format!(
+        "# HELP vllm:prefix_cache_queries Prompt tokens looked up in the prefix cache.\n\
+         # TYPE vllm:prefix_cache_queries counter\n\
+         vllm:prefix_cache_queries_total{{model_name=\"{model}\"}} {queried}\n\
+         # HELP vllm:prefix_cache_hits Prompt tokens found in the prefix cache.\n\
+         # TYPE vllm:prefix_cache_hits counter\n\
+         vllm:prefix_cache_hits_total{{model_name=\"{model}\"}} {hit}\n"
+    )
 }
 
 /// The hash of each full block's whole prefix.
@@ -145,6 +179,8 @@ mod tests {
         assert_eq!(c.serve(&toks("z b c d e f g h i j"), &[]), 0);
         // Exactly one block long: the last token is computed, so nothing is cached.
         assert_eq!(c.serve(&toks("a b c d"), &[]), 0);
+        // The totals /metrics serves: every prompt token looked up, every cached one found.
+        assert_eq!((c.queried, c.hit), (10 + 10 + 15 + 10 + 4, 8 + 12));
     }
 
     #[test]

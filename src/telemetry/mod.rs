@@ -7,6 +7,7 @@
 //! endpoint is a notice, never a failed run (a missing driver's, once per process).
 
 pub mod gpu;
+pub mod prefix_cache;
 pub mod prometheus;
 pub mod summary;
 

@@ -1,5 +1,6 @@
 //! Telemetry over the measured windows, as a pure pass over readings: per series level statistics
-//! (gauges) or delta and rate (counters), and energy per phase from the best source there is.
+//! (gauges) or delta and rate (counters), energy per phase from the best source there is, and
+//! the server's prefix-cache hit share per phase (`prefix_cache`).
 //!
 //! Energy, in order of preference: a GPU energy counter (NVML `gpu_energy_joules`, DCGM
 //! `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION` in mJ), as the counter's increase over the window;
@@ -61,13 +62,19 @@ pub struct TelemetrySummary {
     pub series: Vec<SeriesSummary>,
     /// Per window, in the order given; absent when no power or energy series exists.
     pub energy: Vec<Energy>,
+    /// The server's prefix-cache hit share per window (`prefix_cache`), where it exposes one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prefix_cache: Vec<super::prefix_cache::PrefixCacheWindow>,
 }
 
-type Key<'a> = (&'a str, &'a str, &'a BTreeMap<String, String>);
+/// A series' source, name and labels.
+pub(super) type Key<'a> = (&'a str, &'a str, &'a BTreeMap<String, String>);
+/// A series' (time µs, value) points, in time order.
+pub(super) type Points = Vec<(u64, f64)>;
 
 /// Time-ordered points of each series.
-fn group(readings: &[Reading]) -> BTreeMap<Key<'_>, (Kind, Vec<(u64, f64)>)> {
-    let mut out: BTreeMap<Key<'_>, (Kind, Vec<(u64, f64)>)> = BTreeMap::new();
+pub(super) fn group(readings: &[Reading]) -> BTreeMap<Key<'_>, (Kind, Points)> {
+    let mut out: BTreeMap<Key<'_>, (Kind, Points)> = BTreeMap::new();
     for r in readings.iter().filter(|r| r.value.is_finite()) {
         out.entry((&r.source, &r.name, &r.labels))
             .or_insert((r.kind, Vec::new()))
@@ -105,7 +112,7 @@ fn clip(pts: &[(u64, f64)], start: u64, end: u64) -> Vec<(u64, f64)> {
 }
 
 /// A counter's increase over [start, end]; a drop is a reset to zero.
-fn increase(pts: &[(u64, f64)], start: u64, end: u64) -> f64 {
+pub(super) fn increase(pts: &[(u64, f64)], start: u64, end: u64) -> f64 {
     clip(pts, start, end)
         .windows(2)
         .map(|w| {
@@ -119,7 +126,7 @@ fn increase(pts: &[(u64, f64)], start: u64, end: u64) -> f64 {
 }
 
 /// A gauge's integral over [start, end] in value·seconds (trapezoid rule).
-fn integral(pts: &[(u64, f64)], start: u64, end: u64) -> f64 {
+pub(super) fn integral(pts: &[(u64, f64)], start: u64, end: u64) -> f64 {
     clip(pts, start, end)
         .windows(2)
         .map(|w| span_s(w[0].0, w[1].0) * (w[0].1 + w[1].1) / 2.0)
@@ -221,7 +228,11 @@ pub fn summarize(readings: &[Reading], windows: &[Window]) -> TelemetrySummary {
             )
         })
         .unwrap_or_default();
-    TelemetrySummary { series, energy }
+    TelemetrySummary {
+        series,
+        energy,
+        prefix_cache: super::prefix_cache::per_window(readings, windows),
+    }
 }
 
 #[cfg(test)]
