@@ -107,6 +107,9 @@ async fn without_usage_the_tokenizer_counts_the_whole_answer() {
         let csv = std::fs::read_to_string(&outcome.files().unwrap().csv).unwrap();
         let all = csv.lines().find(|l| l.starts_with("all,")).unwrap();
         assert_eq!(all.split(',').nth(8), Some(""), "total_tok_per_s empty");
+        let md = std::fs::read_to_string(&outcome.files().unwrap().markdown).unwrap();
+        assert!(md.contains("6 by the tokenizer"), "{md}");
+        assert!(md.contains("6 successful requests without a count: unknown, not 0"));
     }
 }
 
@@ -150,6 +153,17 @@ async fn with_usage_and_a_tokenizer_their_discrepancy_is_reported() {
     assert!(pct > 0.0);
     assert!((d.mean_pct - pct).abs() < 1e-9 && (d.max_pct - pct).abs() < 1e-9);
     assert!(outcome.summary.all.total_tok_per_s.is_some());
+    // The run reports say it, per phase.
+    let said = format!(
+        "differs from the server's usage by {pct:.1}% on average and at most {pct:.1}%, over the 6 requests both counted"
+    );
+    for report in [
+        &outcome.files().unwrap().markdown,
+        &outcome.files().unwrap().html,
+    ] {
+        let text = std::fs::read_to_string(report).unwrap();
+        assert!(text.contains(&said), "{said} not in {}", report.display());
+    }
     assert!(
         !outcome
             .warnings

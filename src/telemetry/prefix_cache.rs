@@ -65,7 +65,9 @@ pub fn per_window(readings: &[Reading], windows: &[Window]) -> Vec<PrefixCacheWi
             continue;
         }
         let sum = |s: &[&Points], w: &Window| -> f64 {
-            s.iter().map(|p| increase_around(p, w.start_us, w.end_us)).sum()
+            s.iter()
+                .map(|p| increase_around(p, w.start_us, w.end_us))
+                .sum()
         };
         return windows
             .iter()
