@@ -7,7 +7,7 @@ mod session;
 mod shard;
 mod traffic;
 
-pub use session::{Conversation, SessionGenerator, SessionSpec};
+pub use session::{Conversation, SessionGenerator, SessionSpec, TurnPace};
 pub use shard::{Shard, fingerprint};
 pub use traffic::{CancelSpec, Replay};
 
@@ -370,11 +370,7 @@ pub enum Prompt {
 }
 
 fn serialize_session<S: serde::Serializer>(spec: &SessionSpec, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!(
-        "{}, think {} ms",
-        spec.generator.describe(),
-        spec.think.as_millis()
-    ))
+    s.serialize_str(&format!("{}, {}", spec.generator.describe(), spec.pace))
 }
 
 fn serialize_generator<S: serde::Serializer>(

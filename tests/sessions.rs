@@ -293,3 +293,42 @@ async fn with_the_mock_prefix_cache_ttft_by_turn_follows_the_model_and_cached_to
     let share = outcome.summary.all.cache_hit_share.unwrap();
     assert!((share - cached as f64 / prompt as f64).abs() < 1e-12);
 }
+
+/// At a per-user turn rate, each turn is due 1/rate after the one before it was due, on the
+/// user's own clock (AIPerf's user-centric rate): exactly, against a server that answers well
+/// within the interval; `think_ms` and `turn_rate` together are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_turn_rate_turns_are_due_every_interval_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::mock(5, 1, 4);
+    let mut plan = common::plan(
+        dir.path(),
+        r#"request(#{ max_tokens: 4, prompt: session(#{
+               turns: 4, turn_rate: 10,
+               first_turn: |s| `user ${s}`,
+               next_turn: |s, k| `more ${k}`,
+           }) });
+           phase("chat", #{ concurrency: 2, requests: 8 });"#,
+    );
+    common::target(&mut plan, &server);
+    let (_, records) = common::run(plan, dir.path()).await;
+    assert_eq!(records.len(), 8);
+    for s in 0..2 {
+        let mut turns: Vec<_> = records.iter().filter(|r| r.session == Some(s)).collect();
+        turns.sort_by_key(|r| r.turn);
+        let first = turns[0].intended_us;
+        for r in &turns {
+            let k = u64::from(r.turn.unwrap());
+            assert_eq!(r.intended_us - first, k * 100_000, "session {s} turn {k}");
+            assert_eq!(r.outcome, Outcome::Ok);
+        }
+    }
+    let both = common::try_plan(
+        dir.path(),
+        r#"request(#{ prompt: session(#{ turns: 2, think_ms: 5, turn_rate: 1,
+               first_turn: |s| "a", next_turn: |s, k| "b" }) });
+           phase("p", #{ requests: 2 });"#,
+    )
+    .unwrap_err();
+    assert!(both.contains("not both"), "{both}");
+}

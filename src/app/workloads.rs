@@ -165,11 +165,7 @@ fn prompt_sample(prompt: &Prompt) -> String {
             }
             Err(e) => format!("{}; FAILS for request 0: {e}", g.describe()),
         },
-        Prompt::Session(spec) => format!(
-            "sessions: {}, think {} ms",
-            spec.generator.describe(),
-            spec.think.as_millis()
-        ),
+        Prompt::Session(spec) => format!("sessions: {}, {}", spec.generator.describe(), spec.pace),
     }
 }
 

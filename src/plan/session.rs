@@ -11,23 +11,47 @@ use std::time::Duration;
 
 use super::{Content, Endpoint, Message, RequestShape};
 
-/// Conversations of several turns: each turn is sent `think` after the answer of the one
-/// before it ended, and carries every earlier turn and answer.
+/// Conversations of several turns: each turn carries every earlier turn and answer, and is
+/// due as `pace` says.
 #[derive(Clone)]
 pub struct SessionSpec {
-    /// Time between a turn's last content token and the next turn's intended start.
-    pub think: Duration,
+    pub pace: TurnPace,
     pub generator: Arc<dyn SessionGenerator>,
+}
+
+/// When a session's next turn is due.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TurnPace {
+    /// This long after the answer before it ended (a user reading, then typing).
+    Think(Duration),
+    /// This long after the turn before it was due (a per-user turn rate, like AIPerf's
+    /// user-centric rate): a turn whose answer is not in by then is sent as soon as it is, and
+    /// the wait is that turn's lateness.
+    Every(Duration),
+}
+
+impl TurnPace {
+    /// When the turn after one due at `due` whose answer ended at `ended` is due.
+    pub fn next<T: std::ops::Add<Duration, Output = T>>(self, due: T, ended: T) -> T {
+        match self {
+            Self::Think(d) => ended + d,
+            Self::Every(d) => due + d,
+        }
+    }
+}
+
+impl fmt::Display for TurnPace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Think(d) => write!(f, "think {} ms", d.as_millis()),
+            Self::Every(d) => write!(f, "a turn every {} ms per user", d.as_millis()),
+        }
+    }
 }
 
 impl fmt::Debug for SessionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Session(think {:?}, {})",
-            self.think,
-            self.generator.describe()
-        )
+        write!(f, "Session({}, {})", self.pace, self.generator.describe())
     }
 }
 

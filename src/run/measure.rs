@@ -294,7 +294,7 @@ impl PhaseShared {
                 live: self.live.clone(),
                 failure: self.session_failure.clone(),
             };
-            return scheduler.run_sessions(index, phase, spec.think, work).await;
+            return scheduler.run_sessions(index, phase, spec.pace, work).await;
         }
         let (client, tx, abort) = (
             self.client.clone(),

@@ -3,8 +3,9 @@
 //! driver asks its `SessionWork` to open a session (its turn count and first turn, made before
 //! the turn is due, so making it is never lateness) and then to perform each turn, which
 //! answers with the state of the next turn and when this turn's answer ended. Turn k+1's
-//! intended start is that end plus the think time; a slow server or a slow next-turn function
-//! shows up as that turn's lateness.
+//! intended start is that end plus the think time (or, at a per-user turn rate, turn k's
+//! intended start plus the interval: `plan::TurnPace`); a slow server or a slow next-turn
+//! function shows up as that turn's lateness.
 //!
 //! Closed loop (no rate): `concurrency` users, each running one session after another. Open
 //! loop: sessions arrive at the phase's rate (sessions per second, its arrival process), each
@@ -26,7 +27,7 @@ use tokio::task::JoinSet;
 
 use super::{Dispatch, PhaseRun, Scheduler};
 use crate::clock::Instant;
-use crate::plan::Phase;
+use crate::plan::{Phase, TurnPace};
 
 /// Which turn of which session a dispatch is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,7 @@ struct Shared<S> {
     budget: Mutex<Budget>,
     limit: Option<u64>,
     deadline: Option<Instant>,
-    think: Duration,
+    pace: TurnPace,
     phase_index: usize,
     /// Between this process's session numbers and request ids: 1, or a sharded run's N.
     step: u64,
@@ -116,7 +117,7 @@ impl<T: Send + 'static> Scheduler<T> {
         &mut self,
         phase_index: usize,
         phase: &Phase,
-        think: Duration,
+        pace: TurnPace,
         work: S,
     ) -> PhaseRun {
         let dealt;
@@ -137,7 +138,7 @@ impl<T: Send + 'static> Scheduler<T> {
             }),
             limit: phase.requests,
             deadline: phase.duration.map(|d| start + d),
-            think,
+            pace,
             phase_index,
             step: self.shard.map_or(1, |s| u64::from(s.count)),
             work,
@@ -282,7 +283,7 @@ impl TurnRunner {
             match shared.work.turn(dispatch, turn, state).await {
                 Some((next, ended_us)) => {
                     state = next;
-                    intended = self.clock.instant_at(ended_us) + shared.think;
+                    intended = shared.pace.next(intended, self.clock.instant_at(ended_us));
                 }
                 None => break,
             }
@@ -337,6 +338,10 @@ mod tests {
     }
 
     async fn run(p: Phase, turns: u32) -> (PhaseRun, Vec<(Turn, Dispatch)>) {
+        run_paced(p, turns, TurnPace::Think(Duration::from_millis(100))).await
+    }
+
+    async fn run_paced(p: Phase, turns: u32, pace: TurnPace) -> (PhaseRun, Vec<(Turn, Dispatch)>) {
         let clock = Clock::start();
         let (_tx, rx) = tokio::sync::mpsc::channel::<()>(1);
         let mut s = Scheduler::new(clock, rx, CancellationToken::new()).with_pacer(Pacer::Tokio);
@@ -345,9 +350,7 @@ mod tests {
             turns,
             seen: Arc::default(),
         };
-        let run = s
-            .run_sessions(0, &p, Duration::from_millis(100), work.clone())
-            .await;
+        let run = s.run_sessions(0, &p, pace, work.clone()).await;
         let seen = work.seen.lock().unwrap().clone();
         (run, seen)
     }
@@ -389,5 +392,26 @@ mod tests {
         assert_eq!(firsts, [0, 100_000, 200_000], "one session per 100 ms");
         let last = seen.iter().filter(|(t, _)| t.session == 2).count();
         assert_eq!(last, 1, "the third session gets what is left of the bound");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_a_per_user_turn_rate_turns_are_due_on_the_users_clock() {
+        // A turn every 50 ms per user, answers of 5 ms: due at exactly k × 50 ms.
+        let every = TurnPace::Every(Duration::from_millis(50));
+        let (run, seen) = run_paced(phase(None, Some(2), Some(8)), 4, every).await;
+        assert_eq!(run.dispatched, 8);
+        for (t, d) in &seen {
+            assert_eq!(d.intended_us, u64::from(t.turn) * 50_000, "{t:?}");
+            assert_eq!(d.dispatched_us, d.intended_us, "{t:?}");
+        }
+        // Every 2 ms against 5 ms answers: still due every 2 ms, each turn sent when the answer
+        // before it is in, late by the difference.
+        let fast = TurnPace::Every(Duration::from_millis(2));
+        let (_, seen) = run_paced(phase(None, Some(1), Some(4)), 4, fast).await;
+        for (t, d) in &seen {
+            let k = u64::from(t.turn);
+            assert_eq!(d.intended_us, k * 2_000, "{t:?}");
+            assert_eq!(d.dispatched_us, k * 5_000, "{t:?}");
+        }
     }
 }

@@ -156,7 +156,7 @@ impl Draft {
                 Prompt::Generated(Arc::new(ScriptPrompt::new(prompts, f, request.seed)))
             }
             PromptDraft::Session(d) => Prompt::Session(SessionSpec {
-                think: Duration::from_secs_f64(d.think_ms / 1e3),
+                pace: d.pace,
                 generator: Arc::new(ScriptSession::new(prompts, d, request.seed)),
             }),
         };

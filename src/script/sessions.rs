@@ -1,4 +1,4 @@
-//! `session(#{ turns, think_ms, first_turn, next_turn })`: multi-turn conversations, given to
+//! `session(#{ turns, think_ms | turn_rate, first_turn, next_turn })`: multi-turn conversations, given to
 //! `request` as its prompt. `first_turn(s)` makes session s's opening (a string, messages, or
 //! a shape map), `next_turn(s, k)` what turn k adds after the answer before it (a string is a
 //! user message); either may take a last `rng` argument, seeded by (seed, s, k). `turns` is a
@@ -28,7 +28,7 @@ pub enum TurnCount {
 #[derive(Clone)]
 pub struct SessionDraft {
     pub turns: TurnCount,
-    pub think_ms: f64,
+    pub pace: crate::plan::TurnPace,
     pub first_turn: FnPtr,
     pub next_turn: FnPtr,
 }
@@ -40,7 +40,7 @@ pub fn register(engine: &mut Engine) {
         let mut o = Opts::new(
             "session",
             map,
-            &["turns", "think_ms", "first_turn", "next_turn"],
+            &["turns", "think_ms", "turn_rate", "first_turn", "next_turn"],
         )?;
         let turns = match o.take("turns") {
             Some(v) if v.is_fnptr() => TurnCount::Drawn(v.cast()),
@@ -50,7 +50,7 @@ pub fn register(engine: &mut Engine) {
             },
             None => return Err("session: turns is required, e.g. turns: 5".into()),
         };
-        let think_ms = o.non_negative("think_ms")?.unwrap_or(0.0);
+        let pace = pace(o.non_negative("think_ms")?, o.non_negative("turn_rate")?)?;
         let mut function = |key: &str, example: &str| match o.take(key) {
             Some(v) if v.is_fnptr() => Ok(v.cast::<FnPtr>()),
             _ => Err(format!("session: {key} must be a function, e.g. {key}: {example}")),
@@ -59,11 +59,23 @@ pub fn register(engine: &mut Engine) {
         let next_turn = function("next_turn", "|s, k| `Tell me more (${k})`")?;
         Ok(SessionDraft {
             turns,
-            think_ms,
+            pace,
             first_turn,
             next_turn,
         })
     });
+}
+
+/// `think_ms` (after each answer) or `turn_rate` (turns per second per user, AIPerf's
+/// user-centric rate), not both; neither is no think time.
+fn pace(think_ms: Option<f64>, turn_rate: Option<f64>) -> RhaiResult<crate::plan::TurnPace> {
+    use crate::plan::TurnPace;
+    match (think_ms, turn_rate) {
+        (Some(_), Some(_)) => Err("session: give think_ms (a pause after each answer) or turn_rate (turns per second per user), not both".into()),
+        (_, Some(r)) if r <= 0.0 || r > 1e6 => Err(format!("session: turn_rate is turns per second per user, above 0 (e.g. turn_rate: 0.5 for a turn every 2 s), not {r}").into()),
+        (_, Some(r)) => Ok(TurnPace::Every(std::time::Duration::from_secs_f64(1.0 / r))),
+        (think, None) => Ok(TurnPace::Think(std::time::Duration::from_secs_f64(think.unwrap_or(0.0) / 1e3))),
+    }
 }
 
 /// The script's session functions, callable after evaluation.

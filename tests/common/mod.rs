@@ -19,9 +19,14 @@ use llmbench::settings::Settings;
 
 /// Evaluates `src` as a script saved in `dir`.
 pub fn plan(dir: &Path, src: &str) -> Plan {
+    try_plan(dir, src).unwrap()
+}
+
+/// Evaluates `src` as a script saved in `dir`: the plan, or the error as the user sees it.
+pub fn try_plan(dir: &Path, src: &str) -> Result<Plan, String> {
     let path = dir.join("test.rhai");
     std::fs::write(&path, src).unwrap();
-    llmbench::script::load(&path, &Configs::new(dir.join("configs"))).unwrap()
+    llmbench::script::load(&path, &Configs::new(dir.join("configs"))).map_err(|e| e.to_string())
 }
 
 /// Starts a mock on 127.0.0.1 with the given timing.
