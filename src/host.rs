@@ -95,6 +95,29 @@ impl BusyMeter {
     }
 }
 
+/// How far off this host's wall clock may be, as the kernel's clock discipline (NTP, chrony,
+/// PTP through `adjtimex`) estimates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClockError {
+    /// The estimated error, µs.
+    pub estimated_us: u64,
+    /// The bound on the error, µs.
+    pub max_us: u64,
+}
+
+/// The kernel's estimate of the wall clock's error; `None` where the clock is not synchronized
+/// (or the kernel cannot say), so no estimate is available.
+pub fn clock_error() -> Option<ClockError> {
+    // SAFETY: adjtimex with modes 0 only reads, into a zeroed local.
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut t) };
+    let synced = state >= 0 && state != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0;
+    synced.then(|| ClockError {
+        estimated_us: t.esterror.max(0) as u64,
+        max_us: t.maxerror.max(0) as u64,
+    })
+}
+
 /// CPU time (user + system) of the calling thread so far, seconds.
 pub fn thread_cpu_s() -> f64 {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -123,6 +146,18 @@ pub fn description() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_error_estimate_is_within_the_kernels_bound_or_absent() {
+        // Synchronized or not depends on the machine; either way no panic, and an estimate
+        // stays within the kernel's 16 s ceiling.
+        if let Some(e) = clock_error() {
+            assert!(
+                e.max_us <= 16_000_000 && e.estimated_us <= 16_000_000,
+                "{e:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_small_need_is_met_and_an_impossible_one_is_a_clear_error() {

@@ -69,6 +69,10 @@ pub struct ShardRun {
     /// How late its first phase started after `start_at`, ms (0 when on time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_ms: Option<f64>,
+    /// The kernel's own estimate of this host's wall-clock error when the shard started, where
+    /// the clock is synchronized (NTP, chrony, PTP): the anchor is good to about this much.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_error: Option<crate::host::ClockError>,
 }
 
 /// A run's labels, by key.

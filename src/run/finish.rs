@@ -175,5 +175,6 @@ fn shard_run(setup: &RunSetup, late_ms: Option<f64>) -> Option<crate::record::Sh
             .start_at
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         late_ms,
+        clock_error: crate::host::clock_error(),
     })
 }
