@@ -24,6 +24,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod script;
+pub mod seeded;
 pub mod settings;
 pub mod stats;
 pub mod telemetry;

@@ -67,7 +67,7 @@ impl FaultConfig {
     /// first retry, ...) gets: one uniform draw from a hash of (seed, id, attempt), laid over
     /// the rates in the order fail, rate limit, drop, garbage, stall.
     pub fn fault_for(&self, id: u64, attempt: u32) -> Fault {
-        let key = id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        let key = id.wrapping_mul(crate::seeded::GAMMA)
             ^ u64::from(attempt).wrapping_mul(0xD1B5_4A32_D192_ED03);
         let u = unit(splitmix64(self.seed ^ key));
         let mut edge = 0.0;
@@ -99,14 +99,12 @@ impl FaultConfig {
 
 /// A uniform draw in [0, 1) from (seed, key): the same pair always gives the same draw.
 pub fn uniform(seed: u64, key: u64) -> f64 {
-    unit(splitmix64(seed ^ key.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    unit(splitmix64(seed ^ key.wrapping_mul(crate::seeded::GAMMA)))
 }
 
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+/// One SplitMix64 step from state `x`.
+fn splitmix64(x: u64) -> u64 {
+    crate::seeded::finalize(x.wrapping_add(crate::seeded::GAMMA))
 }
 
 /// A uniform draw in [0, 1) from 53 bits.

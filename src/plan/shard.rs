@@ -42,10 +42,7 @@ impl Shard {
     /// The seed of this shard's substream of a seeded process seeded `seed` (a SplitMix64 step
     /// over the seed and the shard index: independent streams, the same on every run).
     pub fn substream_seed(&self, seed: u64) -> u64 {
-        let mut z = seed ^ (u64::from(self.index) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        crate::seeded::mix(seed, u64::from(self.index))
     }
 }
 

@@ -23,11 +23,7 @@ pub struct CancelSpec {
 impl CancelSpec {
     /// Whether request `id` is one the client cancels.
     pub fn cancels(&self, id: u64) -> bool {
-        // splitmix64 of (seed, id), as a fraction of 2^64.
-        let mut z = self.seed ^ id.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = crate::seeded::mix(self.seed, id);
         // Share 1 (the deadline form) is every request, also where z rounds up to 2^64.
         self.share >= 1.0 || (z as f64) < self.share * 2f64.powi(64)
     }

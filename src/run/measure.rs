@@ -64,7 +64,7 @@ impl Prepared {
             raw,
             renderer: _,
             client,
-            telemetry,
+            mut telemetry,
             live,
             mock,
         } = self;
@@ -88,7 +88,8 @@ impl Prepared {
             .map_err(|e| RunError::Usage(format!("cannot start the record writer: {e}")))?;
 
         ready.push(feed.ready);
-        let start_late_ms = ready_to_start(ready, setup.settings.start_at, signals).await;
+        let scraped = telemetry.first_scrapes();
+        let start_late_ms = ready_to_start(ready, scraped, setup.settings.start_at, signals).await;
         let mut scheduler =
             Scheduler::new(clock, feed.bodies, signals.stop.clone()).with_shard(shard);
         let busy = crate::host::BusyMeter::start();
@@ -175,15 +176,18 @@ fn replay_feeds(
 }
 
 /// Waits until everything the run needs is loaded (every feed's first body), so start-up costs
-/// are not the first requests' lateness; then, with `--start-at`, until that time: how late
-/// the first phase then starts, ms.
+/// are not the first requests' lateness, and every scraper has a reading from before the load
+/// (`scraped`); then, with `--start-at`, until that time: how late the first phase then
+/// starts, ms.
 async fn ready_to_start(
     ready: Vec<crate::run::feed::FeedReady>,
+    scraped: impl std::future::Future<Output = ()>,
     start_at: Option<chrono::DateTime<chrono::Utc>>,
     signals: &Signals,
 ) -> Option<f64> {
+    let feeds = futures_util::future::join_all(ready.into_iter().map(|r| r.wait()));
     tokio::select! {
-        _ = futures_util::future::join_all(ready.into_iter().map(|r| r.wait())) => {}
+        _ = futures_util::future::join(feeds, scraped) => {}
         () = signals.stop.cancelled() => {}
     }
     match start_at {

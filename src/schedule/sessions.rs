@@ -20,7 +20,6 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -298,6 +297,7 @@ mod tests {
     use crate::clock::Clock;
     use crate::plan::Arrival;
     use crate::schedule::Pacer;
+    use std::time::Duration;
     use tokio_util::sync::CancellationToken;
 
     /// Each turn takes 5 ms and records (session, turn, intended, dispatched).

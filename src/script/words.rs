@@ -18,11 +18,8 @@ impl Rng {
     }
 
     pub fn for_request(seed: u64, index: u64) -> Self {
-        // splitmix64 of (seed, index): neighbouring indices get unrelated streams.
-        let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Self::seeded(z ^ (z >> 31))
+        // Neighbouring indices get unrelated streams.
+        Self::seeded(crate::seeded::mix(seed, index))
     }
 
     pub(super) fn int(&mut self, lo: i64, hi: i64) -> RhaiResult<i64> {

@@ -9,6 +9,7 @@
 pub mod gpu;
 pub mod prefix_cache;
 pub mod prometheus;
+pub mod series;
 pub mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,10 +134,16 @@ pub struct Collected {
     pub path: Option<PathBuf>,
 }
 
+/// The longest a run waits for the first scrapes before its load (an endpoint that does not
+/// answer is given up on: its failures become a run warning).
+pub const FIRST_SCRAPE_WAIT: Duration = Duration::from_secs(2);
+
 /// Running samplers and their recorder.
 pub struct Telemetry {
     sink: SampleSink,
     scrapers: Vec<tokio::task::JoinHandle<()>>,
+    /// Told when each scraper's first scrape is over.
+    first: Vec<tokio::sync::oneshot::Receiver<()>>,
     gpu: Option<std::thread::JoinHandle<()>>,
     recorder: std::thread::JoinHandle<Collected>,
 }
@@ -155,19 +162,22 @@ impl Telemetry {
         let recorder = std::thread::Builder::new()
             .name("llmbench-telemetry".into())
             .spawn(move || record(rx, out))?;
-        let scrapers = spec
+        let (scrapers, first) = spec
             .prometheus
             .iter()
             .map(|url| {
-                tokio::spawn(prometheus::scrape_loop(
+                let (told, first) = tokio::sync::oneshot::channel();
+                let task = tokio::spawn(prometheus::scrape_loop(
                     url.clone(),
                     spec.every,
                     spec.series.clone(),
                     clock,
                     sink.clone(),
-                ))
+                    told,
+                ));
+                (task, first)
             })
-            .collect();
+            .unzip();
         let gpu = if spec.nvml {
             let (gpu_sink, every, gpus) = (sink.clone(), spec.every, spec.gpus.clone());
             Some(
@@ -185,9 +195,21 @@ impl Telemetry {
         Ok(Self {
             sink,
             scrapers,
+            first,
             gpu,
             recorder,
         })
+    }
+
+    /// Resolves once every scraper's first scrape is over (at most `FIRST_SCRAPE_WAIT`), so a
+    /// run that starts its load after it has a reading of each counter from before the load:
+    /// the first phase's increases then start from there.
+    pub fn first_scrapes(&mut self) -> impl std::future::Future<Output = ()> + use<> {
+        let first = std::mem::take(&mut self.first);
+        async move {
+            let all = futures_util::future::join_all(first);
+            let _ = tokio::time::timeout(FIRST_SCRAPE_WAIT, all).await;
+        }
     }
 
     /// Stops every sampler (after one last sample each) and returns what was collected.

@@ -17,7 +17,7 @@
 use serde::Serialize;
 
 use super::Reading;
-use super::summary::{Points, Window, group, increase, integral};
+use super::series::{Points, Window, group, increase, integral};
 use crate::units::span_s;
 
 /// The prefix cache over one window, as the server counted it.

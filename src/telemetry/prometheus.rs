@@ -134,7 +134,8 @@ pub fn keep(name: &str, named: &[String]) -> bool {
         || (KNOWN_PREFIXES.iter().any(|p| name.starts_with(p)) && !name.ends_with("_bucket"))
 }
 
-/// Polls `url` every `every` until the sink closes, then once more; each kept series becomes a
+/// Polls `url` every `every` until the sink closes, then once more (`first` is told when the
+/// first scrape is over, so a run can start its load after it); each kept series becomes a
 /// reading stamped at the middle of the request. A scrape fails when the endpoint cannot be
 /// reached, answers with an error status, or sends a page with no Prometheus sample line; the
 /// failures are reported to the sink when the loop ends.
@@ -144,10 +145,12 @@ pub async fn scrape_loop(
     named: Vec<String>,
     clock: Clock,
     sink: SampleSink,
+    first: tokio::sync::oneshot::Sender<()>,
 ) {
     let shown = crate::redact::public_url(&url);
     let mut tally = Tally::default();
-    scrape_until_stopped(&url, every, &named, clock, &sink, &mut tally).await;
+    let mut first = Some(first);
+    scrape_until_stopped(&url, every, &named, clock, &sink, &mut tally, &mut first).await;
     if let Some(error) = tally.first_error {
         sink.scrape_failed(ScrapeFailure {
             url: shown,
@@ -180,6 +183,7 @@ async fn scrape_until_stopped(
     clock: Clock,
     sink: &SampleSink,
     tally: &mut Tally,
+    first: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) {
     crate::client::install_tls_provider();
     // The URL may carry credentials: readings and notices name it without them.
@@ -255,6 +259,9 @@ async fn scrape_until_stopped(
                 failing = true;
                 tally.fail(error);
             }
+        }
+        if let Some(f) = first.take() {
+            let _ = f.send(());
         }
         if last {
             return;
