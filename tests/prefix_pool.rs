@@ -54,9 +54,9 @@ async fn mock_log(server: &MockServer) -> HashMap<u64, LoggedTiming> {
 }
 
 /// Runs the pool script against a fresh cached mock; checks every record against the mock's
-/// log and returns the run, its measured records and the mock's (cached, prompt) token sums
-/// over them.
-async fn run_pool(bust: bool) -> (RunOutcome, Vec<RequestRecord>, (u64, u64)) {
+/// log and returns the run, its measured records, the mock's (cached, prompt) token sums over
+/// them and the Markdown report.
+async fn run_pool(bust: bool) -> (RunOutcome, Vec<RequestRecord>, (u64, u64), String) {
     let dir = tempfile::tempdir().unwrap();
     let server = cached_mock();
     let mut plan = common::plan(dir.path(), &pool_script(bust));
@@ -83,12 +83,13 @@ async fn run_pool(bust: bool) -> (RunOutcome, Vec<RequestRecord>, (u64, u64)) {
         }
     }
     let measured = records.into_iter().filter(|r| !r.warmup).collect();
-    (outcome, measured, sums)
+    let markdown = std::fs::read_to_string(&outcome.files().unwrap().markdown).unwrap();
+    (outcome, measured, sums, markdown)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_prefixes_hit_the_cache_as_the_mock_counts_and_cache_bust_never_does() {
-    let (shared, records, (cached, prompt)) = run_pool(false).await;
+    let (shared, records, (cached, prompt), md) = run_pool(false).await;
     let all = &shared.summary.all;
     assert_eq!(all.cached_tokens, Some(cached), "the mock's own count");
     assert_eq!(
@@ -109,7 +110,7 @@ async fn four_prefixes_hit_the_cache_as_the_mock_counts_and_cache_bust_never_doe
         .collect();
     assert_eq!(labels, ["prefix-0", "prefix-1", "prefix-2", "prefix-3"]);
 
-    let (bust, _, (bust_cached, _)) = run_pool(true).await;
+    let (bust, _, (bust_cached, _), bust_md) = run_pool(true).await;
     assert_eq!(bust_cached, 0, "no prompt shares a block with another");
     assert_eq!(bust.summary.all.cached_tokens, Some(0));
     assert_eq!(bust.summary.all.cache_hit_share, Some(0.0));
@@ -119,4 +120,24 @@ async fn four_prefixes_hit_the_cache_as_the_mock_counts_and_cache_bust_never_doe
     let (with, without) = (ttft(&shared), ttft(&bust));
     eprintln!("TTFT p50 with cache {with:.1} ms, without {without:.1} ms");
     assert!(with < without, "with cache {with} ms, without {without} ms");
+
+    // The statistics' split and the report's "Prefix cache" section.
+    let row = |o: &RunOutcome, name: &str| o.summary.cache.iter().find(|c| c.name == name).cloned();
+    let hit = row(&shared, "cached").expect("a cached row");
+    assert_eq!(hit.cached_tokens, Some(hit.requests * 256));
+    let miss = row(&bust, "uncached").expect("an uncached row");
+    assert_eq!(miss.requests, 40);
+    assert!(row(&bust, "cached").is_none(), "cache bust: nothing hit");
+    let (hit_p50, miss_p50) = (
+        hit.metric(Metric::TtftMs).p50.unwrap(),
+        miss.metric(Metric::TtftMs).p50.unwrap(),
+    );
+    assert!(hit_p50 < miss_p50, "{hit_p50} against {miss_p50}");
+    assert!(md.contains("## Prefix cache"), "{md}");
+    assert!(
+        md.contains(&format!("| cached | {} |", hit.requests)),
+        "{md}"
+    );
+    assert!(bust_md.contains("| uncached | 40 | 0.0 |"), "{bust_md}");
+    assert!(!bust_md.contains("| cached |"), "{bust_md}");
 }
