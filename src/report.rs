@@ -88,6 +88,10 @@ pub struct ReportContext<'a> {
     pub errors: &'a [crate::stats::errors::ErrorCount],
     /// Measured requests by label (empty when no request had one).
     pub labels: Vec<PhaseView<'a>>,
+    /// TTFT with and without cache: `cached` and `uncached` rows (empty when no usage said).
+    pub cache: Vec<PhaseView<'a>>,
+    /// Measured session turns by turn index (empty without sessions).
+    pub turns: Vec<PhaseView<'a>>,
     /// Summary CSV header and rows (phases, `all`, then one `label:NAME` row per label),
     /// already formatted.
     pub columns: Vec<String>,
@@ -150,6 +154,8 @@ impl<'a> ReportContext<'a> {
             all: PhaseView::new(&summary.all),
             warmup_requests: summary.warmup_requests,
             labels: summary.labels.iter().map(PhaseView::new).collect(),
+            cache: summary.cache.iter().map(PhaseView::new).collect(),
+            turns: summary.turns.iter().map(PhaseView::new).collect(),
             warnings,
             errors: &summary.errors,
             columns: csv_columns(),

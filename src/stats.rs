@@ -4,8 +4,10 @@
 //! Warmup records are left out. Definitions are the ones in DESIGN.md and the README.
 //! `warnings` turns a summary into what a reader must know before trusting it.
 
+mod acc;
 pub mod analysis;
 pub mod bootstrap;
+mod cache;
 mod counts;
 pub mod errors;
 pub mod interval;
@@ -21,18 +23,17 @@ pub mod trials;
 mod turns;
 mod warnings;
 pub use crate::record::Requested;
+use acc::Acc;
 pub use counts::TokenDiscrepancy;
 pub use labels::MAX_LABELS;
 pub use metric::Metric;
 pub use pace::Pace;
-use round::round_to_unit;
 pub use shape::{Bin, Shape};
 pub use turns::MAX_TURN_ROWS;
 pub use warnings::{START_LATE_MS, TokenCounter, Warning, behind_schedule};
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::plan::Slo;
@@ -176,97 +177,16 @@ pub struct Summary {
     /// without sessions). Not in `rows()`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub turns: Vec<PhaseStats>,
+    /// Measured requests whose usage reported cached tokens: `cached` (some) then `uncached`
+    /// (none), each when any request fell in it (`cache::CacheSplit`). Not in `rows()`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache: Vec<PhaseStats>,
 }
 
 impl Summary {
     /// `phases` then `all`: the rows of the summary CSV.
     pub fn rows(&self) -> impl Iterator<Item = &PhaseStats> {
         self.phases.iter().chain(std::iter::once(&self.all))
-    }
-}
-
-/// One metric's running state.
-struct Acc {
-    hist: Histogram<u64>,
-    n: u64,
-    sum: f64,
-    sum_sq: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Acc {
-    fn new() -> Self {
-        Self {
-            // 1 to 1e12 units: an hour in µs, or a billion tokens/s in thousandths.
-            hist: Histogram::new_with_bounds(1, 1_000_000_000_000, 3).expect("valid bounds"),
-            n: 0,
-            sum: 0.0,
-            sum_sq: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        }
-    }
-
-    /// Adds one value in histogram units.
-    fn add(&mut self, v: f64) {
-        self.hist.saturating_record(round_to_unit(v));
-        self.n += 1;
-        self.sum += v;
-        self.sum_sq += v * v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-    }
-
-    /// Adds a whole number of µs of a millisecond metric (scale 1000): exactly
-    /// `add(us as f64 * 1000.0 / 1000.0)`, cheaper for the dozens of ITL gaps of each request.
-    fn add_us(&mut self, us: u64) {
-        // Below 2^43, `us * 1000` is exact in an f64, so dividing by 1000 gives `us` exactly,
-        // and `us` is its own rounding.
-        if us >= 1 << 43 {
-            return self.add(us as f64 * 1000.0 / 1000.0);
-        }
-        let v = us as i64 as f64;
-        self.hist.saturating_record(us);
-        self.n += 1;
-        self.sum += v;
-        self.sum_sq += v * v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-    }
-
-    fn distribution(&self, m: Metric) -> Distribution {
-        let s = m.scale();
-        let some = |v: f64| (self.n > 0).then_some(v / s);
-        // A histogram bucket's value may lie past the exact extremes (a p99 of 351.23 ms over
-        // a max of 351.00): a percentile is clamped into [min, max].
-        let q = |q: f64| {
-            (self.n > 0)
-                .then(|| (self.hist.value_at_quantile(q) as f64).clamp(self.min, self.max) / s)
-        };
-        let mean = self.sum / self.n.max(1) as f64;
-        let var = (self.sum_sq / self.n.max(1) as f64 - mean * mean).max(0.0);
-        Distribution {
-            key: m.key(),
-            label: m.label(),
-            count: self.n,
-            mean: some(mean),
-            p50: q(0.5),
-            p90: q(0.9),
-            p95: q(0.95),
-            p99: q(0.99),
-            p999: q(0.999),
-            // min and max are exact, not histogram buckets.
-            min: some(self.min),
-            max: some(self.max),
-            stddev: some(var.sqrt()),
-            intervals: if m == Metric::ItlMs {
-                None
-            } else {
-                self.intervals(s)
-            },
-            shape: self.shape(s),
-        }
     }
 }
 
@@ -506,6 +426,7 @@ pub struct StatsBuilder {
     slo: Option<Slo>,
     labels: labels::Labels,
     turns: turns::Turns,
+    cache: cache::CacheSplit,
     /// Up to two distinct `max_tokens` the measured records sent.
     max_tokens_sent: Vec<u32>,
     errors: errors::ErrorTally,
@@ -525,6 +446,7 @@ impl StatsBuilder {
             slo: None,
             labels: labels::Labels::default(),
             turns: turns::Turns::default(),
+            cache: cache::CacheSplit::default(),
             max_tokens_sent: Vec::new(),
             errors: errors::ErrorTally::default(),
         }
@@ -550,6 +472,7 @@ impl StatsBuilder {
         self.labels.add(r, self.slo);
         self.errors.add(r);
         self.turns.add(r, self.slo);
+        self.cache.add(r, self.slo);
         if let Some(n) = r.max_tokens.filter(|n| !self.max_tokens_sent.contains(n))
             && self.max_tokens_sent.len() < 2
         {
@@ -575,6 +498,7 @@ impl StatsBuilder {
             warmup_requests: self.warmup,
             labels: self.labels.finish(),
             turns: self.turns.finish(),
+            cache: self.cache.finish(),
             varied_max_tokens: self.max_tokens_sent.len() > 1,
             errors: self.errors.top(),
         }

@@ -292,6 +292,14 @@ async fn with_the_mock_prefix_cache_ttft_by_turn_follows_the_model_and_cached_to
     let prompt: u64 = records.iter().map(|r| r.input_tokens.unwrap()).sum();
     let share = outcome.summary.all.cache_hit_share.unwrap();
     assert!((share - cached as f64 / prompt as f64).abs() < 1e-12);
+    // The report shows TTFT by turn and the prefix cache's split.
+    let md = std::fs::read_to_string(&outcome.files().unwrap().markdown).unwrap();
+    assert!(
+        md.contains("## TTFT by turn") && md.contains("## Prefix cache"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(&outcome.files().unwrap().html).unwrap();
+    assert!(html.contains("<h2>TTFT by turn</h2>"), "{html}");
 }
 
 /// At a per-user turn rate, each turn is due 1/rate after the one before it was due, on the

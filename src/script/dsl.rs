@@ -12,6 +12,7 @@ use rhai::{Dynamic, Engine, FnPtr, Map};
 use super::callbacks::{AssertDraft, Compiled, ScriptCheck, ScriptPrompt};
 use super::opts::Opts;
 use super::phases::{number, phase_options, sweep_phases};
+use super::pool::PoolHandle;
 use super::prompts::content_of;
 use super::sessions::{ScriptSession, SessionDraft};
 use super::shape::{body_fields, header_pairs};
@@ -85,6 +86,7 @@ enum PromptDraft {
     Fixed(Content),
     Function(FnPtr),
     Session(SessionDraft),
+    Pool(PoolHandle),
 }
 
 impl Draft {
@@ -159,6 +161,7 @@ impl Draft {
                 pace: d.pace,
                 generator: Arc::new(ScriptSession::new(prompts, d, request.seed)),
             }),
+            PromptDraft::Pool(p) => Prompt::Generated(p.0),
         };
         let assertions = self
             .assertions
@@ -493,9 +496,10 @@ fn request_options(map: Map, tokens: &TokenizerSet) -> RhaiResult<RequestDraft> 
         }
     };
     let prompt = match o.take("prompt") {
-        None => return Err("request: prompt is required: a string, a list of messages, a function of the request index like |i| `Question ${i}: ...`, or session(#{ ... })".into()),
+        None => return Err("request: prompt is required: a string, a list of messages, a function of the request index like |i| `Question ${i}: ...`, session(#{ ... }) or prefix_pool(#{ ... })".into()),
         Some(v) if v.is_fnptr() => PromptDraft::Function(v.cast::<FnPtr>()),
         Some(v) if v.is::<SessionDraft>() => PromptDraft::Session(v.cast::<SessionDraft>()),
+        Some(v) if v.is::<PoolHandle>() => PromptDraft::Pool(v.cast::<PoolHandle>()),
         Some(v) => PromptDraft::Fixed(content_of(v).map_err(|e| format!("request: prompt: {e}"))?),
     };
     let system = o.string("system")?;

@@ -23,6 +23,7 @@
 //!   assertion call running now at its next operation ("... was cancelled") and makes every
 //!   later call of that plan fail at once. Clones share the flag; keep one before loading.
 
+mod blocks;
 mod budget;
 mod callbacks;
 pub mod dataset;
@@ -31,6 +32,7 @@ pub mod lengths;
 mod library;
 mod opts;
 mod phases;
+mod pool;
 pub mod prompts;
 mod sessions;
 mod shape;
@@ -345,6 +347,7 @@ fn engine(
     let tokens = prompts::register(&mut engine, base.clone(), default_rng);
     targets::register(&mut engine, &draft, configs, allowed_env);
     sessions::register(&mut engine);
+    pool::register(&mut engine, tokens.clone());
     let files = dsl::Files { base, tokens };
     trace::register(&mut engine, &draft, &files);
     dsl::register(&mut engine, draft, files);
@@ -357,5 +360,7 @@ mod sandbox_tests;
 mod tests;
 #[cfg(test)]
 mod tests_lengths;
+#[cfg(test)]
+mod tests_pool;
 #[cfg(test)]
 mod tests_prompts;

@@ -10,8 +10,8 @@
 //!   `Total tokens`, `Log Type`, not used); every prompt is its own text.
 //! - `jsonl`: JSONL of `timestamp` (ms), `prompt` or `messages`, and `max_tokens` (optional).
 //!
-//! Synthesised prompts are made of words that are one token each (with their leading space) in
-//! the named encoding, so a prompt of n words is exactly n tokens. Errors name the file and line.
+//! Synthesised prompts are `blocks::BlockText`: words that are one token each in the named
+//! encoding, so a prompt of n words is exactly n tokens. Errors name the file and line.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,12 +20,12 @@ use std::time::Duration;
 use rhai::{Engine, Map};
 
 use super::RhaiResult;
+use super::blocks::BlockText;
 use super::dsl::{Files, Shared, lock};
 use super::library::locate_dataset;
 use super::opts::Opts;
 use super::prompts::content_of;
 use super::tokens::Tokens;
-use super::words::{Rng, VOCABULARY};
 use crate::plan::{Arrival, Content, Phase, PromptGenerator, Ramp, Replay, RequestShape};
 
 /// Tokens per hash id in a Mooncake trace.
@@ -225,10 +225,8 @@ fn burstgpt_line(row: &str, [ts, req, resp]: &[usize; 3]) -> Result<Line, String
 /// The replayed requests: line k's prompt and `max_tokens` for request k of the phase.
 pub struct TracePrompts {
     lines: Vec<Line>,
-    /// Words of one token each (with their leading space) in the encoding.
-    words: Vec<String>,
-    block: usize,
-    seed: u64,
+    /// A hash id's block of text, and each request's own words past its blocks.
+    text: BlockText,
     source: String,
 }
 
@@ -240,51 +238,17 @@ impl TracePrompts {
         seed: u64,
         source: String,
     ) -> Result<Self, String> {
-        let mut words: Vec<String> = VOCABULARY
-            .iter()
-            .map(|w| format!(" {w}"))
-            .filter(|w| tok.encode(w).len() == 1)
-            .collect();
-        words.sort();
-        words.dedup();
-        let sample: String = words.iter().cycle().take(64).map(String::as_str).collect();
-        if words.len() < 16 || tok.encode(&sample).len() != 64 {
-            return Err(
-                "trace: this tokenizer does not count one token per prompt word, so prompts of exact lengths cannot be made; use a tiktoken encoding (cl100k_base, o200k_base)".into(),
-            );
-        }
         Ok(Self {
             lines,
-            words,
-            block,
-            seed,
+            text: BlockText::new(tok, block, seed, "trace")?,
             source,
         })
-    }
-
-    /// Appends `n` words drawn from `rng`.
-    fn words_into(&self, rng: &mut Rng, n: usize, out: &mut String) {
-        for _ in 0..n {
-            out.push_str(&self.words[rng.index(self.words.len())]);
-        }
     }
 
     /// Request `index`'s prompt of `input` tokens: a block per hash id (the same id, the same
     /// text), then words of its own past the last block.
     pub fn synthesize(&self, index: u64, input: usize, hash_ids: &[u64]) -> String {
-        let mut out = String::with_capacity(input * 8);
-        let mut left = input;
-        for &h in hash_ids {
-            if left == 0 {
-                break;
-            }
-            let n = left.min(self.block);
-            self.words_into(&mut Rng::for_request(self.seed, h), n, &mut out);
-            left -= n;
-        }
-        let mut own = Rng::for_request(self.seed ^ 0x7ACE_F00D, index);
-        self.words_into(&mut own, left, &mut out);
-        out
+        self.text.synthesize(index, input, hash_ids)
     }
 }
 
