@@ -12,6 +12,7 @@ pub mod interval;
 mod labels;
 mod metric;
 mod pace;
+pub mod ramp;
 mod round;
 pub mod sample;
 mod shape;
@@ -20,8 +21,6 @@ pub mod timeline;
 pub mod trials;
 mod turns;
 mod warnings;
-pub use crate::record::Requested;
-pub use counts::TokenDiscrepancy;
 pub use labels::MAX_LABELS;
 pub use metric::Metric;
 pub use pace::Pace;
@@ -29,6 +28,7 @@ use round::round_to_unit;
 pub use shape::{Bin, Shape};
 pub use turns::MAX_TURN_ROWS;
 pub use warnings::{START_LATE_MS, TokenCounter, Warning, behind_schedule};
+pub use {crate::record::Requested, counts::TokenDiscrepancy};
 
 use std::collections::BTreeMap;
 

@@ -319,12 +319,14 @@ fn write_export(path: &Path, runs: &[StoredRun], baseline: usize) -> Result<(), 
         &runs[baseline].info.id,
         runs.iter()
             .map(|r| {
+                let o = &r.outcome;
                 RunExport::new(
                     &r.info,
                     &r.analysis.summary,
                     &r.analysis.timeline,
                     &r.warnings,
                 )
+                .with_outcome(o.slo, &o.verdicts, o.sweep.as_ref())
             })
             .collect(),
     );
