@@ -368,7 +368,7 @@ fn a_ramp_report_draws_one_point_per_window_reads_back_alike_and_prints_its_tabl
             "--set",
             "ramp=5",
             "--set",
-            "hold=1",
+            "hold=3",
             "--no-compare-report",
             "--no-progress",
         ],
@@ -428,6 +428,35 @@ fn a_ramp_report_draws_one_point_per_window_reads_back_alike_and_prints_its_tabl
     };
     assert_eq!(section(&html), section(&again));
     assert!(section(&html).contains("hold phase keeps up"));
+
+    // A second, gentler ramp: the comparison overlays both runs' windows, one line each.
+    let mut args = vec![script.to_str().unwrap()];
+    args.extend(["--set", "peak=30", "--set", "ramp=5", "--set", "hold=3"]);
+    args.extend(["--no-compare-report", "--no-progress"]);
+    let out = common::in_folder(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = common::llmbench()
+        .args(["report", "--results", results.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let comparison =
+        std::fs::read_to_string(results.join("reports/benchmark_report.html")).unwrap();
+    let curves = svg(&comparison, "curves-e2el-throughput");
+    assert_eq!(
+        curves.matches("<path class=\"series\"").count(),
+        2,
+        "{curves}"
+    );
+    let per_series: Vec<usize> = (0..2)
+        .map(|i| curves.matches(&format!("data-series=\"{i}\"")).count())
+        .collect();
+    assert!(per_series.contains(&windows), "{per_series:?} vs {windows}");
+    assert!(per_series.iter().all(|&n| n >= 2), "{per_series:?}");
 
     let Some(chromium) = chromium() else { return };
     check_page(

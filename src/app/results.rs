@@ -347,6 +347,7 @@ pub fn render_comparison(
             warnings: &r.warnings,
             errors: &r.analysis.summary.errors,
             report_link: format!("{}.html", r.info.id),
+            levels: r.load_levels(),
         })
         .collect();
     let ctx = ComparisonContext::new(&compared, baseline);

@@ -10,11 +10,12 @@ use crate::outcome::sweep::{DEFAULT_ATTAINMENT, SweepOutcome};
 use crate::outcome::verdict::Verdict;
 use crate::plan::Slo;
 use crate::record::{RecordReadError, RequestRecord, RunFiles, RunInfo, for_each_record};
-use crate::stats::Warning;
 use crate::stats::analysis::{Analysis, Analyzer, telemetry_over};
+use crate::stats::{PhaseStats, Warning};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::TelemetrySummary;
 
+use super::sweep_charts::{LoadPoint, RampView, SweepView};
 use super::{Files, ReportContext};
 
 /// A finished run, read back from its files.
@@ -49,6 +50,23 @@ pub struct StoredOutcome {
 }
 
 impl StoredRun {
+    /// Its load levels as its report draws them: a capacity sweep's steps, else its first
+    /// ramp's windows (empty without either).
+    pub fn load_levels(&self) -> Vec<LoadPoint> {
+        let (o, t) = (&self.outcome, &self.analysis.timeline);
+        if let Some(sweep) = &o.sweep {
+            let phases: Vec<&PhaseStats> = self.analysis.summary.phases.iter().collect();
+            return SweepView::new(sweep, &phases, o.slo.as_ref(), t).steps;
+        }
+        let attainment = o.attainment.unwrap_or(DEFAULT_ATTAINMENT);
+        self.analysis
+            .ramps
+            .iter()
+            .find_map(|r| RampView::new(r, o.slo.as_ref(), attainment, t))
+            .map(|r| r.view.steps)
+            .unwrap_or_default()
+    }
+
     /// What the report templates render for this run, telemetry, SLO, assertions, sweep and
     /// ramps included, as the run rendered it.
     pub fn report_context(&self) -> ReportContext<'_> {
