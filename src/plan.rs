@@ -53,6 +53,15 @@ pub struct Plan {
     pub cancel: Cancel,
 }
 
+impl Plan {
+    /// Indices of the ramp phases (`Phase::is_ramp`).
+    pub fn ramp_phases(&self) -> Vec<usize> {
+        (0..self.phases.len())
+            .filter(|&i| self.phases[i].is_ramp())
+            .collect()
+    }
+}
+
 /// Stops the running (and every later) call into one loaded script. Clones share the flag.
 #[derive(Clone, Debug, Default)]
 pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
@@ -550,6 +559,12 @@ impl Phase {
     /// Open loop (arrivals at a rate) or closed loop (a fixed number of users).
     pub fn is_open_loop(&self) -> bool {
         self.rate.is_some()
+    }
+
+    /// A measured phase whose rate or concurrency changes over time: the report cuts it into
+    /// windows (`stats::ramp`).
+    pub fn is_ramp(&self) -> bool {
+        !self.warmup && self.ramp != Ramp::default()
     }
 
     /// Requests this phase is expected to send, where that can be known in advance.

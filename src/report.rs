@@ -25,11 +25,12 @@ use crate::outcome::sweep::SweepOutcome;
 use crate::outcome::verdict::Verdict;
 use crate::plan::Slo;
 use crate::record::{Outcome, RunFiles, RunInfo};
+use crate::stats::ramp::RampWindows;
 use crate::stats::timeline::Timeline;
 use crate::stats::{Distribution, Metric, PhaseStats, STAT_KEYS, Summary, Warning};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::{Energy, TelemetrySummary};
-use sweep_charts::SweepView;
+use sweep_charts::{RampView, SweepView};
 
 /// Templates the binary carries, by name.
 const EMBEDDED: [(&str, &str); 7] = [
@@ -112,6 +113,8 @@ pub struct ReportContext<'a> {
     pub sweep: Option<&'a SweepOutcome>,
     /// The sweep's steps as curves and a table (knee, Pareto front), with `sweep`.
     pub sweep_view: Option<SweepView>,
+    /// Each ramp phase's windows as the same curves and table.
+    pub ramps: Vec<RampView>,
 }
 
 /// A run's files as shown to the user.
@@ -168,6 +171,7 @@ impl<'a> ReportContext<'a> {
             verdicts: &[],
             sweep: None,
             sweep_view: None,
+            ramps: Vec::new(),
         }
     }
 
@@ -194,6 +198,21 @@ impl<'a> ReportContext<'a> {
             let phases: Vec<&PhaseStats> = self.phases.iter().map(|p| p.stats).collect();
             SweepView::new(s, &phases, self.slo.as_ref(), timeline)
         });
+        self
+    }
+
+    /// Adds the ramp phases' curves, a window meeting the SLO `with_verdicts` gave (call that
+    /// first) when `attainment` (0..=1) of its requests were good.
+    pub fn with_ramps(
+        mut self,
+        ramps: &[RampWindows],
+        attainment: f64,
+        timeline: &Timeline,
+    ) -> Self {
+        self.ramps = ramps
+            .iter()
+            .filter_map(|r| RampView::new(r, self.slo.as_ref(), attainment, timeline))
+            .collect();
         self
     }
 

@@ -14,6 +14,7 @@ pub mod interval;
 mod labels;
 mod metric;
 mod pace;
+pub mod ramp;
 mod round;
 pub mod sample;
 mod shape;
@@ -22,15 +23,14 @@ pub mod timeline;
 pub mod trials;
 mod turns;
 mod warnings;
-pub use crate::record::Requested;
 use acc::Acc;
-pub use counts::TokenDiscrepancy;
 pub use labels::MAX_LABELS;
 pub use metric::Metric;
 pub use pace::Pace;
 pub use shape::{Bin, Shape};
 pub use turns::MAX_TURN_ROWS;
 pub use warnings::{START_LATE_MS, TokenCounter, Warning, behind_schedule};
+pub use {crate::record::Requested, counts::TokenDiscrepancy};
 
 use std::collections::BTreeMap;
 

@@ -5,6 +5,7 @@
 //! LLMBENCH_REQUIRE_CHROMIUM=1 (as .ci/run sets), which makes a missing Chromium a failure.
 
 mod common;
+mod printing;
 mod report_fixture;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::process::Command;
 use llmbench::app::chromium::{find_chromium, headless_args};
 use llmbench::app::results::render_comparison;
 use llmbench::report::Renderer;
+use printing::{assert_printed, column_headers, print_on_a4};
 
 fn chromium() -> Option<PathBuf> {
     let found = find_chromium();
@@ -298,12 +300,196 @@ fn the_capacity_sweep_report_draws_latency_against_throughput_with_slo_and_knee(
         table.contains("<td>yes</td>"),
         "no Pareto-optimal step: {table}"
     );
+    // Read back from its files, the run's report draws the same sweep.
+    let again = read_back(&page);
+    let mut ids: Vec<String> = ["ttft", "tpot", "e2el"]
+        .iter()
+        .flat_map(|m| ["throughput", "concurrency"].map(|a| format!("sweep-{m}-{a}")))
+        .collect();
+    ids.push("sweep-rates".into());
+    for id in &ids {
+        assert_eq!(svg(&html, id), svg(&again, id), "{id} read back");
+    }
+    assert_eq!(
+        table_of(&html, "sweep-steps"),
+        table_of(&again, "sweep-steps")
+    );
     let Some(chromium) = chromium() else { return };
     check_page(
         &chromium,
         &page,
         &["sweep-ttft-throughput", "sweep-rates", "ttft-time"],
     );
+}
+
+/// The table with id `id` in `html`.
+fn table_of<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let len = html[start..].find("</table>").unwrap();
+    &html[start..start + len]
+}
+
+/// The HTML report of the run whose report is `page`, rendered again from the run's files
+/// (`results/raw/<id>.jsonl` and `results/runs/<id>.json`) as `llmbench report` reads them.
+fn read_back(page: &Path) -> String {
+    let id = page.file_stem().unwrap().to_str().unwrap();
+    let results = page.parent().unwrap().parent().unwrap();
+    let run = llmbench::report::stored::load_run(&results.join(format!("raw/{id}.jsonl"))).unwrap();
+    Renderer::new(None)
+        .run_report(&run.report_context())
+        .unwrap()
+        .html
+}
+
+/// The requests of phase `phase` in the summary CSV of the run whose report is `page`.
+fn phase_requests(page: &Path, phase: &str) -> usize {
+    let id = page.file_stem().unwrap().to_str().unwrap();
+    let results = page.parent().unwrap().parent().unwrap();
+    let csv = std::fs::read_to_string(results.join(format!("summary/{id}.csv"))).unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.split(',').next() == Some(phase))
+        .unwrap_or_else(|| panic!("no row {phase}: {csv}"));
+    row.split(',').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_ramp_report_draws_one_point_per_window_reads_back_alike_and_prints_its_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ramp-and-gate.rhai");
+    let out = common::in_folder(
+        dir.path(),
+        &[
+            script.to_str().unwrap(),
+            "--set",
+            "peak=40",
+            "--set",
+            "ramp=5",
+            "--set",
+            "hold=3",
+            "--no-compare-report",
+            "--no-progress",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = dir.path().join("results");
+    let page = run_report(&results, ".html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    // About 100 requests ramp from 1 to 40 req/s: 20 or more a window, at most 10 windows.
+    let windows = llmbench::stats::ramp::window_count(phase_requests(&page, "ramp"));
+    assert!(windows >= 2, "{windows} windows");
+    let ids: Vec<String> = ["ttft", "tpot", "e2el"]
+        .iter()
+        .flat_map(|m| ["throughput", "concurrency"].map(|a| format!("ramp-ramp-{m}-{a}")))
+        .chain(["ramp-ramp-rates".to_owned()])
+        .collect();
+    for id in &ids[..6] {
+        let chart = svg(&html, id);
+        for series in 0..2 {
+            let points = chart
+                .matches(&format!("<circle class=\"point\" data-series=\"{series}\""))
+                .count();
+            assert_eq!(points, windows, "{id}: series {series} has {points} points");
+        }
+        // The relaxed SLO holds for every window: the top one is marked as the limit's floor.
+        assert_eq!(
+            chart.matches("<g class=\"mark\"").count(),
+            1,
+            "{id}: the knee"
+        );
+    }
+    // The script's SLO limits TTFT and TPOT: each has its line (or its note above the range).
+    for id in ["ramp-ramp-ttft-throughput", "ramp-ramp-tpot-throughput"] {
+        assert_eq!(
+            svg(&html, id).matches("<g class=\"rule\"").count(),
+            1,
+            "{id}"
+        );
+    }
+    let table = table_of(&html, "ramp-ramp-windows");
+    assert_eq!(table.matches("<tr").count(), windows + 1);
+    assert!(table.contains("limit ≥ here"), "{table}");
+
+    // Read back from its files, the run's report draws the same ramp, SLO and assertions.
+    let again = read_back(&page);
+    for id in &ids {
+        assert_eq!(svg(&html, id), svg(&again, id), "{id} read back");
+    }
+    assert_eq!(table, table_of(&again, "ramp-ramp-windows"));
+    let section = |h: &str| {
+        let s = &h[h.find("<h2>SLO and assertions</h2>").expect("SLO section")..];
+        s[..s[4..].find("<h2>").unwrap()].to_owned()
+    };
+    assert_eq!(section(&html), section(&again));
+    assert!(section(&html).contains("hold phase keeps up"));
+
+    // A second, gentler ramp: the comparison overlays both runs' windows, one line each.
+    let mut args = vec![script.to_str().unwrap()];
+    args.extend(["--set", "peak=30", "--set", "ramp=5", "--set", "hold=3"]);
+    args.extend(["--no-compare-report", "--no-progress"]);
+    let out = common::in_folder(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = common::llmbench()
+        .args(["report", "--results", results.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let comparison =
+        std::fs::read_to_string(results.join("reports/benchmark_report.html")).unwrap();
+    let curves = svg(&comparison, "curves-e2el-throughput");
+    assert_eq!(
+        curves.matches("<path class=\"series\"").count(),
+        2,
+        "{curves}"
+    );
+    let per_series: Vec<usize> = (0..2)
+        .map(|i| curves.matches(&format!("data-series=\"{i}\"")).count())
+        .collect();
+    assert!(per_series.contains(&windows), "{per_series:?} vs {windows}");
+    assert!(per_series.iter().all(|&n| n >= 2), "{per_series:?}");
+
+    let Some(chromium) = chromium() else { return };
+    check_page(
+        &chromium,
+        &page,
+        &["ramp-ramp-ttft-throughput", "ttft-time"],
+    );
+    // `report RUN --pdf` prints the run's own report; every column header of its wide tables
+    // (the summary and the ramp's windows) survives printing, on the default paper and on A4.
+    let id = page.file_stem().unwrap().to_str().unwrap();
+    let out = common::llmbench()
+        .args([
+            "report",
+            id,
+            "--pdf",
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .env("LLMBENCH_CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut headers = column_headers(&html, "summary");
+    assert_eq!(headers.len(), 15, "{headers:?}");
+    headers.extend(column_headers(&html, "ramp-ramp-windows"));
+    let a4 = print_on_a4(&chromium, &html, &results.join("reports/run.a4.html"));
+    for pdf in [page.with_extension("pdf"), a4] {
+        assert_printed(&pdf, &headers);
+    }
 }
 
 /// Runs the quickstart workload briefly against `url` in `dir`.
@@ -383,55 +569,11 @@ fn a_comparison_of_two_servers_overlays_their_cdfs_and_prints_every_column() {
     );
     // Every column header of the runs table survives printing (nothing clipped), on the
     // default paper and on A4.
-    let thead = &html[html.find("<table id=\"runs\"").unwrap()..];
-    let thead = &thead[..thead.find("</thead>").unwrap()];
-    let headers: Vec<String> = thead
-        .split("<th")
-        .skip(1)
-        .filter(|h| h.starts_with('>') || h.starts_with(' '))
-        .map(|h| {
-            let h = &h[h.find('>').unwrap() + 1..];
-            let h = h.split("</th>").next().unwrap();
-            h.split("<br>").next().unwrap().to_owned()
-        })
-        .collect();
+    let headers = column_headers(&html, "runs");
     assert!(headers.len() > 10, "{headers:?}");
     let a4 = results.join("reports/benchmark_report.a4.html");
-    std::fs::write(&a4, html.replace("</head>", "<style>@page { size: A4 portrait; } @page landscape { size: A4 landscape; }</style></head>")).unwrap();
-    let a4_pdf = a4.with_extension("pdf");
-    llmbench::app::chromium::print_pdf(&chromium, &a4, &a4_pdf).unwrap();
+    let a4_pdf = print_on_a4(&chromium, &html, &a4);
     for pdf in [results.join("reports/benchmark_report.pdf"), a4_pdf] {
-        let text = pdftotext(&pdf);
-        if text.is_empty() {
-            continue;
-        }
-        let words: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        for h in &headers {
-            let h = h.replace("&#x2f;", "/").replace("&amp;", "&");
-            // A header may wrap inside its cell: look for each of its words.
-            for w in h.split_whitespace() {
-                assert!(
-                    words.contains(w),
-                    "{}: header {h:?} (word {w:?}) missing",
-                    pdf.display()
-                );
-            }
-        }
-    }
-}
-
-/// The text of `pdf` (poppler's `pdftotext`); a missing `pdftotext` fails where Chromium is
-/// required (CI installs both), else the check is skipped with a message.
-fn pdftotext(pdf: &Path) -> String {
-    match Command::new("pdftotext").arg(pdf).arg("-").output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
-        other => {
-            assert!(
-                std::env::var("LLMBENCH_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
-                "pdftotext failed ({other:?}): install poppler-utils"
-            );
-            eprintln!("SKIPPED: pdftotext (poppler-utils) is not installed");
-            String::new()
-        }
+        assert_printed(&pdf, &headers);
     }
 }

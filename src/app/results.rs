@@ -319,12 +319,14 @@ fn write_export(path: &Path, runs: &[StoredRun], baseline: usize) -> Result<(), 
         &runs[baseline].info.id,
         runs.iter()
             .map(|r| {
+                let o = &r.outcome;
                 RunExport::new(
                     &r.info,
                     &r.analysis.summary,
                     &r.analysis.timeline,
                     &r.warnings,
                 )
+                .with_outcome(o.slo, &o.verdicts, o.sweep.as_ref())
             })
             .collect(),
     );
@@ -345,6 +347,7 @@ pub fn render_comparison(
             warnings: &r.warnings,
             errors: &r.analysis.summary.errors,
             report_link: format!("{}.html", r.info.id),
+            levels: r.load_levels(),
         })
         .collect();
     let ctx = ComparisonContext::new(&compared, baseline);

@@ -5,7 +5,7 @@
 //! saturation probe has its own row and is left out of the `all` row (`stats::StatsBuilder`),
 //! which holds the steps.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::{Phase, Slo, SweepStep};
 use crate::schedule::PhaseRun;
@@ -30,7 +30,7 @@ pub fn resolve(phase: &Phase, saturation: Option<f64>) -> Phase {
 }
 
 /// One sweep step's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepOutcome {
     pub phase: String,
     /// Offered rate (req/s).
@@ -42,7 +42,7 @@ pub struct StepOutcome {
 }
 
 /// What a sweep found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepOutcome {
     pub saturation_rps: f64,
     pub steps: Vec<StepOutcome>,

@@ -14,7 +14,7 @@ use crate::record::RequestRecord;
 use crate::stats::{PhaseStats, STAT_KEYS, StatsBuilder, Summary, empty_phase};
 
 /// One assertion's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Verdict {
     pub name: String,
     pub passed: bool,

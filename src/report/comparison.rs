@@ -1,7 +1,8 @@
 //! The comparison report's context: one row per run (target, model, workload, labels, time) with
 //! its key metrics over all measured phases, deltas against a baseline run, the runs grouped by
 //! model, by workload and by label, each `--repeat` trial set's across-trial means with their
-//! t intervals, and bar charts of each key metric across runs.
+//! t intervals, bar charts of each key metric across runs, and the runs' load curves (a
+//! sweep's steps or a ramp's windows) overlaid.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use serde::Serialize;
 
 use super::Chart;
 use super::charts::{self, BarGroup};
+use super::sweep_charts::LoadPoint;
 use crate::record::{RunInfo, labels_line};
 use crate::stats::Warning;
 use crate::stats::errors::ErrorCount;
@@ -81,6 +83,9 @@ pub struct ComparedRun<'a> {
     pub errors: &'a [ErrorCount],
     /// The run's own HTML report, relative to the comparison report.
     pub report_link: String,
+    /// Its load levels: a capacity sweep's steps, else its first ramp's windows (empty
+    /// without either), for the curves across runs.
+    pub levels: Vec<LoadPoint>,
 }
 
 /// One value and its change against the baseline.
@@ -148,6 +153,9 @@ pub struct ComparisonContext {
     pub workload_charts: Vec<Chart>,
     /// TTFT, TPOT and E2EL distributions of every run overlaid, one chart per metric.
     pub cdf_charts: Vec<Chart>,
+    /// TTFT and E2EL p99 against achieved req/s, one line per run with load levels (sweeps
+    /// and ramps).
+    pub curve_charts: Vec<Chart>,
 }
 
 impl ComparisonContext {
@@ -216,6 +224,7 @@ impl ComparisonContext {
         let charts = overview_charts(&rows);
         let workload_charts = matrix_charts(&rows, &by_workload);
         let cdf_charts = cdf_charts(runs, &rows);
+        let curve_charts = curve_charts(runs, &rows);
         Self {
             columns: COLUMNS.to_vec(),
             rows,
@@ -227,6 +236,7 @@ impl ComparisonContext {
             charts,
             workload_charts,
             cdf_charts,
+            curve_charts,
         }
     }
 }
@@ -310,6 +320,46 @@ fn cdf_charts(runs: &[ComparedRun<'_>], rows: &[Row]) -> Vec<Chart> {
                 title,
                 svg,
             })
+        })
+        .collect()
+}
+
+/// Latency p99 against achieved throughput, one line per run that has load levels (a sweep's
+/// steps or a ramp's windows, as its own report draws them); none when no run has them.
+fn curve_charts(runs: &[ComparedRun<'_>], rows: &[Row]) -> Vec<Chart> {
+    type P99 = fn(&LoadPoint) -> Option<f64>;
+    let metrics: [(&str, &str, P99); 2] = [
+        ("curves-ttft-throughput", "TTFT p99", |p| p.ttft_p99),
+        ("curves-e2el-throughput", "E2EL p99", |p| p.e2el_p99),
+    ];
+    if runs.iter().all(|r| r.levels.is_empty()) {
+        return Vec::new();
+    }
+    metrics
+        .iter()
+        .map(|&(id, label, of)| {
+            let series: Vec<charts::Series> = runs
+                .iter()
+                .zip(rows)
+                .filter(|(r, _)| !r.levels.is_empty())
+                .map(|(r, row)| charts::Series {
+                    name: row.label.clone(),
+                    points: r
+                        .levels
+                        .iter()
+                        .map(|p| (p.achieved, of(p).unwrap_or(f64::NAN)))
+                        .collect(),
+                })
+                .collect();
+            let title = format!("{label} against achieved req/s, every run's steps or windows");
+            let svg = charts::Plot::new(id, &title, "achieved req/s", "ms", &series)
+                .with_dots()
+                .svg();
+            Chart {
+                id: id.to_owned(),
+                title,
+                svg,
+            }
         })
         .collect()
 }

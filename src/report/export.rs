@@ -19,8 +19,8 @@ pub const COMPARISON_SCHEMA: &str = "llmbench.comparison/1";
 
 /// One run: what it was, its statistics per phase and overall, its warnings and timeline, and
 /// what it amounted to: the SLO it was measured against, each assertion's verdict and the
-/// sweep's outcome (`null`/empty when the plan had none, or when the run is re-read from its
-/// raw records by `llmbench report`).
+/// sweep's outcome (`null`/empty when the plan had none, or when a run re-read by `llmbench
+/// report` has no metadata file).
 #[derive(Debug, Serialize)]
 pub struct RunExport<'a> {
     pub schema: &'static str,
@@ -59,7 +59,7 @@ impl<'a> RunExport<'a> {
         }
     }
 
-    /// Adds what the run amounted to (a fresh run has it; a re-read one does not).
+    /// Adds what the run amounted to (a fresh run has it; a re-read one from its metadata).
     pub fn with_outcome(
         mut self,
         slo: Option<Slo>,

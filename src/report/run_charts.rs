@@ -1,8 +1,9 @@
 //! The charts of one run's HTML report, chosen and labelled here and drawn by `charts`:
 //! TTFT and E2EL distributions (histogram and CDF), input and output lengths (histograms), TTFT
 //! percentiles, throughput, in-flight and queued requests, offered, completed and failed
-//! requests over time with the phases marked (axes ending at the run's end), the per-request
-//! swim lanes of a small run, and per-phase comparisons.
+//! requests over time with the phases marked, telemetry series on the same time axis (every
+//! time axis ends at the run's end), the per-request swim lanes of a small run, and per-phase
+//! comparisons.
 
 use serde::Serialize;
 
@@ -183,18 +184,11 @@ fn telemetry(readings: &[Reading], t: &Timeline) -> Vec<Chart> {
             } else {
                 (name.to_owned(), "value")
             };
-            chart(
-                &id,
-                &title,
-                charts::line(
-                    &id,
-                    &title,
-                    "seconds since the run started",
-                    unit,
-                    &series,
-                    &bands,
-                ),
-            )
+            let svg = Plot::new(&id, &title, "seconds since the run started", unit, &series)
+                .with_bands(&bands)
+                .with_x_range((0.0, t.end_s()))
+                .svg();
+            chart(&id, &title, svg)
         })
         .collect()
 }
@@ -424,4 +418,49 @@ fn phases(summary: &Summary) -> Vec<Chart> {
         out.push(chart(id, title, charts::bars(id, title, unit, &series, &g)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::tests::rec;
+
+    /// The `<rect class="phase"` elements of an SVG: where its time axis puts each phase.
+    fn phase_bands(svg: &str) -> Vec<&str> {
+        svg.split("<rect class=\"phase\"")
+            .skip(1)
+            .map(|r| &r[..r.find("<title>").unwrap()])
+            .collect()
+    }
+
+    #[test]
+    fn telemetry_charts_share_the_request_charts_time_axis() {
+        // Requests from 0 to about 6.3 s; readings stop at 5.5 s, well inside the run.
+        let records: Vec<_> = (0..60)
+            .map(|i| rec(i, 0, i * 100_000, 20_000, 10_000, 5))
+            .collect();
+        let a = crate::stats::analysis::analyze(&records);
+        let readings: Vec<Reading> = (0..6)
+            .map(|s| Reading {
+                t_us: 500_000 + s * 1_000_000,
+                source: "nvml".into(),
+                name: "gpu_power_w".into(),
+                labels: Default::default(),
+                kind: Kind::Gauge,
+                value: 100.0 + s as f64,
+            })
+            .collect();
+        let mut charts = RunCharts::new(&a.summary, &a.timeline);
+        charts.add_telemetry(&readings, &a.timeline);
+        let power = &charts.telemetry[0];
+        assert_eq!(power.id, "telemetry-gpu-power-w");
+        let ttft = charts
+            .over_time
+            .iter()
+            .find(|c| c.id == "ttft-time")
+            .unwrap();
+        let bands = phase_bands(&power.svg);
+        assert_eq!(bands.len(), 1);
+        assert_eq!(bands, phase_bands(&ttft.svg), "the same x axis");
+    }
 }

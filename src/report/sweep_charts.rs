@@ -1,7 +1,8 @@
-//! A capacity sweep's steps as curves: latency (TTFT, TPOT, E2EL at p50 and p99) against
-//! achieved throughput and against measured concurrency, with the SLO limits and the knee
-//! marked; offered against achieved rate and goodput. Owns the two definitions the report
-//! states: the knee (`knee`) and the Pareto front of throughput against latency (`pareto`).
+//! Load levels as curves: a capacity sweep's steps, or a ramp phase's windows (`stats::ramp`),
+//! both as `LoadPoint`s: latency (TTFT, TPOT, E2EL at p50 and p99) against achieved
+//! throughput and against measured concurrency, with the SLO limits and the knee marked;
+//! offered against achieved rate and goodput. Owns the two definitions the report states: the
+//! knee (`knee`) and the Pareto front of throughput against latency (`pareto`).
 
 use serde::Serialize;
 
@@ -9,22 +10,24 @@ use super::Chart;
 use super::charts::{Mark, Plot, Rule, Series};
 use crate::outcome::sweep::SweepOutcome;
 use crate::plan::Slo;
+use crate::stats::ramp::{RampWindow, RampWindows};
 use crate::stats::timeline::Timeline;
 use crate::stats::{Metric, PhaseStats};
 
-/// One sweep step as the report shows it.
+/// One load level as the report shows it: a sweep step or a ramp window.
 #[derive(Debug, Clone, Serialize)]
-pub struct StepPoint {
-    pub phase: String,
+pub struct LoadPoint {
+    /// The step's phase, or `PHASE N/M` for window N of M of a ramp.
+    pub name: String,
     /// Offered rate (req/s).
     pub offered: f64,
-    /// Completed requests per second of the step's window.
+    /// Completed requests per second (a step: of its window; a ramp window: that ended in it).
     pub achieved: f64,
     /// Good requests per second (with an SLO).
     pub goodput: Option<f64>,
-    /// Good requests as a percentage of the step's requests (with an SLO).
+    /// Good requests as a percentage of the level's requests (with an SLO).
     pub good_rate: Option<f64>,
-    /// Mean requests in flight over the step's span (from the timeline).
+    /// Mean requests in flight over the level's span (from the timeline).
     pub concurrency: f64,
     pub ttft_p50: Option<f64>,
     pub ttft_p99: Option<f64>,
@@ -32,20 +35,69 @@ pub struct StepPoint {
     pub tpot_p99: Option<f64>,
     pub e2el_p50: Option<f64>,
     pub e2el_p99: Option<f64>,
-    /// No other step has at least its throughput and at most its E2EL p99 (one of them strictly).
+    /// No other level has at least its throughput and at most its E2EL p99 (one of them
+    /// strictly).
     pub pareto: bool,
     pub knee: bool,
 }
 
-/// The sweep section's curves and table.
+/// A sweep's or a ramp's curves and table.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepView {
-    pub steps: Vec<StepPoint>,
+    pub steps: Vec<LoadPoint>,
     pub charts: Vec<Chart>,
     /// How the knee was found: `slo` (the highest offered rate that met the SLO), `slo-all`
-    /// (every step met it: the top step, the limit is at or above it), `growth` (latency
+    /// (every level met it: the top one, the limit is at or above it), `growth` (latency
     /// started growing faster than throughput), or empty when there is none.
     pub knee_by: &'static str,
+}
+
+/// A ramp phase's curves, one point per window.
+#[derive(Debug, Clone, Serialize)]
+pub struct RampView {
+    pub phase: String,
+    /// Prefix of its charts' ids (`ramp-PHASE`).
+    pub id: String,
+    pub view: SweepView,
+}
+
+impl RampView {
+    /// A ramp phase's windows, a window meeting the SLO when `attainment` (0..=1) of its
+    /// requests were good; `None` when the ramp had too few requests for a curve.
+    pub fn new(
+        ramp: &RampWindows,
+        slo: Option<&Slo>,
+        attainment: f64,
+        t: &Timeline,
+    ) -> Option<Self> {
+        if ramp.windows.is_empty() {
+            return None;
+        }
+        let n = ramp.windows.len();
+        let points = ramp
+            .windows
+            .iter()
+            .map(|w| window_point(&ramp.phase, w, n, t))
+            .collect();
+        let id = format!(
+            "ramp-{}",
+            ramp.phase
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect::<String>()
+        );
+        let curves = Curves {
+            id: id.clone(),
+            level: "window",
+            slo,
+            attainment,
+        };
+        Some(Self {
+            id,
+            phase: ramp.phase.clone(),
+            view: SweepView::of(points, &curves),
+        })
+    }
 }
 
 /// Mean requests in flight over `[start_s, end_s]`, from the timeline's per-second means.
@@ -60,15 +112,15 @@ fn mean_in_flight(t: &Timeline, start_s: f64, end_s: f64) -> f64 {
     if span > 0.0 { busy / span } else { 0.0 }
 }
 
-fn point(p: &PhaseStats, offered: f64, t: &Timeline) -> StepPoint {
+fn step_point(p: &PhaseStats, offered: f64, t: &Timeline) -> LoadPoint {
     let m = |m: Metric| p.metric(m);
     let concurrency = t
         .phases
         .iter()
         .find(|s| s.name == p.name && !s.warmup)
         .map_or(0.0, |s| mean_in_flight(t, s.start_s, s.end_s));
-    StepPoint {
-        phase: p.name.clone(),
+    LoadPoint {
+        name: p.name.clone(),
         offered,
         achieved: p.req_per_s,
         goodput: p.goodput_req_per_s,
@@ -80,6 +132,25 @@ fn point(p: &PhaseStats, offered: f64, t: &Timeline) -> StepPoint {
         tpot_p99: m(Metric::TpotMs).p99,
         e2el_p50: m(Metric::E2elMs).p50,
         e2el_p99: m(Metric::E2elMs).p99,
+        pareto: false,
+        knee: false,
+    }
+}
+
+fn window_point(phase: &str, w: &RampWindow, of: usize, t: &Timeline) -> LoadPoint {
+    LoadPoint {
+        name: format!("{phase} {}/{of}", w.index),
+        offered: w.offered,
+        achieved: w.achieved,
+        goodput: w.goodput,
+        good_rate: w.good_rate,
+        concurrency: mean_in_flight(t, w.start_s, w.end_s),
+        ttft_p50: w.ttft_ms.0,
+        ttft_p99: w.ttft_ms.1,
+        tpot_p50: w.tpot_ms.0,
+        tpot_p99: w.tpot_ms.1,
+        e2el_p50: w.e2el_ms.0,
+        e2el_p99: w.e2el_ms.1,
         pareto: false,
         knee: false,
     }
@@ -129,39 +200,51 @@ pub fn knee(points: &[(f64, Option<f64>)], met: Option<&[bool]>) -> (Option<usiz
 }
 
 impl SweepView {
+    /// A capacity sweep's steps.
     pub fn new(
         sweep: &SweepOutcome,
         phases: &[&PhaseStats],
         slo: Option<&Slo>,
         t: &Timeline,
     ) -> Self {
-        let mut steps: Vec<StepPoint> = sweep
+        let steps: Vec<LoadPoint> = sweep
             .steps
             .iter()
             .filter_map(|s| {
                 let p = phases.iter().find(|p| p.name == s.phase)?;
-                Some(point(p, s.rate, t))
+                Some(step_point(p, s.rate, t))
             })
             .collect();
+        let curves = Curves {
+            id: "sweep".into(),
+            level: "step",
+            slo,
+            attainment: sweep.attainment,
+        };
+        Self::of(steps, &curves)
+    }
+
+    /// Marks the Pareto front and the knee of `steps` (in offered-rate order), and draws them.
+    fn of(mut steps: Vec<LoadPoint>, c: &Curves<'_>) -> Self {
         let front: Vec<(f64, Option<f64>)> =
             steps.iter().map(|s| (s.achieved, s.e2el_p99)).collect();
         for (s, optimal) in steps.iter_mut().zip(pareto(&front)) {
             s.pareto = optimal;
         }
-        let met: Option<Vec<bool>> = slo.map(|_| {
+        let met: Option<Vec<bool>> = c.slo.map(|_| {
             steps
                 .iter()
-                .map(|s| s.good_rate.is_some_and(|g| g >= sweep.attainment * 100.0))
+                .map(|s| s.good_rate.is_some_and(|g| g >= c.attainment * 100.0))
                 .collect()
         });
         let (k, mut knee_by) = knee(&front, met.as_deref());
-        if knee_by == "slo" && sweep.every_step_met {
+        if knee_by == "slo" && met.as_ref().is_some_and(|m| m.iter().all(|&ok| ok)) {
             knee_by = "slo-all";
         }
         if let Some(k) = k {
             steps[k].knee = true;
         }
-        let charts = charts(&steps, slo, k.map(|k| (k, knee_by)));
+        let charts = charts(&steps, c, k.map(|k| (k, knee_by)));
         Self {
             steps,
             charts,
@@ -170,8 +253,17 @@ impl SweepView {
     }
 }
 
+/// What the charts of a set of load levels are: their ids' prefix, what one level is
+/// (`step`, `window`), the SLO and the good share that meets it.
+struct Curves<'a> {
+    id: String,
+    level: &'static str,
+    slo: Option<&'a Slo>,
+    attainment: f64,
+}
+
 /// An x axis of the step charts: its id part, label and value.
-type AxisOf = (&'static str, &'static str, fn(&StepPoint) -> f64);
+type AxisOf = (&'static str, &'static str, fn(&LoadPoint) -> f64);
 /// One of a metric's (p50, p99).
 type Pick = fn((Option<f64>, Option<f64>)) -> Option<f64>;
 
@@ -179,15 +271,15 @@ type Pick = fn((Option<f64>, Option<f64>)) -> Option<f64>;
 type LatencyOf = (
     &'static str,
     &'static str,
-    fn(&StepPoint) -> (Option<f64>, Option<f64>),
+    fn(&LoadPoint) -> (Option<f64>, Option<f64>),
     Option<f64>,
 );
 
-fn charts(steps: &[StepPoint], slo: Option<&Slo>, knee: Option<(usize, &str)>) -> Vec<Chart> {
+fn charts(steps: &[LoadPoint], c: &Curves<'_>, knee: Option<(usize, &str)>) -> Vec<Chart> {
     if steps.is_empty() {
         return Vec::new();
     }
-    let limit = |f: fn(&Slo) -> Option<f64>| slo.and_then(f);
+    let limit = |f: fn(&Slo) -> Option<f64>| c.slo.and_then(f);
     let metrics: [LatencyOf; 3] = [
         (
             "ttft",
@@ -247,15 +339,15 @@ fn charts(steps: &[StepPoint], slo: Option<&Slo>, knee: Option<(usize, &str)>) -
                     x: x(&steps[k]),
                     y,
                     label: if by == "slo-all" {
-                        format!("{}: every step met the SLO", steps[k].phase)
+                        format!("{}: every {} met the SLO", steps[k].name, c.level)
                     } else {
-                        format!("knee: {}", steps[k].phase)
+                        format!("knee: {}", steps[k].name)
                     },
                 })
                 .into_iter()
                 .collect();
-            let id = format!("sweep-{key}-{axis}");
-            let title = format!("{label} against {x_label} (one point per step)");
+            let id = format!("{}-{key}-{axis}", c.id);
+            let title = format!("{label} against {x_label} (one point per {})", c.level);
             let svg = Plot::new(&id, &title, x_label, "ms", &series)
                 .with_dots()
                 .with_rules(&rules)
@@ -264,13 +356,13 @@ fn charts(steps: &[StepPoint], slo: Option<&Slo>, knee: Option<(usize, &str)>) -
             out.push(Chart { id, title, svg });
         }
     }
-    out.push(rates_chart(steps));
+    out.push(rates_chart(steps, &c.id));
     out
 }
 
 /// Achieved rate and goodput against the offered rate, with the offered rate itself as the
 /// diagonal a server that keeps up follows.
-fn rates_chart(steps: &[StepPoint]) -> Chart {
+fn rates_chart(steps: &[LoadPoint], id: &str) -> Chart {
     let mut series = vec![
         Series {
             name: "offered (keeping up)".into(),
@@ -290,7 +382,7 @@ fn rates_chart(steps: &[StepPoint]) -> Chart {
                 .collect(),
         });
     }
-    let id = "sweep-rates".to_owned();
+    let id = format!("{id}-rates");
     let title = "Achieved rate and goodput against offered rate".to_owned();
     let svg = Plot::new(&id, &title, "offered req/s", "req/s", &series)
         .with_dots()

@@ -34,6 +34,8 @@ pub struct RunOutcome {
     pub verdicts: Vec<Verdict>,
     /// What a capacity sweep found, if the plan held one.
     pub sweep: Option<SweepOutcome>,
+    /// The plan's ramp phases, cut into windows.
+    pub ramps: Vec<crate::stats::ramp::RampWindows>,
     /// The signal that stopped the run, if one did.
     pub interrupted: Option<Interrupt>,
     /// The prompt generator failed mid-run (a script error).
@@ -147,6 +149,7 @@ pub fn finish(
     RunOutcome {
         info,
         timeline: m.analysis.timeline,
+        ramps: m.analysis.ramps,
         telemetry,
         readings: m.readings,
         warnings,

@@ -73,7 +73,9 @@ impl Prepared {
         let feed = Feed::start_shard(&plan.request, &setup.model, plan.cancel.clone(), shard);
         let (replays, mut ready, replay_status) = replay_feeds(plan, &setup.model, shard);
         let mut sinks = Sinks {
-            stats: Analyzer::new().with_slo(plan.slo),
+            stats: Analyzer::new()
+                .with_slo(plan.slo)
+                .with_ramps(&plan.ramp_phases()),
             raw: raw.map(RawSink::new),
             others: vec![Box::new(Progress::new(
                 plan.expected_requests(),

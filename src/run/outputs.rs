@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::outcome::sweep::DEFAULT_ATTAINMENT;
 use crate::record::RunFiles;
 use crate::report::export::{RunExport, to_json};
 use crate::report::{Files, RenderError, Renderer, ReportContext};
@@ -91,6 +92,11 @@ fn report_context<'a>(
     .with_telemetry(&o.summary, timeline, &o.telemetry, &o.readings)
     .with_verdicts(o.setup.plan.slo, &o.verdicts)
     .with_sweep(o.sweep.as_ref(), timeline)
+    .with_ramps(
+        &o.ramps,
+        o.setup.plan.attainment.unwrap_or(DEFAULT_ATTAINMENT),
+        timeline,
+    )
 }
 
 /// `results/runs/<id>.json`: the run, its plan and target (secrets redacted), the client's

@@ -1,18 +1,20 @@
-//! One pass over a run's records into everything its reports need (statistics and timeline),
-//! and telemetry over the measured windows. A run being measured and `llmbench parse` /
+//! One pass over a run's records into everything its reports need (statistics, timeline and
+//! ramp windows), and telemetry over the measured windows. A run being measured and `llmbench parse` /
 //! `llmbench report` (through `report::stored`) all go through `Analyzer`, so they agree.
 
+use super::ramp::{RampBuilder, RampWindows};
 use super::timeline::{Timeline, TimelineBuilder};
 use crate::record::RequestRecord;
 use crate::stats::{StatsBuilder, Summary};
 use crate::telemetry::Reading;
 use crate::telemetry::summary::{TelemetrySummary, Window, summarize};
 
-/// Feeds every record to the statistics and the timeline.
+/// Feeds every record to the statistics, the timeline and the ramp windows.
 #[derive(Default)]
 pub struct Analyzer {
     stats: StatsBuilder,
     timeline: TimelineBuilder,
+    ramps: RampBuilder,
 }
 
 /// What a run's records say.
@@ -20,6 +22,8 @@ pub struct Analyzer {
 pub struct Analysis {
     pub summary: Summary,
     pub timeline: Timeline,
+    /// The ramp phases cut into windows (`stats::ramp`), in phase order.
+    pub ramps: Vec<RampWindows>,
 }
 
 impl Analyzer {
@@ -30,12 +34,20 @@ impl Analyzer {
     /// Counts good requests against `slo` (goodput), when there is one.
     pub fn with_slo(mut self, slo: Option<crate::plan::Slo>) -> Self {
         self.stats = self.stats.with_slo(slo);
+        self.ramps = std::mem::take(&mut self.ramps).with_slo(slo);
+        self
+    }
+
+    /// Cuts the phases at `indices` (ramps: their load changes over time) into windows.
+    pub fn with_ramps(mut self, indices: &[usize]) -> Self {
+        self.ramps = std::mem::take(&mut self.ramps).with_phases(indices);
         self
     }
 
     pub fn add(&mut self, r: &RequestRecord) {
         self.stats.add(r);
         self.timeline.add(r);
+        self.ramps.add(r);
     }
 
     /// The statistics' running state (`stats::state`), for a shard run's histogram file.
@@ -47,6 +59,7 @@ impl Analyzer {
         Analysis {
             summary: self.stats.finish(),
             timeline: self.timeline.finish(),
+            ramps: self.ramps.finish(),
         }
     }
 }

@@ -137,6 +137,7 @@ pub fn stored(info: RunInfo, records: &[RequestRecord]) -> StoredRun {
         readings: Vec::new(),
         telemetry: Default::default(),
         notes: Vec::new(),
+        outcome: Default::default(),
     }
 }
 
