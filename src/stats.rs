@@ -181,6 +181,17 @@ pub struct Summary {
     /// (none), each when any request fell in it (`cache::CacheSplit`). Not in `rows()`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache: Vec<PhaseStats>,
+    /// The run's first request (by intended start, warmup included) found prompt tokens in
+    /// the server's cache: nothing this run sent can have put them there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<WarmStart>,
+}
+
+/// What the server's cache held before a run's first request, as its usage said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WarmStart {
+    pub cached_tokens: u64,
+    pub prompt_tokens: Option<u64>,
 }
 
 impl Summary {
@@ -430,6 +441,8 @@ pub struct StatsBuilder {
     /// Up to two distinct `max_tokens` the measured records sent.
     max_tokens_sent: Vec<u32>,
     errors: errors::ErrorTally,
+    /// The earliest intended request so far (warmup included): when, and its cache usage.
+    first: Option<(u64, Option<u64>, Option<u64>)>,
 }
 
 impl Default for StatsBuilder {
@@ -449,6 +462,7 @@ impl StatsBuilder {
             cache: cache::CacheSplit::default(),
             max_tokens_sent: Vec::new(),
             errors: errors::ErrorTally::default(),
+            first: None,
         }
     }
 
@@ -459,6 +473,9 @@ impl StatsBuilder {
     }
 
     pub fn add(&mut self, r: &RequestRecord) {
+        if self.first.is_none_or(|(at, ..)| r.intended_us < at) {
+            self.first = Some((r.intended_us, r.cached_tokens, r.input_tokens));
+        }
         if r.warmup {
             self.warmup += 1;
             return;
@@ -501,6 +518,13 @@ impl StatsBuilder {
             cache: self.cache.finish(),
             varied_max_tokens: self.max_tokens_sent.len() > 1,
             errors: self.errors.top(),
+            warm_start: match self.first {
+                Some((_, Some(cached), prompt)) if cached > 0 => Some(WarmStart {
+                    cached_tokens: cached,
+                    prompt_tokens: prompt,
+                }),
+                _ => None,
+            },
         }
     }
 }

@@ -141,3 +141,27 @@ async fn four_prefixes_hit_the_cache_as_the_mock_counts_and_cache_bust_never_doe
     assert!(bust_md.contains("| uncached | 40 | 0.0 |"), "{bust_md}");
     assert!(!bust_md.contains("| cached |"), "{bust_md}");
 }
+
+/// The same workload twice against one mock: the first run starts cold and says nothing; the
+/// second run's first request finds its prefix cached by the first run, and the run warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_against_a_warm_cache_is_warned_about() {
+    use llmbench::stats::Warning;
+    let server = cached_mock();
+    let mut warned = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = common::plan(dir.path(), &pool_script(false));
+        common::target(&mut plan, &server);
+        let (outcome, _) = common::run(plan, dir.path()).await;
+        warned.push(outcome.warnings.iter().find_map(|w| match w {
+            Warning::WarmCache { cached_tokens, .. } => Some(*cached_tokens),
+            _ => None,
+        }));
+    }
+    assert_eq!(warned[0], None, "a cold start is not warned about");
+    // Request 0 of the second run repeats request 0 of the first: its 256-token prefix and
+    // its own suffix were stored, so all but the last prompt token's block is cached.
+    let cached = warned[1].expect("the second run warns");
+    assert!(cached >= 256, "{cached}");
+}

@@ -118,6 +118,12 @@ pub enum Warning {
     },
     /// Every request carried the same prompt text.
     FixedPrompt,
+    /// The run's first request found this many of its prompt tokens already in the server's
+    /// prefix cache: a cache left warm by an earlier run (or other traffic).
+    WarmCache {
+        cached_tokens: u64,
+        prompt_tokens: Option<u64>,
+    },
     /// Too few successful requests for stable tails.
     FewSamples { ok: u64 },
     /// llmbench's request thread was on the CPU this share (0..1) of the run.
@@ -204,6 +210,14 @@ impl fmt::Display for Warning {
                 f,
                 "Requests asked for max_tokens {asked} but {} up to {max:.0} output tokens, more than asked: the server does not honour max_tokens (or counts tokens its own way), so output lengths are the server's choice. Check the server's limit on output length, or whether it expects another parameter name (max_completion_tokens).",
                 counter.counted()
+            ),
+            Self::WarmCache {
+                cached_tokens,
+                prompt_tokens,
+            } => write!(
+                f,
+                "The run's first request found {cached_tokens}{} prompt tokens already in the server's prefix cache, before this run had sent anything: the cache was warm from an earlier run of these prompts (or other traffic), so the first requests' TTFT is not a cold start. Restart the server (or reset its prefix cache, e.g. vLLM's POST /reset_prefix_cache) before runs you compare, or vary the prompts (prefix_pool's seed, cache_bust).",
+                prompt_tokens.map_or(String::new(), |p| format!(" of its {p}"))
             ),
             Self::FixedPrompt => f.write_str(
                 "Every request sent the same prompt: a server's prefix cache may answer from cache and flatter TTFT. Make the prompt a function of the request index (prompt: |i| ...) to vary it.",
@@ -354,6 +368,12 @@ impl Summary {
             });
         }
         w.extend(length_warnings(a, requested));
+        if let Some(warm) = self.warm_start {
+            w.push(Warning::WarmCache {
+                cached_tokens: warm.cached_tokens,
+                prompt_tokens: warm.prompt_tokens,
+            });
+        }
         if requested.fixed_prompt && a.requests > 1 {
             w.push(Warning::FixedPrompt);
         }

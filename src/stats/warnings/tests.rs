@@ -181,3 +181,48 @@ fn empty_answers_are_counted_and_warned() {
     let w = s.warnings(&Requested::default());
     assert_eq!(w, vec![Warning::EmptyAnswers { empty: 3, ok: 200 }]);
 }
+
+#[test]
+fn a_cache_hit_on_the_runs_first_request_is_a_warm_cache() {
+    // 200 requests, the first (by intended start) a warmup; each later one reuses the one
+    // before it, as a prefix cache does.
+    let records = |first_cached: u64| -> Vec<crate::record::RequestRecord> {
+        (0..200)
+            .map(|i| {
+                let mut r = rec(i, 0, i * 1000, 1000, 1000, 10);
+                r.warmup = i == 0;
+                r.input_tokens = Some(100);
+                r.cached_tokens = Some(if i == 0 { first_cached } else { 64 });
+                r
+            })
+            .rev() // completion order need not be intended order
+            .collect()
+    };
+    let warm = summarize(&records(48)).warnings(&Requested::default());
+    assert_eq!(
+        warm,
+        [Warning::WarmCache {
+            cached_tokens: 48,
+            prompt_tokens: Some(100)
+        }]
+    );
+    let text = warm[0].to_string();
+    assert!(
+        text.contains("found 48 of its 100 prompt tokens already"),
+        "{text}"
+    );
+    // A cold start: the first request found nothing, the later hits are the run's own.
+    assert!(
+        summarize(&records(0))
+            .warnings(&Requested::default())
+            .is_empty()
+    );
+    // No usage on the first request: nothing to go by.
+    let mut unknown = records(48);
+    unknown.last_mut().unwrap().cached_tokens = None;
+    assert!(
+        summarize(&unknown)
+            .warnings(&Requested::default())
+            .is_empty()
+    );
+}
