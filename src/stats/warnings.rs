@@ -211,14 +211,7 @@ impl fmt::Display for Warning {
                 "Requests asked for max_tokens {asked} but {} up to {max:.0} output tokens, more than asked: the server does not honour max_tokens (or counts tokens its own way), so output lengths are the server's choice. Check the server's limit on output length, or whether it expects another parameter name (max_completion_tokens).",
                 counter.counted()
             ),
-            Self::WarmCache {
-                cached_tokens,
-                prompt_tokens,
-            } => write!(
-                f,
-                "The run's first request found {cached_tokens}{} prompt tokens already in the server's prefix cache, before this run had sent anything: the cache was warm from an earlier run of these prompts (or other traffic), so the first requests' TTFT is not a cold start. Restart the server (or reset its prefix cache, e.g. vLLM's POST /reset_prefix_cache) before runs you compare, or vary the prompts (prefix_pool's seed, cache_bust).",
-                prompt_tokens.map_or(String::new(), |p| format!(" of its {p}"))
-            ),
+            Self::WarmCache { .. } => f.write_str(&warm_cache(self)),
             Self::FixedPrompt => f.write_str(
                 "Every request sent the same prompt: a server's prefix cache may answer from cache and flatter TTFT. Make the prompt a function of the request index (prompt: |i| ...) to vary it.",
             ),
@@ -311,6 +304,21 @@ fn fewer_tokens(
         TokenCounter::Server => "the server stopped early (end of sequence), so runs with different output lengths do not compare. For fixed lengths ask the server to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
         _ => "a chunk may carry several tokens, so this may not mean the server stopped early; a server that honours stream_options.include_usage says. If it did stop early, ask it to ignore end-of-sequence (vLLM and llama.cpp: ignore_eos).",
     })
+}
+
+/// `Warning::WarmCache`'s message.
+fn warm_cache(w: &Warning) -> String {
+    let Warning::WarmCache {
+        cached_tokens,
+        prompt_tokens,
+    } = w
+    else {
+        return String::new();
+    };
+    format!(
+        "The run's first request found {cached_tokens}{} prompt tokens already in the server's prefix cache, before this run had sent anything: the cache was warm from an earlier run of these prompts (or other traffic), so the first requests' TTFT is not a cold start. Restart the server (or reset its prefix cache, e.g. vLLM's POST /reset_prefix_cache) before runs you compare, or vary the prompts (prefix_pool's seed, cache_bust).",
+        prompt_tokens.map_or(String::new(), |p| format!(" of its {p}"))
+    )
 }
 
 impl Serialize for Warning {
